@@ -1,0 +1,130 @@
+"""Plain data passed between the edges and the core: Article, Post, Receipt, Health, Delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One normalised feed entry. Text fields are plain text (HTML removed, entities decoded)."""
+
+    feed: str
+    key: str  # entry id/guid, else the normalised link
+    link: str
+    title: str
+    summary: str = ""
+    content: str = ""
+    author: str = ""
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    published: datetime | None = None  # aware UTC
+    updated: datetime | None = None  # aware UTC
+    image: str | None = None
+    image_alt: str = ""
+    feed_title: str = ""
+    language: str = ""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Categories then tags, without repeats, in feed order."""
+        seen: dict[str, None] = {}
+        for name in (*self.categories, *self.tags):
+            if name and name.casefold() not in {s.casefold() for s in seen}:
+                seen[name] = None
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class PostLimits:
+    """What the core must know about a platform to fit a post.
+
+    ``max_length`` is measured with the publisher's own ``count``. ``link_in_text`` says
+    whether the link must appear in the text for readers to see it (False where the
+    platform shows a separate card from ``Post.link``).
+    """
+
+    max_length: int
+    url_length: int | None = None  # every URL counts this many, where the platform says so
+    images: bool = True
+    link_card: bool = False  # the platform builds its own preview card from Post.link
+    image_required: bool = False
+    max_hashtags: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """What one channel will publish for one article; ``text`` is already within the limit."""
+
+    channel: str
+    key: str  # stable per delivery: idempotency key, marker, record key seed
+    text: str
+    article: Article
+    link: str | None = None
+    image: str | None = None
+    alt_text: str = ""
+    title: str = ""
+    description: str = ""  # for link cards: the article summary, shortened
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A platform's answer to a successful publish."""
+
+    remote_id: str
+    url: str | None = None
+
+
+class HealthLevel(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The answer of ``Publisher.check``: plain-words lines for admins."""
+
+    level: HealthLevel
+    summary: str
+    details: tuple[str, ...] = ()
+    expires_at: datetime | None = None  # credentials expiry, where the platform tells
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    WAITING = "waiting"  # transient failure, next try at next_attempt_at
+    UNCERTAIN = "uncertain"  # may have been published; reconcile or an editor decides
+    HELD = "held"  # channel paused, flood guard, pacing: visible, kept, not sent
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+OPEN_STATUSES = frozenset(
+    {DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.UNCERTAIN}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One article on one channel, across all attempts (a row of the store)."""
+
+    id: int
+    article_id: int
+    channel: str
+    status: DeliveryStatus
+    tries: int = 0
+    next_attempt_at: datetime | None = None
+    reason: str = ""
+    post_url: str | None = None
+    remote_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    first_try_at: datetime | None = None
+    repost_of: int | None = None
+    needs_editor: bool = False
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,233 @@
+"""The adapter seam: one Publisher subclass per platform, one error vocabulary.
+
+A publisher makes exactly ONE attempt per call. It never sleeps, loops, retries or
+touches the store; the core schedules retries from the errors it raises
+(see autopublish.errors). It takes its base URL from its options so tests can point
+it at a loopback fake, and it receives its HTTP session instead of building one.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import regex
+import requests
+from pydantic import BaseModel, ConfigDict
+
+from autopublish.errors import (
+    PermanentError,
+    PublishError,
+    TransientError,
+    UncertainError,
+)
+from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+
+URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")
+
+
+class PlatformOptions(BaseModel):
+    """Base of each platform's own config keys (``[channels.NAME]`` minus the common keys).
+
+    Secret keys are typed ``SecretRef`` (autopublish.secrets) and must be written
+    ``"${NAME}"`` in the config. Unknown keys are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherEnv:
+    """What a publisher gets from the composition root."""
+
+    session: requests.Session
+    state_dir: Path
+    timeout: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def count_graphemes(text: str) -> int:
+    return len(regex.findall(r"\X", text))
+
+
+class Publisher(ABC):
+    """One platform. Subclasses set the class data and implement publish/check."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]  # the platform's name as people write it: "Facebook"
+    Options: ClassVar[type[PlatformOptions]] = PlatformOptions
+    limits: ClassVar[PostLimits]
+    idempotent: ClassVar[bool] = False  # a retry with the same Post.key cannot post twice
+    can_read_back: ClassVar[bool] = False  # find_existing can settle an uncertain delivery
+    default_template: ClassVar[str] = "{title}\n\n{summary}\n\n{link}"
+
+    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
+        self.channel = channel
+        self.options = options
+        self.env = env
+
+    # --- length -----------------------------------------------------------------
+    def current_limits(self) -> PostLimits:
+        """The limits to fit posts to; an adapter may refine them (a Mastodon instance's own)."""
+        return self.limits
+
+    def count(self, text: str) -> int:
+        """The platform's own length of ``text``: graphemes, each URL counting url_length if set."""
+        url_length = self.current_limits().url_length
+        if url_length is None:
+            return count_graphemes(text)
+        total, last = 0, 0
+        for match in URL_PATTERN.finditer(text):
+            total += count_graphemes(text[last : match.start()]) + url_length
+            last = match.end()
+        return total + count_graphemes(text[last:])
+
+    # --- the three calls ---------------------------------------------------------
+    @abstractmethod
+    def publish(self, post: Post) -> Receipt:
+        """Make exactly one attempt. Raises a PublishError subclass on failure."""
+
+    def find_existing(self, post: Post) -> Receipt | None:
+        """Read the account back: the receipt of ``post`` if it was published, else None.
+
+        Raises NotImplementedError where the platform cannot tell; TransientError when
+        the read-back itself failed and may work later.
+        """
+        raise NotImplementedError
+
+    def check(self) -> Health:
+        """A cheap authenticated call for ``autopublish check``."""
+        return Health(HealthLevel.OK, f"{self.label}: nothing to check")
+
+    # --- helpers for subclasses --------------------------------------------------
+    def error(self, cls: type[PublishError], message: str, **kwargs: Any) -> PublishError:
+        return cls(message, platform=self.name, channel=self.channel, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        writes: bool,
+        what: str = "",
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one HTTP request with the channel's timeouts; translate transport failures.
+
+        ``writes``: the request may create a post. A failure after the request left
+        (read timeout, dropped connection) is then Uncertain; for reads it is Transient.
+        The raised message never contains the URL (it may carry a token).
+        """
+        kwargs.setdefault("timeout", self.env.timeout)
+        kwargs.setdefault("allow_redirects", False)
+        what = what or f"{self.label}"
+        try:
+            return self.env.session.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise self.transport_error(exc, writes=writes, what=what) from None
+
+    def transport_error(self, exc: BaseException, *, writes: bool, what: str) -> PublishError:
+        """Map a requests exception to the core's vocabulary (never echoing its text)."""
+        if isinstance(exc, requests.ConnectTimeout) or _is_refused(exc):
+            return self.error(
+                TransientError,
+                f"Could not reach {what}; will try again later",
+                detail=type(exc).__name__,
+            )
+        if isinstance(exc, (requests.ReadTimeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            if writes:
+                return self.error(
+                    UncertainError,
+                    f"{what} did not answer after receiving the post; it may have been published",
+                    detail=type(exc).__name__,
+                )
+            return self.error(TransientError, f"{what} did not answer in time; will try again later", detail=type(exc).__name__)
+        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+            return self.error(PermanentError, f"The address configured for {what} is not valid", detail=type(exc).__name__)
+        if writes:
+            return self.error(UncertainError, f"{what} failed in an unexpected way after sending; it may have been published", detail=type(exc).__name__)
+        return self.error(TransientError, f"{what} failed in an unexpected way; will try again later", detail=type(exc).__name__)
+
+    def read_json(self, response: requests.Response, *, writes: bool, what: str = "") -> Any:
+        """The JSON body of a response; an unreadable body after a write is Uncertain."""
+        try:
+            return response.json()
+        except ValueError:
+            what = what or self.label
+            if writes and response.status_code < 300:
+                raise self.error(
+                    UncertainError,
+                    f"{what} answered with a body that could not be read; the post may have been published",
+                    code=response.status_code,
+                ) from None
+            cls = TransientError if response.status_code >= 500 or response.status_code == 429 else PermanentError
+            if writes and response.status_code >= 500:
+                cls = UncertainError
+            raise self.error(cls, f"{what} answered HTTP {response.status_code} with a body that could not be read", code=response.status_code) from None
+
+
+def _is_refused(exc: BaseException) -> bool:
+    """True when the connection was never made (so the request never left)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = type(current).__name__
+        if name in {"NewConnectionError", "ConnectionRefusedError", "NameResolutionError", "ConnectTimeoutError", "gaierror"}:
+            return True
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        nxt = getattr(current, "reason", None)
+        if not isinstance(nxt, BaseException):
+            nxt = current.__cause__ or current.__context__
+        if not isinstance(nxt, BaseException) and current.args and isinstance(current.args[0], BaseException):
+            nxt = current.args[0]
+        current = nxt
+    return False
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def seconds_until_epoch(value: str | None, now: datetime) -> float | None:
+    """Seconds until a reset time given as epoch seconds (X, Discord, Bluesky headers)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value) - now.timestamp())
+    except ValueError:
+        return None
+
+
+def seconds_until_iso(value: str | None, now: datetime) -> float | None:
+    """Seconds until a reset time given as ISO 8601 (Mastodon's X-RateLimit-Reset)."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())

@@ -1,0 +1,74 @@
+"""The adapter contract, run against every (publisher, fake) pair.
+
+Each platform's fake module in tests/fakes/ exposes ``CONTRACT = ContractCase(...)``;
+tests/test_contract.py runs the same cases against all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from autopublish.models import Article, Post
+from autopublish.platforms import publisher_class
+from autopublish.platforms.base import Publisher, PublisherEnv
+from tests.fakes.base import FakeServer
+
+CANARY = "CANARY-s3cr3t-7f1e2d9a"
+
+
+@dataclass
+class ContractCase:
+    platform: str
+    make_fake: Callable[[], FakeServer]
+    options: Callable[[FakeServer], dict[str, Any]]  # the channel's keys as written in TOML
+    env: dict[str, str]  # environment the ${NAME} references resolve from
+    posts: Callable[[FakeServer], int]  # how many posts the fake holds now
+    needs_image: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sample_article(*, image: bool = True, link: str = "https://example.go.id/berita/myanmar-cordaid/") -> Article:
+    return Article(
+        feed="site",
+        key="https://example.go.id/?p=4242",
+        link=link,
+        title="Mendampingi CRO dalam Menerima Kunjungan dari Pemerintah Myanmar dan Cordaid Myanmar",
+        summary="Tim mendampingi Chief Resilience Officer menerima kunjungan delegasi Myanmar.",
+        content="Tim mendampingi Chief Resilience Officer menerima kunjungan delegasi Myanmar. Diskusi membahas ketahanan kota.",
+        author="admin",
+        categories=("Berita", "Jakarta Berketahanan", "Kegiatan"),
+        published=datetime(2026, 11, 27, 8, 30, tzinfo=UTC),
+        image="https://example.go.id/wp-content/uploads/2026/11/kunjungan.jpg" if image else None,
+        image_alt="Delegasi Myanmar di Balai Kota",
+        feed_title="Jakarta Berketahanan",
+        language="id",
+    )
+
+
+def sample_post(channel: str = "test", key: str = "ap-1", *, image: bool = True, text: str | None = None) -> Post:
+    article = sample_article(image=image)
+    body = text if text is not None else f"{article.title}\n\n{article.summary}\n\n{article.link}\n\n#Berita #JakartaBerketahanan #Kegiatan"
+    return Post(
+        channel=channel,
+        key=key,
+        text=body,
+        article=article,
+        link=article.link,
+        image=article.image,
+        alt_text=article.image_alt,
+        title=article.title,
+        description=article.summary,
+    )
+
+
+def build_publisher(case: ContractCase, fake: FakeServer, state_dir: Path, *, timeout: tuple[float, float] = (1.0, 0.5)) -> Publisher:
+    cls = publisher_class(case.platform)
+    options = cls.Options.model_validate(case.options(fake), context={"env": case.env})
+    env = PublisherEnv(session=requests.Session(), state_dir=state_dir, timeout=timeout, now=lambda: datetime.now(UTC))
+    return cls("test", options, env)

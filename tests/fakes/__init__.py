@@ -1,0 +1,1 @@
+"""Loopback HTTP servers that speak each platform's API (tests only)."""

@@ -1,0 +1,264 @@
+"""FakeServer: a real HTTP server on 127.0.0.1 that records requests and can be scripted.
+
+Subclasses speak one platform's API: they implement ``route(request)`` and
+``error_response(kind, request)`` for the kinds "rate_limit", "auth", "bad_request",
+"server_error" (in the platform's own error envelope), and ``is_publish(request)``.
+
+Faults are scripted per request:
+    fake.script("rate_limit")        # next publish request gets the platform's 429
+    fake.script("hang")              # next publish request is acted on, then no answer
+    fake.script("drop")              # next publish request is acted on, then the socket closes
+    fake.script("server_error", when=lambda r: r.path.endswith("/photos"))
+
+The server stops by itself after ``lifetime`` seconds and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+FAULT_KINDS = ("rate_limit", "auth", "bad_request", "server_error", "hang", "drop")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    form: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # name -> (filename, data)
+    json: Any = None
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """A value from the form, the JSON object or the query string, in that order."""
+        if name in self.form:
+            return self.form[name][0]
+        if isinstance(self.json, dict) and name in self.json:
+            value = self.json[name]
+            return value if isinstance(value, str) else json.dumps(value)
+        if name in self.query:
+            return self.query[name][0]
+        return default
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes | str | Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json_body(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
+        merged = {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
+        return cls(status, json.dumps(data).encode(), merged)
+
+
+@dataclass
+class _Fault:
+    kind: str
+    when: Callable[[Request], bool] | None
+    times: int
+
+
+def parse_body(headers: dict[str, str], body: bytes) -> tuple[dict[str, list[str]], dict[str, tuple[str, bytes]], Any]:
+    """Form fields, uploaded files and JSON from a request body."""
+    ctype = headers.get("content-type", "")
+    form: dict[str, list[str]] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    data: Any = None
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    elif ctype.startswith("multipart/form-data"):
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body
+        )
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            filename = part.get_filename()
+            payload = part.get_payload(decode=True) or b""
+            if filename is not None:
+                files[str(name)] = (filename, payload)
+            else:
+                form.setdefault(str(name), []).append(payload.decode("utf-8", "replace"))
+    elif "json" in ctype and body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+    return form, files, data
+
+
+class FakeServer:
+    """Base of every platform fake. Use as a context manager or call start()/stop()."""
+
+    hang_seconds = 3.0  # longer than the read timeout tests give the client
+
+    def __init__(self, lifetime: float = 300.0) -> None:
+        self.requests: list[Request] = []
+        self.faults: list[_Fault] = []
+        self.faults_fired: list[str] = []
+        self.lock = threading.RLock()
+        self._stopping = threading.Event()
+        self.lifetime = lifetime
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+        self.port = 0
+
+    # --- lifecycle -------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, port: int = 0) -> FakeServer:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def _handle(self) -> None:
+                fake._serve(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.shutdown()
+            server.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- scripting -------------------------------------------------------------
+    def script(self, kind: str, *, times: int = 1, when: Callable[[Request], bool] | None = None) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}")
+        with self.lock:
+            self.faults.append(_Fault(kind, when, times))
+
+    def _take_fault(self, request: Request) -> str | None:
+        with self.lock:
+            for fault in self.faults:
+                matches = fault.when(request) if fault.when else self.is_publish(request)
+                if matches:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    self.faults_fired.append(fault.kind)
+                    return fault.kind
+        return None
+
+    # --- for subclasses ----------------------------------------------------------
+    def route(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def error_response(self, kind: str, request: Request) -> Response:
+        raise NotImplementedError
+
+    def is_publish(self, request: Request) -> bool:
+        return request.method == "POST"
+
+    # --- serving -----------------------------------------------------------------
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(handler.path)
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        length = int(headers.get("content-length", "0") or 0)
+        body = handler.rfile.read(length) if length else b""
+        form, files, data = parse_body(headers, body)
+        request = Request(
+            method=handler.command,
+            path=split.path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers=headers,
+            body=body,
+            form=form,
+            files=files,
+            json=data,
+        )
+        with self.lock:
+            self.requests.append(request)
+        fault = self._take_fault(request)
+        if fault in ("rate_limit", "auth", "bad_request", "server_error"):
+            response = self.error_response(fault, request)
+        else:
+            try:
+                with self.lock:
+                    response = self.route(request)
+            except Exception as exc:  # a bug in a fake shows as a 599, not a hang
+                response = Response(599, f"fake error: {type(exc).__name__}: {exc}".encode())
+            if fault == "hang":
+                self._stopping.wait(self.hang_seconds)
+                handler.close_connection = True
+                return
+            if fault == "drop":
+                try:
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                handler.close_connection = True
+                return
+        self._write(handler, response)
+
+    def _write(self, handler: BaseHTTPRequestHandler, response: Response) -> None:
+        body = response.body
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+            response.headers.setdefault("Content-Type", "application/json; charset=UTF-8")
+        try:
+            handler.send_response(response.status)
+            for name, value in response.headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            if handler.command != "HEAD":
+                handler.wfile.write(body)
+        except OSError:
+            handler.close_connection = True
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

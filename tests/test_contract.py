@@ -1,0 +1,155 @@
+"""One contract, every platform: the same cases against each (publisher, loopback fake) pair."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+
+import pytest
+
+import tests.fakes
+from autopublish.errors import (
+    AuthError,
+    PermanentError,
+    PublishError,
+    RateLimitedError,
+    TransientError,
+    UncertainError,
+)
+from autopublish.models import HealthLevel
+from tests.contract import CANARY, ContractCase, build_publisher, sample_post
+
+
+def _cases() -> list[ContractCase]:
+    found = []
+    for info in pkgutil.iter_modules(tests.fakes.__path__):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"tests.fakes.{info.name}")
+        case = getattr(module, "CONTRACT", None)
+        if isinstance(case, ContractCase):
+            found.append(case)
+    return sorted(found, key=lambda c: c.platform)
+
+
+CASES = _cases()
+
+
+@pytest.fixture(params=CASES, ids=[c.platform for c in CASES])
+def case(request: pytest.FixtureRequest) -> ContractCase:
+    return request.param
+
+
+@pytest.fixture
+def fake(case: ContractCase) -> Iterator:
+    server = case.make_fake()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _no_secret(exc: BaseException) -> None:
+    text = f"{exc} {exc!r} {vars(exc)!r}"
+    assert CANARY not in text
+
+
+def test_success_makes_one_post(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    receipt = publisher.publish(sample_post())
+    assert receipt.remote_id
+    assert case.posts(fake) == 1
+
+
+def test_rate_limit_says_when(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    fake.script("rate_limit")
+    with pytest.raises(RateLimitedError) as info:
+        publisher.publish(sample_post())
+    assert info.value.retry_after is not None and info.value.retry_after > 0
+    assert case.posts(fake) == 0
+    _no_secret(info.value)
+    publisher.publish(sample_post())
+    assert case.posts(fake) == 1
+
+
+def test_expired_credentials_are_auth_errors(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    fake.script("auth")
+    with pytest.raises(AuthError) as info:
+        publisher.publish(sample_post())
+    assert case.posts(fake) == 0
+    assert info.value.message and "Traceback" not in info.value.message
+    _no_secret(info.value)
+
+
+def test_bad_request_is_permanent(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    fake.script("bad_request")
+    with pytest.raises(PermanentError) as info:
+        publisher.publish(sample_post())
+    assert not isinstance(info.value, AuthError)
+    assert case.posts(fake) == 0
+    _no_secret(info.value)
+
+
+def test_refused_connection_is_transient(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    fake.stop()
+    with pytest.raises(TransientError) as info:
+        publisher.publish(sample_post())
+    _no_secret(info.value)
+
+
+@pytest.mark.parametrize("fault", ["hang", "drop"])
+def test_act_then_fail_never_posts_twice(case, fake, tmp_path, fault):
+    publisher = build_publisher(case, fake, tmp_path)
+    post = sample_post()
+    fake.script(fault)
+    with pytest.raises(PublishError) as info:
+        publisher.publish(post)
+    _no_secret(info.value)
+    if publisher.idempotent:
+        assert isinstance(info.value, (TransientError, UncertainError))
+        publisher.publish(post)  # the core's retry, same key
+    else:
+        assert isinstance(info.value, UncertainError)
+        if publisher.can_read_back:
+            receipt = publisher.find_existing(post)
+            assert receipt is not None and receipt.remote_id
+    assert case.posts(fake) == 1
+
+
+def test_server_error_is_never_a_success(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    fake.script("server_error")
+    with pytest.raises((TransientError, UncertainError)) as info:
+        publisher.publish(sample_post())
+    _no_secret(info.value)
+    assert case.posts(fake) <= 1
+
+
+def test_read_back_finds_nothing_before_posting(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    if not publisher.can_read_back:
+        with pytest.raises(NotImplementedError):
+            publisher.find_existing(sample_post())
+        return
+    assert publisher.find_existing(sample_post()) is None
+    receipt = publisher.publish(sample_post())
+    found = publisher.find_existing(sample_post())
+    assert found is not None and found.remote_id == receipt.remote_id
+
+
+def test_check_answers_in_plain_words(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    health = publisher.check()
+    assert health.level in (HealthLevel.OK, HealthLevel.WARNING)
+    assert health.summary and CANARY not in health.summary + " ".join(health.details)
+
+
+def test_fitted_text_is_within_the_limit(case, fake, tmp_path):
+    publisher = build_publisher(case, fake, tmp_path)
+    limit = publisher.current_limits().max_length
+    assert limit > 0
+    assert publisher.count("https://example.org/" + "a" * 500) <= publisher.count("x" * 600)
