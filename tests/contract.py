@@ -33,7 +33,8 @@ class ContractCase:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def sample_article(*, image: bool = True, link: str = "https://example.go.id/berita/myanmar-cordaid/") -> Article:
+def sample_article(*, image: str | None = None, link: str = "https://example.go.id/berita/myanmar-cordaid/") -> Article:
+    """The seed article. ``image`` must be a loopback URL (FakeServer.image_url()) or None."""
     return Article(
         feed="site",
         key="https://example.go.id/?p=4242",
@@ -44,14 +45,14 @@ def sample_article(*, image: bool = True, link: str = "https://example.go.id/ber
         author="admin",
         categories=("Berita", "Jakarta Berketahanan", "Kegiatan"),
         published=datetime(2026, 11, 27, 8, 30, tzinfo=UTC),
-        image="https://example.go.id/wp-content/uploads/2026/11/kunjungan.jpg" if image else None,
+        image=image,
         image_alt="Delegasi Myanmar di Balai Kota",
         feed_title="Jakarta Berketahanan",
         language="id",
     )
 
 
-def sample_post(channel: str = "test", key: str = "ap-1", *, image: bool = True, text: str | None = None) -> Post:
+def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None = None, text: str | None = None) -> Post:
     article = sample_article(image=image)
     body = text if text is not None else f"{article.title}\n\n{article.summary}\n\n{article.link}\n\n#Berita #JakartaBerketahanan #Kegiatan"
     return Post(

@@ -56,7 +56,7 @@ def _no_secret(exc: BaseException) -> None:
 
 def test_success_makes_one_post(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
-    receipt = publisher.publish(sample_post())
+    receipt = publisher.publish(sample_post(image=fake.image_url()))
     assert receipt.remote_id
     assert case.posts(fake) == 1
 
@@ -65,11 +65,11 @@ def test_rate_limit_says_when(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("rate_limit")
     with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+        publisher.publish(sample_post(image=fake.image_url()))
     assert info.value.retry_after is not None and info.value.retry_after > 0
     assert case.posts(fake) == 0
     _no_secret(info.value)
-    publisher.publish(sample_post())
+    publisher.publish(sample_post(image=fake.image_url()))
     assert case.posts(fake) == 1
 
 
@@ -77,7 +77,7 @@ def test_expired_credentials_are_auth_errors(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("auth")
     with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post())
+        publisher.publish(sample_post(image=fake.image_url()))
     assert case.posts(fake) == 0
     assert info.value.message and "Traceback" not in info.value.message
     _no_secret(info.value)
@@ -87,7 +87,7 @@ def test_bad_request_is_permanent(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("bad_request")
     with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post())
+        publisher.publish(sample_post(image=fake.image_url()))
     assert not isinstance(info.value, AuthError)
     assert case.posts(fake) == 0
     _no_secret(info.value)
@@ -97,14 +97,14 @@ def test_refused_connection_is_transient(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.stop()
     with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post())
+        publisher.publish(sample_post(image=fake.image_url()))
     _no_secret(info.value)
 
 
 @pytest.mark.parametrize("fault", ["hang", "drop"])
 def test_act_then_fail_never_posts_twice(case, fake, tmp_path, fault):
     publisher = build_publisher(case, fake, tmp_path)
-    post = sample_post()
+    post = sample_post(image=fake.image_url())
     fake.script(fault)
     with pytest.raises(PublishError) as info:
         publisher.publish(post)
@@ -124,7 +124,7 @@ def test_server_error_is_never_a_success(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("server_error")
     with pytest.raises((TransientError, UncertainError)) as info:
-        publisher.publish(sample_post())
+        publisher.publish(sample_post(image=fake.image_url()))
     _no_secret(info.value)
     assert case.posts(fake) <= 1
 
@@ -133,11 +133,11 @@ def test_read_back_finds_nothing_before_posting(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     if not publisher.can_read_back:
         with pytest.raises(NotImplementedError):
-            publisher.find_existing(sample_post())
+            publisher.find_existing(sample_post(image=fake.image_url()))
         return
-    assert publisher.find_existing(sample_post()) is None
-    receipt = publisher.publish(sample_post())
-    found = publisher.find_existing(sample_post())
+    assert publisher.find_existing(sample_post(image=fake.image_url())) is None
+    receipt = publisher.publish(sample_post(image=fake.image_url()))
+    found = publisher.find_existing(sample_post(image=fake.image_url()))
     assert found is not None and found.remote_id == receipt.remote_id
 
 

@@ -29,6 +29,14 @@ from urllib.parse import parse_qs, urlsplit
 
 FAULT_KINDS = ("rate_limit", "auth", "bad_request", "server_error", "hang", "drop")
 
+# A valid 1x1 PNG, served by every fake at /_image/<name> so adapters that upload the
+# article's image download it from loopback, never from the internet.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2e0"
+    "9f8e0000000049454e44ae426082"
+)
+
 
 @dataclass
 class Request:
@@ -125,6 +133,10 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def image_url(self, name: str = "kunjungan.png") -> str:
+        """An image URL this fake serves (a real PNG), for articles in tests."""
+        return f"{self.url}/_image/{name}"
+
     def start(self, port: int = 0) -> FakeServer:
         fake = self
 
@@ -211,6 +223,9 @@ class FakeServer:
             files=files,
             json=data,
         )
+        if request.path.startswith("/_image/"):
+            self._write(handler, Response(200, TINY_PNG, {"Content-Type": "image/png"}))
+            return
         with self.lock:
             self.requests.append(request)
         fault = self._take_fault(request)
