@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
+from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
 
 REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 MASK = "***"
@@ -74,7 +74,7 @@ def _resolve(value: object, info: ValidationInfo) -> Secret:
 
 SecretRef = Annotated[
     Secret,
-    BeforeValidator(_resolve),
+    PlainValidator(_resolve),
     PlainSerializer(lambda s: MASK, return_type=str),
     WithJsonSchema({"type": "string"}),
 ]

@@ -1,0 +1,80 @@
+"""Alerts for admins: one plain-words message per open problem per ``repeat``, and one when it is resolved.
+
+Sent to the configured alert channels (any platform) and e-mail. An alert that cannot
+be sent is logged and never blocks publishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+from autopublish.config import Config
+from autopublish.models import Article, Post
+from autopublish.platforms.base import Publisher
+from autopublish.state import Store
+
+log = logging.getLogger(__name__)
+
+
+class Alerter:
+    def __init__(self, config: Config, store: Store, publishers: dict[str, Publisher]) -> None:
+        self.config = config
+        self.store = store
+        self.publishers = publishers
+
+    def problem(self, key: str, message: str) -> None:
+        try:
+            if not self.store.open_alert(key, message, self.config.alerts.repeat):
+                return
+            self.store.log_event("alert", message, status="alert")
+        except Exception as exc:
+            log.error("Could not record an alert (%s)", type(exc).__name__)
+            return
+        self._send(f"autopublish: {message}", key)
+
+    def resolved(self, key: str, message: str) -> None:
+        try:
+            if not self.store.resolve_alert(key):
+                return
+            self.store.log_event("alert_resolved", message, status="ok")
+        except Exception as exc:
+            log.error("Could not record a resolved alert (%s)", type(exc).__name__)
+            return
+        self._send(f"autopublish: resolved: {message}", key + ":resolved")
+
+    def _send(self, text: str, key: str) -> None:
+        log.warning("%s", text)
+        for name in self.config.alerts.channels:
+            publisher = self.publishers.get(name)
+            if publisher is None:
+                continue
+            article = Article(feed="autopublish", key=f"alert:{key}", link="", title="autopublish alert", summary=text, content=text)
+            post = Post(channel=name, key=f"alert-{abs(hash((key, text))) % 10**12}", text=text[: publisher.current_limits().max_length],
+                        article=article, title="autopublish alert")
+            try:
+                publisher.publish(post)
+            except Exception as exc:  # never block publishing
+                log.error("Could not send an alert to channel %s (%s)", name, getattr(exc, "message", type(exc).__name__))
+        if self.config.alerts.email and self.config.smtp is not None:
+            try:
+                self._email(text)
+            except Exception as exc:
+                log.error("Could not send an alert e-mail (%s)", type(exc).__name__)
+
+    def _email(self, text: str) -> None:
+        smtp = self.config.smtp
+        assert smtp is not None
+        message = EmailMessage()
+        message["Subject"] = text[:120]
+        message["From"] = smtp.sender or smtp.user or "autopublish@localhost"
+        message["To"] = ", ".join(self.config.alerts.email)
+        message.set_content(text)
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=20) as client:
+            if smtp.starttls:
+                client.starttls(context=ssl.create_default_context())
+            if smtp.user and smtp.password is not None:
+                client.login(smtp.user, smtp.password.reveal())
+            client.send_message(message)

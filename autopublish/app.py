@@ -1,0 +1,73 @@
+"""Composition root: settings -> store, HTTP sessions, publishers, pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from autopublish.config import Config
+from autopublish.errors import ConfigError, ConfigProblem
+from autopublish.feeds import USER_AGENT
+from autopublish.pipeline import Notifier, Pipeline
+from autopublish.platforms import publisher_class
+from autopublish.platforms.base import Publisher, PublisherEnv
+from autopublish.state import Store
+
+
+def feed_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    session.max_redirects = 5
+    return session
+
+
+def platform_session() -> requests.Session:
+    """One session for every platform call; no transport retries (a repeated POST can double-post)."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def build_publishers(config: Config, session: requests.Session, *, clock: Callable[[], float] = time.time) -> dict[str, Publisher]:
+    from datetime import UTC, datetime
+
+    env = PublisherEnv(
+        session=session,
+        state_dir=config.state_dir,
+        timeout=(min(10.0, config.settings.publish_timeout), config.settings.publish_timeout),
+        now=lambda: datetime.fromtimestamp(clock(), UTC),
+    )
+    publishers: dict[str, Publisher] = {}
+    for name, channel in config.channels.items():
+        try:
+            cls = publisher_class(channel.platform)
+        except ImportError as exc:
+            raise ConfigError([ConfigProblem(str(config.path), f"channels.{name}.platform", f"the platform cannot be loaded ({exc})",
+                                             "reinstall autopublish: pip install .")]) from None
+        publishers[name] = cls(name, channel.options, env)
+    return publishers
+
+
+@dataclass
+class App:
+    config: Config
+    store: Store
+    pipeline: Pipeline
+    publishers: dict[str, Publisher]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_app(config: Config, *, clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> App:
+    store = Store(config.state_dir, clock=clock)
+    publishers = build_publishers(config, platform_session(), clock=clock)
+    if notifier is None:
+        from autopublish.alerts import Alerter
+
+        notifier = Alerter(config, store, publishers)
+    pipeline = Pipeline(config, store, publishers, feed_session(), clock=clock, notifier=notifier)
+    return App(config, store, pipeline, publishers)

@@ -1,0 +1,495 @@
+"""Poll a feed, pick new articles, deliver them to channels, record every outcome.
+
+The order of operations is what makes "never twice, never lost" hold:
+new articles and their deliveries are stored in one transaction; a delivery is
+claimed (committed as ``sending``) before its publish call and marked after it;
+anything left ``sending`` by a crash becomes ``uncertain`` and is settled by reading
+the platform back, or by an editor: never by posting again blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import requests
+
+from autopublish.config import ChannelConfig, Config, FeedConfig
+from autopublish.durations import format_duration
+from autopublish.errors import AuthError, FeedError, PublishError, StateError, TransientError, UncertainError
+from autopublish.feeds import FetchLimits, FetchState, canonical_link, fetch_feed, parse_feed
+from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
+from autopublish.pacing import next_allowed
+from autopublish.platforms.base import Publisher
+from autopublish.render import FitError, article_values, fit
+from autopublish.retry import RetryPolicy, decide
+from autopublish.state import DeliveryRow, Store
+
+log = logging.getLogger(__name__)
+
+TOKEN_WARNING_DAYS = 7
+
+
+class Notifier(Protocol):
+    """Where open problems go (admins' alert channels, e-mail). Never blocks publishing."""
+
+    def problem(self, key: str, message: str) -> None: ...
+
+    def resolved(self, key: str, message: str) -> None: ...
+
+
+class _Silent:
+    def problem(self, key: str, message: str) -> None:
+        return None
+
+    def resolved(self, key: str, message: str) -> None:
+        return None
+
+
+@dataclass
+class PollResult:
+    feed: str
+    ok: bool
+    new: int = 0
+    queued: int = 0
+    message: str = ""
+    changed: bool = True
+
+
+@dataclass
+class SweepResult:
+    sent: int = 0
+    failed: int = 0
+    waiting: int = 0
+    uncertain: int = 0
+    held: int = 0
+    reconciled: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+def delivery_key(delivery_id: int, channel: str, article_key: str) -> str:
+    """Stable per delivery: the idempotency key / marker a platform sees on every try."""
+    digest = hashlib.sha256(f"{channel}\x00{article_key}".encode()).hexdigest()[:10]
+    return f"ap-{delivery_id}-{digest}"
+
+
+def build_post(article: Article, channel: ChannelConfig, publisher: Publisher, key: str, tz: str = "UTC") -> Post:
+    """The post ``channel`` will publish for ``article``, fitted to the platform. FitError if impossible."""
+    limits = publisher.current_limits()
+    values = article_values(article, tz)
+    text = fit(channel.template, values, limits.max_length, publisher.count)
+    description = values["summary"]
+    if len(description) > 300:
+        description = description[:299].rsplit(" ", 1)[0] + "…"
+    return Post(
+        channel=channel.name,
+        key=key,
+        text=text,
+        article=article,
+        link=article.link or None,
+        image=article.image if limits.images else None,
+        alt_text=article.image_alt or article.title,
+        title=article.title,
+        description=description,
+    )
+
+
+def channel_filter_reason(article: Article, channel: ChannelConfig, now: float) -> str | None:
+    """Why ``channel``'s rules keep ``article`` off it, or None if it goes."""
+    labels = {label.casefold() for label in article.labels}
+    if channel.include_categories and not labels & {c.casefold() for c in channel.include_categories}:
+        return f"Skipped: not in the categories this channel takes ({', '.join(channel.include_categories)})"
+    excluded = labels & {c.casefold() for c in channel.exclude_categories}
+    if excluded:
+        return f"Skipped: in an excluded category ({', '.join(sorted(excluded))})"
+    haystack = f"{article.title}\n{article.summary}\n{article.content}".casefold()
+    if channel.include_keywords and not any(k.casefold() in haystack for k in channel.include_keywords):
+        return f"Skipped: mentions none of the keywords this channel takes ({', '.join(channel.include_keywords)})"
+    for keyword in channel.exclude_keywords:
+        if keyword.casefold() in haystack:
+            return f"Skipped: mentions an excluded keyword ({keyword})"
+    if channel.max_age and article.published and now - article.published.timestamp() > channel.max_age:
+        return f"Skipped: older than this channel's max_age ({format_duration(channel.max_age)})"
+    return None
+
+
+class Pipeline:
+    """The core loop, driven by the scheduler (daemon) or by ``run --once``."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        publishers: dict[str, Publisher],
+        feed_session: requests.Session,
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.publishers = publishers
+        self.feed_session = feed_session
+        self.clock = clock
+        self.rand = rand
+        self.notifier: Notifier = notifier or _Silent()
+        s = config.settings
+        self.policy = RetryPolicy(max_tries=s.max_tries, give_up_after=s.give_up_after, base=s.retry_base, cap=s.retry_cap,
+                                  reconcile_after=s.reconcile_after)
+        self.fetch_limits = FetchLimits(timeout=(min(10.0, s.fetch_timeout), s.fetch_timeout), deadline=s.fetch_deadline,
+                                        max_bytes=s.max_feed_size, max_redirects=s.max_redirects)
+        self.lock = threading.RLock()  # one poll or sweep at a time
+
+    # --- start-up -----------------------------------------------------------------------
+    def recover(self) -> list[int]:
+        """Turn claims left by a crash into uncertain deliveries (run once, under the daemon lock)."""
+        ids = self.store.recover_interrupted()
+        for delivery_id in ids:
+            log.warning("Delivery %s was interrupted mid-post; it is now uncertain and will be checked", delivery_id)
+        return ids
+
+    # --- polling ------------------------------------------------------------------------
+    def poll_all(self, stop: threading.Event | None = None) -> list[PollResult]:
+        results = []
+        for feed in self.config.feeds.values():
+            if stop is not None and stop.is_set():
+                break
+            if feed.enabled:
+                results.append(self.poll_feed(feed.name))
+        return results
+
+    def poll_feed(self, name: str) -> PollResult:
+        with self.lock:
+            return self._poll_feed(self.config.feeds[name])
+
+    def _poll_feed(self, feed: FeedConfig) -> PollResult:
+        row = self.store.ensure_feed(feed.name, feed.url)
+        state = FetchState(row.etag, row.last_modified, row.fetched_at, row.body_hash) if row.polls else None
+        try:
+            fetched = fetch_feed(self.feed_session, feed.url, state, self.fetch_limits, clock=self.clock)
+            if fetched.body is None:
+                self.store.record_poll_unchanged(feed.name, fetched_at=fetched.state.fetched_at)
+                self._feed_recovered(feed.name, row.failing_since)
+                return PollResult(feed.name, True, changed=False, message="unchanged")
+            parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
+        except FeedError as exc:
+            self.store.record_poll_error(feed.name, exc.message)
+            log.warning("Feed %s: %s", feed.name, exc.message, extra={"feed": feed.name})
+            self._feed_failing(feed.name)
+            return PollResult(feed.name, False, message=exc.message)
+        if parsed.warning:
+            log.info("Feed %s: %s", feed.name, parsed.warning, extra={"feed": feed.name})
+        result = self._take_new(feed, parsed.articles, baseline=row.baseline_at is None)
+        self.store.record_poll_ok(feed.name, etag=fetched.state.etag, last_modified=fetched.state.last_modified,
+                                  fetched_at=fetched.state.fetched_at, body_hash=fetched.state.body_hash, title=parsed.title or None,
+                                  warning=parsed.warning)
+        self._feed_recovered(feed.name, row.failing_since)
+        return result
+
+    def _feed_failing(self, name: str) -> None:
+        row = self.store.feed(name)
+        if row is None or row.failing_since is None:
+            return
+        down_for = self.clock() - row.failing_since
+        if down_for >= self.config.settings.feed_down_after:
+            self.notifier.problem(f"feed:{name}", f"The feed \"{name}\" has failed for {format_duration(down_for)}: {row.last_error}. "
+                                  "Check that the site is up and the feed's url in the config is right")
+
+    def _feed_recovered(self, name: str, failing_since: float | None) -> None:
+        if failing_since is not None:
+            self.notifier.resolved(f"feed:{name}", f"The feed \"{name}\" can be read again")
+
+    def _take_new(self, feed: FeedConfig, articles: list[Article], *, baseline: bool) -> PollResult:
+        now = self.clock()
+        new: list[tuple[Article, str]] = []
+        seen_keys: set[str] = set()
+        for article in articles:
+            canonical = canonical_link(article.link) if article.link else ""
+            marker = canonical or article.key
+            if article.key in seen_keys or marker in seen_keys:
+                continue
+            seen_keys.update({article.key, marker})
+            if self.store.known_article(feed.name, article.key, canonical) is None:
+                new.append((article, canonical))
+        # oldest first: by date where given, else reverse feed order (feeds list newest first)
+        indexed = list(enumerate(new))
+        indexed.sort(key=lambda pair: (pair[1][0].published.timestamp() if pair[1][0].published else float("-inf"), -pair[0]))
+        new = [pair[1] for pair in indexed]
+        if baseline:
+            return self._baseline(feed, new, now)
+        flood = len(new) > self.config.settings.flood_threshold
+        items = []
+        queued = 0
+        for article, canonical in new:
+            deliveries = []
+            too_old = feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
+            for channel_name in feed.channels:
+                channel = self.config.channels.get(channel_name)
+                if channel is None or not channel.enabled:
+                    continue
+                status, reason = self._first_status(article, channel, now, too_old=too_old, flood=flood, count=len(new), feed=feed)
+                queued += status == DeliveryStatus.QUEUED
+                deliveries.append((channel_name, status, reason))
+            items.append((article, canonical, deliveries))
+        summary = f"{len(new)} new article(s), {queued} post(s) queued" if new else ""
+        self.store.record_articles(feed.name, items, summary=summary)
+        if flood:
+            self.notifier.problem(f"flood:{feed.name}", f"The feed \"{feed.name}\" brought {len(new)} new articles at once (more than "
+                                  f"{self.config.settings.flood_threshold}); they are held, not posted. If the site really published them, "
+                                  "release them with autopublish retry (or on the web page); if the site changed its addresses, skip them")
+        return PollResult(feed.name, True, new=len(new), queued=queued)
+
+    def _first_status(self, article: Article, channel: ChannelConfig, now: float, *, too_old: bool, flood: bool, count: int,
+                      feed: FeedConfig) -> tuple[str, str]:
+        if too_old:
+            return DeliveryStatus.SKIPPED, f"Skipped: published more than {format_duration(feed.max_age or 0)} before it was first seen"
+        reason = channel_filter_reason(article, channel, now)
+        if reason:
+            return DeliveryStatus.SKIPPED, reason
+        publisher = self.publishers.get(channel.name)
+        if publisher is not None and publisher.current_limits().image_required and not article.image:
+            return DeliveryStatus.SKIPPED, f"Skipped: {publisher.label} needs an image and this article has none"
+        if flood:
+            return DeliveryStatus.HELD, (f"Held by the flood guard: one poll brought {count} new articles (more than "
+                                         f"{self.config.settings.flood_threshold}); an editor must release or skip it")
+        return DeliveryStatus.QUEUED, "New article queued"
+
+    def _baseline(self, feed: FeedConfig, new: list[tuple[Article, str]], now: float) -> PollResult:
+        mode = feed.first_run
+        chosen: set[int] = set()
+        if mode == "all":
+            chosen = set(range(len(new)))
+        elif mode.startswith("latest:"):
+            count = int(mode.split(":", 1)[1])
+            chosen = set(range(max(0, len(new) - count), len(new)))
+        items = []
+        queued = 0
+        for index, (article, canonical) in enumerate(new):
+            deliveries = []
+            too_old = feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
+            if index in chosen and not too_old:
+                for channel_name in feed.channels:
+                    channel = self.config.channels.get(channel_name)
+                    if channel is None or not channel.enabled:
+                        continue
+                    status, reason = self._first_status(article, channel, now, too_old=False, flood=False, count=0, feed=feed)
+                    queued += status == DeliveryStatus.QUEUED
+                    deliveries.append((channel_name, status, reason))
+            items.append((article, canonical, deliveries))
+        self.store.record_articles(feed.name, items)
+        self.store.mark_baseline(feed.name, f"First poll of this feed: {len(new)} existing article(s) recorded as already published; "
+                                 f"{queued} post(s) queued (first_run = \"{mode}\")")
+        return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
+
+    # --- delivering ---------------------------------------------------------------------
+    def deliver_due(self, stop: threading.Event | None = None) -> SweepResult:
+        """Send every due delivery once (oldest first, within pacing); settle uncertain ones."""
+        with self.lock:
+            result = SweepResult()
+            self._reconcile_due(result, stop)
+            self._release_paused()
+            for row in self.store.due_deliveries(self.clock()):
+                if stop is not None and stop.is_set():
+                    break
+                self._deliver(row, result)
+            return result
+
+    def _release_paused(self) -> None:
+        """Hold queued deliveries of paused channels, visibly, until the channel is resumed."""
+        for name in self.config.channels:
+            channel = self.store.channel(name)
+            if not channel.paused:
+                continue
+            for row in self.store.deliveries_with_status(DeliveryStatus.QUEUED, DeliveryStatus.WAITING, channel=name):
+                self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({channel.paused_reason})",
+                                      expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
+
+    def _deliver(self, row: DeliveryRow, result: SweepResult) -> None:
+        channel = self.config.channels.get(row.channel)
+        publisher = self.publishers.get(row.channel)
+        if channel is None or publisher is None:
+            return  # a channel removed from the config keeps its history and its queue
+        now = self.clock()
+        state = self.store.channel(row.channel)
+        if state.paused:
+            self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({state.paused_reason})",
+                                  expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
+            result.held += 1
+            return
+        wait_until = self._pacing(channel, now)
+        if wait_until is not None:
+            self.store.defer(row.id, wait_until, f"Waiting for the channel's pacing rules; goes out after {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wait_until))}")
+            return
+        article = self.store.article(row.article_id)
+        key = delivery_key(row.id, row.channel, article.key)
+        try:
+            post = build_post(article, channel, publisher, key, self.config.settings.timezone)
+        except FitError as exc:
+            self.store.transition(row.id, DeliveryStatus.FAILED, f"Failed: {exc}", expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
+            result.failed += 1
+            return
+        if not self.store.claim(row.id):
+            return
+        tries = row.tries + 1
+        extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
+        try:
+            receipt = publisher.publish(post)
+        except PublishError as exc:
+            self._record_failure(row, exc, tries, publisher, result, extra)
+            return
+        except Exception as exc:  # after the request may have left: never treat as safe to repeat
+            log.error("Unexpected error while posting to %s (%s)", row.channel, type(exc).__name__, extra=extra)
+            error = UncertainError("an unexpected error happened while posting", platform=publisher.name, channel=row.channel)
+            self._record_failure(row, error, tries, publisher, result, extra)
+            return
+        self._record_sent(row.id, receipt, publisher, "Posted")
+        log.info("Posted %r to %s", article.title, row.channel, extra=extra)
+        result.sent += 1
+
+    def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher, message: str, actor: str = "autopublish") -> None:
+        self.store.transition(delivery_id, DeliveryStatus.SENT, message, post_url=receipt.url or "", remote_id=receipt.remote_id,
+                              needs_editor=False, actor=actor)
+        self.notifier.resolved(f"failing:{publisher.channel}", f"Channel \"{publisher.channel}\" is posting again")
+
+    def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
+                        extra: dict[str, object]) -> None:
+        now = self.clock()
+        current = self.store.delivery(row.id)
+        first_try = current.first_try_at if current else now
+        decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
+                          idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
+        self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
+                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,))
+        log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
+        if decision.pause_channel:
+            self._pause(row.channel, exc)
+        if decision.status == DeliveryStatus.FAILED:
+            result.failed += 1
+            self.notifier.problem(f"failed:{row.id}", f"A post to \"{row.channel}\" failed for good: \"{row.title}\". {decision.message}")
+        elif decision.status == DeliveryStatus.UNCERTAIN:
+            result.uncertain += 1
+            if decision.needs_editor:
+                self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
+        elif decision.status == DeliveryStatus.HELD:
+            result.held += 1
+        else:
+            result.waiting += 1
+
+    def _pause(self, channel: str, exc: PublishError) -> None:
+        reason = exc.message
+        if self.store.pause_channel(channel, reason):
+            log.error("Channel %s paused: %s", channel, reason, extra={"channel": channel})
+        self.notifier.problem(f"paused:{channel}", f"Channel \"{channel}\" is paused and its posts are kept: {reason}")
+        if isinstance(exc, AuthError) and exc.expires_at:
+            pass
+
+    def _pacing(self, channel: ChannelConfig, now: float) -> float | None:
+        pacing = channel.pacing
+        if not (pacing.max_per_hour or pacing.max_per_day or pacing.min_gap or pacing.quiet_hours):
+            return None
+        need = max(pacing.max_per_hour or 0, pacing.max_per_day or 0, 1)
+        recent = self.store.recent_sent(channel.name, need)
+        in_hour = [t for t in recent if now - t < 3600]
+        in_day = [t for t in recent if now - t < 86400]
+        oldest_hour = in_hour[pacing.max_per_hour - 1] if pacing.max_per_hour and len(in_hour) >= pacing.max_per_hour else None
+        oldest_day = in_day[pacing.max_per_day - 1] if pacing.max_per_day and len(in_day) >= pacing.max_per_day else None
+        return next_allowed(pacing, now, sent_last_hour=len(in_hour), sent_last_day=len(in_day),
+                            last_sent_at=recent[0] if recent else None, oldest_in_hour=oldest_hour, oldest_in_day=oldest_day)
+
+    # --- reconciling ------------------------------------------------------------------------
+    def _reconcile_due(self, result: SweepResult, stop: threading.Event | None) -> None:
+        now = self.clock()
+        for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN):
+            if stop is not None and stop.is_set():
+                return
+            if row.needs_editor or (row.next_attempt_at is not None and row.next_attempt_at > now):
+                continue
+            self._reconcile(row, result)
+
+    def _reconcile(self, row: DeliveryRow, result: SweepResult) -> None:
+        channel = self.config.channels.get(row.channel)
+        publisher = self.publishers.get(row.channel)
+        if channel is None or publisher is None or self.store.channel(row.channel).paused:
+            return
+        article = self.store.article(row.article_id)
+        key = delivery_key(row.id, row.channel, article.key)
+        try:
+            post = build_post(article, channel, publisher, key, self.config.settings.timezone)
+            found = publisher.find_existing(post)
+        except NotImplementedError:
+            if publisher.idempotent:
+                self.store.transition(row.id, DeliveryStatus.WAITING, "Will be sent again; the platform drops repeats of the same post",
+                                      next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
+                return
+            self.store.transition(row.id, DeliveryStatus.UNCERTAIN,
+                                  f"Not sure it was posted, and {publisher.label} cannot be checked automatically; an editor must look "
+                                  "and mark it posted or not posted", needs_editor=True, expect=(DeliveryStatus.UNCERTAIN,))
+            self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\"")
+            return
+        except FitError:
+            found = None
+        except AuthError as exc:
+            self._pause(row.channel, exc)
+            return
+        except PublishError as exc:
+            delay = self.policy.reconcile_after * 2
+            self.store.transition(row.id, DeliveryStatus.UNCERTAIN, f"Not sure it was posted; checking the platform failed ({exc.message}); "
+                                  f"will check again", next_attempt_at=self.clock() + delay, expect=(DeliveryStatus.UNCERTAIN,))
+            return
+        if found is not None:
+            self._record_sent(row.id, found, publisher, "Posted (found on the platform when checking)")
+            result.reconciled += 1
+        else:
+            self.store.transition(row.id, DeliveryStatus.WAITING, "Not found on the platform; it will be posted again",
+                                  next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
+            result.reconciled += 1
+
+    # --- editors' actions ------------------------------------------------------------------
+    def resolve(self, delivery_id: int, *, posted_url: str | None, actor: str) -> bool:
+        """An editor settles an uncertain delivery: posted (with its URL) or not posted (send it)."""
+        if posted_url is not None:
+            return self.store.transition(delivery_id, DeliveryStatus.SENT, f"Marked as posted by {actor}", post_url=posted_url,
+                                         needs_editor=False, actor=actor, kind="resolved",
+                                         expect=(DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING))
+        return self.store.transition(delivery_id, DeliveryStatus.QUEUED, f"Marked as not posted by {actor}; it will be posted",
+                                     next_attempt_at=self.clock(), needs_editor=False, actor=actor, kind="resolved",
+                                     expect=(DeliveryStatus.UNCERTAIN,))
+
+    # --- channel health ----------------------------------------------------------------------
+    def check_channels(self) -> dict[str, Health]:
+        """Ask every channel for its health; record token expiry and warn when it is near."""
+        report: dict[str, Health] = {}
+        for name, publisher in self.publishers.items():
+            try:
+                health = publisher.check()
+            except AuthError as exc:
+                health = Health(HealthLevel.ERROR, exc.message)
+            except PublishError as exc:
+                health = Health(HealthLevel.WARNING, f"Could not check: {exc.message}")
+            except Exception as exc:  # a check must never take the daemon down
+                health = Health(HealthLevel.WARNING, f"Could not check ({type(exc).__name__})")
+            report[name] = health
+            if health.expires_at is not None:
+                expires = health.expires_at.timestamp()
+                self.store.set_token_expiry(name, expires)
+                left = expires - self.clock()
+                if left < TOKEN_WARNING_DAYS * 86400:
+                    message = (f"The credentials of channel \"{name}\" expire on {health.expires_at:%Y-%m-%d} "
+                               f"({format_duration(max(0, left))} from now); renew them before then")
+                    if self.store.open_alert(f"expiry-log:{name}", message, 86400):
+                        self.store.log_event("token_expiring", message, channel=name, status="warning")
+                    self.notifier.problem(f"expiry:{name}", message)
+                else:
+                    self.notifier.resolved(f"expiry:{name}", f"The credentials of channel \"{name}\" were renewed")
+        return report
+
+
+def stale_transient(exc: Exception) -> bool:
+    return isinstance(exc, (TransientError, StateError))

@@ -1,0 +1,341 @@
+"""LinkedIn Posts API: one organization post per article, with an article card.
+
+- Publish: ``POST /rest/posts`` as the organization (headers ``LinkedIn-Version: YYYYMM``,
+  ``X-Restli-Protocol-Version: 2.0.0``, Bearer token); the card's thumbnail is uploaded
+  first (``POST /rest/images?action=initializeUpload``, then ``PUT`` to its uploadUrl).
+  Success is 201 with an empty body and the post URN in ``x-restli-id``.
+- Commentary is LinkedIn's "little" text format: the reserved characters
+  ``\\ | { } @ [ ] ( ) < > # * _ ~`` are backslash-escaped (unescaped, LinkedIn silently
+  cuts the post at the first one). ``#word`` hashtags stay hashtags.
+- Not idempotent. LinkedIn refuses a repeat with 422 DUPLICATE_POST: Uncertain, settled
+  by reading back ``GET /rest/posts?q=author`` and matching the article link.
+- 426 means the configured ``version`` is retired: the channel pauses until an admin
+  sets a current month.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+from pydantic import field_validator
+
+from autopublish.errors import (
+    AuthError,
+    PermanentError,
+    PublishError,
+    RateLimitedError,
+    TransientError,
+    UncertainError,
+)
+from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+from autopublish.platforms.base import PlatformOptions, Publisher, parse_retry_after
+from autopublish.secrets import SecretRef
+
+log = logging.getLogger(__name__)
+
+MAX_LENGTH = 3000
+DEFAULT_RATE_LIMIT_WAIT = 3600.0  # LinkedIn's throttles are daily and say no reset time
+READ_BACK_COUNT = 50
+RESERVED = set("\\|{}@[]()<>#*_~")
+_HASHTAG = re.compile(r"(?<!\S)#(?=\w)")
+_ORGANIZATION = re.compile(r"^urn:li:organization:(\d+)$")
+_VERSION = re.compile(r"^(20\d\d)(0[1-9]|1[0-2])$")
+
+
+def escape_little_text(text: str) -> str:
+    """Backslash-escape LinkedIn's reserved characters, keeping ``#word`` hashtags.
+
+    https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/little-text-format
+    """
+    keep = {m.start() for m in _HASHTAG.finditer(text)}
+    return "".join("\\" + ch if ch in RESERVED and i not in keep else ch for i, ch in enumerate(text))
+
+
+def utf16_length(text: str) -> int:
+    """Characters as LinkedIn's Java backend counts them (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+class LinkedInOptions(PlatformOptions):
+    """``[channels.NAME]`` keys for ``platform = "linkedin"``."""
+
+    api_base: str = "https://api.linkedin.com"
+    organization: str
+    access_token: SecretRef
+    version: str = "202510"
+
+    @field_validator("api_base")
+    @classmethod
+    def _check_base(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError('api_base must be an address like "https://api.linkedin.com"')
+        return value
+
+    @field_validator("organization", mode="before")
+    @classmethod
+    def _check_organization(cls, value: object) -> str:
+        text = str(value).strip()
+        if text.isdigit():
+            text = f"urn:li:organization:{text}"
+        if not _ORGANIZATION.match(text):
+            raise ValueError(
+                'organization must be the Page\'s URN, like "urn:li:organization:12345" '
+                "(the number is in the Page's admin address: linkedin.com/company/12345/admin)"
+            )
+        return text
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _check_version(cls, value: object) -> str:
+        text = str(value).strip()
+        if not _VERSION.match(text):
+            raise ValueError('version must be a LinkedIn API version written "YYYYMM", like "202510"')
+        return text
+
+
+class LinkedInPublisher(Publisher):
+    name = "linkedin"
+    label = "LinkedIn"
+    Options = LinkedInOptions
+    limits = PostLimits(max_length=MAX_LENGTH, images=True, link_card=True)
+    idempotent: ClassVar[bool] = False
+    can_read_back: ClassVar[bool] = True
+    default_template = "{title}\n\n{summary}\n\n{hashtags}"
+
+    @property
+    def opts(self) -> LinkedInOptions:
+        assert isinstance(self.options, LinkedInOptions)
+        return self.options
+
+    def count(self, text: str) -> int:
+        """LinkedIn's length: UTF-16 code units of the text before escaping."""
+        return utf16_length(text)
+
+    # --- publish -------------------------------------------------------------------
+    def publish(self, post: Post) -> Receipt:
+        """One attempt at ``POST /rest/posts``; the card thumbnail is uploaded first."""
+        length = self.count(post.text)
+        if length > MAX_LENGTH:
+            raise self.error(PermanentError, f"The post is {length} characters, over LinkedIn's limit of {MAX_LENGTH}; shorten the template", code="too_long")
+        body: dict[str, Any] = {
+            "author": self.opts.organization,
+            "commentary": escape_little_text(post.text),
+            "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        link = post.link or None
+        if link:
+            article: dict[str, Any] = {"source": link, "title": post.title or post.article.title}
+            if post.description:
+                article["description"] = post.description
+            thumbnail = self._upload_image(post) if post.image else None
+            if thumbnail:
+                article["thumbnail"] = thumbnail
+            body["content"] = {"article": article}
+        response = self.request("POST", f"{self.opts.api_base}/rest/posts", writes=True, what="LinkedIn", json=body, headers=self._headers())
+        if response.status_code not in (200, 201):
+            raise self._failure(response, writes=True)
+        urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id")
+        if not urn:
+            raise self.error(UncertainError, "LinkedIn accepted the post but did not say its id; it may have been published", code=response.status_code)
+        return self._receipt(urn)
+
+    def _upload_image(self, post: Post) -> str | None:
+        """The image URN of the uploaded thumbnail; None (card without it) when it cannot be had.
+
+        Auth and rate-limit answers still stop the publish: nothing was posted yet.
+        """
+        assert post.image is not None
+        try:
+            image = self.request("GET", post.image, writes=False, what="the article image", allow_redirects=True)
+        except PublishError:
+            log.warning("LinkedIn: could not download the article image; posting without a thumbnail", extra={"channel": self.channel})
+            return None
+        ctype = image.headers.get("Content-Type", "").split(";")[0].strip()
+        if image.status_code != 200 or not image.content or not ctype.startswith("image/"):
+            log.warning("LinkedIn: the article image answered HTTP %s (%s); posting without a thumbnail", image.status_code, ctype or "no type", extra={"channel": self.channel})
+            return None
+        try:
+            init = self.request(
+                "POST",
+                f"{self.opts.api_base}/rest/images",
+                writes=False,
+                what="LinkedIn's image upload",
+                params={"action": "initializeUpload"},
+                json={"initializeUploadRequest": {"owner": self.opts.organization}},
+                headers=self._headers(),
+            )
+            if init.status_code != 200:
+                raise self._failure(init, writes=False, what="LinkedIn's image upload")
+            value = (self.read_json(init, writes=False, what="LinkedIn's image upload") or {}).get("value") or {}
+            upload_url, urn = value.get("uploadUrl"), value.get("image")
+            if not upload_url or not urn:
+                raise self.error(TransientError, "LinkedIn's image upload answered without an upload address")
+            put = self.request(
+                "PUT",
+                upload_url,
+                writes=False,
+                what="LinkedIn's image upload",
+                data=image.content,
+                headers={"Authorization": f"Bearer {self.opts.access_token.reveal()}", "Content-Type": ctype},
+            )
+            if put.status_code not in (200, 201):
+                raise self._failure(put, writes=False, what="LinkedIn's image upload")
+        except (AuthError, RateLimitedError):
+            raise
+        except PublishError as exc:
+            log.warning("LinkedIn: the thumbnail upload failed (%s); posting without it", exc.message, extra={"channel": self.channel})
+            return None
+        return str(urn)
+
+    # --- read-back ---------------------------------------------------------------------
+    def find_existing(self, post: Post) -> Receipt | None:
+        """The organization's recent post whose article card (or text) is this post's."""
+        params = {"q": "author", "author": self.opts.organization, "count": str(READ_BACK_COUNT), "sortBy": "LAST_MODIFIED"}
+        headers = {**self._headers(), "X-RestLi-Method": "FINDER"}
+        response = self.request("GET", f"{self.opts.api_base}/rest/posts", writes=False, what="LinkedIn", params=params, headers=headers)
+        if response.status_code != 200:
+            raise self._failure(response, writes=False)
+        data = self.read_json(response, writes=False)
+        wanted = {_normal_link(link) for link in (post.link, post.article.link) if link}
+        commentary = escape_little_text(post.text)
+        for element in data.get("elements", []) if isinstance(data, dict) else []:
+            source = (((element.get("content") or {}).get("article") or {}).get("source")) or ""
+            if (source and _normal_link(source) in wanted) or element.get("commentary") == commentary:
+                return self._receipt(str(element["id"]))
+        return None
+
+    def check(self) -> Health:
+        """The organization's name and the signed-in member's role on it."""
+        org_id = _ORGANIZATION.match(self.opts.organization).group(1)  # type: ignore[union-attr]
+        note = "LinkedIn does not let apps read a token's expiry; member tokens last 60 days from sign-in, so renew before then"
+        params = {"q": "roleAssignee", "state": "APPROVED"}
+        response = self.request("GET", f"{self.opts.api_base}/rest/organizationAcls", writes=False, what="LinkedIn", params=params, headers=self._headers())
+        if response.status_code in (401, 426) or response.status_code >= 500:
+            raise self._failure(response, writes=False)
+        if response.status_code != 200:
+            return Health(
+                HealthLevel.WARNING,
+                f"LinkedIn would not list the member's Page roles (HTTP {response.status_code}); posting to {self.opts.organization} may still work",
+                details=(note,),
+            )
+        data = self.read_json(response, writes=False)
+        roles = sorted(
+            {str(e.get("role")) for e in (data.get("elements", []) if isinstance(data, dict) else []) if e.get("organization") == self.opts.organization}
+        )
+        name = self._organization_name(org_id)
+        page = f"{name} ({self.opts.organization})" if name else self.opts.organization
+        if not roles:
+            return Health(
+                HealthLevel.ERROR,
+                f"The signed-in LinkedIn member has no approved role on the Page {page}; a Page admin must make them an Administrator or Content admin",
+                details=(note,),
+            )
+        return Health(HealthLevel.OK, f"Posting to the LinkedIn Page {page} as {', '.join(roles)}", details=(f"API version {self.opts.version}", note))
+
+    def _organization_name(self, org_id: str) -> str:
+        """The Page's name, or "" where the token may not read it."""
+        response = self.request("GET", f"{self.opts.api_base}/rest/organizations/{org_id}", writes=False, what="LinkedIn", headers=self._headers())
+        if response.status_code != 200:
+            return ""
+        data = self.read_json(response, writes=False)
+        return str(data.get("localizedName") or "") if isinstance(data, dict) else ""
+
+    # --- helpers -------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.opts.access_token.reveal()}",
+            "LinkedIn-Version": self.opts.version,
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+
+    def _receipt(self, urn: str) -> Receipt:
+        return Receipt(remote_id=urn, url=f"https://www.linkedin.com/feed/update/{quote(urn, safe=':')}/")
+
+    def _failure(self, response: requests.Response, *, writes: bool, what: str = "LinkedIn") -> PublishError:
+        """Map a LinkedIn error answer to the core's vocabulary."""
+        status = response.status_code
+        body = _body(response)
+        code = str(body.get("code") or "")
+        message = str(body.get("message") or "")
+        input_codes = {
+            str(e.get("code"))
+            for e in ((body.get("errorDetails") or {}).get("inputErrors") or [])
+            if isinstance(e, dict)
+        }
+        token = self.opts.access_token.env_name or "the channel's LinkedIn token"
+        resume = f"autopublish resume {self.channel}"
+        if status == 429:
+            wait = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
+            return self.error(
+                RateLimitedError,
+                "LinkedIn says the app or member reached its daily limit of calls; will try again later",
+                retry_after=wait if wait and wait > 0 else DEFAULT_RATE_LIMIT_WAIT,
+                code=status,
+                detail=message,
+            )
+        if status == 401:
+            return self.error(
+                AuthError,
+                "LinkedIn says the access token expired or was revoked (LinkedIn tokens last 60 days); "
+                f"sign in again to get a new token, put it in .env as {token} and run: {resume}",
+                code=code or status,
+                detail=message,
+            )
+        if status == 403:
+            return self.error(
+                AuthError,
+                "LinkedIn refused: the token lacks the w_organization_social permission or the signed-in member is not an "
+                f"Administrator or Content admin of the Page {self.opts.organization}; fix that, put a new token in .env as {token} "
+                f"and run: {resume}",
+                code=code or status,
+                detail=message,
+            )
+        if status == 426:
+            return self.error(
+                AuthError,
+                f'LinkedIn no longer accepts API version {self.opts.version}; set version = "YYYYMM" to a current month '
+                f"in the config, then run: {resume}",
+                code=code or status,
+                detail=message,
+            )
+        if status == 422 and ("DUPLICATE_POST" in input_codes or "duplicate" in message.lower()):
+            existing = re.search(r"urn:li:(?:share|ugcPost):\d+", message)
+            return self.error(
+                UncertainError,
+                "LinkedIn refused the post as a duplicate of one already on the Page; an earlier attempt may have published it",
+                code="DUPLICATE_POST",
+                detail=existing.group(0) if existing else message,
+            )
+        if status >= 500:
+            cls = UncertainError if writes else TransientError
+            tail = "it may have been published" if writes else "will try again later"
+            return self.error(cls, f"{what} answered HTTP {status} (a server error); {tail}", code=status, detail=message)
+        if status == 404:
+            return self.error(PermanentError, f"{what} answered HTTP 404; check api_base and organization in the channel's config", code=status, detail=message)
+        return self.error(PermanentError, f"LinkedIn refused the post: {_plain(message) or f'HTTP {status}'}", code=code or status, detail=message)
+
+
+def _body(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _plain(message: str) -> str:
+    """LinkedIn's message without the Java exception class prefix."""
+    return re.sub(r"^[\w.]+Exception:\s*", "", message).strip()
+
+
+def _normal_link(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))

@@ -1,0 +1,424 @@
+"""Mastodon: one status per article on one account of one instance.
+
+Calls (https://docs.joinmastodon.org/methods/):
+    GET  /api/v2/instance                      the instance's own limits (cached per publisher)
+    POST /api/v2/media                         the article image with its alt text
+    GET  /api/v1/media/:id                     while the image is still processing (bounded)
+    POST /api/v1/statuses                      the post, with ``Idempotency-Key: <post.key>``
+    GET  /api/v1/accounts/verify_credentials   the account (check, read-back)
+    GET  /api/v1/accounts/:id/statuses         read-back: the account's recent statuses
+
+Idempotency: Mastodon remembers an ``Idempotency-Key`` per account for one hour and
+answers a repeat with the status it already created, so a retry of the same post.key
+within the hour cannot post twice. That is why a 5xx to the create call is a
+TransientError here, not Uncertain. A read timeout or dropped connection stays
+Uncertain, so the core reconciles by reading back (can_read_back) instead of relying on
+the one-hour window.
+
+Length: graphemes, every http(s) URL counting ``characters_reserved_per_url`` (23) and a
+remote mention ``@user@domain`` counting only ``@user``, up to ``max_characters`` (500)
+- both read from the instance once known. ``count_status()`` is the same rule as a
+plain function, for ``autopublish count --platform mastodon`` without any network.
+
+Images: Mastodon 4+ processes images synchronously (200). A 202 means "still
+processing": publish asks ``GET /api/v1/media/:id`` at most ``MEDIA_POLLS`` times, back to
+back and without sleeping; if the image is still not ready it posts without it (with a
+warning) rather than wait or fail - a status referring to unprocessed media is refused
+with 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import re
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator
+
+from autopublish.errors import (
+    AuthError,
+    PermanentError,
+    PublishError,
+    RateLimitedError,
+    TransientError,
+    UncertainError,
+)
+from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+from autopublish.platforms.base import (
+    URL_PATTERN,
+    PlatformOptions,
+    Publisher,
+    count_graphemes,
+    parse_retry_after,
+    seconds_until_iso,
+)
+from autopublish.secrets import SecretRef
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CHARACTERS = 500
+DEFAULT_URL_LENGTH = 23
+DEFAULT_RATE_LIMIT_WAIT = 300.0  # Mastodon's window is 5 minutes
+MEDIA_POLLS = 3
+READ_BACK_LIMIT = 40  # the API's maximum page size
+MAX_IMAGE_BYTES = 16 * 1024 * 1024  # Mastodon's default image_size_limit
+
+# A remote mention counts only its local part: "@user@example.social" counts as "@user".
+_REMOTE_MENTION = re.compile(r"(?<![\w/])@(\w+)@[\w.-]+\w", re.UNICODE)
+_HREF = re.compile(r"""href=["']([^"']+)["']""")
+
+
+def count_status(
+    text: str,
+    *,
+    url_length: int = DEFAULT_URL_LENGTH,
+) -> int:
+    """Mastodon's length of ``text``: graphemes, each URL ``url_length``, remote mentions local part only."""
+    text = _REMOTE_MENTION.sub(lambda m: "@" + m.group(1), text)
+    total, last = 0, 0
+    for match in URL_PATTERN.finditer(text):
+        total += count_graphemes(text[last : match.start()]) + url_length
+        last = match.end()
+    return total + count_graphemes(text[last:])
+
+
+class MastodonOptions(PlatformOptions):
+    """``[channels.NAME]`` keys for ``platform = "mastodon"``."""
+
+    instance: str = Field(description="The instance's address, e.g. https://mastodon.social")
+    access_token: SecretRef
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    language: str | None = None  # ISO 639 code; default: the article's language
+    content_warning: str = Field(
+        default="", validation_alias=AliasChoices("content_warning", "spoiler_text")
+    )
+    sensitive: bool = False
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_is_a_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError('must be the instance address with https://, like "https://mastodon.social"')
+        if parts.path or parts.query:
+            raise ValueError('must be only the instance address, like "https://mastodon.social" (no path)')
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not re.fullmatch(r"[A-Za-z]{2,3}", value):
+            raise ValueError('must be an ISO 639 language code like "id" or "en"')
+        return value.lower()
+
+    @field_validator("content_warning")
+    @classmethod
+    def _short_warning(cls, value: str) -> str:
+        if count_graphemes(value) > 100:
+            raise ValueError("is too long; keep the content warning to a short phrase (under 100 characters)")
+        return value
+
+
+class MastodonPublisher(Publisher):
+    """Posts statuses to one Mastodon account. See the module docstring for the contract."""
+
+    name = "mastodon"
+    label = "Mastodon"
+    Options = MastodonOptions
+    limits = PostLimits(max_length=DEFAULT_MAX_CHARACTERS, url_length=DEFAULT_URL_LENGTH, images=True, link_card=False)
+    idempotent: ClassVar[bool] = True  # Idempotency-Key (one hour, per account)
+    can_read_back: ClassVar[bool] = True
+    default_template = "{title}\n\n{summary}\n\n{link}\n\n{hashtags}"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits: PostLimits | None = None
+        self._account: dict[str, Any] | None = None
+
+    @property
+    def opts(self) -> MastodonOptions:
+        assert isinstance(self.options, MastodonOptions)
+        return self.options
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.opts.instance).netloc
+
+    # --- length ------------------------------------------------------------------
+    def current_limits(self) -> PostLimits:
+        """The instance's limits once fetched (by publish or check), else the default 500/23."""
+        return self._limits or self.limits
+
+    def count(self, text: str) -> int:
+        limits = self.current_limits()
+        return count_status(text, url_length=limits.url_length or DEFAULT_URL_LENGTH)
+
+    def load_limits(self) -> PostLimits:
+        """Fetch and cache the instance's limits; on any failure keep the defaults (no error)."""
+        if self._limits is not None:
+            return self._limits
+        for path in ("/api/v2/instance", "/api/v1/instance"):
+            try:
+                response = self.request("GET", self.opts.instance + path, writes=False, what=f"Mastodon instance {self.host}")
+            except PublishError:
+                return self.limits
+            if response.status_code == 404:
+                continue  # Mastodon before 4.0 has only v1
+            if response.status_code != 200:
+                return self.limits
+            try:
+                data = response.json()
+            except ValueError:
+                return self.limits
+            limits = _limits_from_instance(data)
+            if limits is not None:
+                self._limits = limits
+                return limits
+        return self.limits
+
+    # --- publish -------------------------------------------------------------------
+    def publish(self, post: Post) -> Receipt:
+        """Post one status. Raises AuthError, RateLimitedError, PermanentError, TransientError
+        or UncertainError (timeout/dropped connection after sending)."""
+        limits = self.load_limits()
+        length = self.count(post.text)
+        if length > limits.max_length:
+            # Fitted to the default before the instance's own (lower) limit was known;
+            # a later attempt is fitted to the now-cached limit.
+            raise self.error(
+                TransientError,
+                f"The post is {length} characters, over this Mastodon instance's limit of {limits.max_length}; "
+                "it will be shortened and sent again",
+                code="too_long",
+            )
+        if not post.text.strip() and not post.image:
+            raise self.error(PermanentError, "The post is empty; check the channel's template", code="empty")
+        media_id = self._upload_image(post) if post.image else None
+        data: list[tuple[str, str]] = [
+            ("status", post.text),
+            ("visibility", self.opts.visibility),
+        ]
+        language = self.opts.language or _language_of(post.article.language)
+        if language:
+            data.append(("language", language))
+        if self.opts.content_warning:
+            data.append(("spoiler_text", self.opts.content_warning))
+        if self.opts.sensitive:
+            data.append(("sensitive", "true"))
+        if media_id:
+            data.append(("media_ids[]", media_id))
+        response = self.request(
+            "POST",
+            self.opts.instance + "/api/v1/statuses",
+            writes=True,
+            what=f"Mastodon ({self.host})",
+            data=data,
+            headers={**self._auth(), "Idempotency-Key": idempotency_key(post.key)},
+        )
+        if 200 <= response.status_code < 300:
+            status = self.read_json(response, writes=True, what=f"Mastodon ({self.host})")
+            if not isinstance(status, dict) or not status.get("id"):
+                raise self.error(UncertainError, f"Mastodon ({self.host}) answered without a status id; the post may have been published")
+            return Receipt(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+        raise self._status_error(response, creating=True)
+
+    def _upload_image(self, post: Post) -> str | None:
+        """Upload post.image with its alt text; the media id, or None to post without it."""
+        assert post.image
+        try:
+            image = self.request("GET", post.image, writes=False, what="the article's image", allow_redirects=True)
+        except PublishError:
+            log.warning("Could not download the article image; posting without it", extra={"channel": self.channel})
+            return None
+        ctype = image.headers.get("Content-Type", "").split(";")[0].strip()
+        if image.status_code != 200 or not ctype.startswith("image/") or len(image.content) > MAX_IMAGE_BYTES:
+            log.warning("The article image is not a usable image (HTTP %s, %s); posting without it", image.status_code, ctype or "no type", extra={"channel": self.channel})
+            return None
+        name = urlsplit(post.image).path.rsplit("/", 1)[-1] or "image"
+        response = self.request(
+            "POST",
+            self.opts.instance + "/api/v2/media",
+            writes=False,  # a media upload is not a post; an unattached upload is discarded
+            what=f"Mastodon ({self.host}) media upload",
+            files={"file": (name, image.content, ctype)},
+            data={"description": post.alt_text[:1500]} if post.alt_text else {},
+            headers=self._auth(),
+        )
+        if response.status_code in (401, 403, 429) or response.status_code >= 500:
+            raise self._status_error(response, creating=False)
+        if response.status_code not in (200, 202):
+            log.warning("Mastodon refused the article image (HTTP %s); posting without it", response.status_code, extra={"channel": self.channel})
+            return None
+        media = self.read_json(response, writes=False, what=f"Mastodon ({self.host}) media upload")
+        media_id = str(media.get("id", "")) if isinstance(media, dict) else ""
+        if not media_id:
+            return None
+        if response.status_code == 200 and media.get("url"):
+            return media_id
+        for _ in range(MEDIA_POLLS):  # bounded, no sleeping: see the module docstring
+            polled = self.request("GET", f"{self.opts.instance}/api/v1/media/{media_id}", writes=False, what=f"Mastodon ({self.host})", headers=self._auth())
+            if polled.status_code == 200:
+                return media_id
+            if polled.status_code != 206:
+                break
+        log.warning("Mastodon is still processing the article image; posting without it", extra={"channel": self.channel})
+        return None
+
+    # --- read-back ---------------------------------------------------------------------
+    def find_existing(self, post: Post) -> Receipt | None:
+        """The newest of the account's last 40 statuses that links to the article, else None."""
+        account = self._verify_credentials()
+        response = self.request(
+            "GET",
+            f"{self.opts.instance}/api/v1/accounts/{account['id']}/statuses",
+            writes=False,
+            what=f"Mastodon ({self.host})",
+            params={"limit": READ_BACK_LIMIT, "exclude_replies": "true", "exclude_reblogs": "true"},
+            headers=self._auth(),
+        )
+        if response.status_code != 200:
+            raise self._status_error(response, creating=False)
+        statuses = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
+        wanted = {_normal(link) for link in (post.link, post.article.link) if link}
+        for status in statuses if isinstance(statuses, list) else []:
+            if isinstance(status, dict) and wanted & _links_of(status):
+                return Receipt(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+        return None
+
+    # --- check --------------------------------------------------------------------------
+    def check(self) -> Health:
+        try:
+            account = self._verify_credentials(refresh=True)
+        except AuthError:
+            raise
+        except PublishError as exc:
+            return Health(HealthLevel.ERROR, exc.message)
+        limits = self.load_limits()
+        return Health(
+            HealthLevel.OK,
+            f"Posting as @{account.get('acct') or account.get('username')} on instance {self.host} "
+            f"(limit {limits.max_length} characters)",
+        )
+
+    # --- helpers --------------------------------------------------------------------------
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.opts.access_token.reveal()}
+
+    def _verify_credentials(self, *, refresh: bool = False) -> dict[str, Any]:
+        if self._account is not None and not refresh:
+            return self._account
+        response = self.request(
+            "GET",
+            self.opts.instance + "/api/v1/accounts/verify_credentials",
+            writes=False,
+            what=f"Mastodon ({self.host})",
+            headers=self._auth(),
+        )
+        if response.status_code != 200:
+            raise self._status_error(response, creating=False)
+        account = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
+        if not isinstance(account, dict) or not account.get("id"):
+            raise self.error(TransientError, f"Mastodon ({self.host}) answered without the account; will try again later")
+        self._account = account
+        return account
+
+    def _status_error(self, response: Any, *, creating: bool) -> PublishError:
+        """Map an HTTP error answer to the core's vocabulary (never echoing secrets)."""
+        status = response.status_code
+        text = _error_text(response)
+        token_name = self.opts.access_token.env_name or "MASTODON_TOKEN"
+        fix = f"put it in .env as {token_name} and run: autopublish resume {self.channel}"
+        if status == 401:
+            return self.error(
+                AuthError,
+                f"Mastodon ({self.host}) says the access token is invalid or was revoked; create a new token "
+                f"(Preferences > Development) with write:statuses, write:media and read:statuses, {fix}",
+                code=status,
+                detail=text,
+            )
+        if status == 403:
+            return self.error(
+                AuthError,
+                f"Mastodon ({self.host}) refused the request: the token lacks a permission or the account is disabled; "
+                f"create a token with write:statuses, write:media and read:statuses, {fix}",
+                code=status,
+                detail=text,
+            )
+        if status == 429:
+            now = self.env.now()
+            wait = seconds_until_iso(response.headers.get("X-RateLimit-Reset"), now)
+            if not wait:
+                wait = parse_retry_after(response.headers.get("Retry-After"), now)
+            return self.error(
+                RateLimitedError,
+                f"Mastodon ({self.host}) asked us to slow down; will try again later",
+                retry_after=wait if wait and wait > 0 else DEFAULT_RATE_LIMIT_WAIT,
+                code=status,
+                detail=text,
+            )
+        if status >= 500:
+            # The Idempotency-Key makes a retry of the same post safe (module docstring).
+            return self.error(TransientError, f"Mastodon ({self.host}) had a server error (HTTP {status}); will try again later", code=status, detail=text)
+        if status == 422:
+            return self.error(PermanentError, f"Mastodon ({self.host}) refused the post: {text or 'validation failed'}", code=status, detail=text)
+        if status == 404 and not creating:
+            return self.error(PermanentError, f"Mastodon ({self.host}) does not know this account or address; check the channel's instance", code=status, detail=text)
+        return self.error(PermanentError, f"Mastodon ({self.host}) refused the request (HTTP {status}); check the channel's instance address", code=status, detail=text)
+
+
+def idempotency_key(key: str) -> str:
+    """post.key as an HTTP header value (printable ASCII), else a digest of it."""
+    if key and len(key) <= 200 and all(33 <= ord(c) < 127 for c in key):
+        return key
+    return "ap-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _language_of(tag: str) -> str | None:
+    """'id', 'en-US', 'zh_CN' -> ISO 639 code, or None."""
+    code = re.split(r"[-_]", tag.strip(), maxsplit=1)[0].lower() if tag else ""
+    return code if re.fullmatch(r"[a-z]{2,3}", code) else None
+
+
+def _limits_from_instance(data: Any) -> PostLimits | None:
+    """PostLimits from a v2 or v1 instance entity, or None if it says nothing usable."""
+    if not isinstance(data, dict):
+        return None
+    statuses = (data.get("configuration") or {}).get("statuses") or {}
+    max_chars = statuses.get("max_characters") or data.get("max_toot_chars")
+    url_length = statuses.get("characters_reserved_per_url", DEFAULT_URL_LENGTH)
+    if not isinstance(max_chars, int) or max_chars <= 0:
+        return None
+    if not isinstance(url_length, int) or url_length < 0:
+        url_length = DEFAULT_URL_LENGTH
+    return replace(MastodonPublisher.limits, max_length=max_chars, url_length=url_length)
+
+
+def _error_text(response: Any) -> str:
+    """The ``error`` of a Mastodon error body, shortened; "" when there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    text = body.get("error", "") if isinstance(body, dict) else ""
+    return str(text)[:200]
+
+
+def _normal(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+def _links_of(status: dict[str, Any]) -> set[str]:
+    """Every link a status carries: its card and the hrefs in its HTML content."""
+    links = {_normal(html.unescape(href)) for href in _HREF.findall(status.get("content") or "")}
+    card = status.get("card")
+    if isinstance(card, dict) and card.get("url"):
+        links.add(_normal(card["url"]))
+    return links

@@ -1,0 +1,231 @@
+"""Slack: an incoming webhook posts the article to one channel as Block Kit blocks.
+
+Call: ``POST {webhook_url}`` with JSON ``{text, blocks, unfurl_links, unfurl_media}``.
+https://api.slack.com/messaging/webhooks. The answer is the plain-text body ``ok``, or a
+plain-text error such as ``invalid_payload`` / ``no_service`` / ``channel_is_archived``.
+
+Blocks: a section with the post text in mrkdwn (``&``, ``<``, ``>`` escaped, so feed text
+can never become a link, mention or ``<!channel>``), then a context line linking the
+article when the text does not already hold the link, then an image block with the
+article image and its alt text. ``text`` carries the same words for notifications.
+
+Length: a section's text may hold 3000 characters, counted by Slack on the escaped
+string; ``count`` is the UTF-16 length of the escaped text (an "&" counts 5), a safe
+reading of Slack's rule.
+
+The webhook URL is a secret and never reaches an error message or a log line.
+No message id comes back and a webhook cannot read the channel: no read-back and no
+idempotency, so an uncertain delivery waits for an editor. The receipt's remote id is
+the delivery key.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, NoReturn
+
+import requests
+from pydantic import ConfigDict, field_validator
+
+from autopublish.errors import (
+    AuthError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+    UncertainError,
+)
+from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
+from autopublish.secrets import Secret, SecretRef
+
+log = logging.getLogger(__name__)
+
+SECTION_LIMIT = 3000  # a section block's text
+ALT_TEXT_LIMIT = 2000
+DEFAULT_RETRY_AFTER = 30.0
+
+# Plain-text error bodies that mean "this webhook cannot post any more": pause the channel.
+_AUTH_PROBLEMS: dict[str, str] = {
+    "invalid_token": "the webhook's token is not valid",
+    "no_service": "the webhook was removed or disabled",
+    "no_service_id": "the webhook was removed or disabled",
+    "no_team": "the workspace of the webhook no longer exists",
+    "team_disabled": "the workspace of the webhook is disabled",
+    "channel_not_found": "the webhook's channel no longer exists",
+    "channel_is_archived": "the webhook's channel is archived",
+    "action_prohibited": "a workspace admin has restricted posting to the channel",
+    "posting_to_general_channel_denied": "only admins may post in the workspace's general channel",
+}
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's three control characters, escaped (the only ones Slack decodes)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link_target(url: str) -> str:
+    """A URL safe inside ``<url|label>``: the delimiters percent-encoded, & escaped."""
+    return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace("&", "&amp;")
+
+
+class SlackOptions(PlatformOptions):
+    """``[channels.NAME]`` keys for ``platform = "slack"``."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    webhook_url: SecretRef
+    unfurl_links: bool = False  # our blocks already show the article; Slack's own card would repeat it
+    images: bool = True  # an image block with the article image
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_url(cls, value: Secret) -> Secret:
+        if not value.reveal().strip().startswith(("https://", "http://")):
+            raise ValueError(
+                "must be the incoming webhook's full URL (https://hooks.slack.com/services/...), "
+                "from your Slack app's Incoming Webhooks page"
+            )
+        return value
+
+
+class SlackPublisher(Publisher):
+    name = "slack"
+    label = "Slack"
+    Options = SlackOptions
+    limits = PostLimits(max_length=SECTION_LIMIT, images=True, link_card=False)
+    idempotent: ClassVar[bool] = False
+    can_read_back: ClassVar[bool] = False  # a webhook returns no id and cannot read the channel
+    default_template = "*{title}*\n\n{summary}\n\n{link}"
+
+    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
+        super().__init__(channel, options, env)
+        assert isinstance(options, SlackOptions)
+        self.opts = options
+
+    def count(self, text: str) -> int:
+        """UTF-16 length of the text as sent (after mrkdwn escaping)."""
+        return len(escape_mrkdwn(text).encode("utf-16-le")) // 2
+
+    @property
+    def _url(self) -> str:
+        return self.opts.webhook_url.reveal().strip()
+
+    # --- publish ----------------------------------------------------------------
+    def publish(self, post: Post) -> Receipt:
+        """POST once; if Slack refuses the blocks with an image (400 invalid_blocks: nothing was
+        posted), once more without the image."""
+        payload = self.payload(post, with_image=self.opts.images)
+        try:
+            return self._send(payload, post)
+        except PermanentError as exc:
+            # Slack answers invalid_blocks when it cannot fetch an image_url.
+            if isinstance(exc, AuthError) or exc.code != "invalid_blocks" or not _has_image(payload):
+                raise
+            log.warning(
+                "Slack refused the message with the article image (%s); posting it without the image",
+                exc.code,
+                extra={"channel": self.channel, "platform": self.name, "article_key": post.article.key},
+            )
+        return self._send(self.payload(post, with_image=False), post)
+
+    def payload(self, post: Post, *, with_image: bool) -> dict[str, Any]:
+        """The JSON body: fallback text and blocks. Raises PermanentError when over the limit."""
+        text = escape_mrkdwn(post.text.strip())
+        length = self.count(post.text.strip())
+        if length > SECTION_LIMIT:
+            raise self.error(
+                PermanentError,
+                f"The post is {length} characters long once escaped and Slack allows {SECTION_LIMIT}; shorten the channel's template",
+                code="too_long",
+            )
+        if not text:
+            raise self.error(PermanentError, "The post has no text; Slack refuses empty messages", code="no_text")
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        link = post.link or post.article.link
+        if link and link not in post.text:
+            label = escape_mrkdwn((post.title or post.article.title or link).replace("|", "\u2223"))[:300]
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{_link_target(link)}|{label}>"}]})
+        if with_image and post.image:
+            alt = post.alt_text or post.article.image_alt or post.title or post.article.title or "Article image"
+            blocks.append({"type": "image", "image_url": post.image, "alt_text": alt[:ALT_TEXT_LIMIT]})
+        return {
+            "text": text,
+            "blocks": blocks,
+            "unfurl_links": self.opts.unfurl_links,
+            "unfurl_media": self.opts.unfurl_links,
+        }
+
+    def _send(self, payload: dict[str, Any], post: Post) -> Receipt:
+        log.debug("Slack: posting to the webhook", extra={"channel": self.channel, "platform": self.name, "article_key": post.article.key})
+        response = self.request("POST", self._url, writes=True, what="Slack", json=payload)
+        body = _body(response)
+        if response.status_code < 300:
+            if body == "ok":
+                return Receipt(remote_id=post.key)
+            raise self.error(
+                UncertainError,
+                "Slack answered in an unexpected way; the post may have been published",
+                code=response.status_code,
+                detail=body[:100],
+            )
+        self._raise_for(response, body, writes=True)
+
+    # --- check ------------------------------------------------------------------
+    def check(self) -> Health:
+        """POST an empty message, which Slack refuses without posting: a 400 proves the URL is live.
+
+        Slack has no read call for incoming webhooks; a removed webhook answers 403/404/410.
+        """
+        response = self.request("POST", self._url, writes=False, what="Slack", json={})
+        body = _body(response)
+        if response.status_code == 400:
+            return Health(HealthLevel.OK, "Slack knows this webhook (checked with an empty message, which Slack refuses without posting)")
+        if response.status_code < 300:
+            return Health(HealthLevel.WARNING, "Slack accepted an empty message; the webhook URL may not be a Slack incoming webhook")
+        self._raise_for(response, body, writes=False)
+
+    # --- errors -------------------------------------------------------------------
+    def _raise_for(self, response: requests.Response, body: str, *, writes: bool) -> NoReturn:
+        status = response.status_code
+        if status == 429:
+            seconds = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
+            if seconds is None or seconds <= 0:
+                seconds = DEFAULT_RETRY_AFTER
+            raise self.error(
+                RateLimitedError,
+                f"Slack asked us to slow down; will try again in {seconds:.0f} seconds",
+                retry_after=seconds,
+                code=429,
+                detail=body[:100],
+            )
+        problem = _AUTH_PROBLEMS.get(body)
+        if problem or status in (401, 403, 404, 410):
+            problem = problem or f"the webhook was refused (HTTP {status})"
+            raise self.error(
+                AuthError,
+                f"Slack says {problem}; fix it in Slack (or create a new incoming webhook, put its URL in .env as "
+                f"{self._url_name()}) and run: autopublish resume {self.channel}",
+                code=body or status,
+                detail=f"HTTP {status}",
+            )
+        if status >= 500:
+            if writes:
+                raise self.error(UncertainError, f"Slack had a server error ({body or status}); the post may have been published", code=body or status)
+            raise self.error(TransientError, f"Slack had a server error ({body or status}); will try again later", code=body or status)
+        raise self.error(PermanentError, f"Slack refused the post ({body or f'HTTP {status}'})", code=body or status)
+
+    def _url_name(self) -> str:
+        return self.opts.webhook_url.env_name or "SLACK_WEBHOOK_URL"
+
+
+def _body(response: requests.Response) -> str:
+    """Slack's plain-text answer, trimmed; "" when it is not short text."""
+    try:
+        text = response.content.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return ""
+    return text if len(text) <= 200 and "<" not in text else ""
+
+
+def _has_image(payload: dict[str, Any]) -> bool:
+    return any(block.get("type") == "image" for block in payload.get("blocks", []))

@@ -1,0 +1,331 @@
+"""X (Twitter) API v2: one post per article, signed with OAuth 1.0a user context.
+
+- Publish: ``POST /2/tweets`` (JSON), the article image first uploaded with
+  ``POST /2/media/upload`` (multipart ``media`` + ``media_category=tweet_image``).
+- Length: twitter-text v3 weighted length (autopublish.platforms.twitter_text), max 280.
+- Not idempotent. X refuses an identical text with 403 "duplicate content": that is a
+  hint an earlier attempt landed, so it is Uncertain and settled by reading back the
+  account's posts (``GET /2/users/me``, ``GET /2/users/:id/tweets``) and matching the
+  article link against ``entities.urls[].expanded_url`` (X rewrites links to t.co).
+- Errors are RFC 7807 problem JSON; 429 carries ``x-rate-limit-reset`` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import logging
+import secrets
+import unicodedata
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+import requests
+from pydantic import field_validator
+
+from autopublish.errors import (
+    AuthError,
+    PermanentError,
+    PublishError,
+    RateLimitedError,
+    TransientError,
+    UncertainError,
+)
+from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+from autopublish.platforms import twitter_text
+from autopublish.platforms.base import PlatformOptions, Publisher, seconds_until_epoch
+from autopublish.secrets import SecretRef
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0  # X's windows are 15 minutes
+READ_BACK_COUNT = 50
+
+
+class XOptions(PlatformOptions):
+    """``[channels.NAME]`` keys for ``platform = "x"`` (the four OAuth 1.0a user-context secrets)."""
+
+    api_base: str = "https://api.x.com"
+    consumer_key: SecretRef
+    consumer_secret: SecretRef
+    access_token: SecretRef
+    access_token_secret: SecretRef
+
+    @field_validator("api_base")
+    @classmethod
+    def _check_base(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError('api_base must be an address like "https://api.x.com"')
+        return value
+
+
+def percent_encode(value: str) -> str:
+    """RFC 5849 section 3.6: UTF-8, then percent-encode all but unreserved characters."""
+    return quote(value, safe="~")
+
+
+def oauth1_signature(
+    method: str, url: str, params: list[tuple[str, str]], consumer_secret: str, token_secret: str
+) -> str:
+    """The HMAC-SHA1 signature (base64) of a request, per RFC 5849 section 3.4.
+
+    ``url`` may carry a query; its parameters are signed with ``params`` (the oauth_*
+    parameters and any form fields; JSON and multipart bodies are not signed).
+    """
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+    base_url = urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+    pairs = [(percent_encode(k), percent_encode(v)) for k, v in [*parse_qsl(parts.query, keep_blank_values=True), *params]]
+    normalized = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+    base = "&".join((method.upper(), percent_encode(base_url), percent_encode(normalized)))
+    key = f"{percent_encode(consumer_secret)}&{percent_encode(token_secret)}"
+    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class XPublisher(Publisher):
+    name = "x"
+    label = "X"
+    Options = XOptions
+    limits = PostLimits(max_length=twitter_text.MAX_WEIGHTED_LENGTH, url_length=twitter_text.TRANSFORMED_URL_LENGTH, images=True, link_card=False)
+    idempotent: ClassVar[bool] = False
+    can_read_back: ClassVar[bool] = True
+    default_template = "{title}\n\n{link}\n\n{hashtags}"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._user_id: str | None = None
+
+    @property
+    def opts(self) -> XOptions:
+        assert isinstance(self.options, XOptions)
+        return self.options
+
+    def count(self, text: str) -> int:
+        """X's weighted length (twitter-text v3)."""
+        return twitter_text.weighted_length(text)
+
+    # --- publish -------------------------------------------------------------------
+    def publish(self, post: Post) -> Receipt:
+        """One attempt at ``POST /2/tweets``; the image is uploaded first when there is one."""
+        length = self.count(post.text)
+        if not post.text.strip() or length > twitter_text.MAX_WEIGHTED_LENGTH:
+            raise self.error(
+                PermanentError,
+                f"The post is {length} long by X's count, over X's limit of {twitter_text.MAX_WEIGHTED_LENGTH}; shorten the template",
+                code="too_long",
+            )
+        body: dict[str, Any] = {"text": post.text}
+        media_id = self._upload_image(post) if post.image else None
+        if media_id:
+            body["media"] = {"media_ids": [media_id]}
+        url = f"{self.opts.api_base}/2/tweets"
+        response = self.request("POST", url, writes=True, what="X", json=body, headers=self._sign("POST", url))
+        if response.status_code != 201 and response.status_code != 200:
+            raise self._failure(response, writes=True)
+        data = self.read_json(response, writes=True, what="X")
+        post_id = data.get("data", {}).get("id") if isinstance(data, dict) else None
+        if not isinstance(post_id, str) or not post_id:
+            raise self.error(UncertainError, "X accepted the post but did not say its id; it may have been published", code=response.status_code)
+        return self._receipt(post_id)
+
+    def _upload_image(self, post: Post) -> str | None:
+        """Upload the article image; None (post without it) when it cannot be had.
+
+        Auth and rate-limit answers still stop the publish: nothing was posted yet.
+        """
+        assert post.image is not None
+        try:
+            image = self.request("GET", post.image, writes=False, what="the article image", allow_redirects=True)
+        except PublishError:
+            log.warning("X: could not download the article image; posting without it", extra={"channel": self.channel})
+            return None
+        ctype = image.headers.get("Content-Type", "").split(";")[0].strip()
+        if image.status_code != 200 or not image.content or not ctype.startswith("image/"):
+            log.warning("X: the article image answered HTTP %s (%s); posting without it", image.status_code, ctype or "no type", extra={"channel": self.channel})
+            return None
+        url = f"{self.opts.api_base}/2/media/upload"
+        files = {"media": ("image", image.content, ctype)}
+        data = {"media_category": "tweet_image", "media_type": ctype}
+        try:
+            response = self.request("POST", url, writes=False, what="X's media upload", files=files, data=data, headers=self._sign("POST", url))
+            if response.status_code >= 300:
+                raise self._failure(response, writes=False, what="X's media upload")
+            body = self.read_json(response, writes=False, what="X's media upload")
+        except (AuthError, RateLimitedError):
+            raise
+        except PublishError as exc:
+            log.warning("X: the image upload failed (%s); posting without it", exc.message, extra={"channel": self.channel})
+            return None
+        media = body.get("data", body) if isinstance(body, dict) else {}
+        media_id = (media.get("id") or media.get("media_id_string")) if isinstance(media, dict) else None
+        return str(media_id) if media_id else None
+
+    # --- read-back ---------------------------------------------------------------------
+    def find_existing(self, post: Post) -> Receipt | None:
+        """The account's recent post that carries the article link (or the same text), if any."""
+        user_id = self._me()["id"]
+        url = f"{self.opts.api_base}/2/users/{quote(user_id)}/tweets"
+        params = {
+            "max_results": str(READ_BACK_COUNT),
+            "exclude": "replies,retweets",
+            "tweet.fields": "created_at,entities",
+        }
+        response = self.request("GET", url, writes=False, what="X", params=params, headers=self._sign("GET", url, params))
+        if response.status_code != 200:
+            raise self._failure(response, writes=False)
+        data = self.read_json(response, writes=False)
+        wanted = {_normal_link(link) for link in (post.link, post.article.link) if link}
+        text = _without_urls(post.text)
+        for item in data.get("data", []) if isinstance(data, dict) else []:
+            urls = (item.get("entities") or {}).get("urls") or []
+            expanded = {_normal_link(u.get(k, "")) for u in urls for k in ("expanded_url", "unwound_url") if u.get(k)}
+            if wanted & expanded or (text and _without_urls(html.unescape(item.get("text", ""))) == text):
+                return self._receipt(str(item["id"]))
+        return None
+
+    def check(self) -> Health:
+        """``GET /2/users/me``: which account the keys post as."""
+        me = self._me()
+        username = me.get("username", "")
+        return Health(
+            HealthLevel.OK,
+            f"Posting as @{username}" + (f" ({me['name']})" if me.get("name") else ""),
+            details=("X does not tell apps when OAuth 1.0a tokens expire; they last until revoked or regenerated",),
+        )
+
+    def _me(self) -> dict[str, Any]:
+        url = f"{self.opts.api_base}/2/users/me"
+        response = self.request("GET", url, writes=False, what="X", headers=self._sign("GET", url))
+        if response.status_code != 200:
+            raise self._failure(response, writes=False)
+        data = self.read_json(response, writes=False)
+        me = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(me, dict) or not me.get("id"):
+            raise self.error(TransientError, "X answered the account lookup without an account id; will try again later")
+        self._user_id = str(me["id"])
+        return me
+
+    # --- helpers -------------------------------------------------------------------------
+    def _receipt(self, post_id: str) -> Receipt:
+        return Receipt(remote_id=post_id, url=f"https://x.com/i/web/status/{post_id}")
+
+    def _sign(self, method: str, url: str, query: dict[str, str] | None = None) -> dict[str, str]:
+        """The ``Authorization: OAuth ...`` header for one request (query params signed too)."""
+        oauth = {
+            "oauth_consumer_key": self.opts.consumer_key.reveal(),
+            "oauth_nonce": secrets.token_hex(16),
+            "oauth_signature_method": "HMAC-SHA1",
+            "oauth_timestamp": str(int(self.env.now().timestamp())),
+            "oauth_token": self.opts.access_token.reveal(),
+            "oauth_version": "1.0",
+        }
+        params = [*oauth.items(), *(query or {}).items()]
+        oauth["oauth_signature"] = oauth1_signature(
+            method, url, params, self.opts.consumer_secret.reveal(), self.opts.access_token_secret.reveal()
+        )
+        header = ", ".join(f'{percent_encode(k)}="{percent_encode(v)}"' for k, v in sorted(oauth.items()))
+        return {"Authorization": f"OAuth {header}"}
+
+    def _failure(self, response: requests.Response, *, writes: bool, what: str = "X") -> PublishError:
+        """Map an X error answer (problem JSON) to the core's vocabulary."""
+        status = response.status_code
+        problem = _problem(response)
+        detail = str(problem.get("detail") or problem.get("title") or "")
+        kind = str(problem.get("type") or "")
+        resume = f"autopublish resume {self.channel}"
+        if status == 429:
+            wait = seconds_until_epoch(response.headers.get("x-rate-limit-reset"), self.env.now())
+            if kind.endswith("/usage-capped"):
+                message = "X says the app's monthly usage cap is reached; posts wait until the cap resets"
+            else:
+                message = "X says too many requests; will try again after the rate-limit window resets"
+            return self.error(RateLimitedError, message, retry_after=wait if wait and wait > 0 else DEFAULT_RATE_LIMIT_WAIT, code=status, detail=detail)
+        if status == 401:
+            return self.error(
+                AuthError,
+                "X rejected the app's credentials (the keys or access token were revoked or regenerated); "
+                "create new ones in the X developer portal, put them in .env as "
+                f"{self._env_names()} and run: {resume}",
+                code=status,
+                detail=detail,
+            )
+        if status == 402 or kind.endswith("/credits") or problem.get("title") == "CreditsDepleted":
+            return self.error(
+                AuthError,
+                "X says the account's API credits are used up; add credits in the X developer portal, then run: " + resume,
+                code=status,
+                detail=detail,
+            )
+        if status == 403:
+            if "duplicate" in detail.lower():
+                return self.error(
+                    UncertainError,
+                    "X refused the post as a duplicate of one already on the account; an earlier attempt may have published it",
+                    code="duplicate",
+                    detail=detail,
+                )
+            if "permission" in detail.lower() or "oauth1" in detail.lower() or kind.endswith("/client-forbidden"):
+                return self.error(
+                    AuthError,
+                    "X says the app is not allowed to post; set the app's permissions to Read and Write in the X developer portal, "
+                    f"regenerate the access token and secret, put them in .env and run: {resume}",
+                    code=status,
+                    detail=detail,
+                )
+            return self.error(PermanentError, f"X refused the post: {detail or 'forbidden'}", code=status, detail=detail)
+        if status >= 500:
+            cls = UncertainError if writes else TransientError
+            tail = "it may have been published" if writes else "will try again later"
+            return self.error(cls, f"{what} answered HTTP {status} (a server error); {tail}", code=status, detail=detail)
+        if status == 400:
+            reason = _first_error_message(problem) or detail or "invalid request"
+            return self.error(PermanentError, f"X refused the post as invalid: {reason}", code=status, detail=detail)
+        if status == 404:
+            return self.error(PermanentError, f"{what} answered HTTP 404; check api_base in the channel's config", code=status, detail=detail)
+        return self.error(PermanentError, f"{what} answered HTTP {status}: {detail or 'no reason given'}", code=status, detail=detail)
+
+    def _env_names(self) -> str:
+        names = [
+            secret.env_name
+            for secret in (self.opts.consumer_key, self.opts.consumer_secret, self.opts.access_token, self.opts.access_token_secret)
+            if secret.env_name
+        ]
+        return ", ".join(names) if names else "the channel's four X secrets"
+
+
+def _problem(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _first_error_message(problem: dict[str, Any]) -> str:
+    errors = problem.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("message") or "")
+    return ""
+
+
+def _normal_link(url: str) -> str:
+    """A link for comparison: scheme and host lower-cased, no trailing slash or fragment."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))
+
+
+def _without_urls(text: str) -> str:
+    """Text with its URLs removed and whitespace collapsed (X rewrites URLs to t.co)."""
+    spans = twitter_text.url_spans(text)
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces.append(text[last:start])
+        last = end
+    pieces.append(text[last:])
+    return " ".join(unicodedata.normalize("NFC", "".join(pieces)).split())

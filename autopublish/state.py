@@ -1,0 +1,670 @@
+"""SQLite store: the only source of truth for "was this posted".
+
+Claim, then post, then mark: a delivery is set to ``sending`` and COMMITTED before the
+publish call leaves, and marked after it. Every state change appends an event to the
+publish log in the same transaction. ``UNIQUE(channel, article_id, generation)`` makes
+the database itself refuse a second delivery of an article to a channel (a deliberate
+re-post by an editor is a new generation that points at the old row).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from autopublish.errors import StateError
+from autopublish.models import Article, DeliveryStatus
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feeds (
+    name TEXT PRIMARY KEY,
+    url TEXT NOT NULL DEFAULT '',
+    etag TEXT, last_modified TEXT, fetched_at REAL, body_hash TEXT,
+    baseline_at REAL,
+    last_poll_at REAL, last_ok_at REAL, last_error TEXT, failing_since REAL,
+    polls INTEGER NOT NULL DEFAULT 0, title TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS articles (
+    id INTEGER PRIMARY KEY,
+    feed TEXT NOT NULL,
+    key TEXT NOT NULL,
+    canonical TEXT NOT NULL,
+    link TEXT NOT NULL,
+    title TEXT NOT NULL,
+    published REAL,
+    first_seen_at REAL NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (feed, key)
+);
+CREATE INDEX IF NOT EXISTS articles_canonical ON articles (canonical);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    article_id INTEGER NOT NULL REFERENCES articles (id),
+    channel TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    repost_of INTEGER REFERENCES deliveries (id),
+    status TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    first_try_at REAL,
+    reason TEXT NOT NULL DEFAULT '',
+    post_url TEXT, remote_id TEXT,
+    needs_editor INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    sent_at REAL,
+    UNIQUE (channel, article_id, generation)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel, status);
+CREATE TABLE IF NOT EXISTS channels (
+    name TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL DEFAULT 0,
+    paused_reason TEXT NOT NULL DEFAULT '',
+    paused_at REAL,
+    paused_by TEXT NOT NULL DEFAULT '',
+    token_expires_at REAL,
+    last_success_at REAL,
+    last_failure_at REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT '',
+    delivery_id INTEGER,
+    article_id INTEGER,
+    channel TEXT NOT NULL DEFAULT '',
+    feed TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL DEFAULT '',
+    actor TEXT NOT NULL DEFAULT 'autopublish'
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_delivery ON events (delivery_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    key TEXT PRIMARY KEY,
+    opened_at REAL NOT NULL,
+    last_sent_at REAL,
+    message TEXT NOT NULL,
+    resolved_at REAL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    article_id: int
+    channel: str
+    status: str
+    tries: int
+    next_attempt_at: float | None
+    first_try_at: float | None
+    reason: str
+    post_url: str | None
+    remote_id: str | None
+    needs_editor: bool
+    created_at: float
+    updated_at: float
+    sent_at: float | None
+    generation: int
+    repost_of: int | None
+    feed: str = ""
+    title: str = ""
+    link: str = ""
+    published: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    name: str
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float | None
+    body_hash: str | None
+    baseline_at: float | None
+    last_poll_at: float | None
+    last_ok_at: float | None
+    last_error: str | None
+    failing_since: float | None
+    polls: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    name: str
+    paused: bool
+    paused_reason: str
+    paused_at: float | None
+    paused_by: str
+    token_expires_at: float | None
+    last_success_at: float | None
+    last_failure_at: float | None
+
+
+def article_to_json(article: Article) -> str:
+    data = asdict(article)
+    for key in ("published", "updated"):
+        if data[key] is not None:
+            data[key] = data[key].isoformat()
+    return json.dumps(data, ensure_ascii=False)
+
+
+def article_from_json(text: str) -> Article:
+    data = json.loads(text)
+    for key in ("published", "updated"):
+        if data.get(key):
+            data[key] = datetime.fromisoformat(data[key])
+    data["categories"] = tuple(data.get("categories", ()))
+    data["tags"] = tuple(data.get("tags", ()))
+    return Article(**data)
+
+
+class Store:
+    """One SQLite database in the state directory. Thread-safe through one lock."""
+
+    FILENAME = "state.db"
+
+    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time, create: bool = True) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / self.FILENAME
+        self.clock = clock
+        self._lock = threading.RLock()
+        if not self.path.exists() and not create:
+            raise StateError(f"There is no state database at {self.path}; run autopublish once to create it")
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=15.0, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA busy_timeout = 15000")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._check_integrity()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from None
+        except OSError as exc:
+            raise StateError(f"The state directory {state_dir} cannot be used ({exc.strerror}); check its permissions and free space") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # --- plumbing ---------------------------------------------------------------------
+    def _translate(self, exc: sqlite3.Error) -> StateError:
+        text = str(exc).lower()
+        if "full" in text:
+            return StateError(f"The disk holding {self.path} is full; publishing stopped so that no post is lost. Free some space, then restart")
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StateError(
+                f"The state database {self.path} is damaged; publishing stopped. Restore it from a backup "
+                "(autopublish backup makes one); autopublish will not start from an empty database, because that would post every article again"
+            )
+        if "locked" in text or "busy" in text:
+            return StateError(f"The state database {self.path} stayed locked by another process; try again")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return StateError(f"The state database {self.path} cannot be written; check the permissions of {self.state_dir}")
+        return StateError(f"The state database {self.path} failed ({exc})")
+
+    def _check_integrity(self) -> None:
+        row = self.db.execute("PRAGMA quick_check").fetchone()
+        if row is None or row[0] != "ok":
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+    def _migrate(self) -> None:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StateError(f"The state database {self.path} was written by a newer autopublish; upgrade autopublish")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT) under the store's lock."""
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._translate(exc) from None
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self.db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+
+    def now(self) -> float:
+        return float(self.clock())
+
+    def _event(self, db: sqlite3.Connection, kind: str, message: str, *, status: str = "", delivery_id: int | None = None,
+               article_id: int | None = None, channel: str = "", feed: str = "", actor: str = "autopublish") -> None:
+        db.execute(
+            "INSERT INTO events (at, kind, status, delivery_id, article_id, channel, feed, message, actor) VALUES (?,?,?,?,?,?,?,?,?)",
+            (self.now(), kind, status, delivery_id, article_id, channel, feed, message, actor),
+        )
+
+    def log_event(self, kind: str, message: str, **fields: Any) -> None:
+        with self.tx() as db:
+            self._event(db, kind, message, **fields)
+
+    # --- feeds ----------------------------------------------------------------------
+    def feed(self, name: str) -> FeedRow | None:
+        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM feeds WHERE name = ?", (name,))
+        return FeedRow(*rows[0]) if rows else None
+
+    def feeds(self) -> list[FeedRow]:
+        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM feeds ORDER BY name")
+        return [FeedRow(*r) for r in rows]
+
+    def ensure_feed(self, name: str, url: str) -> FeedRow:
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO feeds (name, url) VALUES (?, ?)", (name, url))
+            db.execute("UPDATE feeds SET url = ? WHERE name = ?", (url, name))
+        row = self.feed(name)
+        assert row is not None
+        return row
+
+    def record_poll_ok(self, name: str, *, etag: str | None, last_modified: str | None, fetched_at: float | None,
+                       body_hash: str | None, title: str | None, warning: str = "") -> None:
+        now = self.now()
+        with self.tx() as db:
+            previous = db.execute("SELECT failing_since, last_error FROM feeds WHERE name = ?", (name,)).fetchone()
+            db.execute(
+                "UPDATE feeds SET etag = ?, last_modified = ?, fetched_at = ?, body_hash = ?, last_poll_at = ?, last_ok_at = ?, "
+                "last_error = ?, failing_since = NULL, polls = polls + 1, title = COALESCE(?, title) WHERE name = ?",
+                (etag, last_modified, fetched_at, body_hash, now, now, warning or None, title, name),
+            )
+            if previous is not None and previous["failing_since"] is not None:
+                self._event(db, "feed_ok", "The feed can be read again", feed=name, status="ok")
+
+    def record_poll_unchanged(self, name: str, *, fetched_at: float | None) -> None:
+        now = self.now()
+        with self.tx() as db:
+            previous = db.execute("SELECT failing_since FROM feeds WHERE name = ?", (name,)).fetchone()
+            db.execute("UPDATE feeds SET fetched_at = COALESCE(?, fetched_at), last_poll_at = ?, last_ok_at = ?, last_error = NULL, failing_since = NULL, polls = polls + 1 WHERE name = ?",
+                       (fetched_at, now, now, name))
+            if previous is not None and previous["failing_since"] is not None:
+                self._event(db, "feed_ok", "The feed can be read again", feed=name, status="ok")
+
+    def record_poll_error(self, name: str, message: str) -> None:
+        now = self.now()
+        with self.tx() as db:
+            row = db.execute("SELECT failing_since, last_error FROM feeds WHERE name = ?", (name,)).fetchone()
+            first = row is None or row["failing_since"] is None
+            db.execute("UPDATE feeds SET last_poll_at = ?, last_error = ?, failing_since = COALESCE(failing_since, ?), polls = polls + 1 WHERE name = ?",
+                       (now, message, now, name))
+            if first or (row is not None and row["last_error"] != message):
+                self._event(db, "feed_error", message, feed=name, status="error")
+
+    def mark_baseline(self, name: str, message: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE feeds SET baseline_at = ? WHERE name = ?", (self.now(), name))
+            self._event(db, "baseline", message, feed=name, status="seen")
+
+    # --- articles -----------------------------------------------------------------------
+    def known_article(self, feed: str, key: str, canonical: str) -> int | None:
+        """The id of an article already seen: same feed and key, or the same canonical link anywhere."""
+        rows = self.query("SELECT id FROM articles WHERE feed = ? AND key = ?", (feed, key))
+        if rows:
+            return int(rows[0][0])
+        if canonical:
+            rows = self.query("SELECT id FROM articles WHERE canonical = ? ORDER BY id LIMIT 1", (canonical,))
+            if rows:
+                return int(rows[0][0])
+        return None
+
+    def article(self, article_id: int) -> Article:
+        rows = self.query("SELECT data FROM articles WHERE id = ?", (article_id,))
+        if not rows:
+            raise StateError(f"Article {article_id} is not in the state database")
+        return article_from_json(rows[0][0])
+
+    def add_article(self, db: sqlite3.Connection, article: Article, canonical: str) -> int:
+        published = article.published.timestamp() if article.published else None
+        cursor = db.execute(
+            "INSERT INTO articles (feed, key, canonical, link, title, published, first_seen_at, data) VALUES (?,?,?,?,?,?,?,?)",
+            (article.feed, article.key, canonical, article.link, article.title, published, self.now(), article_to_json(article)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str]]]], summary: str = "") -> list[int]:
+        """Store new articles and their deliveries in ONE transaction.
+
+        ``items``: (article, canonical link, [(channel, status, reason), ...]). An
+        article already stored (by feed+key or canonical link) is skipped, so a
+        crash between polls can never queue an article twice.
+        """
+        created: list[int] = []
+        with self.tx() as db:
+            for article, canonical, deliveries in items:
+                exists = db.execute("SELECT id FROM articles WHERE (feed = ? AND key = ?) OR (canonical != '' AND canonical = ?) LIMIT 1",
+                                    (feed, article.key, canonical)).fetchone()
+                if exists:
+                    continue
+                article_id = self.add_article(db, article, canonical)
+                for channel, status, reason in deliveries:
+                    delivery_id = self._insert_delivery(db, article_id, channel, status, reason)
+                    if delivery_id:
+                        created.append(delivery_id)
+                        self._event(db, "queued" if status == DeliveryStatus.QUEUED else status, reason or "New article queued",
+                                    status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, feed=feed)
+            if summary:
+                self._event(db, "poll", summary, feed=feed, status="ok")
+        return created
+
+    def _insert_delivery(self, db: sqlite3.Connection, article_id: int, channel: str, status: str, reason: str,
+                         generation: int = 0, repost_of: int | None = None) -> int | None:
+        now = self.now()
+        # Rows held by the flood guard wait for an editor, not for a channel to resume.
+        needs_editor = int(status == DeliveryStatus.HELD)
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO deliveries (article_id, channel, generation, repost_of, status, reason, next_attempt_at, created_at, updated_at, needs_editor) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (article_id, channel, generation, repost_of, status, reason, now if status == DeliveryStatus.QUEUED else None, now, now, needs_editor),
+        )
+        return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
+
+    def add_missing_deliveries(self, article_id: int, feed: str, channels: list[tuple[str, str, str]]) -> None:
+        with self.tx() as db:
+            for channel, status, reason in channels:
+                delivery_id = self._insert_delivery(db, article_id, channel, status, reason)
+                if delivery_id:
+                    self._event(db, status, reason, status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, feed=feed)
+
+    # --- deliveries -------------------------------------------------------------------------
+    _DELIVERY_COLUMNS = (
+        "d.id, d.article_id, d.channel, d.status, d.tries, d.next_attempt_at, d.first_try_at, d.reason, d.post_url, d.remote_id, "
+        "d.needs_editor, d.created_at, d.updated_at, d.sent_at, d.generation, d.repost_of, a.feed, a.title, a.link, a.published"
+    )
+
+    def _rows(self, where: str, params: tuple[Any, ...] = (), order: str = "COALESCE(a.published, a.first_seen_at), d.id", limit: int | None = None) -> list[DeliveryRow]:
+        sql = f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id WHERE {where} ORDER BY {order}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [DeliveryRow(*r) for r in self.query(sql, params)]
+
+    def delivery(self, delivery_id: int) -> DeliveryRow | None:
+        rows = self._rows("d.id = ?", (delivery_id,))
+        return rows[0] if rows else None
+
+    def due_deliveries(self, now: float, channels: list[str] | None = None) -> list[DeliveryRow]:
+        """Queued and waiting deliveries whose time has come, oldest article first."""
+        where = "d.status IN ('queued', 'waiting') AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
+        params: tuple[Any, ...] = (now,)
+        if channels is not None:
+            where += f" AND d.channel IN ({','.join('?' * len(channels))})"
+            params += tuple(channels)
+        return self._rows(where, params)
+
+    def deliveries_with_status(self, *statuses: str, channel: str | None = None) -> list[DeliveryRow]:
+        where = f"d.status IN ({','.join('?' * len(statuses))})"
+        params: tuple[Any, ...] = tuple(statuses)
+        if channel:
+            where += " AND d.channel = ?"
+            params += (channel,)
+        return self._rows(where, params)
+
+    def claim(self, delivery_id: int, key_note: str = "") -> bool:
+        """queued/waiting -> sending, committed before the network call. False if someone else moved it."""
+        now = self.now()
+        with self.tx() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET status = 'sending', tries = tries + 1, first_try_at = COALESCE(first_try_at, ?), updated_at = ? "
+                "WHERE id = ? AND status IN ('queued', 'waiting')",
+                (now, now, delivery_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            row = db.execute("SELECT channel, article_id, tries FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            self._event(db, "sending", f"Posting (try {row['tries']})", status="sending", delivery_id=delivery_id,
+                        article_id=row["article_id"], channel=row["channel"])
+        return True
+
+    def transition(
+        self,
+        delivery_id: int,
+        status: str,
+        message: str,
+        *,
+        expect: tuple[str, ...] | None = None,
+        next_attempt_at: float | None = None,
+        post_url: str | None = None,
+        remote_id: str | None = None,
+        needs_editor: bool | None = None,
+        actor: str = "autopublish",
+        kind: str | None = None,
+        reset_tries: bool = False,
+    ) -> bool:
+        """Move a delivery to ``status`` and log why, in one transaction.
+
+        ``expect``: the move happens only from these statuses (False otherwise), so an
+        editor's action and the daemon can never overwrite each other's outcome.
+        """
+        now = self.now()
+        with self.tx() as db:
+            row = db.execute("SELECT status, channel, article_id FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None or (expect is not None and row["status"] not in expect):
+                return False
+            sets = ["status = ?", "reason = ?", "updated_at = ?", "next_attempt_at = ?"]
+            params: list[Any] = [status, message, now, next_attempt_at]
+            if post_url is not None:
+                sets.append("post_url = ?")
+                params.append(post_url)
+            if remote_id is not None:
+                sets.append("remote_id = ?")
+                params.append(remote_id)
+            if needs_editor is not None:
+                sets.append("needs_editor = ?")
+                params.append(int(needs_editor))
+            if status == DeliveryStatus.SENT:
+                sets.append("sent_at = ?")
+                params.append(now)
+            if reset_tries:
+                sets.append("tries = 0")
+                sets.append("first_try_at = NULL")
+            params.append(delivery_id)
+            db.execute(f"UPDATE deliveries SET {', '.join(sets)} WHERE id = ?", params)
+            if status == DeliveryStatus.SENT:
+                db.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (row["channel"],))
+                db.execute("UPDATE channels SET last_success_at = ? WHERE name = ?", (now, row["channel"]))
+            elif status in (DeliveryStatus.FAILED, DeliveryStatus.WAITING, DeliveryStatus.UNCERTAIN):
+                db.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (row["channel"],))
+                db.execute("UPDATE channels SET last_failure_at = ? WHERE name = ?", (now, row["channel"]))
+            self._event(db, kind or status, message, status=status, delivery_id=delivery_id, article_id=row["article_id"],
+                        channel=row["channel"], actor=actor)
+        return True
+
+    def recover_interrupted(self) -> list[int]:
+        """At start-up: every ``sending`` row was interrupted mid-post and becomes ``uncertain``."""
+        ids = [r.id for r in self.deliveries_with_status(DeliveryStatus.SENDING)]
+        for delivery_id in ids:
+            self.transition(
+                delivery_id, DeliveryStatus.UNCERTAIN,
+                "autopublish stopped while this was being posted; it will check the platform before trying again",
+                expect=(DeliveryStatus.SENDING,), kind="interrupted",
+            )
+        return ids
+
+    def repost(self, delivery_id: int, actor: str) -> int | None:
+        """A deliberate re-post by an editor: a new generation that points at the old row."""
+        with self.tx() as db:
+            row = db.execute("SELECT article_id, channel FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                return None
+            top = db.execute("SELECT MAX(generation) FROM deliveries WHERE article_id = ? AND channel = ?", (row["article_id"], row["channel"])).fetchone()[0]
+            new_id = self._insert_delivery(db, row["article_id"], row["channel"], DeliveryStatus.QUEUED, f"Re-post requested by {actor}",
+                                           generation=int(top or 0) + 1, repost_of=delivery_id)
+            if new_id:
+                self._event(db, "repost", f"Re-post of delivery {delivery_id} requested", status="queued", delivery_id=new_id,
+                            article_id=row["article_id"], channel=row["channel"], actor=actor)
+            return new_id
+
+    def counts_by_status(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self.query("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}
+
+    def sent_since(self, channel: str, since: float) -> int:
+        rows = self.query("SELECT COUNT(*) FROM deliveries WHERE channel = ? AND sent_at >= ?", (channel, since))
+        return int(rows[0][0])
+
+    def recent_sent(self, channel: str, limit: int) -> list[float]:
+        """Times of the channel's last ``limit`` posts, newest first."""
+        rows = self.query("SELECT sent_at FROM deliveries WHERE channel = ? AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT ?", (channel, limit))
+        return [float(r[0]) for r in rows]
+
+    def defer(self, delivery_id: int, until: float, reason: str) -> None:
+        """Move a queued delivery's next time without a state change (pacing); no log event."""
+        with self.tx() as db:
+            db.execute("UPDATE deliveries SET next_attempt_at = ?, reason = ? WHERE id = ? AND status IN ('queued', 'waiting')", (until, reason, delivery_id))
+
+    def last_sent_at(self, channel: str) -> float | None:
+        rows = self.query("SELECT MAX(sent_at) FROM deliveries WHERE channel = ?", (channel,))
+        return rows[0][0]
+
+    # --- channels ---------------------------------------------------------------------------
+    def channel(self, name: str) -> ChannelRow:
+        rows = self.query("SELECT name, paused, paused_reason, paused_at, paused_by, token_expires_at, last_success_at, last_failure_at FROM channels WHERE name = ?", (name,))
+        if not rows:
+            return ChannelRow(name, False, "", None, "", None, None, None)
+        r = rows[0]
+        return ChannelRow(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+
+    def pause_channel(self, name: str, reason: str, actor: str = "autopublish") -> bool:
+        """Pause a channel; its queue is kept. False if it was already paused."""
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (name,))
+            cursor = db.execute("UPDATE channels SET paused = 1, paused_reason = ?, paused_at = ?, paused_by = ? WHERE name = ? AND paused = 0",
+                                (reason, self.now(), actor, name))
+            if cursor.rowcount:
+                self._event(db, "paused", reason, channel=name, status="paused", actor=actor)
+            return bool(cursor.rowcount)
+
+    def resume_channel(self, name: str, actor: str = "autopublish") -> int:
+        """Unpause; held deliveries of the channel go back to the queue. Returns how many."""
+        now = self.now()
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (name,))
+            db.execute("UPDATE channels SET paused = 0, paused_reason = '', paused_at = NULL, paused_by = '' WHERE name = ?", (name,))
+            rows = db.execute("SELECT id, article_id FROM deliveries WHERE channel = ? AND status = 'held' AND needs_editor = 0", (name,)).fetchall()
+            for row in rows:
+                db.execute("UPDATE deliveries SET status = 'queued', reason = 'Back in the queue: the channel was resumed', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                           (now, now, row["id"]))
+            self._event(db, "resumed", f"Channel resumed; {len(rows)} held post(s) back in the queue", channel=name, status="active", actor=actor)
+            return len(rows)
+
+    def set_token_expiry(self, name: str, expires_at: float | None) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (name,))
+            db.execute("UPDATE channels SET token_expires_at = ? WHERE name = ?", (expires_at, name))
+
+    # --- the publish log --------------------------------------------------------------------
+    def events(self, *, since: float | None = None, channel: str | None = None, feed: str | None = None,
+               status: str | None = None, kinds: tuple[str, ...] | None = None, limit: int = 1000, offset: int = 0,
+               search: str | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        where = ["1=1"]
+        params: list[Any] = []
+        if since is not None:
+            where.append("e.at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("e.at < ?")
+            params.append(until)
+        if channel:
+            where.append("e.channel = ?")
+            params.append(channel)
+        if feed:
+            where.append("(e.feed = ? OR a.feed = ?)")
+            params.extend([feed, feed])
+        if status:
+            where.append("e.status = ?")
+            params.append(status)
+        if kinds:
+            where.append(f"e.kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        if search:
+            where.append("(a.title LIKE ? OR e.message LIKE ?)")
+            params.extend([f"%{search}%", f"%{search}%"])
+        sql = (
+            "SELECT e.id, e.at, e.kind, e.status, e.delivery_id, e.channel, COALESCE(NULLIF(e.feed, ''), a.feed, '') AS feed, e.message, e.actor, "
+            "a.title, a.link, d.post_url, d.status AS delivery_status, d.needs_editor "
+            "FROM events e LEFT JOIN articles a ON a.id = e.article_id LEFT JOIN deliveries d ON d.id = e.delivery_id "
+            f"WHERE {' AND '.join(where)} ORDER BY e.at DESC, e.id DESC LIMIT ? OFFSET ?"
+        )
+        params.extend([limit, offset])
+        return [dict(r) for r in self.query(sql, tuple(params))]
+
+    def prune_events(self, older_than: float) -> int:
+        with self.tx() as db:
+            cursor = db.execute("DELETE FROM events WHERE at < ?", (older_than,))
+            return cursor.rowcount
+
+    # --- alerts ---------------------------------------------------------------------------
+    def open_alert(self, key: str, message: str, repeat: float) -> bool:
+        """Record an open problem; True when an alert should be sent now (new, or repeat elapsed)."""
+        now = self.now()
+        with self.tx() as db:
+            row = db.execute("SELECT last_sent_at, resolved_at FROM alerts WHERE key = ?", (key,)).fetchone()
+            if row is None or row["resolved_at"] is not None:
+                db.execute("INSERT OR REPLACE INTO alerts (key, opened_at, last_sent_at, message, resolved_at) VALUES (?,?,?,?,NULL)", (key, now, now, message))
+                return True
+            if row["last_sent_at"] is None or now - row["last_sent_at"] >= repeat:
+                db.execute("UPDATE alerts SET last_sent_at = ?, message = ? WHERE key = ?", (now, message, key))
+                return True
+            return False
+
+    def resolve_alert(self, key: str) -> bool:
+        """Close an open problem; True if it was open (so a 'resolved' message is due)."""
+        with self.tx() as db:
+            cursor = db.execute("UPDATE alerts SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL", (self.now(), key))
+            return bool(cursor.rowcount)
+
+    def open_alerts(self) -> list[sqlite3.Row]:
+        return self.query("SELECT key, opened_at, last_sent_at, message FROM alerts WHERE resolved_at IS NULL ORDER BY opened_at")
+
+    # --- backup -----------------------------------------------------------------------------
+    def backup(self, target: Path) -> None:
+        """A consistent copy while the daemon runs (SQLite's online backup API)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            try:
+                destination = sqlite3.connect(target)
+                with destination:
+                    self.db.backup(destination)
+                destination.close()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+
+
+def utc(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None

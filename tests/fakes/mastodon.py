@@ -1,0 +1,271 @@
+"""A loopback Mastodon instance: statuses, media, instance limits, Idempotency-Key.
+
+Speaks the real paths and shapes (docs.joinmastodon.org): form or JSON bodies,
+``media_ids[]``, ``{"error": "..."}`` envelopes, ISO-8601 ``X-RateLimit-Reset``, media
+that may stay "processing" (202 on upload, 206 on GET) for a while, link cards that
+appear only on later reads (Mastodon fetches them after posting).
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from typing import Any
+
+import regex
+
+from tests.contract import CANARY, ContractCase
+from tests.fakes.base import FakeServer, Request, Response
+
+URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _graphemes(text: str) -> int:
+    return len(regex.findall(r"\X", text))
+
+
+class FakeMastodon(FakeServer):
+    """One account (``@bot``) on one instance; the token is ``token``."""
+
+    def __init__(self, token: str = CANARY, *, max_characters: int = 500, url_length: int = 23, lifetime: float = 300.0) -> None:
+        super().__init__(lifetime=lifetime)
+        self.canned: list[tuple[Callable[[Request], bool], Response]] = []
+        self.token = token
+        self.max_characters = max_characters
+        self.url_length = url_length
+        self.account_id = "109000000000000042"
+        self.statuses: list[dict[str, Any]] = []  # oldest first
+        self.media: dict[str, dict[str, Any]] = {}
+        self.idempotency: dict[str, str] = {}  # key -> status id
+        self.processing_polls = 0  # a new upload stays "processing" for this many GETs
+        self.revoked = False
+        self._ids = itertools.count(113900000000000001)
+
+    # --- helpers for tests -------------------------------------------------------
+    @property
+    def posts(self) -> int:
+        return len(self.statuses)
+
+    def _rate_headers(self) -> dict[str, str]:
+        reset = datetime.now(UTC) + timedelta(minutes=5)
+        return {
+            "X-RateLimit-Limit": "300",
+            "X-RateLimit-Remaining": "216",
+            "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+
+    def _error(self, status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+        return Response.json_body(status, {"error": text}, {**self._rate_headers(), **(headers or {})})
+
+    def _ok(self, data: Any, status: int = 200) -> Response:
+        return Response.json_body(status, data, self._rate_headers())
+
+    # --- FakeServer --------------------------------------------------------------
+    def is_publish(self, request: Request) -> bool:
+        return request.method == "POST" and request.path == "/api/v1/statuses"
+
+    def error_response(self, kind: str, request: Request) -> Response:
+        if kind == "rate_limit":
+            return self._error(429, "Too many requests", {"X-RateLimit-Remaining": "0"})
+        if kind == "auth":
+            return Response.json_body(401, {"error": "The access token is invalid"}, {"WWW-Authenticate": 'Bearer realm="Doorkeeper", error="invalid_token"'})
+        if kind == "bad_request":
+            return self._error(422, "Validation failed: Text can't be blank")
+        return Response(503, "<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
+
+    def reply_next(self, response: Response, when: Callable[[Request], bool] | None = None) -> None:
+        """Answer the next matching request (default: the next publish) with ``response``, acting on nothing."""
+        with self.lock:
+            self.canned.append((when or self.is_publish, response))
+
+    def _canned(self, request: Request) -> Response | None:
+        for i, (when, response) in enumerate(self.canned):
+            if when(request):
+                del self.canned[i]
+                return response
+        return None
+
+    def route(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        canned = self._canned(request)
+        if canned is not None:
+            return canned
+        if method == "GET" and path in ("/api/v2/instance", "/api/v1/instance"):
+            return self._instance(path)
+        if not self._authorized(request):
+            return Response.json_body(401, {"error": "The access token is invalid"})
+        if method == "GET" and path == "/api/v1/accounts/verify_credentials":
+            return self._ok(self._account())
+        if method == "POST" and path == "/api/v2/media":
+            return self._upload(request)
+        match = re.fullmatch(r"/api/v1/media/(\d+)", path)
+        if method == "GET" and match:
+            return self._get_media(match.group(1))
+        if method == "POST" and path == "/api/v1/statuses":
+            return self._create_status(request)
+        match = re.fullmatch(r"/api/v1/accounts/(\d+)/statuses", path)
+        if method == "GET" and match:
+            return self._list_statuses(request, match.group(1))
+        return self._error(404, "Record not found")
+
+    # --- endpoints ---------------------------------------------------------------
+    def _authorized(self, request: Request) -> bool:
+        return not self.revoked and request.header("authorization") == f"Bearer {self.token}"
+
+    def _account(self) -> dict[str, Any]:
+        return {"id": self.account_id, "username": "bot", "acct": "bot", "display_name": "Berita Bot", "url": f"{self.url}/@bot"}
+
+    def _instance(self, path: str) -> Response:
+        statuses = {"max_characters": self.max_characters, "max_media_attachments": 4, "characters_reserved_per_url": self.url_length}
+        if path.startswith("/api/v1"):
+            return self._ok({"uri": "127.0.0.1", "title": "Fake", "max_toot_chars": self.max_characters, "configuration": {"statuses": statuses}})
+        return self._ok({
+            "domain": "127.0.0.1",
+            "title": "Fake Mastodon",
+            "version": "4.3.0",
+            "configuration": {
+                "urls": {"streaming": "wss://127.0.0.1"},
+                "statuses": statuses,
+                "media_attachments": {"image_size_limit": 16777216, "description_limit": 1500, "supported_mime_types": ["image/png", "image/jpeg"]},
+            },
+        })
+
+    def _upload(self, request: Request) -> Response:
+        if "file" not in request.files:
+            return self._error(422, "Validation failed: File can't be blank")
+        filename, data = request.files["file"]
+        if not data.startswith(b"\x89PNG") and not data.startswith(b"\xff\xd8"):
+            return self._error(422, "Validation failed: File content type is invalid")
+        media_id = str(next(self._ids))
+        processing = self.processing_polls
+        media = {
+            "id": media_id,
+            "type": "image",
+            "url": None if processing else f"{self.url}/system/media/{media_id}/original/{filename}",
+            "preview_url": f"{self.url}/system/media/{media_id}/small/{filename}",
+            "description": (request.form.get("description") or [None])[0],
+            "meta": {"original": {"width": 1, "height": 1, "size": "1x1", "aspect": 1.0}},
+            "_polls_left": processing,
+        }
+        self.media[media_id] = media
+        return self._ok(_public(media), 202 if processing else 200)
+
+    def _get_media(self, media_id: str) -> Response:
+        media = self.media.get(media_id)
+        if media is None:
+            return self._error(404, "Record not found")
+        if media["_polls_left"] > 0:
+            media["_polls_left"] -= 1
+            if media["_polls_left"] > 0:
+                return self._ok(_public(media), 206)
+        media["url"] = f"{self.url}/system/media/{media_id}/original/image.png"
+        return self._ok(_public(media))
+
+    def _create_status(self, request: Request) -> Response:
+        key = request.header("idempotency-key")
+        if key and key in self.idempotency:
+            status = next(s for s in self.statuses if s["id"] == self.idempotency[key])
+            return self._ok(_public(status))
+        params = _params(request)
+        text = params.get("status", "")
+        media_ids = params.get("media_ids", [])
+        if isinstance(text, list) or not isinstance(media_ids, list):
+            return self._error(422, "Validation failed: Status is invalid")
+        if not text.strip() and not media_ids:
+            return self._error(422, "Validation failed: Text can't be blank")
+        if self.count(text) > self.max_characters:
+            return self._error(422, f"Validation failed: Text character limit of {self.max_characters} exceeded")
+        visibility = params.get("visibility") or "public"
+        if visibility not in ("public", "unlisted", "private", "direct"):
+            return self._error(422, "Validation failed: Visibility is not included in the list")
+        attachments = []
+        for media_id in media_ids:
+            media = self.media.get(str(media_id))
+            if media is None:
+                return self._error(422, "Validation failed: Media attachments are invalid")
+            if media["url"] is None:
+                return self._error(422, "Cannot attach files that have not finished processing. Try again in a moment!")
+            attachments.append(_public(media))
+        status_id = str(next(self._ids))
+        status = {
+            "id": status_id,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "visibility": visibility,
+            "language": params.get("language"),
+            "spoiler_text": params.get("spoiler_text") or "",
+            "sensitive": str(params.get("sensitive", "")).lower() == "true",
+            "uri": f"{self.url}/users/bot/statuses/{status_id}",
+            "url": f"{self.url}/@bot/{status_id}",
+            "content": _html(text),
+            "text": text,
+            "media_attachments": attachments,
+            "card": None,
+            "account": self._account(),
+            "application": {"name": "autopublish", "website": None},
+            "_idempotency_key": key,
+        }
+        self.statuses.append(status)
+        if key:
+            self.idempotency[key] = status_id
+        return self._ok(_public(status))
+
+    def _list_statuses(self, request: Request, account_id: str) -> Response:
+        if account_id != self.account_id:
+            return self._error(404, "Record not found")
+        limit = min(int(request.param("limit", "20") or 20), 40)
+        page = []
+        for status in reversed(self.statuses):
+            links = URL.findall(status["text"])
+            # Mastodon fetches the card after posting; later reads show it.
+            shown = {**status, "card": {"url": links[0], "title": "", "type": "link"} if links else None}
+            page.append(_public(shown))
+        return self._ok(page[:limit])
+
+    def count(self, text: str) -> int:
+        """Mastodon's StatusLengthValidator, independently: URLs count url_length."""
+        text = re.sub(r"(?<![\w/])@(\w+)@[\w.-]+\w", r"@\1", text)
+        return _graphemes(URL.sub("x" * self.url_length, text))
+
+
+def _params(request: Request) -> dict[str, Any]:
+    """Status parameters from a form (``media_ids[]``) or a JSON body (``media_ids``)."""
+    if isinstance(request.json, dict):
+        return dict(request.json)
+    params: dict[str, Any] = {}
+    for name, values in request.form.items():
+        if name.endswith("[]"):
+            params[name[:-2]] = values
+        else:
+            params[name] = values[-1] if len(values) == 1 else values
+    return params
+
+
+def _html(text: str) -> str:
+    """Roughly how Mastodon renders plain text: paragraphs, <br />, linked URLs."""
+    def link(match: re.Match[str]) -> str:
+        url = match.group(0)
+        return f'<a href="{html.escape(url)}" rel="nofollow noopener" target="_blank">{html.escape(url)}</a>'
+
+    paragraphs = []
+    for block in text.split("\n\n"):
+        escaped = URL.sub(lambda m: "\0" + m.group(0) + "\0", block)
+        parts = escaped.split("\0")
+        rendered = "".join(link(URL.match(p)) if i % 2 else html.escape(p) for i, p in enumerate(parts))  # type: ignore[arg-type]
+        paragraphs.append("<p>" + rendered.replace("\n", "<br />") + "</p>")
+    return "".join(paragraphs)
+
+
+def _public(entity: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entity.items() if not k.startswith("_") and k != "text"}
+
+
+CONTRACT = ContractCase(
+    platform="mastodon",
+    make_fake=lambda: FakeMastodon(),
+    options=lambda fake: {"instance": fake.url, "access_token": "${MASTODON_TOKEN}", "visibility": "public"},
+    env={"MASTODON_TOKEN": CANARY},
+    posts=lambda fake: fake.posts,  # type: ignore[attr-defined]
+)

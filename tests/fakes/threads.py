@@ -1,0 +1,290 @@
+"""A loopback Threads API (graph.threads.net), and the Graph-style base the Instagram fake shares.
+
+Speaks Meta's Graph conventions: versioned paths (``/v1.0/...``), the token as
+``access_token`` in the query, form or JSON body (or an ``Authorization: OAuth|Bearer``
+header), JSON answers with ``Content-Type: application/json; charset=UTF-8``, errors in
+the ``{"error": {...}}`` envelope (classified by code, HTTP status secondary), containers
+whose status moves IN_PROGRESS -> FINISHED -> PUBLISHED, a 24 h publishing quota, and a
+listing of published media with permalinks. ``paging.next`` embeds the token, as Meta's does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import string
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import regex
+
+from tests.contract import CANARY, ContractCase
+from tests.fakes.base import FakeServer, Request, Response
+
+VERSION_PREFIX = re.compile(r"^/v\d+\.\d+(?=/)")
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"
+
+
+def graph_error(status: int, message: str, code: int, *, subcode: int | None = None, kind: str = "OAuthException", transient: bool = False, headers: dict[str, str] | None = None) -> Response:
+    error: dict[str, Any] = {"message": message, "type": kind, "code": code, "is_transient": transient, "fbtrace_id": "AbCdEfGh123"}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return Response.json_body(status, {"error": error}, headers)
+
+
+def shortcode(number: int) -> str:
+    alphabet = string.ascii_letters + string.digits + "-_"
+    out = ""
+    number += 10**9
+    while number:
+        number, rest = divmod(number, len(alphabet))
+        out += alphabet[rest]
+    return out
+
+
+class MetaGraphFake(FakeServer):
+    """Graph-style plumbing: token check, path parsing, containers, quota, listings."""
+
+    api_version = "v1.0"
+    container_status_field = "status"  # Instagram's is "status_code"
+    publish_edge = "threads_publish"
+    container_edge = "threads"
+    media_edge = "threads"
+    quota_edge = "threads_publishing_limit"
+    default_quota = 250
+
+    def __init__(self, *, token: str = CANARY, user_id: str = "17890000000000000", username: str = "jakartaberketahanan", lifetime: float = 120.0) -> None:
+        super().__init__(lifetime=lifetime)
+        self.token = token
+        self.user_id = user_id
+        self.username = username
+        self.containers: dict[str, dict[str, Any]] = {}
+        self.media: list[dict[str, Any]] = []  # oldest first
+        self.quota_total = self.default_quota
+        self.quota_used = 0
+        self.polls_until_ready = 0  # status reads that answer IN_PROGRESS before FINISHED
+        self.image_fails = False  # image containers end in ERROR (the image cannot be fetched)
+        self.permalink_fails = False  # GET of a media object's permalink answers a server error
+        self.injected: list[tuple[Callable[[Request], bool], Response]] = []
+        self._ids = itertools.count(1)
+
+    def inject(self, response: Response, when: Callable[[Request], bool]) -> None:
+        """Answer the next request matching ``when`` with ``response`` (any Graph error)."""
+        with self.lock:
+            self.injected.append((when, response))
+
+    # --- helpers ----------------------------------------------------------------------
+    def new_id(self, base: int) -> str:
+        return str(base + next(self._ids))
+
+    def answer(self, data: Any, status: int = 200) -> Response:
+        return Response.json_body(status, data, {"facebook-api-version": self.api_version})
+
+    def token_of(self, request: Request) -> str | None:
+        token = request.param("access_token")
+        if token:
+            return token
+        header = request.header("authorization")
+        for scheme in ("OAuth ", "Bearer "):
+            if header.startswith(scheme):
+                return header[len(scheme) :].strip()
+        return None
+
+    def fields(self, request: Request) -> list[str]:
+        return [f for f in (request.param("fields") or "id").split(",") if f]
+
+    @staticmethod
+    def pick(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        out = {"id": item["id"]}
+        out.update({f: item[f] for f in fields if f in item and item[f] is not None})
+        return out
+
+    def timestamp(self) -> str:
+        return datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
+
+    def add_media(self, text: str, *, timestamp: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Record a published post (also used by tests to seed the account)."""
+        media_id = self.new_id(18000000000000000)
+        item = {"id": media_id, "timestamp": timestamp or self.timestamp(), "permalink": self.permalink_for(media_id), **extra}
+        item[self.text_field] = text
+        self.media.append(item)
+        return item
+
+    text_field = "text"
+
+    def permalink_for(self, media_id: str) -> str:
+        return f"https://www.threads.net/@{self.username}/post/{shortcode(int(media_id) % 10**9)}"
+
+    # --- routing ----------------------------------------------------------------------
+    def is_publish(self, request: Request) -> bool:
+        return request.method == "POST" and request.path.rstrip("/").endswith("_publish")
+
+    def route(self, request: Request) -> Response:
+        for entry in self.injected:
+            if entry[0](request):
+                self.injected.remove(entry)
+                return entry[1]
+        if self.token_of(request) != self.token:
+            return graph_error(400, "Invalid OAuth access token - Cannot parse access token", 190)
+        parts = VERSION_PREFIX.sub("", request.path).strip("/").split("/")
+        if len(parts) == 2 and parts[0] in (self.user_id, "me"):
+            edge = parts[1]
+            if request.method == "POST" and edge == self.container_edge:
+                return self.create_container(request)
+            if request.method == "POST" and edge == self.publish_edge:
+                return self.publish_container(request)
+            if request.method == "GET" and edge == self.quota_edge:
+                return self.answer({"data": [{"quota_usage": self.quota_used, "config": {"quota_total": self.quota_total, "quota_duration": 86400}}]})
+            if request.method == "GET" and edge == self.media_edge:
+                return self.list_media(request)
+        if len(parts) == 1 and request.method == "GET":
+            return self.get_object(parts[0], request)
+        return graph_error(400, "Unsupported request - method type or path not supported", 100, subcode=33, kind="GraphMethodException")
+
+    def get_object(self, object_id: str, request: Request) -> Response:
+        fields = self.fields(request)
+        if object_id in (self.user_id, "me"):
+            return self.answer(self.pick(self.profile(), fields))
+        if object_id in self.containers:
+            container = self.containers[object_id]
+            self.advance(container)
+            return self.answer(self.pick(container, fields))
+        for item in self.media:
+            if item["id"] == object_id:
+                if self.permalink_fails:
+                    return graph_error(500, "An unexpected error has occurred. Please retry your request later.", 2, transient=True)
+                return self.answer(self.pick(item, fields))
+        return graph_error(400, f"Unsupported get request. Object with ID '{object_id}' does not exist", 100, subcode=33, kind="GraphMethodException")
+
+    def profile(self) -> dict[str, Any]:
+        return {"id": self.user_id, "username": self.username, "name": "Jakarta Berketahanan"}
+
+    def list_media(self, request: Request) -> Response:
+        fields = self.fields(request)
+        limit = int(request.param("limit") or 25)
+        since = request.param("since")
+        items = list(reversed(self.media))
+        if since:
+            floor = int(since)
+            items = [i for i in items if datetime.strptime(i["timestamp"], TIMESTAMP_FORMAT).replace(tzinfo=UTC).timestamp() >= floor]
+        page = [self.pick(i, fields) for i in items[:limit]]
+        body: dict[str, Any] = {"data": page}
+        if len(items) > limit:
+            body["paging"] = {"next": f"{self.url}/{self.api_version}/{self.user_id}/{self.media_edge}?access_token={self.token}&limit={limit}&after=QVFI"}
+        return self.answer(body)
+
+    # --- containers -------------------------------------------------------------------
+    def set_status(self, container: dict[str, Any], status: str) -> None:
+        container[self.container_status_field] = status
+
+    def status_of(self, container: dict[str, Any]) -> str:
+        return container[self.container_status_field]
+
+    def advance(self, container: dict[str, Any]) -> None:
+        """A status read moves an IN_PROGRESS container on after ``polls_until_ready`` reads."""
+        if self.status_of(container) != "IN_PROGRESS":
+            return
+        container["reads"] += 1
+        if container["reads"] > container["polls"]:
+            if container.get("image_url") and self.image_fails:
+                self.set_status(container, "ERROR")
+                container["error_message"] = "The media could not be fetched from this URI"
+            else:
+                self.set_status(container, "FINISHED")
+
+    def new_container(self, fields: dict[str, Any], *, ready: bool) -> Response:
+        container_id = self.new_id(17890000000000000)
+        container = {"id": container_id, "reads": 0, "polls": self.polls_until_ready, **fields}
+        self.set_status(container, "FINISHED" if ready else "IN_PROGRESS")
+        self.containers[container_id] = container
+        return self.answer({"id": container_id})
+
+    def publish_container(self, request: Request) -> Response:
+        container = self.containers.get(request.param("creation_id") or "")
+        if container is None:
+            return graph_error(400, "Media Not Found", 24, subcode=4279009, kind="THApiException")
+        if self.status_of(container) == "PUBLISHED":
+            return graph_error(400, "The media has already been published", 100, subcode=2207008)
+        if self.status_of(container) != "FINISHED":
+            return graph_error(400, "Media ID is not available: the media is not ready for publishing, please wait for a moment", 9007, subcode=2207027)
+        if self.quota_used >= self.quota_total:
+            return graph_error(400, "You reached the maximum number of posts that can be published in 24 hours", 9, subcode=2207042)
+        self.quota_used += 1
+        self.set_status(container, "PUBLISHED")
+        item = self.published_item(container)
+        return self.answer({"id": item["id"]})
+
+    # --- for subclasses -----------------------------------------------------------------
+    def create_container(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def published_item(self, container: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # --- scripted faults, in Meta's envelope ----------------------------------------------
+    def error_response(self, kind: str, request: Request) -> Response:
+        if kind == "rate_limit":
+            usage = json.dumps({self.user_id: [{"type": "pages", "call_count": 100, "total_cputime": 30, "total_time": 40, "estimated_time_to_regain_access": 5}]})
+            return graph_error(400, "(#4) Application request limit reached", 4, transient=True, headers={"x-business-use-case-usage": usage, "x-app-usage": '{"call_count":100,"total_cputime":30,"total_time":40}'})
+        if kind == "auth":
+            return graph_error(400, "Error validating access token: Session has expired on Friday, 27-Nov-26 08:00:00 PST.", 190, subcode=463)
+        if kind == "bad_request":
+            return graph_error(400, "(#100) Invalid parameter", 100, kind="THApiException")
+        if kind == "server_error":
+            return graph_error(500, "An unexpected error has occurred. Please retry your request later.", 2, transient=True)
+        raise ValueError(kind)
+
+
+GRAPHEME = regex.compile(r"\X")
+EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
+
+
+def documented_length(text: str) -> int:
+    """Threads' documented rule: 500 characters, an emoji counting its UTF-8 bytes."""
+    return sum(len(g.encode()) if EMOJI.search(g) else 1 for g in GRAPHEME.findall(text))
+
+
+class ThreadsFake(MetaGraphFake):
+    """graph.threads.net: /{uid}/threads, /{uid}/threads_publish, /{uid}/threads_publishing_limit, /me."""
+
+    def create_container(self, request: Request) -> Response:
+        media_type = (request.param("media_type") or "").upper()
+        text = request.param("text") or ""
+        if media_type not in ("TEXT", "IMAGE"):
+            return graph_error(400, "The parameter media_type is required", 100, kind="THApiException")
+        if documented_length(text) > 500:
+            return graph_error(400, "Param text must be at most 500 characters long.", 100, kind="THApiException")
+        if media_type == "TEXT":
+            if not text:
+                return graph_error(400, "The parameter text is required for TEXT posts", 100, kind="THApiException")
+            if request.param("image_url"):
+                return graph_error(400, "image_url is not allowed for TEXT posts", 100, kind="THApiException")
+            return self.new_container({"media_type": "TEXT", "text": text, "link_attachment_url": request.param("link_attachment")}, ready=True)
+        if not request.param("image_url"):
+            return graph_error(400, "The parameter image_url is required for IMAGE posts", 100, kind="THApiException")
+        if request.param("link_attachment"):
+            return graph_error(400, "link_attachment is only allowed for TEXT posts", 100, kind="THApiException")
+        return self.new_container(
+            {"media_type": "IMAGE", "text": text, "image_url": request.param("image_url"), "alt_text": request.param("alt_text")},
+            ready=False,
+        )
+
+    def published_item(self, container: dict[str, Any]) -> dict[str, Any]:
+        return self.add_media(
+            container.get("text") or "",
+            media_type=container["media_type"],
+            link_attachment_url=container.get("link_attachment_url"),
+            alt_text=container.get("alt_text"),
+            username=self.username,
+        )
+
+
+CONTRACT = ContractCase(
+    platform="threads",
+    make_fake=ThreadsFake,
+    options=lambda fake: {"api_base": fake.url, "user_id": fake.user_id, "access_token": "${THREADS_TOKEN}"},  # type: ignore[attr-defined]
+    env={"THREADS_TOKEN": CANARY},
+    posts=lambda fake: len(fake.media),  # type: ignore[attr-defined]
+)
