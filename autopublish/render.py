@@ -166,36 +166,19 @@ class FitError(ValueError):
 def fit(template: str, values: Mapping[str, str], limit: int, count: Callable[[str], int]) -> str:
     """Render ``template`` within ``limit`` as measured by ``count``.
 
-    Shortens content, then summary, then title at word boundaries (binary search on the
-    number of words kept), then drops whole hashtags from the end. Raises FitError when
-    even that does not fit.
+    Shortens content, then summary at word boundaries (binary search on the number of
+    words kept), then drops whole hashtags from the end, then shortens the title.
+    Raises FitError when even that does not fit.
     """
     values = dict(values)
     text = fill(template, values)
     if count(text) <= limit:
         return text
     used = set(template_fields(template))
-    for field in SHRINK_ORDER:
-        names = [n for n in used if ALIASES.get(n, n) == field]
-        if not names or not values.get(names[0]):
-            continue
-        units = _units(values[names[0]])
-
-        def render_with(keep: int) -> str:
-            short = shorten(values[names[0]], keep, units)
-            return fill(template, {**values, **{n: short for n in names}})
-
-        low, high = 0, len(units)
-        if count(render_with(0)) <= limit:
-            while low < high:  # largest keep that fits
-                mid = (low + high + 1) // 2
-                if count(render_with(mid)) <= limit:
-                    low = mid
-                else:
-                    high = mid - 1
-            return render_with(low)
-        for n in names:
-            values[n] = ""
+    for field in ("content", "summary"):
+        fitted = _shrink_field(template, values, field, used, limit, count)
+        if fitted is not None:
+            return fitted
     tag_names = [n for n in used if n in ("hashtags", "HASHTAG_CATEGORY", "HASHTAG_TAG", "hashtags_categories", "hashtags_tags")]
     for name in tag_names:
         tags = values[name].split()
@@ -205,6 +188,9 @@ def fit(template: str, values: Mapping[str, str], limit: int, count: Callable[[s
             text = fill(template, values)
             if count(text) <= limit:
                 return text
+    fitted = _shrink_field(template, values, "title", used, limit, count)
+    if fitted is not None:
+        return fitted
     text = fill(template, values)
     if count(text) <= limit:
         return text
@@ -212,6 +198,36 @@ def fit(template: str, values: Mapping[str, str], limit: int, count: Callable[[s
         f"the post is {count(text)} long even with the summary and content left out, over the limit of {limit}; "
         "shorten the channel's template"
     )
+
+
+def _shrink_field(template: str, values: dict[str, str], field: str, used: set[str], limit: int,
+                  count: Callable[[str], int]) -> str | None:
+    """Shorten ``field`` (and its aliases) to the most words that fit; None if even "" is too long.
+
+    When it does not fit even empty, the field is left empty in ``values``.
+    """
+    names = [n for n in used if ALIASES.get(n, n) == field]
+    if not names or not values.get(names[0]):
+        return None
+    original = values[names[0]]
+    units = _units(original)
+
+    def render_with(keep: int) -> str:
+        short = shorten(original, keep, units)
+        return fill(template, {**values, **{n: short for n in names}})
+
+    if count(render_with(0)) > limit:
+        for n in names:
+            values[n] = ""
+        return None
+    low, high = 0, len(units)
+    while low < high:  # the largest number of units that fits
+        mid = (low + high + 1) // 2
+        if count(render_with(mid)) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return render_with(low)
 
 
 def format_time(moment: datetime | None, tz: str = "UTC") -> str:

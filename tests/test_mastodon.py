@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -230,7 +231,7 @@ def _iso_in(seconds: int) -> str:
     ],
 )
 def test_error_answers_map_to_the_core_vocabulary(fake, tmp_path, status, body, headers, expected, words):
-    payload = body if isinstance(body, str) else __import__("json").dumps(body)
+    payload = body if isinstance(body, str) else json.dumps(body)
     fake.reply_next(Response(status, payload, {"Content-Type": "application/json", **headers}))
     with pytest.raises(PublishError) as info:
         make(fake.url, tmp_path).publish(sample_post())

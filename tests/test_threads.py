@@ -333,3 +333,15 @@ def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     ours = [r for r in caplog.records if r.name.startswith("autopublish")]
     assert ours  # the fallbacks above were logged
     assert all(CANARY not in r.getMessage() for r in ours)
+
+
+def test_unreadable_success_body_is_uncertain_on_publish_and_transient_on_create(fake, publisher):
+    from tests.fakes.base import Response
+
+    fake.inject(Response(200, b"{not json", {"Content-Type": "application/json; charset=UTF-8"}), creates)
+    with pytest.raises(TransientError) as info:
+        publisher.publish(sample_post())
+    assert not isinstance(info.value, UncertainError)
+    fake.inject(Response(200, b"<html>ok</html>", {"Content-Type": "text/html"}), publishes)
+    with pytest.raises(UncertainError):
+        publisher.publish(sample_post())

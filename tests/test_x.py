@@ -329,3 +329,11 @@ def test_env_now_drives_the_oauth_timestamp(fake: XFake, tmp_path) -> None:
     skewed = PublisherEnv(requests.Session(), tmp_path, (1.0, 0.5), now=lambda: datetime(2001, 1, 1, tzinfo=UTC))
     with pytest.raises(AuthError):
         XPublisher("test", options, skewed).check()
+
+
+def test_read_back_does_not_match_the_same_words_with_another_link(fake: XFake, publisher: XPublisher) -> None:
+    publisher.publish(sample_post(text="Berita hari ini https://example.org/other-article"))
+    assert publisher.find_existing(sample_post(text="Berita hari ini https://example.go.id/berita/myanmar-cordaid/")) is None
+    plain = sample_post(text="Berita tanpa tautan")
+    receipt = publisher.publish(plain)
+    assert publisher.find_existing(plain) == receipt

@@ -437,10 +437,20 @@ class BlueskyPublisher(Publisher):
                 handle=str(data.get("handle") or self.opts.handle),
                 access=str(data["accessJwt"]),
                 refresh=str(data["refreshJwt"]),
-                access_expires=_jwt_expiry(str(data["accessJwt"])),
+                access_expires=self._local_expiry(str(data["accessJwt"])),
             )
         except (KeyError, TypeError):
             raise self.error(TransientError, "Bluesky answered the login without a session; will try again later") from None
+
+    def _local_expiry(self, token: str) -> float | None:
+        """When the access token expires on our clock: now + (exp - iat), immune to clock skew."""
+        claims = _jwt_claims(token)
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not isinstance(exp, (int, float)):
+            return None
+        if isinstance(iat, (int, float)) and exp > iat:
+            return self.env.now().timestamp() + (exp - iat)
+        return float(exp)
 
     def _xrpc(
         self,
@@ -530,15 +540,14 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
     return str(body.get("error") or ""), str(body.get("message") or "")[:200]
 
 
-def _jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT (read, not verified), or None."""
+def _jwt_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT (read, not verified); {} when it is not one."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        exp = claims.get("exp")
-        return float(exp) if isinstance(exp, (int, float)) else None
-    except (IndexError, ValueError, AttributeError):
-        return None
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _iso_millis(moment: datetime) -> str:

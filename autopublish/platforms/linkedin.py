@@ -208,7 +208,8 @@ class LinkedInPublisher(Publisher):
         commentary = escape_little_text(post.text)
         for element in data.get("elements", []) if isinstance(data, dict) else []:
             source = (((element.get("content") or {}).get("article") or {}).get("source")) or ""
-            if (source and _normal_link(source) in wanted) or element.get("commentary") == commentary:
+            # A card's link decides; a post without a card is matched on its text.
+            if (_normal_link(source) in wanted) if source else element.get("commentary") == commentary:
                 return self._receipt(str(element["id"]))
         return None
 

@@ -271,9 +271,15 @@ class MetaGraphPublisher(Publisher):
         if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
             error = GraphError.from_body(response.status_code, body, self.token())
             raise self.graph_error(error, response.headers, publishes=publishes, what=what)
-        if body is None:
-            self.read_json(response, writes=publishes, what=what)  # raises: the body is unreadable
         status = response.status_code
+        if status < 300 and not isinstance(body, dict):
+            if publishes:
+                raise self.error(
+                    UncertainError,
+                    f"{what} answered with a body that could not be read; the post may have been published",
+                    code=status,
+                )
+            raise self.error(TransientError, f"{what} answered with a body that could not be read; will try again later", code=status)
         if status >= 300 or not isinstance(body, dict):
             raise self.graph_error(GraphError(status=status, message=""), response.headers, publishes=publishes, what=what)
         return body

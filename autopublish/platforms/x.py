@@ -182,10 +182,13 @@ class XPublisher(Publisher):
         data = self.read_json(response, writes=False)
         wanted = {_normal_link(link) for link in (post.link, post.article.link) if link}
         text = _without_urls(post.text)
+        text_links = {_normal_link(post.text[s:e]) for s, e in twitter_text.url_spans(post.text)}
         for item in data.get("data", []) if isinstance(data, dict) else []:
             urls = (item.get("entities") or {}).get("urls") or []
             expanded = {_normal_link(u.get(k, "")) for u in urls for k in ("expanded_url", "unwound_url") if u.get(k)}
-            if wanted & expanded or (text and _without_urls(html.unescape(item.get("text", ""))) == text):
+            # The article link, or the same words with the same links (a template without the link).
+            same_text = _without_urls(html.unescape(item.get("text", ""))) == text and text_links <= expanded
+            if wanted & expanded or same_text:
                 return self._receipt(str(item["id"]))
         return None
 
@@ -316,7 +319,10 @@ def _first_error_message(problem: dict[str, Any]) -> str:
 
 def _normal_link(url: str) -> str:
     """A link for comparison: scheme and host lower-cased, no trailing slash or fragment."""
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url  # a bare domain, as X expands it
+    parts = urlsplit(url)
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))
 
 

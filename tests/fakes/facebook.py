@@ -392,7 +392,7 @@ class FakeGraph(FakeServer):
                 query=parse_qs(split.query, keep_blank_values=True),
                 headers={},
                 body=b"",
-                form={"access_token": [token]},
+                form={"access_token": [token], "appsecret_proof": [request.param("appsecret_proof") or ""]},
             )
             version, rest = self._rest(sub.path)
             response = self._dispatch(sub, rest)

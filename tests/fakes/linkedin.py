@@ -141,7 +141,9 @@ class LinkedInFake(FakeServer):
         if len(shown.encode("utf-16-le")) // 2 > 3000:
             return self._input_error(422, "/commentary", "MAX_LENGTH_EXCEEDED", "Commentary is longer than 3000 characters")
         for existing in self.posts:
-            if existing["commentary"] == commentary and existing.get("content") == body.get("content"):
+            # Like LinkedIn: the same text (and card link) again; a new thumbnail upload does not matter.
+            same_link = ((existing.get("content") or {}).get("article") or {}).get("source") == (article or {}).get("source")
+            if existing["commentary"] == commentary and same_link:
                 message = f"com.linkedin.content.common.exception.BadRequestResponseException: Content is a duplicate of {existing['id']}"
                 return Response.json_body(422, {
                     "errorDetailType": "com.linkedin.common.error.BadRequest",

@@ -1,0 +1,63 @@
+"""Shared test helpers: write a config, run the CLI in-process, read the outbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from autopublish.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(path: Path, feed_url: str, *, extra: str = "", settings: str = "", channels: str = "outbox",
+                 first_run: str = "skip", max_age: str = "3d") -> Path:
+    path.write_text(
+        f"""
+[settings]
+state_dir = "{path.parent / 'queue'}"
+poll_interval = "5m"
+first_run = "{first_run}"
+max_age = "{max_age}"
+retry_base = "1s"
+reconcile_after = "0s"
+sweep_interval = "1s"
+{settings}
+
+[feeds.site]
+url = "{feed_url}"
+channels = [{', '.join(f'"{c}"' for c in channels.split(','))}]
+
+[channels.outbox]
+platform = "outbox"
+template = "{{title}}\\n\\n{{summary}}\\n\\n{{link}}\\n\\n{{hashtags}}"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run_cli(config: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    runner = CliRunner()
+    return runner.invoke(cli, ["--config", str(config), "--env-file", str(config.parent / ".env"), *args], env=env, catch_exceptions=False)
+
+
+def outbox_lines(config: Path, channel: str = "outbox") -> list[dict]:
+    path = config.parent / "queue" / "outbox" / f"{channel}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def autopublish_process(config: Path, *args: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen:
+    """A real autopublish process (the console entry point via python -m)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.Popen([sys.executable, "-m", "autopublish", "--config", str(config), "--env-file", str(config.parent / ".env"), *args],
+                            cwd=config.parent, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
