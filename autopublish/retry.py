@@ -63,12 +63,14 @@ def decide(
     if isinstance(error, PermanentError):
         return Decision(DeliveryStatus.FAILED, None, f"Failed: {error.message}")
     if isinstance(error, UncertainError):
-        if idempotent:
-            delay = backoff(tries, policy, rand)
-            return _retry_or_give_up(error, tries, age, now, delay, policy, prefix="Not sure it went out; the platform drops repeats, so it will be sent again")
+        # Read back first even where the platform drops repeats: its memory of keys can be
+        # short (Mastodon keeps an Idempotency-Key for one hour).
         if can_read_back:
             return Decision(DeliveryStatus.UNCERTAIN, now + policy.reconcile_after,
                             f"Not sure it was posted: {error.message}. autopublish will check the platform before trying again")
+        if idempotent:
+            delay = backoff(tries, policy, rand)
+            return _retry_or_give_up(error, tries, age, now, delay, policy, prefix="Not sure it went out; the platform drops repeats, so it will be sent again")
         return Decision(DeliveryStatus.UNCERTAIN, None,
                         f"Not sure it was posted: {error.message}. This platform cannot be checked automatically; "
                         "an editor must look and mark it posted or not posted", needs_editor=True)

@@ -49,7 +49,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import URL_PATTERN, PlatformOptions, Publisher, _is_refused
+from autopublish.platforms.base import URL_PATTERN, PlatformOptions, Publisher, PublisherEnv, _is_refused
 from autopublish.secrets import Redactor, SecretRef
 
 with warnings.catch_warnings():
@@ -450,7 +450,7 @@ class FacebookPublisher(Publisher):
     can_read_back: ClassVar[bool] = True
     default_template = "{title}\n\n{summary}"
 
-    def __init__(self, channel: str, options: PlatformOptions, env: Any) -> None:
+    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
         assert isinstance(options, FacebookOptions)
         self.opts = options

@@ -221,7 +221,7 @@ class TelegramPublisher(Publisher):
                 code="no_message_id",
             )
         message_id = str(result["message_id"])
-        chat = result.get("chat") if isinstance(result.get("chat"), dict) else {}
+        chat: dict[str, Any] = result["chat"] if isinstance(result.get("chat"), dict) else {}
         username = chat.get("username")
         chat_id = str(chat.get("id", ""))
         url = None
@@ -280,7 +280,7 @@ class TelegramPublisher(Publisher):
     def _raise_for(self, method: str, status: int, body: dict[str, Any], *, writes: bool, retry_header: str | None) -> NoReturn:
         code = body.get("error_code") if isinstance(body.get("error_code"), int) else status
         description = str(body.get("description") or f"HTTP {status}")
-        params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        params: dict[str, Any] = body["parameters"] if isinstance(body.get("parameters"), dict) else {}
         lowered = description.lower()
         if params.get("migrate_to_chat_id") is not None:
             raise _Migrated(str(params["migrate_to_chat_id"]))

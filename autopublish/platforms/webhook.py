@@ -35,7 +35,7 @@ import hashlib
 import hmac
 import json
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import requests

@@ -114,7 +114,9 @@ class XPublisher(Publisher):
     def publish(self, post: Post) -> Receipt:
         """One attempt at ``POST /2/tweets``; the image is uploaded first when there is one."""
         length = self.count(post.text)
-        if not post.text.strip() or length > twitter_text.MAX_WEIGHTED_LENGTH:
+        if not post.text.strip():
+            raise self.error(PermanentError, "The post is empty; X needs some text", code="empty")
+        if length > twitter_text.MAX_WEIGHTED_LENGTH:
             raise self.error(
                 PermanentError,
                 f"The post is {length} long by X's count, over X's limit of {twitter_text.MAX_WEIGHTED_LENGTH}; shorten the template",
@@ -169,7 +171,7 @@ class XPublisher(Publisher):
     # --- read-back ---------------------------------------------------------------------
     def find_existing(self, post: Post) -> Receipt | None:
         """The account's recent post that carries the article link (or the same text), if any."""
-        user_id = self._me()["id"]
+        user_id = self._user_id or str(self._me()["id"])
         url = f"{self.opts.api_base}/2/users/{quote(user_id)}/tweets"
         params = {
             "max_results": str(READ_BACK_COUNT),

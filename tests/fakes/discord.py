@@ -107,8 +107,9 @@ class DiscordFake(FakeServer):
         if total > 6000:
             return _error(400, "Invalid Form Body", 50035, {"embeds": {"_errors": [{"code": "MAX_EMBED_SIZE_EXCEEDED", "message": "Embed size exceeds maximum size of 6000"}]}})
         self._next += 1
-        message = {
-            "id": str(self._next), "type": 0, "content": content, "channel_id": CHANNEL_ID,
+        message_id = str(self._next)
+        message: dict[str, Any] = {
+            "id": message_id, "type": 0, "content": content, "channel_id": CHANNEL_ID,
             "author": {"id": WEBHOOK_ID, "username": data.get("username") or "Autopublish", "bot": True},
             "attachments": [], "embeds": [{"type": "rich", **e} for e in embeds], "mentions": [],
             "mention_roles": [], "pinned": False, "mention_everyone": False, "tts": False,
@@ -116,7 +117,7 @@ class DiscordFake(FakeServer):
             "components": [], "webhook_id": WEBHOOK_ID,
             "_allowed_mentions": data.get("allowed_mentions"),  # kept for tests, not Discord's
         }  # fmt: skip
-        self.messages[message["id"]] = message
+        self.messages[message_id] = message
         if (request.query.get("wait") or ["false"])[0].lower() == "true":
             return Response.json_body(200, {k: v for k, v in message.items() if not k.startswith("_")})
         return Response(204)

@@ -17,9 +17,9 @@ from typing import Any
 from tests.contract import CANARY, ContractCase
 from tests.fakes.base import FakeServer, Request, Response
 
-CHANNEL = {"id": -1001234567890, "title": "Example News", "username": "examplechannel", "type": "channel"}
+CHANNEL: dict[str, Any] = {"id": -1001234567890, "title": "Example News", "username": "examplechannel", "type": "channel"}
 OLD_GROUP_ID = -400111
-SUPERGROUP = {"id": -1009876543210, "title": "Example Group", "type": "supergroup"}
+SUPERGROUP: dict[str, Any] = {"id": -1009876543210, "title": "Example Group", "type": "supergroup"}
 
 ALLOWED_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span",
@@ -104,7 +104,7 @@ class TelegramFake(FakeServer):
 
     def is_publish(self, request: Request) -> bool:
         match = _PATH.match(request.path)
-        return bool(match) and match.group(2).lower() in ("sendmessage", "sendphoto")
+        return match is not None and match.group(2).lower() in ("sendmessage", "sendphoto")
 
     # --- routing -----------------------------------------------------------------
     def route(self, request: Request) -> Response:
