@@ -443,6 +443,10 @@ class Pipeline:
             self.store.transition(row.id, DeliveryStatus.UNCERTAIN, f"Not sure it was posted; checking the platform failed ({exc.message}); "
                                   f"will check again", next_attempt_at=self.clock() + delay, expect=(DeliveryStatus.UNCERTAIN,))
             return
+        if found is not None and row.repost_of is not None:
+            original = self.store.delivery(row.repost_of)
+            if original is not None and original.remote_id and original.remote_id == found.remote_id:
+                found = None  # that is the earlier post this re-post was asked to repeat
         if found is not None:
             self._record_sent(row.id, found, publisher, "Posted (found on the platform when checking)")
             result.reconciled += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
@@ -94,8 +95,15 @@ class Redactor:
 
     def add(self, values: Iterable[str]) -> None:
         for value in values:
-            if value and len(value) >= 4 and value not in self._values:
-                self._values.append(value)
+            candidates = [value]
+            if value.startswith(("http://", "https://")):
+                # Webhook URLs are secrets; HTTP client logs print only their path.
+                path = urlsplit(value).path
+                if len(path) >= 12:
+                    candidates.append(path)
+            for candidate in candidates:
+                if candidate and len(candidate) >= 4 and candidate not in self._values:
+                    self._values.append(candidate)
         self._values.sort(key=len, reverse=True)
 
     def __call__(self, text: str) -> str:

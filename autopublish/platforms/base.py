@@ -39,7 +39,8 @@ class PlatformOptions(BaseModel):
     ``"${NAME}"`` in the config. Unknown keys are refused.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # hide_input_in_errors: a token pasted literally into the config must not be echoed back.
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, hide_input_in_errors=True)
 
 
 @dataclass(frozen=True, slots=True)
