@@ -511,6 +511,7 @@ def test_debug_token_rides_in_a_post_body(fake, tmp_path):
 # --- secrecy -------------------------------------------------------------------------------------
 def test_canary_never_in_debug_logs_or_error_texts(fake, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # the CLI's setup may have quietened it
     publisher = make(fake, tmp_path)
     texts: list[str] = []
     publisher.publish(sample_post())

@@ -554,8 +554,9 @@ class FacebookPublisher(Publisher):
             self._call(lambda g: g.request(f"{g.version}/", post_args={"id": link, "scrape": "true"}), writes=False)
         except PublishError as exc:
             log.warning(
-                "Facebook could not refresh the link preview (%s); posting anyway",
-                exc.message,
+                "Facebook could not refresh the link preview (%s, code %s); posting anyway",
+                type(exc).__name__,
+                exc.code,
                 extra={"channel": self.channel, "platform": self.name},
             )
 

@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -212,13 +211,24 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         return names
 
     def query_url(**changes: Any) -> str:
-        args = {k: v for k, v in request.args.items() if v}
-        args.update({k: v for k, v in changes.items()})
-        args = {k: v for k, v in args.items() if v not in (None, "", 0, 1) or k not in ("page",) and v not in (None, "")}
+        """This page's address with some query arguments changed (page 1 and empty ones dropped)."""
+        args: dict[str, Any] = {k: v for k, v in request.args.items() if v}
+        args.update(changes)
+        args = {k: v for k, v in args.items() if v not in (None, "") and not (k == "page" and str(v) == "1")}
         return request.path + ("?" + urlencode(args) if args else "")
 
+    def here() -> str:
+        return request.full_path.rstrip("?")
+
+    def event_word(status: str, kind: str) -> str:
+        for key in (f"st_{status}", f"ev_{status}", f"ev_{kind}"):
+            text = t(key)
+            if text != key:
+                return text
+        return status or kind
+
     app.jinja_env.globals.update(t=t, fmt_time=fmt_time, status_text=status_text, reason_text=reason_text, actions_for=actions_for,
-                                 query_url=query_url, safe_href=safe_href, refresh=refresh, zone_name=config.settings.timezone)
+                                 query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh, zone_name=config.settings.timezone)
     app.jinja_env.filters["redact"] = lambda text: redactor(str(text or ""))
 
     # --- request plumbing -----------------------------------------------------------------------
@@ -265,7 +275,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         return response
 
     def plain(code: int, message: str) -> Response:
-        body = render_template("message.html", message=message, code=code)
+        body = render_template("message.html", message=message, code=code, user=g.get("user"), lang=g.get("lang", "en"), messages=[])
         return Response(body, status=code, mimetype="text/html")
 
     @app.errorhandler(HTTPException)
@@ -531,6 +541,3 @@ def serve(app: Flask, host: str, port: int) -> None:
 
     waitress.serve(app, host=host, port=port, threads=8, ident="autopublish")
 
-
-def default_state_path(config: Config) -> Path:
-    return config.state_dir / Store.FILENAME

@@ -1,0 +1,70 @@
+"""The real daemon process: metrics and health, config reload, clean stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+
+import requests
+
+from tests.fakes.base import wait_until
+from tests.fakes.feed_server import FeedServer, older_items, seed_item
+from tests.helpers import autopublish_process, outbox_lines, run_cli, write_config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
+    port = _free_port()
+    with FeedServer(older_items(3)) as site:
+        config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", settings='feed_down_after = "2s"',
+                              extra=f'\n[daemon]\nmetrics = "127.0.0.1:{port}"\n')
+        config.write_text(config.read_text().replace('poll_interval = "5m"', 'poll_interval = "1s"'))
+        daemon = autopublish_process(config, "run")
+        try:
+            assert wait_until(lambda: _get(port, "/healthz") == 200, timeout=20)
+            site.add(seed_item())
+            assert wait_until(lambda: len(outbox_lines(config)) == 1, timeout=20)
+            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            assert 'autopublish_posts{channel="outbox",outcome="sent"} 1.0' in metrics
+            posted = [json.loads(l) for l in run_cli(config, "log", "--format", "json", "--status", "posted").output.splitlines()]
+            assert len(posted) == 1
+
+            # An invalid edit is refused; the daemon keeps running on the old config.
+            good = config.read_text()
+            config.write_text(good.replace("{hashtags}", "{nope}"))
+            assert wait_until(lambda: _log_has(tmp_path, good, "was not applied"), timeout=20)
+            assert _get(port, "/healthz") == 200 and daemon.poll() is None
+            config.write_text(good)
+
+            # The feed's server dies: health turns 503 once the feed has been down past the threshold.
+            site.stop()
+            assert wait_until(lambda: _get(port, "/healthz") == 503, timeout=30)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=30)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+        assert daemon.returncode == 0
+        assert len(outbox_lines(config)) == 1
+
+
+def _log_has(tmp_path, good_config: str, words: str) -> bool:
+    """Read the publish log through a valid copy of the config (the live file is broken on purpose)."""
+    path = tmp_path / "good.toml"
+    path.write_text(good_config)
+    return words in run_cli(path, "log", "--format", "json").output
+
+
+def _get(port: int, path: str) -> int | None:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
+    except requests.RequestException:
+        return None
