@@ -28,6 +28,7 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
         daemon = autopublish_process(config, "run")
         try:
             assert wait_until(lambda: _get(port, "/healthz") == 200, timeout=20)
+            assert wait_until(lambda: _baseline_done(tmp_path), timeout=20)  # first sight: existing entries recorded
             site.add(seed_item())
             assert wait_until(lambda: len(outbox_lines(config)) == 1, timeout=20)
             metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -54,6 +55,20 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
                     daemon.kill()
         assert daemon.returncode == 0
         assert len(outbox_lines(config)) == 1
+
+
+def _baseline_done(tmp_path) -> bool:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(tmp_path / "queue" / "state.db")
+        try:
+            row = db.execute("SELECT baseline_at FROM feeds WHERE name = 'site'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])
 
 
 def _log_has(tmp_path, good_config: str, words: str) -> bool:

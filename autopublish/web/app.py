@@ -261,7 +261,8 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         if user is None:
             if session.get("user"):
                 session.clear()  # the account was removed from the config
-            return redirect(url_for("login", next=request.full_path if request.method == "GET" else None))
+            target = request.full_path.rstrip("?") if request.method == "GET" and request.path != "/" else None
+            return redirect(url_for("login", next=target))
         return None
 
     @app.after_request

@@ -52,3 +52,15 @@ def hash_password_command() -> None:
         click.echo("Warning: this password is shorter than 8 characters.", err=True)
     click.echo("Put this line in the user's [[web.users]] entry as password_hash:", err=True)
     click.echo(generate_password_hash(password, method="scrypt"))
+
+
+def _ensure_registered() -> None:
+    """When this module is imported before autopublish.cli finished, cli's own registration missed us."""
+    from autopublish import cli as cli_module
+
+    for command in (web_command, hash_password_command):
+        if command.name not in cli_module.cli.commands:
+            cli_module.cli.add_command(command)
+
+
+_ensure_registered()

@@ -1,0 +1,147 @@
+"""The editors' page in a real headless Chromium (Debian's /usr/bin/chromium via Playwright).
+
+Served by waitress in a thread on 127.0.0.1 over state written by a real `run --once`.
+Skips without Chromium on a developer machine; fails under CI (CI=true), where .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopublish.models import DeliveryStatus
+from autopublish.secrets import Redactor
+from autopublish.web.app import create_app
+from tests.fakes.feed_server import SEED_TITLE, FeedServer
+from tests.helpers import ROOT
+from tests.test_web import PASSWORDS, Site, build_site, delivery_ids, status_of
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOT = ROOT / "docs" / "screenshot-web.png"
+
+
+def _need_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; under CI it must be installed")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Site]]:
+    """The page served by waitress on 127.0.0.1:<free port>, over real state."""
+    from waitress.server import create_server
+
+    with FeedServer() as server:
+        site = build_site(tmp_path, server)  # type: ignore[arg-type]
+        app = create_app(site.config, redactor=Redactor(site.config.secret_values()))
+        httpd: Any = create_server(app, host="127.0.0.1", port=0, threads=4)
+        thread = threading.Thread(target=httpd.run, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.effective_port}", site
+        finally:
+            httpd.close()
+            thread.join(timeout=5)
+            app.extensions["autopublish_store"].close()
+
+
+def _sign_in(page: Any, base: str, name: str) -> None:
+    page.goto(base + "/")
+    assert "/login" in page.url
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORDS[name])
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
+def test_editor_signs_in_acts_and_viewer_cannot(browser: Any, served: tuple[str, Site]) -> None:
+    base, site = served
+    failed, uncertain = delivery_ids(site, "spare")[:2]
+    store = site.store()
+    store.transition(failed, DeliveryStatus.FAILED, "The outbox refused the post (disk full)")
+    store.transition(uncertain, DeliveryStatus.UNCERTAIN, "The outbox did not answer in time; it may have been posted", needs_editor=True)
+    store.close()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    csp_problems: list[str] = []
+    page.on("console", lambda msg: csp_problems.append(msg.text) if "Content Security Policy" in msg.text else None)
+    _sign_in(page, base, "ed")
+
+    # The posted article, with a link to the live post.
+    assert page.get_by_text(SEED_TITLE).count() >= 1
+    live = page.locator("[data-delivery] a.live").first
+    assert live.get_attribute("href").startswith("file://")
+    assert page.locator(f"[data-delivery='{failed}'] .status").inner_text() == "failed"
+    assert "an editor must check" in page.locator(f"[data-delivery='{uncertain}'] .status").inner_text()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # Retry the failed delivery.
+    page.click(f"[data-delivery='{failed}'] button[data-action=retry]")
+    page.wait_for_load_state()
+    assert page.locator(".flash.ok").inner_text() == f"Delivery {failed} is back in the queue."
+    assert status_of(site, failed) == "queued"
+
+    # Resolve the uncertain one: it was posted, here.
+    page.fill(f"[data-delivery='{uncertain}'] input[name=url]", "https://social.example/@jak/42")
+    page.click(f"[data-delivery='{uncertain}'] button[data-action=resolve-posted]")
+    page.wait_for_load_state()
+    assert page.locator(".flash.ok").inner_text() == f"Delivery {uncertain} is marked as posted."
+    assert status_of(site, uncertain) == "sent"
+    assert page.locator(f"[data-delivery='{uncertain}'] a.live").get_attribute("href") == "https://social.example/@jak/42"
+
+    # The other pages render under the CSP without complaint.
+    for path in ("/queue", "/channels", "/activity", f"/preview/{failed}"):
+        response = page.goto(base + path)
+        assert response is not None and response.status == 200, path
+    assert csp_problems == []
+
+    # On a phone: no sideways scrolling.
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    small = phone.new_page()
+    _sign_in(small, base, "ed")
+    assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    phone.close()
+    context.close()
+
+    # A viewer sees no action buttons, and a forged POST is refused.
+    viewer = browser.new_context()
+    vpage = viewer.new_page()
+    _sign_in(vpage, base, "vic")
+    assert vpage.locator("button[data-action]").count() == 0
+    vpage.goto(base + "/channels")
+    assert vpage.locator("button[data-action]").count() == 0
+    token = vpage.locator("input[name=csrf]").first.get_attribute("value")
+    target = delivery_ids(site, "outbox")[0]
+    without_token = viewer.request.post(f"{base}/deliveries/{target}/skip", form={"next": "/"}, max_redirects=0)
+    assert without_token.status == 400
+    with_token = viewer.request.post(f"{base}/deliveries/{target}/skip", form={"csrf": token}, max_redirects=0)
+    assert with_token.status == 403
+    assert status_of(site, target) == "sent"
+    viewer.close()
