@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel, status);
+CREATE INDEX IF NOT EXISTS deliveries_article ON deliveries (article_id);
 CREATE TABLE IF NOT EXISTS channels (
     name TEXT PRIMARY KEY,
     paused INTEGER NOT NULL DEFAULT 0,

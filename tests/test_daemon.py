@@ -31,8 +31,9 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
             assert wait_until(lambda: _baseline_done(tmp_path), timeout=20)  # first sight: existing entries recorded
             site.add(seed_item())
             assert wait_until(lambda: len(outbox_lines(config)) == 1, timeout=20)
-            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            assert 'autopublish_posts{channel="outbox",outcome="sent"} 1.0' in metrics
+            sent_metric = 'autopublish_posts{channel="outbox",outcome="sent"} 1.0'
+            # the outbox line is written just before the delivery is marked sent
+            assert wait_until(lambda: sent_metric in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, timeout=10)
             posted = [json.loads(l) for l in run_cli(config, "log", "--format", "json", "--status", "posted").output.splitlines()]
             assert len(posted) == 1
 
@@ -49,7 +50,7 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
-                daemon.wait(timeout=30)
+                daemon.wait(timeout=90)
             finally:
                 if daemon.poll() is None:
                     daemon.kill()
