@@ -24,6 +24,8 @@ def _status(config_dir, delivery_id: int = 1) -> str | None:
 
 
 CHANNELS = {
+    "facebook": ('[channels.social]\nplatform = "facebook"\npage_id = "{page_id}"\naccess_token = "${{FACEBOOK_PAGE_TOKEN}}"\n'
+                 'api_base = "{url}"\nrescrape = false\n', "FACEBOOK_PAGE_TOKEN", "tests.fakes.facebook", True),
     # platform: (channel table, env, how to count posts, can the platform be read back?)
     "mastodon": ('[channels.social]\nplatform = "mastodon"\ninstance = "{url}"\naccess_token = "${{MASTODON_TOKEN}}"\n',
                  "MASTODON_TOKEN", "tests.fakes.mastodon", True),
@@ -40,7 +42,7 @@ def test_sigkill_mid_post_never_posts_twice(tmp_path, platform):
     with FeedServer(older_items(3)) as site, contract.make_fake() as fake:
         fake.hang_seconds = 30.0
         config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social",
-                              extra=table.format(url=fake.url), settings='publish_timeout = "60s"')
+                              extra=table.format(url=fake.url, page_id=getattr(fake, "page_id", "")), settings='publish_timeout = "60s"')
         (tmp_path / ".env").write_text(f"{env_name}={CANARY}\n")
         assert run_cli(config, "run", "--once").exit_code == 0  # baseline
         site.add(seed_item())
