@@ -6,6 +6,7 @@ be sent is logged and never blocks publishing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import smtplib
 import ssl
@@ -52,7 +53,8 @@ class Alerter:
             if publisher is None:
                 continue
             article = Article(feed="autopublish", key=f"alert:{key}", link="", title="autopublish alert", summary=text, content=text)
-            post = Post(channel=name, key=f"alert-{abs(hash((key, text))) % 10**12}", text=text[: publisher.current_limits().max_length],
+            digest = hashlib.sha256(f"{key}\x00{text}".encode()).hexdigest()[:16]  # stable across restarts
+            post = Post(channel=name, key=f"alert-{digest}", text=text[: publisher.current_limits().max_length],
                         article=article, title="autopublish alert")
             try:
                 publisher.publish(post)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import requests
 
+from autopublish.alerts import Alerter
 from autopublish.config import Config
 from autopublish.errors import ConfigError, ConfigProblem
 from autopublish.feeds import USER_AGENT
@@ -32,8 +34,6 @@ def platform_session() -> requests.Session:
 
 
 def build_publishers(config: Config, session: requests.Session, *, clock: Callable[[], float] = time.time) -> dict[str, Publisher]:
-    from datetime import UTC, datetime
-
     env = PublisherEnv(
         session=session,
         state_dir=config.state_dir,
@@ -62,12 +62,15 @@ class App:
         self.store.close()
 
 
+def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
+                   notifier: Notifier | None = None) -> tuple[Pipeline, dict[str, Publisher]]:
+    """The pipeline for ``config`` over an open store (at start-up and on every reload)."""
+    publishers = build_publishers(config, platform_session(), clock=clock)
+    notifier = notifier or Alerter(config, store, publishers)
+    return Pipeline(config, store, publishers, feed_session(), clock=clock, notifier=notifier), publishers
+
+
 def open_app(config: Config, *, clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> App:
     store = Store(config.state_dir, clock=clock)
-    publishers = build_publishers(config, platform_session(), clock=clock)
-    if notifier is None:
-        from autopublish.alerts import Alerter
-
-        notifier = Alerter(config, store, publishers)
-    pipeline = Pipeline(config, store, publishers, feed_session(), clock=clock, notifier=notifier)
+    pipeline, publishers = build_pipeline(config, store, clock=clock, notifier=notifier)
     return App(config, store, pipeline, publishers)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from dotenv import dotenv_values
@@ -24,8 +24,11 @@ from autopublish import __version__
 from autopublish.config import Config, find_config, load_config
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AutopublishError, ConfigError
-from autopublish.models import DeliveryStatus, HealthLevel
+from autopublish.models import HealthLevel
 from autopublish.secrets import Redactor, RedactingFilter
+
+if TYPE_CHECKING:
+    from autopublish.state import Store
 
 log = logging.getLogger("autopublish")
 
@@ -156,7 +159,8 @@ def _open(ctx: Context):  # type: ignore[no-untyped-def]
     return open_app(ctx.config())
 
 
-def _open_store(ctx: Context):  # type: ignore[no-untyped-def]
+def _open_store(ctx: Context) -> Store:
+    """The state store, to use as ``with _open_store(ctx) as store:``."""
     from autopublish.state import Store
 
     return Store(ctx.config().state_dir)
@@ -205,13 +209,10 @@ def _fmt_time(ts: float | None) -> str:
 
 
 def _log_rows(ctx: Context, since: str | None, channel: str | None, status: str | None, feed: str | None, limit: int) -> list[dict[str, Any]]:
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         since_ts = time.time() - parse_duration(since) if since else None
         raw_status = WORD_TO_STATUS.get(status, status) if status else None
         rows = store.events(since=since_ts, channel=channel, status=raw_status, feed=feed, limit=limit)
-    finally:
-        store.close()
     out = []
     for row in rows:
         out.append({
@@ -281,12 +282,9 @@ def log_command(ctx: Context, since: str | None, channel: str | None, feed: str 
 @guarded
 def queue(ctx: Context, show_all: bool) -> None:
     """What goes out next and when, and what is held and why."""
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         rows = store.deliveries_with_status("queued", "waiting", "held", "uncertain", "sending")
         paused = {name: store.channel(name) for name in ctx.config().channels}
-    finally:
-        store.close()
     for name, state in paused.items():
         if state.paused:
             click.echo(f"Channel {name} is PAUSED: {ctx.redactor(state.paused_reason)}")
@@ -325,18 +323,13 @@ def _act(ctx: Context, ok: bool, done: str, refused: str) -> None:
 @guarded
 def retry(ctx: Context, delivery_id: int) -> None:
     """Send a failed, held or waiting delivery again now."""
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         row = store.delivery(delivery_id)
         if row is not None and row.status == "uncertain":
             click.echo("Error: this delivery may already be posted; check the platform, then use "
                        f"'autopublish resolve {delivery_id} --posted URL' or '--not-posted'", err=True)
             raise SystemExit(1)
-        ok = store.transition(delivery_id, DeliveryStatus.QUEUED, f"Retry requested by {_actor()}", next_attempt_at=time.time(),
-                              needs_editor=False, actor=_actor(), kind="retry", reset_tries=True,
-                              expect=(DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING, DeliveryStatus.SKIPPED))
-    finally:
-        store.close()
+        ok = store.retry(delivery_id, _actor())
     _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.", f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
 
 
@@ -346,12 +339,8 @@ def retry(ctx: Context, delivery_id: int) -> None:
 @guarded
 def skip(ctx: Context, delivery_id: int) -> None:
     """Never post this delivery."""
-    store = _open_store(ctx)
-    try:
-        ok = store.transition(delivery_id, DeliveryStatus.SKIPPED, f"Skipped by {_actor()}", needs_editor=False, actor=_actor(), kind="skip",
-                              expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN))
-    finally:
-        store.close()
+    with _open_store(ctx) as store:
+        ok = store.skip(delivery_id, _actor())
     _act(ctx, ok, f"Delivery {delivery_id} will not be posted.", f"delivery {delivery_id} does not exist or is already posted or skipped")
 
 
@@ -365,14 +354,8 @@ def resolve(ctx: Context, delivery_id: int, posted_url: str | None, not_posted: 
     """Settle an uncertain delivery after looking at the platform."""
     if bool(posted_url) == not_posted:
         raise click.UsageError("give exactly one of --posted URL or --not-posted")
-    from autopublish.pipeline import Pipeline
-
-    store = _open_store(ctx)
-    try:
-        pipeline = Pipeline(ctx.config(), store, {}, None)  # type: ignore[arg-type]
-        ok = pipeline.resolve(delivery_id, posted_url=posted_url, actor=_actor())
-    finally:
-        store.close()
+    with _open_store(ctx) as store:
+        ok = store.resolve(delivery_id, posted_url=posted_url, actor=_actor())
     _act(ctx, ok, f"Delivery {delivery_id} marked as {'posted' if posted_url else 'not posted; it will be sent'}.",
          f"delivery {delivery_id} does not exist or is not waiting for a decision")
 
@@ -384,11 +367,8 @@ def resolve(ctx: Context, delivery_id: int, posted_url: str | None, not_posted: 
 def pause(ctx: Context, channel: str) -> None:
     """Pause a channel; its queue is kept."""
     _known_channel(ctx, channel)
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         store.pause_channel(channel, f"Paused by {_actor()}", actor=_actor())
-    finally:
-        store.close()
     click.echo(f"Channel {channel} is paused; its posts are kept until: autopublish resume {channel}")
 
 
@@ -399,11 +379,8 @@ def pause(ctx: Context, channel: str) -> None:
 def resume(ctx: Context, channel: str) -> None:
     """Resume a paused channel; held posts go back to the queue."""
     _known_channel(ctx, channel)
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         count = store.resume_channel(channel, actor=_actor())
-    finally:
-        store.close()
     click.echo(f"Channel {channel} is active; {count} held post(s) are back in the queue.")
 
 
@@ -522,12 +499,9 @@ def count(ctx: Context, platform: str, instance: str | None, text: tuple[str, ..
 @guarded
 def backup(ctx: Context, target: str | None) -> None:
     """A consistent copy of the state database, safe while the daemon runs."""
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         path = Path(target) if target else ctx.config().state_dir / "backups" / f"state-{datetime.now(UTC):%Y%m%d-%H%M%S}.db"
         store.backup(path)
-    finally:
-        store.close()
     click.echo(f"Backup written to {path}")
 
 

@@ -67,17 +67,18 @@ class SettingsModel(_Strict):
     sweep_interval: Duration = 30.0
     timezone: str = "UTC"
 
-    @field_validator("first_run")
-    @classmethod
-    def _first_run(cls, value: str) -> str:
-        if value == "skip" or re.fullmatch(r"latest:\d+", value) or value == "all":
-            return value
-        raise ValueError('must be "skip", "latest:N" (for example "latest:3") or "all"')
+    _first_run = field_validator("first_run")(lambda value: _check_first_run(value))
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
         return _check_zone(value)
+
+
+def _check_first_run(value: str) -> str:
+    if value == "skip" or re.fullmatch(r"latest:\d+", value) or value == "all":
+        return value
+    raise ValueError('must be "skip", "latest:N" (for example "latest:3") or "all"')
 
 
 def _check_zone(value: str) -> str:
@@ -106,7 +107,7 @@ class FeedModel(_Strict):
     @field_validator("first_run")
     @classmethod
     def _first_run(cls, value: str | None) -> str | None:
-        return None if value is None else SettingsModel._first_run(value)  # type: ignore[operator]
+        return None if value is None else _check_first_run(value)
 
 
 class PacingModel(_Strict):

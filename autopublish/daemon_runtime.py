@@ -42,10 +42,9 @@ class Reloader:
         return False
 
     def reload(self) -> Pipeline | None:
-        from autopublish.app import build_publishers, feed_session, platform_session
-        from autopublish.alerts import Alerter
+        """The new pipeline, or None when the edited config is invalid (the old one stays)."""
+        from autopublish.app import build_pipeline
         from autopublish.config import load_config
-        from autopublish.pipeline import Pipeline
 
         with self.lock:
             try:
@@ -59,36 +58,21 @@ class Reloader:
                 log.error("state_dir cannot change while running; restart autopublish to use %s", config.state_dir)
                 return None
             self.ctx.redactor.add(config.secret_values())
-            publishers = build_publishers(config, platform_session())
-            notifier = Alerter(config, self.app.store, publishers)
-            pipeline = Pipeline(config, self.app.store, publishers, feed_session(), notifier=notifier)
+            pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers
             self.app.store.log_event("config_reloaded", "The config was reloaded")
-            notifier.resolved("config", "The config is valid again and was applied")
+            pipeline.notifier.resolved("config", "The config is valid again and was applied")
             log.info("Config reloaded: %d feed(s), %d channel(s)", len(config.feeds), len(config.channels))
             return pipeline
 
 
 def run_daemon(ctx: Context, app: App) -> None:
-    reloader = Reloader(ctx, app)
-    daemon = Daemon(app.pipeline, on_reload=reloader.reload)
+    daemon = Daemon(app.pipeline, reloader=Reloader(ctx, app))
     metrics_server = None
     if app.config.daemon.metrics:
         from autopublish.metrics import start_metrics_server
 
         metrics_server = start_metrics_server(app.config.daemon.metrics, lambda: daemon)
-
-    def watch() -> None:
-        if reloader.changed():
-            daemon.reload()
-
-    original_schedule = daemon.schedule
-
-    def schedule_with_watch() -> None:
-        original_schedule()
-        daemon.scheduler.add_job(watch, "interval", seconds=3, id="config-watch", replace_existing=True)
-
-    daemon.schedule = schedule_with_watch  # type: ignore[method-assign]
     try:
         daemon.run()
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -103,28 +103,3 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
 
-
-OPEN_STATUSES = frozenset(
-    {DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.UNCERTAIN}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One article on one channel, across all attempts (a row of the store)."""
-
-    id: int
-    article_id: int
-    channel: str
-    status: DeliveryStatus
-    tries: int = 0
-    next_attempt_at: datetime | None = None
-    reason: str = ""
-    post_url: str | None = None
-    remote_id: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    first_try_at: datetime | None = None
-    repost_of: int | None = None
-    needs_editor: bool = False
-    extra: dict[str, str] = field(default_factory=dict)

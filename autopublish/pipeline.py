@@ -16,13 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import requests
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
 from autopublish.durations import format_duration
-from autopublish.errors import AuthError, FeedError, PublishError, StateError, TransientError, UncertainError
+from autopublish.errors import AuthError, FeedError, PublishError, UncertainError
 from autopublish.feeds import FetchLimits, FetchState, canonical_link, fetch_feed, parse_feed
 from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
 from autopublish.pacing import next_allowed
@@ -387,8 +388,8 @@ class Pipeline:
         if self.store.pause_channel(channel, reason):
             log.error("Channel %s paused: %s", channel, reason, extra={"channel": channel})
         self.notifier.problem(f"paused:{channel}", f"Channel \"{channel}\" is paused and its posts are kept: {reason}")
-        if isinstance(exc, AuthError) and exc.expires_at:
-            pass
+        if isinstance(exc, AuthError) and isinstance(exc.expires_at, datetime):
+            self.store.set_token_expiry(channel, exc.expires_at.timestamp())
 
     def _pacing(self, channel: ChannelConfig, now: float) -> float | None:
         pacing = channel.pacing
@@ -455,17 +456,6 @@ class Pipeline:
                                   next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
             result.reconciled += 1
 
-    # --- editors' actions ------------------------------------------------------------------
-    def resolve(self, delivery_id: int, *, posted_url: str | None, actor: str) -> bool:
-        """An editor settles an uncertain delivery: posted (with its URL) or not posted (send it)."""
-        if posted_url is not None:
-            return self.store.transition(delivery_id, DeliveryStatus.SENT, f"Marked as posted by {actor}", post_url=posted_url,
-                                         needs_editor=False, actor=actor, kind="resolved",
-                                         expect=(DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING))
-        return self.store.transition(delivery_id, DeliveryStatus.QUEUED, f"Marked as not posted by {actor}; it will be posted",
-                                     next_attempt_at=self.clock(), needs_editor=False, actor=actor, kind="resolved",
-                                     expect=(DeliveryStatus.UNCERTAIN,))
-
     # --- channel health ----------------------------------------------------------------------
     def check_channels(self) -> dict[str, Health]:
         """Ask every channel for its health; record token expiry and warn when it is near."""
@@ -494,6 +484,3 @@ class Pipeline:
                     self.notifier.resolved(f"expiry:{name}", f"The credentials of channel \"{name}\" were renewed")
         return report
 
-
-def stale_transient(exc: Exception) -> bool:
-    return isinstance(exc, (TransientError, StateError))

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -25,11 +25,19 @@ from autopublish.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 
+class ConfigReloader(Protocol):
+    def changed(self) -> bool:
+        """True once after the config file changed on disk."""
+
+    def reload(self) -> Pipeline | None:
+        """A pipeline on the new config, or None when it is invalid (keep the old one)."""
+
+
 class Daemon:
-    def __init__(self, pipeline: Pipeline, *, on_reload: Callable[[], Pipeline | None] | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, *, reloader: ConfigReloader | None = None) -> None:
         self.pipeline = pipeline
         self.stop_event = threading.Event()
-        self.on_reload = on_reload
+        self.reloader = reloader
         self.scheduler = BlockingScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(1)},
@@ -85,6 +93,13 @@ class Daemon:
                                id="check", next_run_time=now + timedelta(seconds=5), replace_existing=True)
         self.scheduler.add_job(self._guard(self._prune, "prune"), IntervalTrigger(hours=24), id="prune",
                                next_run_time=now + timedelta(minutes=1), replace_existing=True)
+        if self.reloader is not None:
+            self.scheduler.add_job(self._guard(self._watch_config, "config watch"), IntervalTrigger(seconds=3), id="config-watch",
+                                   replace_existing=True)
+
+    def _watch_config(self) -> None:
+        if self.reloader is not None and self.reloader.changed():
+            self.reload()
 
     # --- life cycle -------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -101,9 +116,9 @@ class Daemon:
             pass
 
     def reload(self, *_: object) -> None:
-        if self.on_reload is None:
+        if self.reloader is None:
             return
-        replacement = self.on_reload()
+        replacement = self.reloader.reload()
         if replacement is not None:
             self.pipeline = replacement
             self.schedule()

@@ -25,6 +25,11 @@ from autopublish.models import Article, DeliveryStatus
 
 SCHEMA_VERSION = 1
 
+# What an editor may do from which state (the CLI and the web page share these).
+RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING, DeliveryStatus.SKIPPED)
+SKIPPABLE = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
+RESOLVABLE_AS_POSTED = (DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feeds (
@@ -203,6 +208,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- plumbing ---------------------------------------------------------------------
     def _translate(self, exc: sqlite3.Error) -> StateError:
@@ -517,6 +528,26 @@ class Store:
                 expect=(DeliveryStatus.SENDING,), kind="interrupted",
             )
         return ids
+
+    # --- editors' actions -----------------------------------------------------------------
+    def retry(self, delivery_id: int, actor: str) -> bool:
+        """Back to the queue now, tries reset. Never from ``uncertain``: that could post twice."""
+        return self.transition(delivery_id, DeliveryStatus.QUEUED, f"Retry requested by {actor}", next_attempt_at=self.now(),
+                               needs_editor=False, actor=actor, kind="retry", reset_tries=True, expect=RETRYABLE)
+
+    def skip(self, delivery_id: int, actor: str) -> bool:
+        """Never post this delivery."""
+        return self.transition(delivery_id, DeliveryStatus.SKIPPED, f"Skipped by {actor}", needs_editor=False, actor=actor,
+                               kind="skip", expect=SKIPPABLE)
+
+    def resolve(self, delivery_id: int, *, posted_url: str | None, actor: str) -> bool:
+        """An editor settles a delivery: posted (with its URL), or not posted (send it)."""
+        if posted_url is not None:
+            return self.transition(delivery_id, DeliveryStatus.SENT, f"Marked as posted by {actor}", post_url=posted_url,
+                                   needs_editor=False, actor=actor, kind="resolved", expect=RESOLVABLE_AS_POSTED)
+        return self.transition(delivery_id, DeliveryStatus.QUEUED, f"Marked as not posted by {actor}; it will be posted",
+                               next_attempt_at=self.now(), needs_editor=False, actor=actor, kind="resolved",
+                               expect=(DeliveryStatus.UNCERTAIN,))
 
     def repost(self, delivery_id: int, actor: str) -> int | None:
         """A deliberate re-post by an editor: a new generation that points at the old row."""

@@ -23,8 +23,8 @@ from autopublish.platforms.instagram import (
     InstagramOptions,
     InstagramPublisher,
     limit_hashtags,
-    utf16_length,
 )
+from autopublish.platforms.base import count_utf16 as utf16_length
 from tests.contract import CANARY, build_publisher, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.instagram import CONTRACT, InstagramFake

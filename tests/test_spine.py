@@ -140,10 +140,6 @@ def test_editor_commands(tmp_path, site):
     assert run_cli(config, "pause", "nope").exit_code == 2
 
 
-class _Flaky:
-    """A publisher stand-in at the seam: raises the given errors in turn, then posts."""
-
-
 def test_auth_error_pauses_the_channel_and_keeps_the_queue(tmp_path, site):
     config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/")
     run_cli(config_path, "run", "--once")

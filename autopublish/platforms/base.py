@@ -9,6 +9,7 @@ it at a loopback fake, and it receives its HTTP session instead of building one.
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import regex
 import requests
@@ -28,6 +30,8 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+
+log = logging.getLogger(__name__)
 
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")
 
@@ -57,6 +61,38 @@ def count_graphemes(text: str) -> int:
     return len(regex.findall(r"\X", text))
 
 
+def count_utf16(text: str) -> int:
+    """Length in UTF-16 code units (how JavaScript and Java backends count: an emoji is 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    """An article image downloaded for upload."""
+
+    data: bytes
+    content_type: str
+    name: str
+
+
+DEFAULT_MAX_IMAGE_BYTES = 16 * 1024 * 1024
+
+
+def transport_failure(exc: BaseException) -> str:
+    """What a requests exception says about the request, in one word.
+
+    "unreachable": it never left (refused, connect timeout); "no_answer": it left and no
+    answer came (read timeout, dropped connection); "bad_address"; "other".
+    """
+    if isinstance(exc, requests.ConnectTimeout) or is_refused(exc):
+        return "unreachable"
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        return "bad_address"
+    if isinstance(exc, (requests.ReadTimeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        return "no_answer"
+    return "other"
+
+
 class Publisher(ABC):
     """One platform. Subclasses set the class data and implement publish/check."""
 
@@ -77,6 +113,10 @@ class Publisher(ABC):
     def current_limits(self) -> PostLimits:
         """The limits to fit posts to; an adapter may refine them (a Mastodon instance's own)."""
         return self.limits
+
+    def load_limits(self) -> PostLimits:
+        """Ask the platform for its own limits where it has them (one request); never raises."""
+        return self.current_limits()
 
     def count(self, text: str) -> int:
         """The platform's own length of ``text``: graphemes, each URL counting url_length if set."""
@@ -135,25 +175,53 @@ class Publisher(ABC):
 
     def transport_error(self, exc: BaseException, *, writes: bool, what: str) -> PublishError:
         """Map a requests exception to the core's vocabulary (never echoing its text)."""
-        if isinstance(exc, requests.ConnectTimeout) or _is_refused(exc):
-            return self.error(
-                TransientError,
-                f"Could not reach {what}; will try again later",
-                detail=type(exc).__name__,
-            )
-        if isinstance(exc, (requests.ReadTimeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        kind, detail = transport_failure(exc), type(exc).__name__
+        if kind == "unreachable":
+            return self.error(TransientError, f"Could not reach {what}; will try again later", detail=detail)
+        if kind == "bad_address":
+            return self.error(PermanentError, f"The address configured for {what} is not valid", detail=detail)
+        if kind == "no_answer":
             if writes:
-                return self.error(
-                    UncertainError,
-                    f"{what} did not answer after receiving the post; it may have been published",
-                    detail=type(exc).__name__,
-                )
-            return self.error(TransientError, f"{what} did not answer in time; will try again later", detail=type(exc).__name__)
-        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
-            return self.error(PermanentError, f"The address configured for {what} is not valid", detail=type(exc).__name__)
+                return self.error(UncertainError, f"{what} did not answer after receiving the post; it may have been published", detail=detail)
+            return self.error(TransientError, f"{what} did not answer in time; will try again later", detail=detail)
         if writes:
-            return self.error(UncertainError, f"{what} failed in an unexpected way after sending; it may have been published", detail=type(exc).__name__)
-        return self.error(TransientError, f"{what} failed in an unexpected way; will try again later", detail=type(exc).__name__)
+            return self.error(UncertainError, f"{what} failed in an unexpected way after sending; it may have been published", detail=detail)
+        return self.error(TransientError, f"{what} failed in an unexpected way; will try again later", detail=detail)
+
+    def fetch_image(self, url: str, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageFile | None:
+        """Download the article image for upload; None (with a warning) when it cannot be used.
+
+        Never raises: a missing or oversized image never stops a post. The body is read
+        in chunks and abandoned past ``max_bytes``.
+        """
+        extra = {"channel": self.channel}
+        try:
+            response = self.env.session.get(url, timeout=self.env.timeout, stream=True)
+        except requests.RequestException as exc:
+            log.warning("%s: could not download the article image (%s); posting without it", self.label, type(exc).__name__, extra=extra)
+            return None
+        with response:
+            ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if response.status_code != 200 or not ctype.startswith("image/"):
+                log.warning("%s: the article image answered HTTP %s (%s); posting without it", self.label, response.status_code, ctype or "no type", extra=extra)
+                return None
+            chunks, size = [], 0
+            try:
+                for chunk in response.iter_content(65536):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        log.warning("%s: the article image is larger than %d bytes; posting without it", self.label, max_bytes, extra=extra)
+                        return None
+                    chunks.append(chunk)
+            except requests.RequestException as exc:
+                log.warning("%s: the article image download broke off (%s); posting without it", self.label, type(exc).__name__, extra=extra)
+                return None
+        data = b"".join(chunks)
+        if not data:
+            log.warning("%s: the article image is empty; posting without it", self.label, extra=extra)
+            return None
+        name = urlsplit(url).path.rsplit("/", 1)[-1] or "image"
+        return ImageFile(data, ctype, name)
 
     def read_json(self, response: requests.Response, *, writes: bool, what: str = "") -> Any:
         """The JSON body of a response; an unreadable body after a write is Uncertain."""
@@ -173,7 +241,7 @@ class Publisher(ABC):
             raise self.error(cls, f"{what} answered HTTP {response.status_code} with a body that could not be read", code=response.status_code) from None
 
 
-def _is_refused(exc: BaseException) -> bool:
+def is_refused(exc: BaseException) -> bool:
     """True when the connection was never made (so the request never left)."""
     seen: set[int] = set()
     current: BaseException | None = exc

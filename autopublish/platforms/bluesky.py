@@ -327,19 +327,10 @@ class BlueskyPublisher(Publisher):
 
     def _upload_image(self, url: str, max_bytes: int) -> dict[str, Any] | None:
         """Download the image and upload it as a blob; None (with a warning) when it cannot be used."""
-        try:
-            image = self.request("GET", url, writes=False, what="the article's image", allow_redirects=True)
-        except PublishError:
-            log.warning("Could not download the article image; posting without it", extra={"channel": self.channel})
+        image = self.fetch_image(url, max_bytes=max_bytes)
+        if image is None:
             return None
-        ctype = image.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if image.status_code != 200 or not ctype.startswith("image/") or not image.content or len(image.content) > max_bytes:
-            log.warning(
-                "The article image cannot be used on Bluesky (HTTP %s, %s, %d bytes, limit %d); posting without it",
-                image.status_code, ctype or "no type", len(image.content), max_bytes, extra={"channel": self.channel},
-            )
-            return None
-        response = self._xrpc("POST", "com.atproto.repo.uploadBlob", writes=False, data=image.content, content_type=ctype)
+        response = self._xrpc("POST", "com.atproto.repo.uploadBlob", writes=False, data=image.data, content_type=image.content_type)
         if response.status_code == 200:
             data = self.read_json(response, writes=False, what="Bluesky")
             blob = data.get("blob") if isinstance(data, dict) else None

@@ -31,7 +31,7 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal, TypeVar
@@ -49,7 +49,8 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import URL_PATTERN, PlatformOptions, Publisher, PublisherEnv, _is_refused
+from autopublish.platforms.base import URL_PATTERN, PlatformOptions, Publisher, PublisherEnv, transport_failure
+from autopublish.platforms.meta_graph import as_int, usage_wait
 from autopublish.secrets import Redactor, SecretRef
 
 with warnings.catch_warnings():
@@ -178,14 +179,7 @@ class GraphResponseError(Exception):
 
 
 def _classify_transport(exc: requests.RequestException) -> GraphTransportError:
-    name = type(exc).__name__
-    if isinstance(exc, requests.ConnectTimeout) or _is_refused(exc):
-        return GraphTransportError("unreachable", name)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
-        return GraphTransportError("bad_address", name)
-    if isinstance(exc, (requests.ReadTimeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        return GraphTransportError("no_answer", name)
-    return GraphTransportError("other", name)
+    return GraphTransportError(transport_failure(exc), type(exc).__name__)
 
 
 class GraphTransport:
@@ -331,8 +325,8 @@ class GraphFault:
         if not isinstance(error, dict):
             error = {}
         return cls(
-            code=_as_int(error.get("code")),
-            subcode=_as_int(error.get("error_subcode")),
+            code=as_int(error.get("code")),
+            subcode=as_int(error.get("error_subcode")),
             message=str(error.get("message") or ""),
             type=str(error.get("type") or ""),
             fbtrace_id=str(error.get("fbtrace_id") or ""),
@@ -343,47 +337,6 @@ class GraphFault:
         code = f"{self.code}" + (f"/{self.subcode}" if self.subcode else "")
         trace = f" fbtrace_id={self.fbtrace_id}" if self.fbtrace_id else ""
         return redact(f"Graph error {code}{trace}: {self.message[:300]}")
-
-
-def _as_int(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def usage_wait(headers: Mapping[str, str]) -> float | None:
-    """Seconds until access returns, from X-Business-Use-Case-Usage / X-App-Usage / X-Page-Usage.
-
-    Graph gives ``estimated_time_to_regain_access`` in minutes; the largest one wins.
-    """
-    minutes: list[float] = []
-    for name in ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage", "X-Ad-Account-Usage"):
-        raw = headers.get(name)
-        if not raw:
-            continue
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            continue
-        minutes.extend(_regain_minutes(data))
-    positive = [m for m in minutes if m > 0]
-    return max(positive) * 60.0 if positive else None
-
-
-def _regain_minutes(data: object) -> Iterable[float]:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key == "estimated_time_to_regain_access":
-                try:
-                    yield float(value)
-                except (TypeError, ValueError):
-                    pass
-            else:
-                yield from _regain_minutes(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _regain_minutes(value)
 
 
 def expiry_from_message(message: str) -> datetime | None:
@@ -660,7 +613,7 @@ class FacebookPublisher(Publisher):
 
     @staticmethod
     def _epoch(value: object) -> datetime | None:
-        seconds = _as_int(value)
+        seconds = as_int(value)
         if not seconds:  # 0 or absent: never
             return None
         return datetime.fromtimestamp(seconds, UTC)

@@ -26,19 +26,15 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import regex
-from pydantic import field_validator
 
 from autopublish.errors import AuthError, PermanentError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions
+from autopublish.platforms.base import count_utf16
 from autopublish.platforms.meta_graph import (
+    MetaGraphOptions,
     MetaGraphPublisher,
     mentions_link,
-    validate_account_id,
-    validate_api_base,
-    validate_version,
 )
-from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +43,6 @@ MAX_HASHTAGS = 30
 CONTAINER_POLLS = 3  # quick status reads of the container, no sleeping in between
 HASHTAG = regex.compile(r"(?<![\p{L}\p{M}\p{N}_#&/])#[\p{L}\p{M}\p{N}_]+")
 NO_IMAGE = "Instagram needs an image and this article has none"
-
-
-def utf16_length(text: str) -> int:
-    """Length in UTF-16 code units (what JavaScript's ``length`` reports)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def limit_hashtags(text: str, limit: int = MAX_HASHTAGS) -> str:
@@ -67,15 +58,9 @@ def limit_hashtags(text: str, limit: int = MAX_HASHTAGS) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
 
 
-class InstagramOptions(PlatformOptions):
+class InstagramOptions(MetaGraphOptions):
     api_base: str = "https://graph.facebook.com"
     api_version: str = "v23.0"
-    user_id: str
-    access_token: SecretRef
-
-    check_base = field_validator("api_base")(validate_api_base)
-    check_user = field_validator("user_id", mode="before")(validate_account_id)
-    check_version = field_validator("api_version")(validate_version)
 
 
 class InstagramPublisher(MetaGraphPublisher):
@@ -107,7 +92,7 @@ class InstagramPublisher(MetaGraphPublisher):
         return "instagram_business_content_publish" if host == "graph.instagram.com" else "instagram_content_publish"
 
     def count(self, text: str) -> int:
-        return utf16_length(text)
+        return count_utf16(text)
 
     def caption(self, post: Post) -> str:
         """The caption sent for ``post``: its text with hashtags past the 30th dropped."""

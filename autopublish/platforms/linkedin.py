@@ -32,7 +32,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, parse_retry_after
+from autopublish.platforms.base import PlatformOptions, Publisher, count_utf16, parse_retry_after
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,6 @@ def escape_little_text(text: str) -> str:
     """
     keep = {m.start() for m in _HASHTAG.finditer(text)}
     return "".join("\\" + ch if ch in RESERVED and i not in keep else ch for i, ch in enumerate(text))
-
-
-def utf16_length(text: str) -> int:
-    """Characters as LinkedIn's Java backend counts them (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 class LinkedInOptions(PlatformOptions):
@@ -114,7 +109,7 @@ class LinkedInPublisher(Publisher):
 
     def count(self, text: str) -> int:
         """LinkedIn's length: UTF-16 code units of the text before escaping."""
-        return utf16_length(text)
+        return count_utf16(text)
 
     # --- publish -------------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:
@@ -153,14 +148,8 @@ class LinkedInPublisher(Publisher):
         Auth and rate-limit answers still stop the publish: nothing was posted yet.
         """
         assert post.image is not None
-        try:
-            image = self.request("GET", post.image, writes=False, what="the article image", allow_redirects=True)
-        except PublishError:
-            log.warning("LinkedIn: could not download the article image; posting without a thumbnail", extra={"channel": self.channel})
-            return None
-        ctype = image.headers.get("Content-Type", "").split(";")[0].strip()
-        if image.status_code != 200 or not image.content or not ctype.startswith("image/"):
-            log.warning("LinkedIn: the article image answered HTTP %s (%s); posting without a thumbnail", image.status_code, ctype or "no type", extra={"channel": self.channel})
+        image = self.fetch_image(post.image)
+        if image is None:
             return None
         try:
             init = self.request(
@@ -183,8 +172,8 @@ class LinkedInPublisher(Publisher):
                 upload_url,
                 writes=False,
                 what="LinkedIn's image upload",
-                data=image.content,
-                headers={"Authorization": f"Bearer {self.opts.access_token.reveal()}", "Content-Type": ctype},
+                data=image.data,
+                headers={"Authorization": f"Bearer {self.opts.access_token.reveal()}", "Content-Type": image.content_type},
             )
             if put.status_code not in (200, 201):
                 raise self._failure(put, writes=False, what="LinkedIn's image upload")

@@ -233,22 +233,15 @@ class MastodonPublisher(Publisher):
     def _upload_image(self, post: Post) -> str | None:
         """Upload post.image with its alt text; the media id, or None to post without it."""
         assert post.image
-        try:
-            image = self.request("GET", post.image, writes=False, what="the article's image", allow_redirects=True)
-        except PublishError:
-            log.warning("Could not download the article image; posting without it", extra={"channel": self.channel})
+        image = self.fetch_image(post.image, max_bytes=MAX_IMAGE_BYTES)
+        if image is None:
             return None
-        ctype = image.headers.get("Content-Type", "").split(";")[0].strip()
-        if image.status_code != 200 or not ctype.startswith("image/") or len(image.content) > MAX_IMAGE_BYTES:
-            log.warning("The article image is not a usable image (HTTP %s, %s); posting without it", image.status_code, ctype or "no type", extra={"channel": self.channel})
-            return None
-        name = urlsplit(post.image).path.rsplit("/", 1)[-1] or "image"
         response = self.request(
             "POST",
             self.opts.instance + "/api/v2/media",
             writes=False,  # a media upload is not a post; an unattached upload is discarded
             what=f"Mastodon ({self.host}) media upload",
-            files={"file": (name, image.content, ctype)},
+            files={"file": (image.name, image.data, image.content_type)},
             data={"description": post.alt_text[:1500]} if post.alt_text else {},
             headers=self._auth(),
         )

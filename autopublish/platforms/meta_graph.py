@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import field_validator
 
 from autopublish.errors import (
     AuthError,
@@ -36,7 +37,8 @@ from autopublish.errors import (
     TransientError,
     UncertainError,
 )
-from autopublish.platforms.base import URL_PATTERN, Publisher
+from autopublish.platforms.base import URL_PATTERN, PlatformOptions, Publisher
+from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,19 @@ def validate_version(value: str) -> str:
     return value
 
 
+class MetaGraphOptions(PlatformOptions):
+    """The keys Threads and Instagram share; each sets its own api_base and api_version default."""
+
+    api_base: str
+    api_version: str
+    user_id: str
+    access_token: SecretRef
+
+    check_base = field_validator("api_base")(validate_api_base)
+    check_user = field_validator("user_id", mode="before")(validate_account_id)
+    check_version = field_validator("api_version")(validate_version)
+
+
 @dataclass(frozen=True, slots=True)
 class GraphError:
     """The Graph error envelope, with the token already scrubbed from ``message``."""
@@ -106,8 +121,8 @@ class GraphError:
             status=status,
             message=message[:300],
             type=str(error.get("type") or ""),
-            code=_as_int(error.get("code")),
-            subcode=_as_int(error.get("error_subcode")),
+            code=as_int(error.get("code")),
+            subcode=as_int(error.get("error_subcode")),
             transient=error.get("is_transient") is True,
             trace=str(error.get("fbtrace_id") or ""),
         )
@@ -142,32 +157,45 @@ class Quota:
         return f"{self.used} of {self.total} posts used in the last {hours} hours"
 
 
-def _as_int(value: object) -> int | None:
+def as_int(value: object) -> int | None:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
 
 
 def usage_wait(headers: Mapping[str, str]) -> float | None:
-    """Seconds until access returns, from ``X-Business-Use-Case-Usage`` (given in minutes)."""
-    raw = headers.get("x-business-use-case-usage")
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    minutes = 0.0
-    if isinstance(data, Mapping):
-        for entries in data.values():
-            for entry in entries if isinstance(entries, list) else []:
-                if isinstance(entry, Mapping):
-                    try:
-                        minutes = max(minutes, float(entry.get("estimated_time_to_regain_access") or 0))
-                    except (TypeError, ValueError):
-                        continue
-    return minutes * 60 if minutes > 0 else None
+    """Seconds until access returns, from X-Business-Use-Case-Usage / X-App-Usage / X-Page-Usage.
+
+    Graph gives ``estimated_time_to_regain_access`` in minutes; the largest one wins.
+    """
+    minutes: list[float] = []
+    for name in ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage", "X-Ad-Account-Usage"):
+        raw = headers.get(name)
+        if not raw:
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        minutes.extend(_regain_minutes(data))
+    positive = [m for m in minutes if m > 0]
+    return max(positive) * 60.0 if positive else None
+
+
+def _regain_minutes(data: object) -> Iterable[float]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "estimated_time_to_regain_access":
+                try:
+                    yield float(value)
+                except (TypeError, ValueError):
+                    pass
+            else:
+                yield from _regain_minutes(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _regain_minutes(value)
 
 
 def log_usage(headers: Mapping[str, str], label: str) -> None:
@@ -359,10 +387,10 @@ class MetaGraphPublisher(Publisher):
         if entry is None:
             return None
         config = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
-        used, total = _as_int(entry.get("quota_usage")), _as_int(config.get("quota_total"))
+        used, total = as_int(entry.get("quota_usage")), as_int(config.get("quota_total"))
         if used is None or total is None:
             return None
-        return Quota(used=used, total=total, window=_as_int(config.get("quota_duration")) or QUOTA_WINDOW)
+        return Quota(used=used, total=total, window=as_int(config.get("quota_duration")) or QUOTA_WINDOW)
 
     def ensure_quota(self) -> Quota | None:
         """Read the quota before posting; RateLimitedError when it is used up.

@@ -35,7 +35,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
+from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, count_utf16, parse_retry_after
 from autopublish.secrets import Secret, SecretRef
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class SlackPublisher(Publisher):
 
     def count(self, text: str) -> int:
         """UTF-16 length of the text as sent (after mrkdwn escaping)."""
-        return len(escape_mrkdwn(text).encode("utf-16-le")) // 2
+        return count_utf16(escape_mrkdwn(text))
 
     @property
     def _url(self) -> str:

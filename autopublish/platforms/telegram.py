@@ -37,7 +37,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
+from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, count_utf16, parse_retry_after
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class TelegramPublisher(Publisher):
 
     def count(self, text: str) -> int:
         """UTF-16 code units: how Telegram measures text after entity parsing."""
-        return len(text.encode("utf-16-le")) // 2
+        return count_utf16(text)
 
     # --- publish ----------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:

@@ -19,20 +19,16 @@ import logging
 from typing import Any, ClassVar
 
 import regex
-from pydantic import field_validator
 
 from autopublish.errors import AuthError, PermanentError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import URL_PATTERN, PlatformOptions
+from autopublish.platforms.base import URL_PATTERN
 from autopublish.platforms.meta_graph import (
+    MetaGraphOptions,
     MetaGraphPublisher,
     mentions_link,
     normalise_link,
-    validate_account_id,
-    validate_api_base,
-    validate_version,
 )
-from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +47,9 @@ def threads_length(text: str) -> int:
     return total
 
 
-class ThreadsOptions(PlatformOptions):
+class ThreadsOptions(MetaGraphOptions):
     api_base: str = "https://graph.threads.net"
     api_version: str = "v1.0"
-    user_id: str
-    access_token: SecretRef
-
-    check_base = field_validator("api_base")(validate_api_base)
-    check_user = field_validator("user_id", mode="before")(validate_account_id)
-    check_version = field_validator("api_version")(validate_version)
 
 
 class ThreadsPublisher(MetaGraphPublisher):

@@ -142,18 +142,12 @@ class XPublisher(Publisher):
         Auth and rate-limit answers still stop the publish: nothing was posted yet.
         """
         assert post.image is not None
-        try:
-            image = self.request("GET", post.image, writes=False, what="the article image", allow_redirects=True)
-        except PublishError:
-            log.warning("X: could not download the article image; posting without it", extra={"channel": self.channel})
-            return None
-        ctype = image.headers.get("Content-Type", "").split(";")[0].strip()
-        if image.status_code != 200 or not image.content or not ctype.startswith("image/"):
-            log.warning("X: the article image answered HTTP %s (%s); posting without it", image.status_code, ctype or "no type", extra={"channel": self.channel})
+        image = self.fetch_image(post.image)
+        if image is None:
             return None
         url = f"{self.opts.api_base}/2/media/upload"
-        files = {"media": ("image", image.content, ctype)}
-        data = {"media_category": "tweet_image", "media_type": ctype}
+        files = {"media": ("image", image.data, image.content_type)}
+        data = {"media_category": "tweet_image", "media_type": image.content_type}
         try:
             response = self.request("POST", url, writes=False, what="X's media upload", files=files, data=data, headers=self._sign("POST", url))
             if response.status_code >= 300:

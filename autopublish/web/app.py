@@ -34,7 +34,7 @@ from autopublish.config import Config, WebUserModel
 from autopublish.errors import AutopublishError, StateError
 from autopublish.models import DeliveryStatus
 from autopublish.secrets import Redactor
-from autopublish.state import DeliveryRow, Store
+from autopublish.state import RETRYABLE, SKIPPABLE, DeliveryRow, Store
 from autopublish.web.i18n import pick_language, translate
 from autopublish.web.queries import LogFilter, article_page, channel_counts, event_page
 
@@ -45,8 +45,6 @@ SECRET_FILE = "web-secret"
 LOGIN_WINDOW = 300.0  # seconds
 LOGIN_MAX_FAILURES = 5
 STATUS_CHOICES = ("sent", "waiting", "uncertain", "held", "failed", "queued", "sending", "skipped")
-RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING, DeliveryStatus.SKIPPED)
-SKIPPABLE = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -471,8 +469,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         if row.status == DeliveryStatus.UNCERTAIN:
             flash(t("refused_retry_uncertain", id=delivery_id), "error")
             return back()
-        ok = store.transition(delivery_id, DeliveryStatus.QUEUED, f"Retry requested by {actor()}", next_attempt_at=clock(),
-                              needs_editor=False, actor=actor(), kind="retry", reset_tries=True, expect=RETRYABLE)
+        ok = store.retry(delivery_id, actor())
         done(ok, "done_retry", "refused_retry", id=delivery_id)
         return back()
 
@@ -480,16 +477,13 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     @editor_only
     def skip(delivery_id: int) -> Response:
         known_delivery(delivery_id)
-        ok = store.transition(delivery_id, DeliveryStatus.SKIPPED, f"Skipped by {actor()}", needs_editor=False, actor=actor(),
-                              kind="skip", expect=SKIPPABLE)
+        ok = store.skip(delivery_id, actor())
         done(ok, "done_skip", "refused_skip", id=delivery_id)
         return back()
 
     @app.post("/deliveries/<int:delivery_id>/resolve")
     @editor_only
     def resolve(delivery_id: int) -> Response:
-        from autopublish.pipeline import Pipeline
-
         known_delivery(delivery_id)
         outcome = request.form.get("outcome", "")
         posted_url: str | None = None
@@ -500,8 +494,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
                 return back()
         elif outcome != "not_posted":
             abort(400)
-        pipeline = Pipeline(config, store, {}, None, clock=clock)  # type: ignore[arg-type]
-        ok = pipeline.resolve(delivery_id, posted_url=posted_url, actor=actor())
+        ok = store.resolve(delivery_id, posted_url=posted_url, actor=actor())
         done(ok, "done_resolve_posted" if posted_url else "done_resolve_not_posted", "refused_resolve", id=delivery_id)
         return back()
 
