@@ -12,7 +12,9 @@ from autopublish.config import load_config
 from autopublish.errors import AuthError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import DeliveryStatus
 from autopublish.retry import RetryPolicy, backoff, decide
+from tests.contract import CANARY
 from tests.fakes.feed_server import SEED_TITLE, FeedServer, Item, older_items, seed_item
+from tests.fakes.mastodon import FakeMastodon
 from tests.helpers import outbox_lines, run_cli, write_config
 
 
@@ -141,32 +143,26 @@ def test_editor_commands(tmp_path, site):
 
 
 def test_auth_error_pauses_the_channel_and_keeps_the_queue(tmp_path, site):
-    config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/")
-    run_cli(config_path, "run", "--once")
-    site.add(seed_item())
-    config = load_config(config_path, {}, cwd=tmp_path)
-    app = open_app(config)
-    publisher = app.publishers["outbox"]
-    original = publisher.publish
-    calls = []
-
-    def expired(post):
-        calls.append(post.key)
-        raise AuthError("The token expired; put a new one in .env and run: autopublish resume outbox", platform="outbox", channel="outbox")
-
-    publisher.publish = expired  # type: ignore[method-assign]
-    app.pipeline.poll_all()
-    app.pipeline.deliver_due()
-    assert app.store.channel("outbox").paused
-    rows = app.store.deliveries_with_status(DeliveryStatus.HELD)
-    assert len(rows) == 1 and "token expired" in rows[0].reason
-    app.pipeline.deliver_due()
-    assert len(calls) == 1  # paused: not tried again
-    publisher.publish = original  # type: ignore[method-assign]
-    app.store.resume_channel("outbox")
-    app.pipeline.deliver_due()
-    assert len(outbox_lines(config_path)) == 1
-    app.close()
+    with FakeMastodon() as fake:
+        table = f'[channels.social]\nplatform = "mastodon"\ninstance = "{fake.url}"\naccess_token = "${{MASTODON_TOKEN}}"\n'
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social", extra=table)
+        env = {"MASTODON_TOKEN": CANARY}
+        app = open_app(load_config(config_path, env, cwd=tmp_path))
+        app.pipeline.poll_all()  # baseline
+        site.add(seed_item())
+        fake.script("auth")  # the token is revoked for the next post
+        app.pipeline.poll_all()
+        app.pipeline.deliver_due()
+        assert app.store.channel("social").paused
+        rows = app.store.deliveries_with_status(DeliveryStatus.HELD)
+        assert len(rows) == 1 and "token" in rows[0].reason.lower() and "resume" in rows[0].reason
+        attempts = lambda: sum(1 for r in fake.requests if fake.is_publish(r))  # noqa: E731
+        app.pipeline.deliver_due()
+        assert attempts() == 1 and fake.posts == 0  # paused: not tried again, nothing lost
+        assert app.store.resume_channel("social") == 1
+        app.pipeline.deliver_due()
+        assert fake.posts == 1
+        app.close()
 
 
 def test_retry_policy_backoff_and_give_up():
