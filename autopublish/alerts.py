@@ -38,7 +38,7 @@ class Alerter:
 
     def resolved(self, key: str, message: str) -> None:
         try:
-            if not self.store.resolve_alert(key):
+            if not self.store.alert_is_open(key) or not self.store.resolve_alert(key):  # read first: called every sweep
                 return
             self.store.log_event("alert_resolved", message, status="ok")
         except Exception as exc:

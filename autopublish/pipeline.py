@@ -295,18 +295,22 @@ class Pipeline:
         with self.lock:
             result = SweepResult()
             self._reconcile_due(result, stop)
-            self._release_paused()
+            self._hold_paused_channels()
             for row in self.store.due_deliveries(self.clock()):
                 if stop is not None and stop.is_set():
                     break
                 self._deliver(row, result)
             return result
 
-    def _release_paused(self) -> None:
-        """Hold queued deliveries of paused channels, visibly, until the channel is resumed."""
+    def _hold_paused_channels(self) -> None:
+        """Hold queued deliveries of paused channels, visibly, until the channel is resumed.
+
+        A channel resumed since its pause alert (by an editor or admin) closes that alert.
+        """
         for name in self.config.channels:
             channel = self.store.channel(name)
             if not channel.paused:
+                self.notifier.resolved(f"paused:{name}", f"Channel \"{name}\" was resumed and is posting again")
                 continue
             for row in self.store.deliveries_with_status(DeliveryStatus.QUEUED, DeliveryStatus.WAITING, channel=name):
                 self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({channel.paused_reason})",

@@ -681,6 +681,9 @@ class Store:
             cursor = db.execute("UPDATE alerts SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL", (self.now(), key))
             return bool(cursor.rowcount)
 
+    def alert_is_open(self, key: str) -> bool:
+        return bool(self.query("SELECT 1 FROM alerts WHERE key = ? AND resolved_at IS NULL", (key,)))
+
     def open_alerts(self) -> list[sqlite3.Row]:
         return self.query("SELECT key, opened_at, last_sent_at, message FROM alerts WHERE resolved_at IS NULL ORDER BY opened_at")
 
