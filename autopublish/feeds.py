@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 import requests
+import urllib3
 
 from autopublish import __version__
 from autopublish.errors import FeedError
@@ -161,16 +162,7 @@ def _read_response(
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
         raise FeedError(f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit ({int(declared) // (1024 * 1024)} MB); raise max_feed_size if this is expected")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=65536):  # decoded: gzip bombs hit the cap too
-        size += len(chunk)
-        if size > limits.max_bytes:
-            raise FeedError(f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit; raise max_feed_size if this is expected")
-        if time.monotonic() - started > limits.deadline:
-            raise FeedError(f"The feed took longer than {int(limits.deadline)} s to download")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = _read_capped(response, limits, started)
     digest = hashlib.sha256(body).hexdigest()
     new_state = FetchState(
         etag=response.headers.get("ETag"),
@@ -181,6 +173,36 @@ def _read_response(
     if state is not None and state.body_hash == digest:
         return FetchResult(None, new_state, status, response.headers.get("Content-Type", ""), url, conditional)
     return FetchResult(body, new_state, status, response.headers.get("Content-Type", ""), url, conditional)
+
+
+def _read_capped(response: requests.Response, limits: FetchLimits, started: float) -> bytes:
+    """The decoded body, read as data arrives, within the size cap and the overall deadline.
+
+    read1 returns whatever has arrived, so a server that trickles a few bytes at a time
+    still meets the deadline check (a plain read waits to fill its buffer). Counting
+    decoded bytes makes gzip bombs hit the same cap.
+    """
+    mb = limits.max_bytes // (1024 * 1024)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = response.raw.read1(65536, decode_content=True)  # b"" only at the end
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise FeedError(f"The feed is larger than the {mb} MB limit; raise max_feed_size if this is expected")
+            if time.monotonic() - started > limits.deadline:
+                raise FeedError(f"The feed took longer than {int(limits.deadline)} s to download")
+            chunks.append(chunk)
+    except urllib3.exceptions.ReadTimeoutError:
+        raise FeedError("The feed's server stopped answering (read timeout)") from None
+    except urllib3.exceptions.DecodeError:
+        raise FeedError("The feed's body was cut off or badly compressed") from None
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError, OSError):
+        raise FeedError("The feed's server closed the connection before the feed was complete") from None
+    return b"".join(chunks)
 
 
 def _response_time(response: requests.Response, clock: Any) -> float:

@@ -82,6 +82,16 @@ def render_rss(items: list[Item], title: str = "Jakarta Berketahanan") -> bytes:
     ).encode()
 
 
+@dataclass
+class Trickle:
+    """A 200 answer whose body arrives one chunk every ``interval`` seconds, without end
+    (until the server stops); ``stall=True`` sends the headers and then nothing."""
+
+    chunk: bytes = b"<rss><channel><title>slow</title>"
+    interval: float = 0.1
+    stall: bool = False
+
+
 class FeedServer(FakeServer):
     """Serves /feed/ from ``items``; scripted bodies can replace it for bad-input tests."""
 
@@ -89,7 +99,7 @@ class FeedServer(FakeServer):
         super().__init__(lifetime=lifetime)
         self.items: list[Item] = list(items or [])
         self.wordpress_resolution = wordpress_resolution
-        self.override: Response | None = None
+        self.override: Response | Trickle | None = None
         self.gzip = False
         self.statuses: list[int] = []
         self.mutex = threading.Lock()
@@ -104,7 +114,7 @@ class FeedServer(FakeServer):
 
     def route(self, request: Request) -> Response:
         if self.override is not None:
-            return self.override
+            return self.override  # type: ignore[return-value]
         if request.path not in ("/feed/", "/feed"):
             return Response(404, b"<html><body>Not found</body></html>", {"Content-Type": "text/html"})
         with self.mutex:
@@ -124,3 +134,20 @@ class FeedServer(FakeServer):
 
     def is_publish(self, request: Request) -> bool:
         return request.method == "GET"
+
+    def _write(self, handler, response) -> None:  # type: ignore[no-untyped-def]
+        if not isinstance(response, Trickle):
+            super()._write(handler, response)
+            return
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/rss+xml")
+            handler.end_headers()
+            handler.wfile.flush()
+            while not self._stopping.wait(response.interval):
+                if not response.stall:
+                    handler.wfile.write(response.chunk)
+                    handler.wfile.flush()
+        except OSError:
+            pass
+        handler.close_connection = True
