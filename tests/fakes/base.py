@@ -9,6 +9,7 @@ Faults are scripted per request:
     fake.script("hang")              # next publish request is acted on, then no answer
     fake.script("drop")              # next publish request is acted on, then the socket closes
     fake.script("server_error", when=lambda r: r.path.endswith("/photos"))
+    fake.chaos(0.3, ("rate_limit", "drop"), random.Random(7))  # random faults on publish requests
 
 The server stops by itself after ``lifetime`` seconds and every wait is bounded.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import random
 import socket
 import threading
 import time
@@ -120,6 +122,9 @@ class FakeServer:
         self.requests: list[Request] = []
         self.faults: list[_Fault] = []
         self.faults_fired: list[str] = []
+        self.chaos_rate = 0.0
+        self.chaos_kinds: tuple[str, ...] = ()
+        self.chaos_rng = random.Random(0)
         self.lock = threading.RLock()
         self._stopping = threading.Event()
         self.lifetime = lifetime
@@ -184,6 +189,14 @@ class FakeServer:
         with self.lock:
             self.faults.append(_Fault(kind, when, times))
 
+    def chaos(self, rate: float, kinds: tuple[str, ...], rng: random.Random) -> None:
+        """From now on, each publish request meets one of ``kinds`` with probability ``rate``."""
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {kind!r}")
+        with self.lock:
+            self.chaos_rate, self.chaos_kinds, self.chaos_rng = rate, kinds, rng
+
     def _take_fault(self, request: Request) -> str | None:
         with self.lock:
             for fault in self.faults:
@@ -194,6 +207,10 @@ class FakeServer:
                         self.faults.remove(fault)
                     self.faults_fired.append(fault.kind)
                     return fault.kind
+            if self.chaos_rate and self.is_publish(request) and self.chaos_rng.random() < self.chaos_rate:
+                kind = self.chaos_rng.choice(self.chaos_kinds)
+                self.faults_fired.append(kind)
+                return kind
         return None
 
     # --- for subclasses ----------------------------------------------------------
