@@ -242,11 +242,37 @@ def _judge(report: Report, workdir: Path, config: Path, links: list[str], fakes:
         "log": run_cli(config, "log", "--format", "json", "--limit", "100000").output,
         "queue": run_cli(config, "queue").output,
         "check": run_cli(config, "check", "--offline").output,
+        **_web_pages(config, workdir),
     }
     for path in sorted(workdir.rglob("*")):
         if path.is_file() and path.suffix != ".env" and path.name != ".env":
             outputs[str(path.relative_to(workdir))] = path.read_bytes().decode("utf-8", "replace")
     report.canary_found_in = [name for name, text in outputs.items() if CANARY in text]
+
+
+def _web_pages(config_path: Path, workdir: Path) -> dict[str, str]:
+    """Every page of the editors' web page over the torture's state, as an editor sees it."""
+    import re
+
+    from werkzeug.security import generate_password_hash
+
+    from autopublish.config import load_config
+    from autopublish.web.app import create_app
+
+    password = "torture-editor-password"
+    config_path.write_text(config_path.read_text() + f'\n[[web.users]]\nname = "ed"\npassword_hash = "{generate_password_hash(password)}"\n')
+    env = dict(line.split("=", 1) for line in (workdir / ".env").read_text().splitlines() if "=" in line)
+    app = create_app(load_config(config_path, env, cwd=workdir))
+    client = app.test_client()
+    login = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', login)
+    client.post("/login", data={"name": "ed", "password": password, "csrf": csrf.group(1) if csrf else ""})
+    pages = {}
+    for path in ("/", "/queue", "/channels", "/activity", "/?status=uncertain", "/?status=held"):
+        response = client.get(path)
+        assert response.status_code == 200, f"web page {path} answered {response.status_code}"
+        pages[f"web {path}"] = response.get_data(as_text=True)
+    return pages
 
 
 def main() -> None:
