@@ -206,3 +206,20 @@ def test_second_daemon_exits_with_a_clear_message(tmp_path, site):
     with StateLock(tmp_path / "queue"):
         result = run_cli(config, "run", "--once")
     assert result.exit_code == 1 and "already running" in result.output
+
+
+def test_a_token_expiring_within_7_days_is_warned_once_in_the_publish_log(tmp_path, site):
+    from tests.fakes.facebook import FakeGraph
+
+    with FakeGraph() as graph:
+        graph.token_expires_at = int(datetime.now(UTC).timestamp()) + 3 * 86400
+        table = (f'[channels.page]\nplatform = "facebook"\npage_id = "{graph.page_id}"\naccess_token = "${{FACEBOOK_PAGE_TOKEN}}"\n'
+                 f'api_base = "{graph.url}"\n')
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="page", extra=table)
+        app = open_app(load_config(config_path, {"FACEBOOK_PAGE_TOKEN": CANARY}, cwd=tmp_path))
+        app.pipeline.check_channels()
+        app.pipeline.check_channels()  # the daemon checks every few hours: one warning a day, not one per check
+        warnings = app.store.events(kinds=("token_expiring",))
+        assert len(warnings) == 1 and "expire on" in warnings[0]["message"] and "renew" in warnings[0]["message"]
+        assert app.store.channel("page").token_expires_at == pytest.approx(graph.token_expires_at, abs=1)
+        app.close()
