@@ -28,7 +28,9 @@ class Alerter:
 
     def problem(self, key: str, message: str) -> None:
         try:
-            if not self.store.open_alert(key, message, self.config.alerts.repeat):
+            repeat = self.config.alerts.repeat
+            # read first (a paused channel is re-asserted every sweep), write only when due
+            if not self.store.alert_due(key, repeat) or not self.store.open_alert(key, message, repeat):
                 return
             self.store.log_event("alert", message, status="alert")
         except Exception as exc:
@@ -53,7 +55,9 @@ class Alerter:
             if publisher is None:
                 continue
             article = Article(feed="autopublish", key=f"alert:{key}", link="", title="autopublish alert", summary=text, content=text)
-            digest = hashlib.sha256(f"{key}\x00{text}".encode()).hexdigest()[:16]  # stable across restarts
+            # A repeated alert is a new message: the send time is part of its key, or an
+            # alert channel that drops repeats (outbox, webhook receivers) would swallow it.
+            digest = hashlib.sha256(f"{key}\x00{text}\x00{self.store.now()}".encode()).hexdigest()[:16]
             post = Post(channel=name, key=f"alert-{digest}", text=text[: publisher.current_limits().max_length],
                         article=article, title="autopublish alert")
             try:

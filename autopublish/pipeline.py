@@ -312,6 +312,10 @@ class Pipeline:
             if not channel.paused:
                 self.notifier.resolved(f"paused:{name}", f"Channel \"{name}\" was resumed and is posting again")
                 continue
+            if channel.paused_by != "autopublish":
+                continue  # paused on purpose by an editor: no reminders
+            # paused by a failure: the admins are reminded every `repeat` until someone acts
+            self.notifier.problem(f"paused:{name}", f"Channel \"{name}\" is paused and its posts are kept: {channel.paused_reason}")
             for row in self.store.deliveries_with_status(DeliveryStatus.QUEUED, DeliveryStatus.WAITING, channel=name):
                 self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({channel.paused_reason})",
                                       expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))

@@ -55,9 +55,16 @@ def outbox_lines(config: Path, channel: str = "outbox") -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def autopublish_process(config: Path, *args: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen:
-    """A real autopublish process (the console entry point via python -m)."""
+def autopublish_process(config: Path, *args: str, env: dict[str, str] | None = None, output: Path | None = None,
+                        **kwargs: object) -> subprocess.Popen:
+    """A real autopublish process (the console entry point via python -m).
+
+    Its output is piped, or written to ``output`` for a long-running daemon (a pipe that
+    nobody reads could fill up and stall it).
+    """
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    sink: object = output.open("ab") if output is not None else subprocess.PIPE
     return subprocess.Popen([sys.executable, "-m", "autopublish", "--config", str(config), "--env-file", str(config.parent / ".env"), *args],
-                            cwd=config.parent, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
+                            cwd=config.parent, env=full_env, stdout=sink,
+                            stderr=subprocess.STDOUT if output is not None else subprocess.PIPE, **kwargs)  # type: ignore[call-overload]

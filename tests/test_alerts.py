@@ -19,7 +19,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.contract import CANARY
@@ -408,23 +407,37 @@ def test_an_open_problem_is_told_again_after_repeat(tmp_path):
     assert all('The feed "site" has failed for' in text for text in texts), texts
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a paused channel is announced once, never again after `repeat` "
-                   "(pipeline._hold_paused_channels does not re-assert the problem; alerts._send's post key is the same "
-                   "for the same text, so an outbox/webhook alert channel would drop the repeat anyway)")
-def test_a_channel_paused_for_long_is_told_again_after_repeat(tmp_path):
-    """A channel paused by an expired token stays paused for days: the admins are reminded every `repeat`."""
+def test_a_problem_is_told_again_when_it_comes_back_and_after_repeat(tmp_path):
+    """A channel paused, resumed, then paused again: the second pause is announced and resolved too, and while it
+    stays paused the admins are reminded every `repeat`.
+
+    Guards two bugs: an alert post keyed by (problem key, text) only, so a second "paused" or "resolved"
+    had the first one's key and the outbox alert channel (like a webhook receiver or Bluesky's record key)
+    dropped it as a repeat; and a pause announced only when it happened, so `repeat` never came into play.
+    """
     with FeedServer(older_items(3)) as site, FakeGraph() as fake:
         config = _config(tmp_path, site, channels="facebook",
-                         extra=FACEBOOK.format(page_id=fake.page_id, url=fake.url) + OPS + '\n[alerts]\nchannels = ["ops"]\nrepeat = "1s"\n')
+                         extra=FACEBOOK.format(page_id=fake.page_id, url=fake.url) + OPS + '\n[alerts]\nchannels = ["ops"]\nrepeat = "2s"\n')
+
+        def kinds() -> list[str]:
+            return ["R" if line["text"].startswith("autopublish: resolved:") else "P" for line in outbox_lines(config, "ops")]
+
         daemon = autopublish_process(config, "run")
         try:
             assert wait_until(lambda: _baseline_done(tmp_path), timeout=20), "no baseline"
-            fake.expire_token()
-            site.add(seed_item())
-            assert wait_until(lambda: len(outbox_lines(config, "ops")) >= 1, timeout=20), "no alert"
-            reminded = wait_until(lambda: len(outbox_lines(config, "ops")) >= 2, timeout=6)
+            for n in (1, 2):
+                fake.expire_token()
+                site.add(_fresh_item(n))
+                assert wait_until(lambda: kinds().count("P") >= 1 and kinds()[-1] == "P" and kinds().count("R") == n - 1, timeout=6), kinds()
+                if n == 2:  # stays paused: a reminder after `repeat`
+                    assert wait_until(lambda: kinds()[kinds().index("R"):].count("P") >= 2, timeout=6), kinds()
+                fake.reset_token()
+                assert run_cli(config, "resume", "facebook").exit_code == 0
+                assert wait_until(lambda: len(fake.feed_posts) == n, timeout=15)
+                assert wait_until(lambda: kinds().count("R") == n, timeout=6), kinds()
         finally:
             _, err = _stop(daemon)
         assert daemon.returncode == 0, err[-2000:]
-    assert reminded, outbox_lines(config, "ops")
-    assert all("paused" in line["text"] for line in outbox_lines(config, "ops"))
+    collapsed = [k for i, k in enumerate(kinds()) if i == 0 or k != kinds()[i - 1]]
+    assert collapsed == ["P", "R", "P", "R"]
+    assert len(fake.feed_posts) == 2

@@ -47,7 +47,7 @@ def test_sigkill_mid_post_never_posts_twice(tmp_path, platform):
         assert run_cli(config, "run", "--once").exit_code == 0  # baseline
         site.add(seed_item())
         fake.script("hang")  # the platform acts, then never answers
-        daemon = autopublish_process(config, "run")
+        daemon = autopublish_process(config, "run", output=tmp_path / "daemon.log")
         try:
             assert wait_until(lambda: contract.posts(fake) == 1, timeout=30), "the daemon never posted"
             assert wait_until(lambda: _status(tmp_path) == "sending", timeout=10)

@@ -25,7 +25,8 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
         config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", settings='feed_down_after = "2s"',
                               extra=f'\n[daemon]\nmetrics = "127.0.0.1:{port}"\n')
         config.write_text(config.read_text().replace('poll_interval = "5m"', 'poll_interval = "1s"'))
-        daemon = autopublish_process(config, "run")
+        log = tmp_path / "daemon.log"
+        daemon = autopublish_process(config, "run", output=log)
         try:
             assert wait_until(lambda: _get(port, "/healthz") == 200, timeout=20)
             assert wait_until(lambda: _baseline_done(tmp_path), timeout=20)  # first sight: existing entries recorded
@@ -54,6 +55,7 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
             finally:
                 if daemon.poll() is None:
                     daemon.kill()
+                print(log.read_text(errors="replace")[-4000:])  # shown by pytest when the test fails
         assert daemon.returncode == 0
         assert len(outbox_lines(config)) == 1
 

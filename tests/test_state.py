@@ -84,7 +84,7 @@ def test_backup_while_the_daemon_runs_is_consistent(tmp_path, site):
     config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/")
     config.write_text(config.read_text().replace('poll_interval = "5m"', 'poll_interval = "1s"'))
     run_cli(config, "run", "--once")
-    daemon = autopublish_process(config, "run")
+    daemon = autopublish_process(config, "run", output=tmp_path / "daemon.log")
     try:
         site.add(seed_item())
         assert wait_until(lambda: len(outbox_lines(config)) == 1, timeout=20)
