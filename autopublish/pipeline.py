@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import requests
@@ -35,6 +35,7 @@ from autopublish.state import DeliveryRow, Store
 log = logging.getLogger(__name__)
 
 TOKEN_WARNING_DAYS = 7
+_UNDATED = datetime.min.replace(tzinfo=UTC)
 
 
 class Notifier(Protocol):
@@ -219,26 +220,15 @@ class Pipeline:
             seen_keys.update({article.key, marker})
             if self.store.known_article(feed.name, article.key, canonical) is None:
                 new.append((article, canonical))
-        # oldest first: by date where given, else reverse feed order (feeds list newest first)
-        indexed = list(enumerate(new))
-        indexed.sort(key=lambda pair: (pair[1][0].published.timestamp() if pair[1][0].published else float("-inf"), -pair[0]))
-        new = [pair[1] for pair in indexed]
+        # oldest first: by date where given; undated entries keep the feed's order reversed
+        # (feeds list newest first), and a stable sort keeps ties that way too
+        new.reverse()
+        new.sort(key=lambda item: item[0].published or _UNDATED)
         if baseline:
             return self._baseline(feed, new, now)
         flood = len(new) > self.config.settings.flood_threshold
-        items = []
-        queued = 0
-        for article, canonical in new:
-            deliveries = []
-            too_old = feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
-            for channel_name in feed.channels:
-                channel = self.config.channels.get(channel_name)
-                if channel is None or not channel.enabled:
-                    continue
-                status, reason = self._first_status(article, channel, now, too_old=too_old, flood=flood, count=len(new), feed=feed)
-                queued += status == DeliveryStatus.QUEUED
-                deliveries.append((channel_name, status, reason))
-            items.append((article, canonical, deliveries))
+        items = [(article, canonical, self._deliveries_for(feed, article, now, flood=flood, count=len(new))) for article, canonical in new]
+        queued = _count_queued(items)
         summary = f"{len(new)} new article(s), {queued} post(s) queued" if new else ""
         self.store.record_articles(feed.name, items, summary=summary)
         if flood:
@@ -246,6 +236,21 @@ class Pipeline:
                                   f"{self.config.settings.flood_threshold}); they are held, not posted. If the site really published them, "
                                   "release them with autopublish retry (or on the web page); if the site changed its addresses, skip them")
         return PollResult(feed.name, True, new=len(new), queued=queued)
+
+    def _too_old(self, feed: FeedConfig, article: Article, now: float) -> bool:
+        """Published more than the feed's max_age before it was first seen."""
+        return feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
+
+    def _deliveries_for(self, feed: FeedConfig, article: Article, now: float, *, flood: bool = False,
+                        count: int = 0) -> list[tuple[str, str, str]]:
+        """(channel, first status, reason) for each enabled channel of ``feed``."""
+        too_old = self._too_old(feed, article, now)
+        deliveries = []
+        for channel_name in feed.channels:
+            channel = self.config.channels.get(channel_name)
+            if channel is not None and channel.enabled:
+                deliveries.append((channel_name, *self._first_status(article, channel, now, too_old=too_old, flood=flood, count=count, feed=feed)))
+        return deliveries
 
     def _first_status(self, article: Article, channel: ChannelConfig, now: float, *, too_old: bool, flood: bool, count: int,
                       feed: FeedConfig) -> tuple[str, str]:
@@ -270,20 +275,12 @@ class Pipeline:
         elif mode.startswith("latest:"):
             count = int(mode.split(":", 1)[1])
             chosen = set(range(max(0, len(new) - count), len(new)))
-        items = []
-        queued = 0
-        for index, (article, canonical) in enumerate(new):
-            deliveries = []
-            too_old = feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
-            if index in chosen and not too_old:
-                for channel_name in feed.channels:
-                    channel = self.config.channels.get(channel_name)
-                    if channel is None or not channel.enabled:
-                        continue
-                    status, reason = self._first_status(article, channel, now, too_old=False, flood=False, count=0, feed=feed)
-                    queued += status == DeliveryStatus.QUEUED
-                    deliveries.append((channel_name, status, reason))
-            items.append((article, canonical, deliveries))
+        # Entries not chosen, or too old at first sight, are recorded as seen with no delivery.
+        items = [
+            (article, canonical, self._deliveries_for(feed, article, now) if index in chosen and not self._too_old(feed, article, now) else [])
+            for index, (article, canonical) in enumerate(new)
+        ]
+        queued = _count_queued(items)
         self.store.record_articles(feed.name, items)
         self.store.mark_baseline(feed.name, f"First poll of this feed: {len(new)} existing article(s) recorded as already published; "
                                  f"{queued} post(s) queued (first_run = \"{mode}\")")
@@ -492,3 +489,6 @@ class Pipeline:
                     self.notifier.resolved(f"expiry:{name}", f"The credentials of channel \"{name}\" were renewed")
         return report
 
+
+def _count_queued(items: list[tuple[Article, str, list[tuple[str, str, str]]]]) -> int:
+    return sum(status == DeliveryStatus.QUEUED for _article, _canonical, deliveries in items for _channel, status, _reason in deliveries)
