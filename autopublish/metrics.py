@@ -37,8 +37,9 @@ class StoreCollector:
             posts.add_metric([channel, status], count)
         yield posts
         depth = GaugeMetricFamily("autopublish_queue_depth", "Open deliveries by state", labels=["state"])
+        counts = store.counts_by_status()
         for status in ("queued", "waiting", "held", "uncertain", "sending"):
-            depth.add_metric([status], store.counts_by_status().get(status, 0))
+            depth.add_metric([status], counts.get(status, 0))
         yield depth
         since = GaugeMetricFamily("autopublish_seconds_since_last_success", "Seconds since the channel last posted", labels=["channel"])
         expiry = GaugeMetricFamily("autopublish_token_expiry_seconds", "Seconds until the channel's credentials expire", labels=["channel"])

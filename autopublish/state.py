@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -408,13 +408,6 @@ class Store:
         )
         return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
 
-    def add_missing_deliveries(self, article_id: int, feed: str, channels: list[tuple[str, str, str]]) -> None:
-        with self.tx() as db:
-            for channel, status, reason in channels:
-                delivery_id = self._insert_delivery(db, article_id, channel, status, reason)
-                if delivery_id:
-                    self._event(db, status, reason, status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, feed=feed)
-
     # --- deliveries -------------------------------------------------------------------------
     _DELIVERY_COLUMNS = (
         "d.id, d.article_id, d.channel, d.status, d.tries, d.next_attempt_at, d.first_try_at, d.reason, d.post_url, d.remote_id, "
@@ -566,10 +559,6 @@ class Store:
     def counts_by_status(self) -> dict[str, int]:
         return {r[0]: int(r[1]) for r in self.query("SELECT status, COUNT(*) FROM deliveries GROUP BY status")}
 
-    def sent_since(self, channel: str, since: float) -> int:
-        rows = self.query("SELECT COUNT(*) FROM deliveries WHERE channel = ? AND sent_at >= ?", (channel, since))
-        return int(rows[0][0])
-
     def recent_sent(self, channel: str, limit: int) -> list[float]:
         """Times of the channel's last ``limit`` posts, newest first."""
         rows = self.query("SELECT sent_at FROM deliveries WHERE channel = ? AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT ?", (channel, limit))
@@ -579,10 +568,6 @@ class Store:
         """Move a queued delivery's next time without a state change (pacing); no log event."""
         with self.tx() as db:
             db.execute("UPDATE deliveries SET next_attempt_at = ?, reason = ? WHERE id = ? AND status IN ('queued', 'waiting')", (until, reason, delivery_id))
-
-    def last_sent_at(self, channel: str) -> float | None:
-        rows = self.query("SELECT MAX(sent_at) FROM deliveries WHERE channel = ?", (channel,))
-        return rows[0][0]
 
     # --- channels ---------------------------------------------------------------------------
     def channel(self, name: str) -> ChannelRow:
@@ -691,9 +676,6 @@ class Store:
     def alert_is_open(self, key: str) -> bool:
         return bool(self.query("SELECT 1 FROM alerts WHERE key = ? AND resolved_at IS NULL", (key,)))
 
-    def open_alerts(self) -> list[sqlite3.Row]:
-        return self.query("SELECT key, opened_at, last_sent_at, message FROM alerts WHERE resolved_at IS NULL ORDER BY opened_at")
-
     # --- backup -----------------------------------------------------------------------------
     def backup(self, target: Path) -> None:
         """A consistent copy while the daemon runs (SQLite's online backup API)."""
@@ -707,6 +689,3 @@ class Store:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
 
-
-def utc(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
