@@ -59,9 +59,13 @@ class StoreCollector:
             ok.add_metric([feed.name], 0 if feed.failing_since else 1)
             if feed.last_ok_at:
                 age.add_metric([feed.name], now - feed.last_ok_at)
+        duration = GaugeMetricFamily("autopublish_feed_poll_seconds", "How long the feed's last poll took", labels=["feed"])
+        for name, seconds in pipeline.poll_seconds.items():
+            duration.add_metric([name], seconds)
         yield polls
         yield ok
         yield age
+        yield duration
 
 
 def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:

@@ -148,6 +148,7 @@ class Pipeline:
         self.fetch_limits = FetchLimits(timeout=(min(10.0, s.fetch_timeout), s.fetch_timeout), deadline=s.fetch_deadline,
                                         max_bytes=s.max_feed_size, max_redirects=s.max_redirects)
         self.lock = threading.RLock()  # one poll or sweep at a time
+        self.poll_seconds: dict[str, float] = {}  # the last poll's duration per feed, for /metrics
 
     # --- start-up -----------------------------------------------------------------------
     def recover(self) -> list[int]:
@@ -169,7 +170,11 @@ class Pipeline:
 
     def poll_feed(self, name: str) -> PollResult:
         with self.lock:
-            return self._poll_feed(self.config.feeds[name])
+            started = time.monotonic()
+            try:
+                return self._poll_feed(self.config.feeds[name])
+            finally:
+                self.poll_seconds[name] = time.monotonic() - started
 
     def _poll_feed(self, feed: FeedConfig) -> PollResult:
         row = self.store.ensure_feed(feed.name, feed.url)

@@ -35,6 +35,8 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
             sent_metric = 'autopublish_posts{channel="outbox",outcome="sent"} 1.0'
             # the outbox line is written just before the delivery is marked sent
             assert wait_until(lambda: sent_metric in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, timeout=10)
+            metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            assert 'autopublish_feed_poll_seconds{feed="site"}' in metrics and 'autopublish_feed_ok{feed="site"} 1.0' in metrics
             posted = [json.loads(l) for l in run_cli(config, "log", "--format", "json", "--status", "posted").output.splitlines()]
             assert len(posted) == 1
 
