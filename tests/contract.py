@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from autopublish.models import Article, Post
+from autopublish.models import Article, Health, HealthLevel, Post
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
 from tests.fakes.base import FakeServer
@@ -66,6 +66,37 @@ def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None =
         title=article.title,
         description=article.summary,
     )
+
+
+def error_texts_under_every_fault(publisher: Publisher, fake: FakeServer, *, first: Post) -> list[str]:
+    """Everything a publisher says when things go wrong: one good post (``first``) and a check,
+    then an error for each fault kind, then a publish and a check with the fake gone.
+
+    The texts are what a secret must never appear in (with the log, captured by the caller).
+    """
+    from autopublish.errors import PublishError
+
+    publisher.publish(first)
+    publisher.check()
+    texts: list[str] = []
+    for fault in ("auth", "rate_limit", "bad_request", "server_error", "hang", "drop"):
+        fake.script(fault)
+        try:
+            publisher.publish(sample_post(key=f"ap-{fault}"))  # a new post each time: idempotent platforms see repeats as done
+        except PublishError as exc:
+            texts.append(f"{exc} {exc!r} {vars(exc)}")
+        else:
+            raise AssertionError(f"a scripted {fault} fault did not fail the publish")
+    fake.stop()
+    for call in (lambda: publisher.publish(sample_post(key="ap-gone")), publisher.check):
+        try:
+            result = call()
+        except PublishError as exc:
+            texts.append(f"{exc} {exc!r} {vars(exc)}")
+        else:  # only check() may answer instead of raising; it must not say all is well
+            assert isinstance(result, Health) and result.level != HealthLevel.OK, f"unreachable platform, but: {result!r}"
+            texts.append(repr(result))
+    return texts
 
 
 def build_publisher(case: ContractCase, fake: FakeServer, state_dir: Path, *, timeout: tuple[float, float] = (1.0, 0.5)) -> Publisher:

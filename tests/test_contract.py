@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Iterator
 
@@ -18,7 +19,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
-from tests.contract import CANARY, ContractCase, build_publisher, sample_post
+from tests.contract import CANARY, ContractCase, build_publisher, error_texts_under_every_fault, sample_post
 
 
 def _cases() -> list[ContractCase]:
@@ -146,6 +147,15 @@ def test_check_answers_in_plain_words(case, fake, tmp_path):
     health = publisher.check()
     assert health.level in (HealthLevel.OK, HealthLevel.WARNING)
     assert health.summary and CANARY not in health.summary + " ".join(health.details)
+
+
+def test_secrets_never_in_logs_or_errors_under_any_fault(case, fake, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.WARNING, logger="urllib3")  # as the CLI configures it: it logs URL paths
+    publisher = build_publisher(case, fake, tmp_path)
+    texts = error_texts_under_every_fault(publisher, fake, first=sample_post(image=fake.image_url()))
+    for text in [caplog.text, *texts]:
+        assert CANARY not in text
 
 
 def test_fitted_text_is_within_the_limit(case, fake, tmp_path):

@@ -13,11 +13,11 @@ import pydantic
 import pytest
 import requests
 
-from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import AuthError, PermanentError, RateLimitedError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.slack import SlackOptions, SlackPublisher, escape_mrkdwn
-from tests.contract import CANARY, sample_post
+from tests.contract import CANARY, error_texts_under_every_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.slack import SlackFake, render_mrkdwn
 
@@ -192,18 +192,6 @@ def test_webhook_url_absent_from_logs_and_errors(fake, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.WARNING, logger="urllib3")  # as the CLI configures it: it logs URL paths
     publisher = make(fake, tmp_path)
-    publisher.publish(sample_post(image=fake.image_url("missing.png")))
-    publisher.check()
-    texts: list[str] = []
-    for fault in ("auth", "rate_limit", "bad_request", "server_error", "hang", "drop"):
-        fake.script(fault)
-        with pytest.raises(PublishError) as info:
-            publisher.publish(sample_post())
-        texts.append(f"{info.value} {info.value!r} {vars(info.value)}")
-    fake.stop()
-    for call in (lambda: publisher.publish(sample_post()), publisher.check):
-        with pytest.raises(TransientError) as info:
-            call()
-        texts.append(f"{info.value} {info.value!r} {vars(info.value)}")
+    texts = error_texts_under_every_fault(publisher, fake, first=sample_post(image=fake.image_url("missing.png")))
     for text in [caplog.text, *texts]:
         assert CANARY not in text and "/services/" not in text

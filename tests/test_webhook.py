@@ -27,7 +27,7 @@ from autopublish.errors import (
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.webhook import WebhookOptions, WebhookPublisher
-from tests.contract import CANARY, sample_post
+from tests.contract import CANARY, error_texts_under_every_fault, sample_post
 from tests.fakes.base import Response
 from tests.fakes.webhook import WebhookFake
 
@@ -221,18 +221,6 @@ def test_config_from_the_issue_validates():
 def test_secret_absent_from_logs_and_errors(fake, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     publisher = make(fake, tmp_path)
-    publisher.publish(sample_post())
-    publisher.check()
-    texts: list[str] = []
-    for fault in ("auth", "rate_limit", "bad_request", "server_error", "hang", "drop"):
-        fake.script(fault)
-        with pytest.raises(PublishError) as info:
-            publisher.publish(sample_post())
-        texts.append(f"{info.value} {info.value!r} {vars(info.value)}")
-    fake.stop()
-    for call in (lambda: publisher.publish(sample_post()), publisher.check):
-        with pytest.raises(TransientError) as info:
-            call()
-        texts.append(f"{info.value} {info.value!r} {vars(info.value)}")
+    texts = error_texts_under_every_fault(publisher, fake, first=sample_post())
     for text in [caplog.text, *texts]:
         assert CANARY not in text

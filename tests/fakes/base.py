@@ -131,6 +131,7 @@ class FakeServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        self._connections: set[socket.socket] = set()
         self.port = 0
 
     # --- lifecycle -------------------------------------------------------------
@@ -151,6 +152,16 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
 
+            def setup(self) -> None:
+                super().setup()
+                with fake.lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with fake.lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
+
             def _handle(self) -> None:
                 fake._serve(self)
 
@@ -168,6 +179,8 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and close every open connection, as a server that went away does
+        (a kept-alive connection would otherwise go on being served)."""
         self._stopping.set()
         if self._timer is not None:
             self._timer.cancel()
@@ -175,6 +188,13 @@ class FakeServer:
             server, self._server = self._server, None
             server.shutdown()
             server.server_close()
+        with self.lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> FakeServer:
         return self.start()
