@@ -118,25 +118,10 @@ class InstagramPublisher(MetaGraphPublisher):
         self.ensure_quota()
         container = self._create(post, caption)
         self._wait_ready(container)
-        answer = self.graph_post(
-            self.user_path("media_publish"),
-            {"creation_id": container},
-            publishes=True,
-            what="Instagram (publishing the post)",
-        )
-        media_id = answer.get("id")
-        if not isinstance(media_id, (str, int)) or not str(media_id):
-            raise self.error(UncertainError, "Instagram accepted the post but did not say its id; it may have been published")
-        media_id = str(media_id)
-        return Receipt(remote_id=media_id, url=self.permalink(media_id))
+        return self.publish_container(container, edge="media_publish")
 
     def _create(self, post: Post, caption: str) -> str:
-        data = {"image_url": post.image, "caption": caption, "alt_text": post.alt_text or None}
-        answer = self.graph_post(self.user_path("media"), data, publishes=False, what="Instagram (preparing the post)")
-        container = answer.get("id")
-        if not isinstance(container, (str, int)) or not str(container):
-            raise self.error(TransientError, "Instagram did not say the id of the prepared post; nothing was published; will try again later")
-        return str(container)
+        return self.create_container({"image_url": post.image, "caption": caption, "alt_text": post.alt_text or None}, edge="media")
 
     def _wait_ready(self, container: str) -> None:
         """Return when the container is FINISHED; raise otherwise (never sleeps).

@@ -37,6 +37,7 @@ from autopublish.errors import (
     TransientError,
     UncertainError,
 )
+from autopublish.models import Receipt
 from autopublish.platforms.base import URL_PATTERN, PlatformOptions, Publisher
 from autopublish.secrets import SecretRef
 
@@ -441,6 +442,23 @@ class MetaGraphPublisher(Publisher):
         body = self.graph_get(self.user_path(self.media_path), {"fields": fields, "limit": READ_BACK_LIMIT}, what=f"{self.label} (recent posts)")
         data = body.get("data")
         return [item for item in data if isinstance(item, Mapping)] if isinstance(data, list) else []
+
+    # --- the two steps of a post: a container, then publishing it -------------------------
+    def create_container(self, data: Mapping[str, Any], *, edge: str) -> str:
+        """A new (unpublished, never public) container; Transient if Graph gives no id."""
+        answer = self.graph_post(self.user_path(edge), data, publishes=False, what=f"{self.label} (preparing the post)")
+        container = answer.get("id")
+        if not isinstance(container, (str, int)) or not str(container):
+            raise self.error(TransientError, f"{self.label} did not say the id of the prepared post; nothing was published; will try again later")
+        return str(container)
+
+    def publish_container(self, container: str, *, edge: str) -> Receipt:
+        """Publish a ready container: the one call that can put a post online (so Uncertain on doubt)."""
+        answer = self.graph_post(self.user_path(edge), {"creation_id": container}, publishes=True, what=f"{self.label} (publishing the post)")
+        media_id = answer.get("id")
+        if not isinstance(media_id, (str, int)) or not str(media_id):
+            raise self.error(UncertainError, f"{self.label} accepted the post but did not say its id; it may have been published")
+        return Receipt(remote_id=str(media_id), url=self.permalink(str(media_id)))
 
     def permalink(self, media_id: str) -> str | None:
         """The public URL of a published post, or None if it cannot be read now (logged)."""

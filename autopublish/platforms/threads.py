@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import regex
 
-from autopublish.errors import AuthError, PermanentError, TransientError, UncertainError
+from autopublish.errors import AuthError, PermanentError, TransientError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import URL_PATTERN
 from autopublish.platforms.meta_graph import (
@@ -82,17 +82,7 @@ class ThreadsPublisher(MetaGraphPublisher):
         self._check_text(post)
         self.ensure_quota()
         container = self._container(post)
-        answer = self.graph_post(
-            self.user_path("threads_publish"),
-            {"creation_id": container},
-            publishes=True,
-            what="Threads (publishing the post)",
-        )
-        media_id = answer.get("id")
-        if not isinstance(media_id, (str, int)) or not str(media_id):
-            raise self.error(UncertainError, "Threads accepted the post but did not say its id; it may have been published")
-        media_id = str(media_id)
-        return Receipt(remote_id=media_id, url=self.permalink(media_id))
+        return self.publish_container(container, edge="threads_publish")
 
     def _check_text(self, post: Post) -> None:
         length = self.count(post.text)
@@ -126,11 +116,7 @@ class ThreadsPublisher(MetaGraphPublisher):
             data.update(media_type="IMAGE", image_url=post.image, alt_text=post.alt_text or None)
         else:
             data.update(media_type="TEXT", link_attachment=post.link or None)
-        answer = self.graph_post(self.user_path("threads"), data, publishes=False, what="Threads (preparing the post)")
-        container = answer.get("id")
-        if not isinstance(container, (str, int)) or not str(container):
-            raise self.error(TransientError, "Threads did not say the id of the prepared post; nothing was published; will try again later")
-        return str(container)
+        return self.create_container(data, edge="threads")
 
     def _image_ready(self, container: str) -> bool:
         """True when FINISHED; False when Threads could not use the image (ERROR).
