@@ -82,7 +82,7 @@ def test_registered_under_its_name():
 
 @pytest.mark.parametrize("given, kept", [("v23.0", "v23.0"), ("23.0", "v23.0"), ("v25.1", "v25.1")])
 def test_api_version_accepts_vNN_N(given, kept, fake, tmp_path):
-    assert make(fake, tmp_path, api_version=given).opts.api_version == kept
+    assert make(fake, tmp_path, api_version=given).options.api_version == kept
 
 
 @pytest.mark.parametrize("bad", ["v3.1", "2.8", "v23", "23", "latest", "v23.0.1", "V23.0", ""])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import regex
@@ -93,8 +93,15 @@ def transport_failure(exc: BaseException) -> str:
     return "other"
 
 
-class Publisher(ABC):
-    """One platform. Subclasses set the class data and implement publish/check."""
+OptionsT = TypeVar("OptionsT", bound=PlatformOptions)
+
+
+class Publisher(ABC, Generic[OptionsT]):
+    """One platform. Subclasses set the class data and implement publish/check.
+
+    Declared as ``class MastodonPublisher(Publisher[MastodonOptions])`` so that
+    ``self.options`` has the platform's own keys.
+    """
 
     name: ClassVar[str]
     label: ClassVar[str]  # the platform's name as people write it: "Facebook"
@@ -104,9 +111,9 @@ class Publisher(ABC):
     can_read_back: ClassVar[bool] = False  # find_existing can settle an uncertain delivery
     default_template: ClassVar[str] = "{title}\n\n{summary}\n\n{link}"
 
-    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
+    def __init__(self, channel: str, options: OptionsT, env: PublisherEnv) -> None:
         self.channel = channel
-        self.options = options
+        self.options: OptionsT = options
         self.env = env
 
     # --- length -----------------------------------------------------------------

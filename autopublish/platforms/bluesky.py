@@ -225,7 +225,7 @@ class _Session:
     access_expires: float | None  # epoch seconds, from the JWT
 
 
-class BlueskyPublisher(Publisher):
+class BlueskyPublisher(Publisher[BlueskyOptions]):
     """Posts to one Bluesky account with an app password. See the module docstring."""
 
     name = "bluesky"
@@ -240,13 +240,9 @@ class BlueskyPublisher(Publisher):
         super().__init__(*args, **kwargs)
         self._session: _Session | None = None
 
-    @property
-    def opts(self) -> BlueskyOptions:
-        assert isinstance(self.options, BlueskyOptions)
-        return self.options
 
     def count(self, text: str) -> int:
-        return count_post(text, shorten_links=self.opts.shorten_links)
+        return count_post(text, shorten_links=self.options.shorten_links)
 
     # --- publish ---------------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:
@@ -255,7 +251,7 @@ class BlueskyPublisher(Publisher):
         Raises AuthError, RateLimitedError, PermanentError, TransientError, or
         UncertainError (timeout/dropped connection after sending; a retry is still safe).
         """
-        rich = build_rich_text(post.text, shorten_links=self.opts.shorten_links)
+        rich = build_rich_text(post.text, shorten_links=self.options.shorten_links)
         graphemes, size = count_graphemes(rich.text), len(rich.text.encode("utf-8"))
         if graphemes > MAX_GRAPHEMES or size > MAX_BYTES:
             raise self.error(
@@ -273,7 +269,7 @@ class BlueskyPublisher(Publisher):
         }
         if rich.facets:
             record["facets"] = rich.facets
-        langs = self.opts.langs or _langs_of(post.article.language)
+        langs = self.options.langs or _langs_of(post.article.language)
         if langs:
             record["langs"] = langs
         embed = self._embed(post)
@@ -309,11 +305,11 @@ class BlueskyPublisher(Publisher):
 
     def _embed(self, post: Post) -> dict[str, Any] | None:
         """A link card for post.link (with the image as its thumbnail), else the image alone."""
-        if self.opts.link_card and post.link:
+        if self.options.link_card and post.link:
             external: dict[str, Any] = {
                 "uri": post.link,
                 "title": post.title or post.article.title,
-                "description": _shorten(post.description or post.article.summary, self.opts.description_length),
+                "description": _shorten(post.description or post.article.summary, self.options.description_length),
             }
             thumb = self._upload_image(post.image, MAX_THUMB_BYTES) if post.image else None
             if thumb:
@@ -379,8 +375,8 @@ class BlueskyPublisher(Publisher):
         data = self.read_json(response, writes=False, what="Bluesky")
         handle = data.get("handle") if isinstance(data, dict) else None
         did = data.get("did") if isinstance(data, dict) else None
-        host = urlsplit(self.opts.service).netloc
-        return Health(HealthLevel.OK, f"Posting as @{handle or self.opts.handle} ({did}) on {host} (limit {MAX_GRAPHEMES} characters)")
+        host = urlsplit(self.options.service).netloc
+        return Health(HealthLevel.OK, f"Posting as @{handle or self.options.handle} ({did}) on {host} (limit {MAX_GRAPHEMES} characters)")
 
     # --- sessions and calls -------------------------------------------------------------
     def _ensure_session(self) -> _Session:
@@ -397,7 +393,7 @@ class BlueskyPublisher(Publisher):
             self._xrpc_url("com.atproto.server.createSession"),
             writes=False,
             what="Bluesky",
-            json={"identifier": self.opts.handle, "password": self.opts.app_password.reveal()},
+            json={"identifier": self.options.handle, "password": self.options.app_password.reveal()},
         )
         if response.status_code != 200:
             raise self._xrpc_error(response, login=True)
@@ -425,7 +421,7 @@ class BlueskyPublisher(Publisher):
         try:
             return _Session(
                 did=str(data["did"]),
-                handle=str(data.get("handle") or self.opts.handle),
+                handle=str(data.get("handle") or self.options.handle),
                 access=str(data["accessJwt"]),
                 refresh=str(data["refreshJwt"]),
                 access_expires=self._local_expiry(str(data["accessJwt"])),
@@ -472,10 +468,10 @@ class BlueskyPublisher(Publisher):
         return response
 
     def _xrpc_url(self, nsid: str) -> str:
-        return f"{self.opts.service}/xrpc/{nsid}"
+        return f"{self.options.service}/xrpc/{nsid}"
 
     def _receipt(self, uri: str, rkey: str) -> Receipt:
-        handle = self._session.handle if self._session else self.opts.handle
+        handle = self._session.handle if self._session else self.options.handle
         return Receipt(remote_id=uri, url=f"https://bsky.app/profile/{handle}/post/{rkey}")
 
     def _xrpc_error(self, response: requests.Response, *, login: bool = False) -> PublishError:
@@ -483,7 +479,7 @@ class BlueskyPublisher(Publisher):
         status = response.status_code
         name, message = _error_of(response)
         detail = f"{name}: {message}"[:200] if name else ""
-        password = self.opts.app_password.env_name or "BLUESKY_APP_PASSWORD"
+        password = self.options.app_password.env_name or "BLUESKY_APP_PASSWORD"
         fix = f"put it in .env as {password} and run: autopublish resume {self.channel}"
         if status == 429 or name == "RateLimitExceeded":
             now = self.env.now()
@@ -498,15 +494,15 @@ class BlueskyPublisher(Publisher):
                 detail=detail,
             )
         if name == "AccountTakedown":
-            return self.error(AuthError, f"Bluesky has taken down the account @{self.opts.handle}; resolve it with Bluesky, then run: autopublish resume {self.channel}", code=name, detail=detail)
+            return self.error(AuthError, f"Bluesky has taken down the account @{self.options.handle}; resolve it with Bluesky, then run: autopublish resume {self.channel}", code=name, detail=detail)
         if name == "AccountDeactivated":
-            return self.error(AuthError, f"The Bluesky account @{self.opts.handle} is deactivated; reactivate it, then run: autopublish resume {self.channel}", code=name, detail=detail)
+            return self.error(AuthError, f"The Bluesky account @{self.options.handle} is deactivated; reactivate it, then run: autopublish resume {self.channel}", code=name, detail=detail)
         if name == "AuthFactorTokenRequired":
             return self.error(AuthError, f"Bluesky asks for an email code, which means the main password was given; create an app password (Settings > Privacy and security > App passwords), {fix}", code=name, detail=detail)
         if status in (401, 403) or name in AUTH_ERRORS or name in TOKEN_ERRORS:
             return self.error(
                 AuthError,
-                f"Bluesky says the app password for @{self.opts.handle} is wrong or was revoked; create a new app password "
+                f"Bluesky says the app password for @{self.options.handle} is wrong or was revoked; create a new app password "
                 f"(Settings > Privacy and security > App passwords), {fix}",
                 code=name or status,
                 detail=detail,
@@ -514,7 +510,7 @@ class BlueskyPublisher(Publisher):
         if status >= 500:
             return self.error(TransientError, f"Bluesky had a server error (HTTP {status}); will try again later", code=status, detail=detail)
         if login and status == 400:
-            return self.error(PermanentError, f"Bluesky refused the login for @{self.opts.handle} ({message or name}); check the channel's handle and service", code=name or status, detail=detail)
+            return self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's handle and service", code=name or status, detail=detail)
         return self.error(PermanentError, f"Bluesky refused the post: {message or name or f'HTTP {status}'}"[:300], code=name or status, detail=detail)
 
 

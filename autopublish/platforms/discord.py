@@ -76,7 +76,7 @@ class DiscordOptions(PlatformOptions):
         return value
 
 
-class DiscordPublisher(Publisher):
+class DiscordPublisher(Publisher[DiscordOptions]):
     name = "discord"
     label = "Discord"
     Options = DiscordOptions
@@ -85,14 +85,12 @@ class DiscordPublisher(Publisher):
     can_read_back: ClassVar[bool] = False  # webhooks cannot list messages; an uncertain delivery has no id
     default_template = "{title}\n{link}"  # the embed carries the summary and the image
 
-    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
+    def __init__(self, channel: str, options: DiscordOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
-        assert isinstance(options, DiscordOptions)
-        self.opts = options
         self._guild_id: str | None = None
 
     def current_limits(self) -> PostLimits:
-        return PostLimits(max_length=CONTENT_LIMIT, images=True, link_card=self.opts.embed)
+        return PostLimits(max_length=CONTENT_LIMIT, images=True, link_card=self.options.embed)
 
     def count(self, text: str) -> int:
         """Discord's content limit is in characters (code points)."""
@@ -100,7 +98,7 @@ class DiscordPublisher(Publisher):
 
     @property
     def _url(self) -> str:
-        return self.opts.webhook_url.reveal().strip().rstrip("/")
+        return self.options.webhook_url.reveal().strip().rstrip("/")
 
     # --- publish ----------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:
@@ -130,7 +128,7 @@ class DiscordPublisher(Publisher):
                 f"The post is {length} characters long and Discord allows {CONTENT_LIMIT}; shorten the channel's template",
                 code="too_long",
             )
-        embed = self._embed(post) if self.opts.embed else None
+        embed = self._embed(post) if self.options.embed else None
         link = post.link or post.article.link
         if embed and link and "url" in embed and link in content:
             wrapped = content.replace(link, f"<{link}>")
@@ -143,10 +141,10 @@ class DiscordPublisher(Publisher):
             payload["embeds"] = [embed]
         if not content and not embed:
             raise self.error(PermanentError, "The post has no text and no link card; Discord refuses empty messages", code="empty")
-        if self.opts.username:
-            payload["username"] = self.opts.username
-        if self.opts.avatar_url:
-            payload["avatar_url"] = self.opts.avatar_url
+        if self.options.username:
+            payload["username"] = self.options.username
+        if self.options.avatar_url:
+            payload["avatar_url"] = self.options.avatar_url
         return payload
 
     def _embed(self, post: Post) -> dict[str, Any] | None:
@@ -259,7 +257,7 @@ class DiscordPublisher(Publisher):
         return error
 
     def _url_name(self) -> str:
-        return self.opts.webhook_url.env_name or "DISCORD_WEBHOOK_URL"
+        return self.options.webhook_url.env_name or "DISCORD_WEBHOOK_URL"
 
 
 def _shorten(text: str, limit: int) -> str:

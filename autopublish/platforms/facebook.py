@@ -387,7 +387,7 @@ def format_day(when: datetime) -> str:
 
 
 # --- the publisher -------------------------------------------------------------------
-class FacebookPublisher(Publisher):
+class FacebookPublisher(Publisher[FacebookOptions]):
     """A Facebook Page, posting as the Page with a Page access token.
 
     Not idempotent (Graph has no idempotency key; 506 only catches identical consecutive
@@ -403,10 +403,8 @@ class FacebookPublisher(Publisher):
     can_read_back: ClassVar[bool] = True
     default_template = "{title}\n\n{summary}"
 
-    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
+    def __init__(self, channel: str, options: FacebookOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
-        assert isinstance(options, FacebookOptions)
-        self.opts = options
         token = options.access_token.reveal()
         secret = options.app_secret.reveal() if options.app_secret else None
         self._redact = Redactor([v for v in (token, secret) if v])
@@ -425,9 +423,9 @@ class FacebookPublisher(Publisher):
         return len(text)
 
     def current_limits(self) -> PostLimits:
-        if self.opts.post_as == "photo":  # the link is appended to the caption
+        if self.options.post_as == "photo":  # the link is appended to the caption
             return PostLimits(max_length=MAX_MESSAGE - PHOTO_LINK_RESERVE, images=True, link_card=False)
-        if self.opts.post_as == "text":
+        if self.options.post_as == "text":
             return PostLimits(max_length=MAX_MESSAGE, images=False, link_card=False)
         return self.limits
 
@@ -435,7 +433,7 @@ class FacebookPublisher(Publisher):
     def publish(self, post: Post) -> Receipt:
         """One post on the Page (plus an optional link re-scrape, whose failure is ignored)."""
         link = post.link or post.article.link
-        mode = self.opts.post_as
+        mode = self.options.post_as
         if mode == "photo" and not post.image:
             mode = "link"  # an article without an image still gets its link card
         if mode == "photo":
@@ -453,7 +451,7 @@ class FacebookPublisher(Publisher):
             self._check_length(post.text)
             return self._post_feed(message=post.text)
         self._check_length(post.text)
-        if self.opts.rescrape and link:
+        if self.options.rescrape and link:
             self._rescrape(link)
         fields = {"link": link}
         if post.text:
@@ -468,7 +466,7 @@ class FacebookPublisher(Publisher):
             )
 
     def _post_feed(self, **fields: str) -> Receipt:
-        answer = self._call(lambda g: g.put_object(self.opts.page_id, "feed", **fields), writes=True)
+        answer = self._call(lambda g: g.put_object(self.options.page_id, "feed", **fields), writes=True)
         remote_id = self._answer_id(answer, "id")
         return Receipt(remote_id=remote_id, url=permalink(remote_id))
 
@@ -476,7 +474,7 @@ class FacebookPublisher(Publisher):
         """The photo post's receipt, or None when Facebook could not use the image."""
         try:
             answer = self._call(
-                lambda g: g.put_object(self.opts.page_id, "photos", url=image, caption=caption, published="true"),
+                lambda g: g.put_object(self.options.page_id, "photos", url=image, caption=caption, published="true"),
                 writes=True,
             )
         except PermanentError as exc:
@@ -519,7 +517,7 @@ class FacebookPublisher(Publisher):
         fields = "id,message,permalink_url,created_time,attachments{url,unshimmed_url}"
         answer = self._call(
             lambda g: g.get_connections(
-                self.opts.page_id, "published_posts", fields=fields, limit=str(self.opts.read_back_limit)
+                self.options.page_id, "published_posts", fields=fields, limit=str(self.options.read_back_limit)
             ),
             writes=False,
         )
@@ -550,19 +548,19 @@ class FacebookPublisher(Publisher):
     # --- check --------------------------------------------------------------------------
     def check(self) -> Health:
         """The Page's name, and the token's validity, type, scopes and expiry (debug_token)."""
-        page = self._call(lambda g: g.get_object(self.opts.page_id, fields="name"), writes=False)
+        page = self._call(lambda g: g.get_object(self.options.page_id, fields="name"), writes=False)
         name = page.get("name") if isinstance(page, dict) else None
-        where = f"the Page {name!r} ({self.opts.page_id})" if name else f"the Page {self.opts.page_id}"
+        where = f"the Page {name!r} ({self.options.page_id})" if name else f"the Page {self.options.page_id}"
         served = self.client.transport.last_headers.get("facebook-api-version", "")
         details: list[str] = []
         level = HealthLevel.OK
-        if served and served != self.opts.api_version:
+        if served and served != self.options.api_version:
             level = HealthLevel.WARNING
             details.append(
-                f"Facebook answered with API {served} although {self.opts.api_version} is configured "
+                f"Facebook answered with API {served} although {self.options.api_version} is configured "
                 f"(that version has expired); set api_version = \"{served}\""
             )
-        token = self.opts.access_token.reveal()
+        token = self.options.access_token.reveal()
         status, body = self._call(lambda g: self.client.batch_get(f"debug_token?input_token={token}"), writes=False)
         data = body.get("data") if isinstance(body, dict) else None
         if status != 200 or not isinstance(data, dict):
@@ -574,7 +572,7 @@ class FacebookPublisher(Publisher):
         return self._token_health(data, where, level, details)
 
     def _token_health(self, data: dict[str, Any], where: str, level: HealthLevel, details: list[str]) -> Health:
-        env_name = self.opts.access_token.env_name or "the Page token"
+        env_name = self.options.access_token.env_name or "the Page token"
         fix = f"create a new Page token with: autopublish connect facebook (it writes {env_name} to .env)"
         if not data.get("is_valid", False):
             return Health(HealthLevel.ERROR, f"Facebook says the token in {env_name} is not valid; {fix}", tuple(details))
@@ -582,10 +580,10 @@ class FacebookPublisher(Publisher):
         if kind and kind != "PAGE":
             return Health(HealthLevel.ERROR, f"The token in {env_name} is a {kind.lower()} token, not a Page token; {fix}", tuple(details))
         profile = str(data.get("profile_id") or "")
-        if profile and profile != self.opts.page_id:
+        if profile and profile != self.options.page_id:
             return Health(
                 HealthLevel.ERROR,
-                f"The token in {env_name} belongs to the Page {profile}, not to page_id {self.opts.page_id}; {fix}",
+                f"The token in {env_name} belongs to the Page {profile}, not to page_id {self.options.page_id}; {fix}",
                 tuple(details),
             )
         scopes = {str(s) for s in data.get("scopes") or []}
@@ -707,7 +705,7 @@ class FacebookPublisher(Publisher):
         if code == 100 and sub == 33:
             return self.error(
                 PermanentError,
-                f"Facebook says the Page {self.opts.page_id} does not exist or the token cannot reach it; check page_id in the channel's config",
+                f"Facebook says the Page {self.options.page_id} does not exist or the token cannot reach it; check page_id in the channel's config",
                 code=code, detail=detail,
             )
         if code == 1609005:
@@ -715,7 +713,7 @@ class FacebookPublisher(Publisher):
         return self.error(PermanentError, f"Facebook refused the request (error {code})", code=code, detail=detail)
 
     def _token_error(self, fault: GraphFault) -> AuthError:
-        env_name = self.opts.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
+        env_name = self.options.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
         fix = (
             f"create a new Page token (autopublish connect facebook), put it in .env as {env_name} "
             f"and run: autopublish resume {self.channel}"
@@ -746,7 +744,7 @@ class FacebookPublisher(Publisher):
         if not named:
             named = ["pages_manage_posts"] if writes else ["pages_read_engagement"]
         perms = " and ".join(named)
-        env_name = self.opts.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
+        env_name = self.options.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
         noun = "permission" if len(named) == 1 else "permissions"
         message = (
             f"Facebook says this needs the {perms} {noun}, which the Page token lacks; create a new Page token "

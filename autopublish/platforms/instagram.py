@@ -22,7 +22,7 @@ an uncertain publish (no marker is added, since a marker would be visible to rea
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import regex
@@ -87,7 +87,7 @@ class InstagramPublisher(MetaGraphPublisher):
     @property
     def publish_permission(self) -> str:  # type: ignore[override]
         """Instagram Login (graph.instagram.com) names the permission differently."""
-        options: Any = self.options
+        options = self.options
         host = urlsplit(str(options.api_base)).hostname or ""
         return "instagram_business_content_publish" if host == "graph.instagram.com" else "instagram_content_publish"
 

@@ -93,7 +93,7 @@ class LinkedInOptions(PlatformOptions):
         return text
 
 
-class LinkedInPublisher(Publisher):
+class LinkedInPublisher(Publisher[LinkedInOptions]):
     name = "linkedin"
     label = "LinkedIn"
     Options = LinkedInOptions
@@ -102,10 +102,6 @@ class LinkedInPublisher(Publisher):
     can_read_back: ClassVar[bool] = True
     default_template = "{title}\n\n{summary}\n\n{hashtags}"
 
-    @property
-    def opts(self) -> LinkedInOptions:
-        assert isinstance(self.options, LinkedInOptions)
-        return self.options
 
     def count(self, text: str) -> int:
         """LinkedIn's length: UTF-16 code units of the text before escaping."""
@@ -118,7 +114,7 @@ class LinkedInPublisher(Publisher):
         if length > MAX_LENGTH:
             raise self.error(PermanentError, f"The post is {length} characters, over LinkedIn's limit of {MAX_LENGTH}; shorten the template", code="too_long")
         body: dict[str, Any] = {
-            "author": self.opts.organization,
+            "author": self.options.organization,
             "commentary": escape_little_text(post.text),
             "visibility": "PUBLIC",
             "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
@@ -134,7 +130,7 @@ class LinkedInPublisher(Publisher):
             if thumbnail:
                 article["thumbnail"] = thumbnail
             body["content"] = {"article": article}
-        response = self.request("POST", f"{self.opts.api_base}/rest/posts", writes=True, what="LinkedIn", json=body, headers=self._headers())
+        response = self.request("POST", f"{self.options.api_base}/rest/posts", writes=True, what="LinkedIn", json=body, headers=self._headers())
         if response.status_code not in (200, 201):
             raise self._failure(response, writes=True)
         urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id")
@@ -154,11 +150,11 @@ class LinkedInPublisher(Publisher):
         try:
             init = self.request(
                 "POST",
-                f"{self.opts.api_base}/rest/images",
+                f"{self.options.api_base}/rest/images",
                 writes=False,
                 what="LinkedIn's image upload",
                 params={"action": "initializeUpload"},
-                json={"initializeUploadRequest": {"owner": self.opts.organization}},
+                json={"initializeUploadRequest": {"owner": self.options.organization}},
                 headers=self._headers(),
             )
             if init.status_code != 200:
@@ -173,7 +169,7 @@ class LinkedInPublisher(Publisher):
                 writes=False,
                 what="LinkedIn's image upload",
                 data=image.data,
-                headers={"Authorization": f"Bearer {self.opts.access_token.reveal()}", "Content-Type": image.content_type},
+                headers={"Authorization": f"Bearer {self.options.access_token.reveal()}", "Content-Type": image.content_type},
             )
             if put.status_code not in (200, 201):
                 raise self._failure(put, writes=False, what="LinkedIn's image upload")
@@ -187,9 +183,9 @@ class LinkedInPublisher(Publisher):
     # --- read-back ---------------------------------------------------------------------
     def find_existing(self, post: Post) -> Receipt | None:
         """The organization's recent post whose article card (or text) is this post's."""
-        params = {"q": "author", "author": self.opts.organization, "count": str(READ_BACK_COUNT), "sortBy": "LAST_MODIFIED"}
+        params = {"q": "author", "author": self.options.organization, "count": str(READ_BACK_COUNT), "sortBy": "LAST_MODIFIED"}
         headers = {**self._headers(), "X-RestLi-Method": "FINDER"}
-        response = self.request("GET", f"{self.opts.api_base}/rest/posts", writes=False, what="LinkedIn", params=params, headers=headers)
+        response = self.request("GET", f"{self.options.api_base}/rest/posts", writes=False, what="LinkedIn", params=params, headers=headers)
         if response.status_code != 200:
             raise self._failure(response, writes=False)
         data = self.read_json(response, writes=False)
@@ -204,35 +200,35 @@ class LinkedInPublisher(Publisher):
 
     def check(self) -> Health:
         """The organization's name and the signed-in member's role on it."""
-        org_id = _ORGANIZATION.match(self.opts.organization).group(1)  # type: ignore[union-attr]
+        org_id = _ORGANIZATION.match(self.options.organization).group(1)  # type: ignore[union-attr]
         note = "LinkedIn does not let apps read a token's expiry; member tokens last 60 days from sign-in, so renew before then"
         params = {"q": "roleAssignee", "state": "APPROVED"}
-        response = self.request("GET", f"{self.opts.api_base}/rest/organizationAcls", writes=False, what="LinkedIn", params=params, headers=self._headers())
+        response = self.request("GET", f"{self.options.api_base}/rest/organizationAcls", writes=False, what="LinkedIn", params=params, headers=self._headers())
         if response.status_code in (401, 426) or response.status_code >= 500:
             raise self._failure(response, writes=False)
         if response.status_code != 200:
             return Health(
                 HealthLevel.WARNING,
-                f"LinkedIn would not list the member's Page roles (HTTP {response.status_code}); posting to {self.opts.organization} may still work",
+                f"LinkedIn would not list the member's Page roles (HTTP {response.status_code}); posting to {self.options.organization} may still work",
                 details=(note,),
             )
         data = self.read_json(response, writes=False)
         roles = sorted(
-            {str(e.get("role")) for e in (data.get("elements", []) if isinstance(data, dict) else []) if e.get("organization") == self.opts.organization}
+            {str(e.get("role")) for e in (data.get("elements", []) if isinstance(data, dict) else []) if e.get("organization") == self.options.organization}
         )
         name = self._organization_name(org_id)
-        page = f"{name} ({self.opts.organization})" if name else self.opts.organization
+        page = f"{name} ({self.options.organization})" if name else self.options.organization
         if not roles:
             return Health(
                 HealthLevel.ERROR,
                 f"The signed-in LinkedIn member has no approved role on the Page {page}; a Page admin must make them an Administrator or Content admin",
                 details=(note,),
             )
-        return Health(HealthLevel.OK, f"Posting to the LinkedIn Page {page} as {', '.join(roles)}", details=(f"API version {self.opts.version}", note))
+        return Health(HealthLevel.OK, f"Posting to the LinkedIn Page {page} as {', '.join(roles)}", details=(f"API version {self.options.version}", note))
 
     def _organization_name(self, org_id: str) -> str:
         """The Page's name, or "" where the token may not read it."""
-        response = self.request("GET", f"{self.opts.api_base}/rest/organizations/{org_id}", writes=False, what="LinkedIn", headers=self._headers())
+        response = self.request("GET", f"{self.options.api_base}/rest/organizations/{org_id}", writes=False, what="LinkedIn", headers=self._headers())
         if response.status_code != 200:
             return ""
         data = self.read_json(response, writes=False)
@@ -241,8 +237,8 @@ class LinkedInPublisher(Publisher):
     # --- helpers -------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         return {
-            "Authorization": f"Bearer {self.opts.access_token.reveal()}",
-            "LinkedIn-Version": self.opts.version,
+            "Authorization": f"Bearer {self.options.access_token.reveal()}",
+            "LinkedIn-Version": self.options.version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
 
@@ -260,7 +256,7 @@ class LinkedInPublisher(Publisher):
             for e in ((body.get("errorDetails") or {}).get("inputErrors") or [])
             if isinstance(e, dict)
         }
-        token = self.opts.access_token.env_name or "the channel's LinkedIn token"
+        token = self.options.access_token.env_name or "the channel's LinkedIn token"
         resume = f"autopublish resume {self.channel}"
         if status == 429:
             wait = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
@@ -283,7 +279,7 @@ class LinkedInPublisher(Publisher):
             return self.error(
                 AuthError,
                 "LinkedIn refused: the token lacks the w_organization_social permission or the signed-in member is not an "
-                f"Administrator or Content admin of the Page {self.opts.organization}; fix that, put a new token in .env as {token} "
+                f"Administrator or Content admin of the Page {self.options.organization}; fix that, put a new token in .env as {token} "
                 f"and run: {resume}",
                 code=code or status,
                 detail=message,
@@ -291,7 +287,7 @@ class LinkedInPublisher(Publisher):
         if status == 426:
             return self.error(
                 AuthError,
-                f'LinkedIn no longer accepts API version {self.opts.version}; set version = "YYYYMM" to a current month '
+                f'LinkedIn no longer accepts API version {self.options.version}; set version = "YYYYMM" to a current month '
                 f"in the config, then run: {resume}",
                 code=code or status,
                 detail=message,

@@ -127,7 +127,7 @@ class MastodonOptions(PlatformOptions):
         return value
 
 
-class MastodonPublisher(Publisher):
+class MastodonPublisher(Publisher[MastodonOptions]):
     """Posts statuses to one Mastodon account. See the module docstring for the contract."""
 
     name = "mastodon"
@@ -143,14 +143,10 @@ class MastodonPublisher(Publisher):
         self._limits: PostLimits | None = None
         self._account: dict[str, Any] | None = None
 
-    @property
-    def opts(self) -> MastodonOptions:
-        assert isinstance(self.options, MastodonOptions)
-        return self.options
 
     @property
     def host(self) -> str:
-        return urlsplit(self.opts.instance).netloc
+        return urlsplit(self.options.instance).netloc
 
     # --- length ------------------------------------------------------------------
     def current_limits(self) -> PostLimits:
@@ -167,7 +163,7 @@ class MastodonPublisher(Publisher):
             return self._limits
         for path in ("/api/v2/instance", "/api/v1/instance"):
             try:
-                response = self.request("GET", self.opts.instance + path, writes=False, what=f"Mastodon instance {self.host}")
+                response = self.request("GET", self.options.instance + path, writes=False, what=f"Mastodon instance {self.host}")
             except PublishError:
                 return self.limits
             if response.status_code == 404:
@@ -204,20 +200,20 @@ class MastodonPublisher(Publisher):
         media_id = self._upload_image(post) if post.image else None
         data: list[tuple[str, str]] = [
             ("status", post.text),
-            ("visibility", self.opts.visibility),
+            ("visibility", self.options.visibility),
         ]
-        language = self.opts.language or _language_of(post.article.language)
+        language = self.options.language or _language_of(post.article.language)
         if language:
             data.append(("language", language))
-        if self.opts.content_warning:
-            data.append(("spoiler_text", self.opts.content_warning))
-        if self.opts.sensitive:
+        if self.options.content_warning:
+            data.append(("spoiler_text", self.options.content_warning))
+        if self.options.sensitive:
             data.append(("sensitive", "true"))
         if media_id:
             data.append(("media_ids[]", media_id))
         response = self.request(
             "POST",
-            self.opts.instance + "/api/v1/statuses",
+            self.options.instance + "/api/v1/statuses",
             writes=True,
             what=f"Mastodon ({self.host})",
             data=data,
@@ -238,7 +234,7 @@ class MastodonPublisher(Publisher):
             return None
         response = self.request(
             "POST",
-            self.opts.instance + "/api/v2/media",
+            self.options.instance + "/api/v2/media",
             writes=False,  # a media upload is not a post; an unattached upload is discarded
             what=f"Mastodon ({self.host}) media upload",
             files={"file": (image.name, image.data, image.content_type)},
@@ -257,7 +253,7 @@ class MastodonPublisher(Publisher):
         if response.status_code == 200 and media.get("url"):
             return media_id
         for _ in range(MEDIA_POLLS):  # bounded, no sleeping: see the module docstring
-            polled = self.request("GET", f"{self.opts.instance}/api/v1/media/{media_id}", writes=False, what=f"Mastodon ({self.host})", headers=self._auth())
+            polled = self.request("GET", f"{self.options.instance}/api/v1/media/{media_id}", writes=False, what=f"Mastodon ({self.host})", headers=self._auth())
             if polled.status_code == 200:
                 return media_id
             if polled.status_code != 206:
@@ -271,7 +267,7 @@ class MastodonPublisher(Publisher):
         account = self._verify_credentials()
         response = self.request(
             "GET",
-            f"{self.opts.instance}/api/v1/accounts/{account['id']}/statuses",
+            f"{self.options.instance}/api/v1/accounts/{account['id']}/statuses",
             writes=False,
             what=f"Mastodon ({self.host})",
             params={"limit": READ_BACK_LIMIT, "exclude_replies": "true", "exclude_reblogs": "true"},
@@ -303,14 +299,14 @@ class MastodonPublisher(Publisher):
 
     # --- helpers --------------------------------------------------------------------------
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": "Bearer " + self.opts.access_token.reveal()}
+        return {"Authorization": "Bearer " + self.options.access_token.reveal()}
 
     def _verify_credentials(self, *, refresh: bool = False) -> dict[str, Any]:
         if self._account is not None and not refresh:
             return self._account
         response = self.request(
             "GET",
-            self.opts.instance + "/api/v1/accounts/verify_credentials",
+            self.options.instance + "/api/v1/accounts/verify_credentials",
             writes=False,
             what=f"Mastodon ({self.host})",
             headers=self._auth(),
@@ -327,7 +323,7 @@ class MastodonPublisher(Publisher):
         """Map an HTTP error answer to the core's vocabulary (never echoing secrets)."""
         status = response.status_code
         text = _error_text(response)
-        token_name = self.opts.access_token.env_name or "MASTODON_TOKEN"
+        token_name = self.options.access_token.env_name or "MASTODON_TOKEN"
         fix = f"put it in .env as {token_name} and run: autopublish resume {self.channel}"
         if status == 401:
             return self.error(

@@ -243,7 +243,7 @@ def mentions_link(text: str, link: str) -> bool:
     return any(normalise_link(m.group(0)) == wanted for m in URL_PATTERN.finditer(text))
 
 
-class MetaGraphPublisher(Publisher):
+class MetaGraphPublisher(Publisher[MetaGraphOptions]):
     """Base of the Threads and Instagram adapters: Graph requests and error translation.
 
     Subclasses set the class data below and have options with ``api_base``,
@@ -258,19 +258,19 @@ class MetaGraphPublisher(Publisher):
 
     # --- addresses and credentials ------------------------------------------------
     def graph_url(self, path: str) -> str:
-        options: Any = self.options
+        options = self.options
         return f"{str(options.api_base).rstrip('/')}/{options.api_version}/{path.lstrip('/')}"
 
     def token(self) -> str:
-        options: Any = self.options
+        options = self.options
         return options.access_token.reveal()
 
     def token_env_name(self) -> str:
-        options: Any = self.options
+        options = self.options
         return getattr(options.access_token, "env_name", "") or self.token_env_default
 
     def user_path(self, suffix: str = "") -> str:
-        options: Any = self.options
+        options = self.options
         return f"{options.user_id}/{suffix}" if suffix else str(options.user_id)
 
     # --- requests -----------------------------------------------------------------

@@ -20,7 +20,7 @@ class OutboxOptions(PlatformOptions):
     max_length: int = 5000
 
 
-class OutboxPublisher(Publisher):
+class OutboxPublisher(Publisher[OutboxOptions]):
     name = "outbox"
     label = "Outbox"
     Options = OutboxOptions
@@ -34,7 +34,6 @@ class OutboxPublisher(Publisher):
         return self.env.state_dir / "outbox" / f"{self.channel}.jsonl"
 
     def current_limits(self) -> PostLimits:
-        assert isinstance(self.options, OutboxOptions)
         return PostLimits(max_length=self.options.max_length, images=True)
 
     def publish(self, post: Post) -> Receipt:

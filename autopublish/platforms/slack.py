@@ -35,7 +35,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, count_utf16, parse_retry_after
+from autopublish.platforms.base import PlatformOptions, Publisher, count_utf16, parse_retry_after
 from autopublish.secrets import Secret, SecretRef
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class SlackOptions(PlatformOptions):
         return value
 
 
-class SlackPublisher(Publisher):
+class SlackPublisher(Publisher[SlackOptions]):
     name = "slack"
     label = "Slack"
     Options = SlackOptions
@@ -97,24 +97,19 @@ class SlackPublisher(Publisher):
     can_read_back: ClassVar[bool] = False  # a webhook returns no id and cannot read the channel
     default_template = "*{title}*\n\n{summary}\n\n{link}"
 
-    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
-        super().__init__(channel, options, env)
-        assert isinstance(options, SlackOptions)
-        self.opts = options
-
     def count(self, text: str) -> int:
         """UTF-16 length of the text as sent (after mrkdwn escaping)."""
         return count_utf16(escape_mrkdwn(text))
 
     @property
     def _url(self) -> str:
-        return self.opts.webhook_url.reveal().strip()
+        return self.options.webhook_url.reveal().strip()
 
     # --- publish ----------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:
         """POST once; if Slack refuses the blocks with an image (400 invalid_blocks: nothing was
         posted), once more without the image."""
-        payload = self.payload(post, with_image=self.opts.images)
+        payload = self.payload(post, with_image=self.options.images)
         try:
             return self._send(payload, post)
         except PermanentError as exc:
@@ -151,8 +146,8 @@ class SlackPublisher(Publisher):
         return {
             "text": text,
             "blocks": blocks,
-            "unfurl_links": self.opts.unfurl_links,
-            "unfurl_media": self.opts.unfurl_links,
+            "unfurl_links": self.options.unfurl_links,
+            "unfurl_media": self.options.unfurl_links,
         }
 
     def _send(self, payload: dict[str, Any], post: Post) -> Receipt:
@@ -215,7 +210,7 @@ class SlackPublisher(Publisher):
         raise self.error(PermanentError, f"Slack refused the post ({body or f'HTTP {status}'})", code=body or status)
 
     def _url_name(self) -> str:
-        return self.opts.webhook_url.env_name or "SLACK_WEBHOOK_URL"
+        return self.options.webhook_url.env_name or "SLACK_WEBHOOK_URL"
 
 
 def _body(response: requests.Response) -> str:

@@ -114,7 +114,7 @@ class _PhotoRefused(Exception):
     """sendPhoto was refused for a reason that is the photo's, not the text's."""
 
 
-class TelegramPublisher(Publisher):
+class TelegramPublisher(Publisher[TelegramOptions]):
     name = "telegram"
     label = "Telegram"
     Options = TelegramOptions
@@ -123,15 +123,13 @@ class TelegramPublisher(Publisher):
     can_read_back: ClassVar[bool] = False  # bots cannot read a channel's history
     default_template = "{title}\n\n{summary}\n\n{link}\n\n{hashtags}"
 
-    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
+    def __init__(self, channel: str, options: TelegramOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
-        assert isinstance(options, TelegramOptions)
-        self.opts = options
         self.chat = options.chat  # may change when Telegram says the group migrated
 
     # --- length -----------------------------------------------------------------
     def current_limits(self) -> PostLimits:
-        if self.opts.photo == "always":
+        if self.options.photo == "always":
             return PostLimits(max_length=CAPTION_LIMIT, images=True, link_card=False)
         return self.limits
 
@@ -151,7 +149,7 @@ class TelegramPublisher(Publisher):
             )
         if not post.text.strip():
             raise self.error(PermanentError, "The post has no text; Telegram refuses empty messages", code="empty")
-        if post.image and self.opts.photo != "never" and length <= CAPTION_LIMIT:
+        if post.image and self.options.photo != "never" and length <= CAPTION_LIMIT:
             try:
                 return self._send_following_migration("sendPhoto", self._photo_payload(post))
             except _PhotoRefused as exc:
@@ -166,10 +164,10 @@ class TelegramPublisher(Publisher):
         payload: dict[str, Any] = {
             "text": html.escape(post.text, quote=False),
             "parse_mode": "HTML",
-            "disable_notification": self.opts.disable_notification,
+            "disable_notification": self.options.disable_notification,
         }
         link = post.link or post.article.link
-        if not self.opts.link_preview:
+        if not self.options.link_preview:
             payload["link_preview_options"] = {"is_disabled": True}
         elif link:
             payload["link_preview_options"] = {"is_disabled": False, "url": link, "prefer_large_media": True}
@@ -180,7 +178,7 @@ class TelegramPublisher(Publisher):
             "photo": post.image,
             "caption": html.escape(post.text, quote=False),
             "parse_mode": "HTML",
-            "disable_notification": self.opts.disable_notification,
+            "disable_notification": self.options.disable_notification,
         }
 
     def _send_following_migration(self, method: str, payload: dict[str, Any]) -> Receipt:
@@ -261,7 +259,7 @@ class TelegramPublisher(Publisher):
 
         Raises _Migrated (nothing applied) and, for sendPhoto, _PhotoRefused.
         """
-        url = f"{self.opts.api_base}/bot{self.opts.bot_token.reveal()}/{method}"
+        url = f"{self.options.api_base}/bot{self.options.bot_token.reveal()}/{method}"
         log.debug("Telegram %s to %s", method, self.chat, extra={"channel": self.channel, "platform": self.name})
         response = self.request("POST", url, writes=writes, what="Telegram", json=payload)
         body = self.read_json(response, writes=writes, what="Telegram")
@@ -337,7 +335,7 @@ class TelegramPublisher(Publisher):
         return error
 
     def _token_name(self) -> str:
-        return self.opts.bot_token.env_name or "TELEGRAM_BOT_TOKEN"
+        return self.options.bot_token.env_name or "TELEGRAM_BOT_TOKEN"
 
 
 def _posting_problem(member: Any, chat_type: str) -> str:

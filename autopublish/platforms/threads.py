@@ -172,7 +172,7 @@ class ThreadsPublisher(MetaGraphPublisher):
             details.append(f"Could not read the publishing limit: {exc.message}")
         if quota is not None:
             details.append(f"Publishing limit: {quota.describe()}")
-        options: Any = self.options
+        options = self.options
         account = str(body.get("id") or "")
         if options.user_id != "me" and account and account != options.user_id:
             return Health(

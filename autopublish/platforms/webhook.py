@@ -101,7 +101,7 @@ def signature_headers(secret: str, delivery: str, timestamp: int, body: bytes) -
     return {"X-Autopublish-Signature": f"sha256={plain}", "webhook-signature": f"v1,{standard}"}
 
 
-class WebhookPublisher(Publisher):
+class WebhookPublisher(Publisher[WebhookOptions]):
     name = "webhook"
     label = "Webhook"
     Options = WebhookOptions
@@ -110,14 +110,12 @@ class WebhookPublisher(Publisher):
     can_read_back: ClassVar[bool] = False
     default_template = "{title}\n\n{summary}\n\n{link}"
 
-    def __init__(self, channel: str, options: PlatformOptions, env: PublisherEnv) -> None:
+    def __init__(self, channel: str, options: WebhookOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
-        assert isinstance(options, WebhookOptions)
-        self.opts = options
         self.host = urlsplit(options.url).hostname or "the receiver"
 
     def current_limits(self) -> PostLimits:
-        return PostLimits(max_length=self.opts.max_length, images=True, link_card=False)
+        return PostLimits(max_length=self.options.max_length, images=True, link_card=False)
 
     def count(self, text: str) -> int:
         return len(text)
@@ -125,16 +123,16 @@ class WebhookPublisher(Publisher):
     # --- publish ----------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:
         """POST the post once. Raises a PublishError subclass."""
-        if self.count(post.text) > self.opts.max_length:
+        if self.count(post.text) > self.options.max_length:
             raise self.error(
                 PermanentError,
-                f"The post is longer than max_length ({self.opts.max_length}) for this webhook; shorten the template or raise max_length",
+                f"The post is longer than max_length ({self.options.max_length}) for this webhook; shorten the template or raise max_length",
                 code="too_long",
             )
         body = self.body(post)
         headers = self.headers(post.key, body)
         log.debug("Webhook: posting to %s", self.host, extra={"channel": self.channel, "platform": self.name, "article_key": post.article.key})
-        response = self.request("POST", self.opts.url, writes=True, what=f"The webhook receiver at {self.host}", data=body, headers=headers)
+        response = self.request("POST", self.options.url, writes=True, what=f"The webhook receiver at {self.host}", data=body, headers=headers)
         if 200 <= response.status_code < 300:
             return self._receipt(response, post)
         raise self._error_for(response)
@@ -175,8 +173,8 @@ class WebhookPublisher(Publisher):
             "webhook-id": delivery,
             "webhook-timestamp": str(timestamp),
         }
-        if self.opts.secret is not None:
-            headers.update(signature_headers(self.opts.secret.reveal(), delivery, timestamp, body))
+        if self.options.secret is not None:
+            headers.update(signature_headers(self.options.secret.reveal(), delivery, timestamp, body))
         return headers
 
     def _receipt(self, response: requests.Response, post: Post) -> Receipt:
@@ -197,8 +195,8 @@ class WebhookPublisher(Publisher):
     # --- check ------------------------------------------------------------------
     def check(self) -> Health:
         """HEAD the URL: the receiver is reachable (nothing is posted)."""
-        response = self.request("HEAD", self.opts.url, writes=False, what=f"The webhook receiver at {self.host}")
-        signed = "signed" if self.opts.secret is not None else "NOT signed (no secret set)"
+        response = self.request("HEAD", self.options.url, writes=False, what=f"The webhook receiver at {self.host}")
+        signed = "signed" if self.options.secret is not None else "NOT signed (no secret set)"
         status = response.status_code
         if status in (404, 410) or status >= 500:
             return Health(HealthLevel.WARNING, f"The webhook receiver at {self.host} answers HTTP {status}; check `url`")
@@ -220,7 +218,7 @@ class WebhookPublisher(Publisher):
                 detail=detail,
             )
         if status in (401, 403):
-            name = self.opts.secret.env_name if self.opts.secret is not None and self.opts.secret.env_name else "the secret"
+            name = self.options.secret.env_name if self.options.secret is not None and self.options.secret.env_name else "the secret"
             return self.error(
                 AuthError,
                 f"{where} refused the request (HTTP {status}); make sure {name} in .env matches the receiver's secret, "

@@ -88,7 +88,7 @@ def oauth1_signature(
     return base64.b64encode(digest).decode("ascii")
 
 
-class XPublisher(Publisher):
+class XPublisher(Publisher[XOptions]):
     name = "x"
     label = "X"
     Options = XOptions
@@ -101,10 +101,6 @@ class XPublisher(Publisher):
         super().__init__(*args, **kwargs)
         self._user_id: str | None = None
 
-    @property
-    def opts(self) -> XOptions:
-        assert isinstance(self.options, XOptions)
-        return self.options
 
     def count(self, text: str) -> int:
         """X's weighted length (twitter-text v3)."""
@@ -126,7 +122,7 @@ class XPublisher(Publisher):
         media_id = self._upload_image(post) if post.image else None
         if media_id:
             body["media"] = {"media_ids": [media_id]}
-        url = f"{self.opts.api_base}/2/tweets"
+        url = f"{self.options.api_base}/2/tweets"
         response = self.request("POST", url, writes=True, what="X", json=body, headers=self._sign("POST", url))
         if response.status_code != 201 and response.status_code != 200:
             raise self._failure(response, writes=True)
@@ -145,7 +141,7 @@ class XPublisher(Publisher):
         image = self.fetch_image(post.image)
         if image is None:
             return None
-        url = f"{self.opts.api_base}/2/media/upload"
+        url = f"{self.options.api_base}/2/media/upload"
         files = {"media": ("image", image.data, image.content_type)}
         data = {"media_category": "tweet_image", "media_type": image.content_type}
         try:
@@ -166,7 +162,7 @@ class XPublisher(Publisher):
     def find_existing(self, post: Post) -> Receipt | None:
         """The account's recent post that carries the article link (or the same text), if any."""
         user_id = self._user_id or str(self._me()["id"])
-        url = f"{self.opts.api_base}/2/users/{quote(user_id)}/tweets"
+        url = f"{self.options.api_base}/2/users/{quote(user_id)}/tweets"
         params = {
             "max_results": str(READ_BACK_COUNT),
             "exclude": "replies,retweets",
@@ -199,7 +195,7 @@ class XPublisher(Publisher):
         )
 
     def _me(self) -> dict[str, Any]:
-        url = f"{self.opts.api_base}/2/users/me"
+        url = f"{self.options.api_base}/2/users/me"
         response = self.request("GET", url, writes=False, what="X", headers=self._sign("GET", url))
         if response.status_code != 200:
             raise self._failure(response, writes=False)
@@ -217,16 +213,16 @@ class XPublisher(Publisher):
     def _sign(self, method: str, url: str, query: dict[str, str] | None = None) -> dict[str, str]:
         """The ``Authorization: OAuth ...`` header for one request (query params signed too)."""
         oauth = {
-            "oauth_consumer_key": self.opts.consumer_key.reveal(),
+            "oauth_consumer_key": self.options.consumer_key.reveal(),
             "oauth_nonce": secrets.token_hex(16),
             "oauth_signature_method": "HMAC-SHA1",
             "oauth_timestamp": str(int(self.env.now().timestamp())),
-            "oauth_token": self.opts.access_token.reveal(),
+            "oauth_token": self.options.access_token.reveal(),
             "oauth_version": "1.0",
         }
         params = [*oauth.items(), *(query or {}).items()]
         oauth["oauth_signature"] = oauth1_signature(
-            method, url, params, self.opts.consumer_secret.reveal(), self.opts.access_token_secret.reveal()
+            method, url, params, self.options.consumer_secret.reveal(), self.options.access_token_secret.reveal()
         )
         header = ", ".join(f'{percent_encode(k)}="{percent_encode(v)}"' for k, v in sorted(oauth.items()))
         return {"Authorization": f"OAuth {header}"}
@@ -292,7 +288,7 @@ class XPublisher(Publisher):
     def _env_names(self) -> str:
         names = [
             secret.env_name
-            for secret in (self.opts.consumer_key, self.opts.consumer_secret, self.opts.access_token, self.opts.access_token_secret)
+            for secret in (self.options.consumer_key, self.options.consumer_secret, self.options.access_token, self.options.access_token_secret)
             if secret.env_name
         ]
         return ", ".join(names) if names else "the channel's four X secrets"
