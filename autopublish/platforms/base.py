@@ -242,9 +242,13 @@ class Publisher(ABC, Generic[OptionsT]):
                     f"{what} answered with a body that could not be read; the post may have been published",
                     code=response.status_code,
                 ) from None
-            cls = TransientError if response.status_code >= 500 or response.status_code == 429 else PermanentError
+            cls: type[PublishError]
             if writes and response.status_code >= 500:
                 cls = UncertainError
+            elif response.status_code >= 500 or response.status_code == 429:
+                cls = TransientError
+            else:
+                cls = PermanentError
             raise self.error(cls, f"{what} answered HTTP {response.status_code} with a body that could not be read", code=response.status_code) from None
 
 
