@@ -1,8 +1,12 @@
 """The daemon: APScheduler 3.x timers around the pipeline. The only module that imports APScheduler.
 
-Jobs: one poll per feed (which also sends what became due), a sweep for retries and
-reconciliation, channel health checks, log pruning. One worker thread: a poll and a
-sweep never interleave. SIGTERM/SIGINT finish the publish in flight, record it and exit.
+Two fixed jobs on one worker thread: a one-second tick that polls the feeds whose
+interval has passed, sends what is due (retries, reconciliation), checks channel health
+and prunes the log, each on its own timetable read from the current config; and a watch
+that reloads an edited config. Jobs never add or remove jobs: a reload only swaps the
+pipeline, so it cannot deadlock with a shutdown (APScheduler's shutdown holds the job
+store lock while it waits for the running job). SIGTERM/SIGINT finish the publish in
+flight, record it and exit.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -44,6 +48,7 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         self.last_tick: float | None = None
+        self.next_run: dict[str, float] = {}  # monotonic time each feed poll / sweep / check is due
         self.failed_state: str | None = None
 
     # --- jobs ---------------------------------------------------------------------
@@ -64,35 +69,38 @@ class Daemon:
 
         return run
 
-    def _poll(self, feed: str) -> None:
-        self.pipeline.poll_feed(feed)
-        self.pipeline.deliver_due(self.stop_event)
+    def _tick(self) -> None:
+        """Whatever is due now, in order: feed polls, then one sweep, then checks and pruning."""
+        pipeline, now = self.pipeline, time.monotonic()  # a reload swaps self.pipeline between ticks
+        settings = pipeline.config.settings
+        polled = False
+        for feed in pipeline.config.feeds.values():
+            if self.stop_event.is_set():
+                return
+            if feed.enabled and self._due(f"poll:{feed.name}", now, feed.poll_interval):
+                pipeline.poll_feed(feed.name)
+                polled = True
+        sweep_due = self._due("sweep", now, settings.sweep_interval)
+        if polled or sweep_due:
+            pipeline.deliver_due(self.stop_event)
+        if self._due("check", now, settings.check_interval, first_after=5.0):
+            pipeline.check_channels()
+        if self._due("prune", now, 86400.0, first_after=60.0):
+            removed = pipeline.store.prune_events(time.time() - settings.log_retention)
+            if removed:
+                log.info("Removed %d publish-log rows older than the retention period", removed)
 
-    def _sweep(self) -> None:
-        self.pipeline.deliver_due(self.stop_event)
-
-    def _prune(self) -> None:
-        keep = self.pipeline.config.settings.log_retention
-        removed = self.pipeline.store.prune_events(time.time() - keep)
-        if removed:
-            log.info("Removed %d publish-log rows older than the retention period", removed)
+    def _due(self, name: str, now: float, interval: float, *, first_after: float = 0.0) -> bool:
+        """True (and the next time set) when ``name`` is due; the first time after ``first_after``."""
+        when = self.next_run.setdefault(name, now + first_after)
+        if now < when:
+            return False
+        self.next_run[name] = now + interval
+        return True
 
     def schedule(self) -> None:
-        self.scheduler.remove_all_jobs()
-        config = self.pipeline.config
-        now = datetime.now(UTC)
-        for index, feed in enumerate(config.feeds.values()):
-            if not feed.enabled:
-                continue
-            self.scheduler.add_job(self._guard(lambda f=feed.name: self._poll(f), f"poll {feed.name}"),
-                                   IntervalTrigger(seconds=feed.poll_interval), id=f"poll:{feed.name}",
-                                   next_run_time=now + timedelta(seconds=index * 0.5), replace_existing=True)
-        self.scheduler.add_job(self._guard(self._sweep, "sweep"), IntervalTrigger(seconds=config.settings.sweep_interval), id="sweep",
-                               next_run_time=now, replace_existing=True)
-        self.scheduler.add_job(self._guard(self.pipeline.check_channels, "check"), IntervalTrigger(seconds=config.settings.check_interval),
-                               id="check", next_run_time=now + timedelta(seconds=5), replace_existing=True)
-        self.scheduler.add_job(self._guard(self._prune, "prune"), IntervalTrigger(hours=24), id="prune",
-                               next_run_time=now + timedelta(minutes=1), replace_existing=True)
+        self.scheduler.add_job(self._guard(self._tick, "tick"), IntervalTrigger(seconds=1), id="tick",
+                               next_run_time=datetime.now(UTC), replace_existing=True)
         if self.reloader is not None:
             self.scheduler.add_job(self._guard(self._watch_config, "config watch"), IntervalTrigger(seconds=3), id="config-watch",
                                    replace_existing=True)
@@ -120,8 +128,8 @@ class Daemon:
             return
         replacement = self.reloader.reload()
         if replacement is not None:
-            self.pipeline = replacement
-            self.schedule()
+            replacement.poll_seconds.update(self.pipeline.poll_seconds)
+            self.pipeline = replacement  # the next tick uses it; added feeds are polled at once
 
     def run(self) -> None:
         self.pipeline.recover()

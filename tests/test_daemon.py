@@ -88,3 +88,38 @@ def _get(port: int, path: str) -> int | None:
         return requests.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
     except requests.RequestException:
         return None
+
+
+def test_a_reload_during_shutdown_cannot_deadlock(tmp_path):
+    """SIGTERM while a config reload runs: the daemon still stops (a reload never touches the scheduler)."""
+    import threading
+
+    from autopublish.app import open_app
+    from autopublish.config import load_config
+    from autopublish.scheduler import Daemon
+
+    with FeedServer(older_items(1)) as site:
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/")
+        app = open_app(load_config(config_path, {}, cwd=tmp_path))
+        reloading = threading.Event()
+
+        class SlowReloader:
+            def changed(self) -> bool:
+                return True
+
+            def reload(self):  # type: ignore[no-untyped-def]
+                reloading.set()
+                stopped_while_reloading.wait(5)
+                return app.pipeline
+
+        stopped_while_reloading = threading.Event()
+        daemon = Daemon(app.pipeline, reloader=SlowReloader())
+        daemon.schedule()
+        runner = threading.Thread(target=daemon.scheduler.start, daemon=True)
+        runner.start()
+        assert reloading.wait(10)
+        daemon.stop()
+        stopped_while_reloading.set()
+        runner.join(timeout=30)
+        assert not runner.is_alive()
+        app.close()
