@@ -67,6 +67,7 @@ class Post:
     alt_text: str = ""
     title: str = ""
     description: str = ""  # for link cards: the article summary, shortened
+    progress: str | None = None  # what an earlier attempt prepared (NotReadyError.progress), handed back
 
 
 @dataclass(frozen=True, slots=True)

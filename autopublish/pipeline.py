@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -23,7 +23,7 @@ import requests
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
 from autopublish.durations import format_duration
-from autopublish.errors import AuthError, FeedError, PublishError, UncertainError
+from autopublish.errors import AuthError, FeedError, NotReadyError, PublishError, UncertainError
 from autopublish.feeds import FetchLimits, FetchState, canonical_link, fetch_feed, parse_feed
 from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
 from autopublish.pacing import next_allowed
@@ -346,6 +346,8 @@ class Pipeline:
             self.store.transition(row.id, DeliveryStatus.FAILED, f"Failed: {exc}", expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.failed += 1
             return
+        if row.progress:  # what an earlier try prepared on the platform (a media container)
+            post = replace(post, progress=row.progress)
         if not self.store.claim(row.id):
             return
         tries = row.tries + 1
@@ -376,9 +378,11 @@ class Pipeline:
         first_try = current.first_try_at if current else now
         decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
                           idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
+        progress = exc.progress if isinstance(exc, NotReadyError) else None
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
-                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,))
-        log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
+                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,), progress=progress,
+                              uncount_try=not decision.count_try)
+        log.log(logging.WARNING if decision.count_try else logging.INFO, "Channel %s: %s", row.channel, decision.message, extra=extra)
         if decision.pause_channel:
             self._pause(row.channel, exc)
         if decision.status == DeliveryStatus.FAILED:
@@ -390,6 +394,8 @@ class Pipeline:
                 self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
         elif decision.status == DeliveryStatus.HELD:
             result.held += 1
+            if decision.needs_editor:  # refused by the platform's policy: one alert per channel
+                self.notifier.problem(f"held:{row.channel}", f"An editor must look at \"{row.title}\" on \"{row.channel}\": {decision.message}")
         else:
             result.waiting += 1
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from autopublish.durations import format_duration
 from autopublish.errors import (
     AuthError,
+    HeldError,
+    NotReadyError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -37,6 +39,7 @@ class Decision:
     message: str
     pause_channel: bool = False
     needs_editor: bool = False
+    count_try: bool = True  # False: the attempt does not count toward max_tries (NotReadyError)
 
 
 def backoff(tries: int, policy: RetryPolicy, rand: float) -> float:
@@ -60,6 +63,14 @@ def decide(
     age = now - (first_try_at if first_try_at is not None else now)
     if isinstance(error, AuthError):
         return Decision(DeliveryStatus.HELD, None, f"Held: {error.message}", pause_channel=True)
+    if isinstance(error, HeldError):
+        return Decision(DeliveryStatus.HELD, None, f"Held for an editor: {error.message}", needs_editor=True)
+    if isinstance(error, NotReadyError):
+        # Not a failed try: the platform is preparing the post; only the age bound applies.
+        wait = max(1.0, error.retry_after)
+        if age + wait > policy.give_up_after:
+            return Decision(DeliveryStatus.FAILED, None, f"Failed: still not ready after {format_duration(age)}: {error.message}")
+        return Decision(DeliveryStatus.WAITING, now + wait, error.message, count_try=False)
     if isinstance(error, PermanentError):
         return Decision(DeliveryStatus.FAILED, None, f"Failed: {error.message}")
     if isinstance(error, UncertainError):

@@ -1,9 +1,10 @@
-"""Threads (Meta's Threads API): a media container, then ``threads_publish``.
+"""Threads (Meta's Threads API): a media container, then ``threads_publish`` (see containers.py).
 
-One publish call: read the publishing quota, create a TEXT container with the article
+First attempt: read the publishing quota and create a TEXT container with the article
 link as ``link_attachment`` (or an IMAGE container when the article has an image and the
-text carries the link), check an image container's status a few times without sleeping,
-publish it, then read the post's permalink. Nothing is stored: an uncertain publish is
+text carries the link); the core asks again once the container had time to be prepared.
+An image Threads cannot use (creation refused, or the container ends in ERROR) falls
+back to a text container. Nothing is stored by the adapter: an uncertain publish is
 settled by reading the account's newest posts back and matching the article link
 (``link_attachment_url`` or a URL in the text) or the exact text.
 
@@ -16,25 +17,20 @@ a post cut a little short beats a post refused. URLs count in full.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import regex
 
 from autopublish.errors import AuthError, PermanentError, TransientError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import URL_PATTERN
-from autopublish.platforms.meta_graph import (
-    MetaGraphOptions,
-    MetaGraphPublisher,
-    mentions_link,
-    normalise_link,
-)
+from autopublish.platforms.meta.containers import ContainerOptions, ContainerPublisher, Progress
+from autopublish.platforms.meta.graph import any_link_matches, link_key, links_in, mentions_link
 
 log = logging.getLogger(__name__)
 
 MAX_LENGTH = 500
 MAX_LINKS = 5  # Threads refuses posts with more than 5 distinct links
-CONTAINER_POLLS = 3  # quick status reads of an image container, no sleeping in between
 EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3")
 GRAPHEME = regex.compile(r"\X")
 
@@ -47,12 +43,12 @@ def threads_length(text: str) -> int:
     return total
 
 
-class ThreadsOptions(MetaGraphOptions):
+class ThreadsOptions(ContainerOptions):
     api_base: str = "https://graph.threads.net"
     api_version: str = "v1.0"
 
 
-class ThreadsPublisher(MetaGraphPublisher):
+class ThreadsPublisher(ContainerPublisher):
     name = "threads"
     label = "Threads"
     Options = ThreadsOptions
@@ -66,49 +62,36 @@ class ThreadsPublisher(MetaGraphPublisher):
     token_help = "create a new long-lived Threads token in the Meta app dashboard"
     quota_path = "threads_publishing_limit"
     media_path = "threads"
+    container_edge = "threads"
+    publish_edge = "threads_publish"
+    status_field = "status"
 
     def count(self, text: str) -> int:
         return threads_length(text)
 
-    # --- publish ----------------------------------------------------------------------
-    def publish(self, post: Post) -> Receipt:
-        """One attempt: quota, container, (status), threads_publish, permalink.
-
-        Raises PermanentError for text over 500 or more than 5 links, RateLimitedError when
-        the 24 h quota is used up, TransientError when an image is still processing (nothing
-        published; a new container is made next time) and UncertainError when
-        threads_publish may have gone through.
-        """
-        self._check_text(post)
-        self.ensure_quota()
-        container = self._container(post)
-        return self.publish_container(container, edge="threads_publish")
-
-    def _check_text(self, post: Post) -> None:
+    # --- the container ---------------------------------------------------------------
+    def prepare(self, post: Post) -> None:
+        """Text over 500 or more than 5 links can never go: PermanentError before any request."""
         length = self.count(post.text)
         if length > MAX_LENGTH:
             raise self.error(PermanentError, f"The post is {length} characters long, over Threads' limit of {MAX_LENGTH}", code="too_long")
-        links = {normalise_link(m.group(0)) for m in URL_PATTERN.finditer(post.text)}
+        links = {link_key(link) for link in links_in(post.text)}
         if post.link:
-            links.add(normalise_link(post.link))
+            links.add(link_key(post.link))
         if len(links) > MAX_LINKS:
             raise self.error(PermanentError, f"The post has {len(links)} links and Threads allows at most {MAX_LINKS}", code="too_many_links")
 
-    def _container(self, post: Post) -> str:
-        """Create a ready container; an image that Threads cannot use falls back to text."""
-        if post.image and (not post.link or mentions_link(post.text, post.link)):
+    def create(self, post: Post, *, text_only: bool) -> tuple[str, bool]:
+        """An IMAGE container when the text carries the link (an IMAGE post cannot have a link
+        card); otherwise, or when Threads refuses the image, a TEXT container."""
+        if post.image and not text_only and (not post.link or mentions_link(post.text, post.link)):
             try:
-                container = self._create(post, image=True)
-                if self._image_ready(container):
-                    return container
+                return self._create(post, image=True), False
             except AuthError:
                 raise
             except PermanentError as exc:
                 log.warning("%s: Threads refused the image (%s); posting without it", self.channel, exc.message)
-        elif post.image:
-            # An IMAGE post cannot carry link_attachment; the link card shows the article's image.
-            log.debug("%s: the text has no link, so the post goes out as text with a link card", self.channel)
-        return self._create(post, image=False)
+        return self._create(post, image=False), True
 
     def _create(self, post: Post, *, image: bool) -> str:
         data: dict[str, Any] = {"text": post.text}
@@ -116,47 +99,28 @@ class ThreadsPublisher(MetaGraphPublisher):
             data.update(media_type="IMAGE", image_url=post.image, alt_text=post.alt_text or None)
         else:
             data.update(media_type="TEXT", link_attachment=post.link or None)
-        return self.create_container(data, edge="threads")
+        return self.create_container(data)
 
-    def _image_ready(self, container: str) -> bool:
-        """True when FINISHED; False when Threads could not use the image (ERROR).
-
-        Raises TransientError when still IN_PROGRESS after a few quick reads, or EXPIRED:
-        nothing was published, and the core's next attempt creates a new container.
-        """
-        status = ""
-        for _ in range(CONTAINER_POLLS):
-            body = self.graph_get(container, {"fields": "id,status,error_message"}, what="Threads (checking the image)")
-            status = str(body.get("status") or "").upper()
-            if status in ("FINISHED", "PUBLISHED"):
-                return True
-            if status == "ERROR":
-                log.warning("%s: Threads could not process the image: %s", self.channel, str(body.get("error_message") or "no reason given")[:200])
-                return False
-            if status == "EXPIRED":
-                break
-        raise self.error(
-            TransientError,
-            "Threads is still processing the image; nothing was published; will try again later",
-            code=status or "unknown",
-        )
+    def container_failed(self, post: Post, progress: Progress, reason: str) -> Receipt:
+        """An IMAGE container in ERROR (the image could not be fetched): go on as text."""
+        if not progress.text_only:
+            log.warning("%s: Threads could not process the image (%s); posting without it", self.channel, reason)
+            return self._renew(post, progress, f"Threads could not process the image: {reason}", text_only=True)
+        return super().container_failed(post, progress, reason)
 
     # --- read-back --------------------------------------------------------------------
-    def find_existing(self, post: Post) -> Receipt | None:
-        """The newest post carrying the article link (attachment or text), or the same text."""
-        links = [link for link in {post.link, post.article.link} if link]
-        wanted = {normalise_link(link) for link in links}
-        for item in self.recent_media("id,permalink,text,link_attachment_url,timestamp"):
-            text = str(item.get("text") or "")
-            attached = str(item.get("link_attachment_url") or "")
-            if (
-                (attached and normalise_link(attached) in wanted)
-                or any(mentions_link(text, link) for link in links)
-                or (text.strip() and text.strip() == post.text.strip())
-            ):
-                permalink = item.get("permalink")
-                return Receipt(remote_id=str(item.get("id")), url=permalink if isinstance(permalink, str) else None)
-        return None
+    def read_back_fields(self) -> str:
+        return "id,permalink,text,link_attachment_url,timestamp"
+
+    def matches(self, item: Mapping[str, Any], post: Post) -> bool:
+        """The article link (attachment or in the text), or the same text."""
+        wanted = [link for link in (post.link, post.article.link) if link]
+        text = str(item.get("text") or "")
+        attached = str(item.get("link_attachment_url") or "")
+        return (
+            any_link_matches([attached, *links_in(text)], wanted)
+            or bool(text.strip() and text.strip() == post.text.strip())
+        )
 
     # --- check ------------------------------------------------------------------------
     def check(self) -> Health:
