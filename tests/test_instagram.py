@@ -342,3 +342,11 @@ def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     ours = [r for r in caplog.records if r.name.startswith("autopublish")]
     assert ours
     assert all(CANARY not in r.getMessage() for r in ours)
+
+
+def test_check_says_whether_doubts_can_be_settled(fake, publisher):
+    assert "settled automatically by reading" in " ".join(publisher.check().details)
+    fake.inject(graph_error(403, "(#10) Application does not have permission for this action", 10),
+                lambda r: r.method == "GET" and r.path.endswith("/media"))
+    health = publisher.check()
+    assert "cannot be settled automatically" in " ".join(health.details) and health.level is HealthLevel.OK

@@ -280,6 +280,13 @@ def test_check_names_the_account_and_the_quota(fake, publisher):
     assert "3 of 250 posts used in the last 24 hours" in " ".join(health.details)
 
 
+def test_check_says_whether_doubts_can_be_settled(fake, publisher):
+    assert "settled automatically" in " ".join(publisher.check().details)
+    fake.grant({"threads_content_publish"})  # no threads_basic: nothing can be read back
+    with pytest.raises(AuthError):
+        publisher.check()  # reading the account itself needs threads_basic too
+
+
 def test_check_with_a_dead_token_is_an_auth_error(fake, publisher):
     fake.script("auth", when=lambda r: r.path.endswith("/me"))
     with pytest.raises(AuthError):

@@ -449,6 +449,16 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         data = body.get("data")
         return [item for item in data if isinstance(item, Mapping)] if isinstance(data, list) else []
 
+    def doubt_detail(self) -> str:
+        """For ``check``: can an uncertain post be settled by reading the account back? (one read)"""
+        try:
+            self.graph_get(self.user_path(self.media_path), {"fields": "id", "limit": 1}, what=f"{self.label} (recent posts)")
+        except AuthError as exc:
+            return f"Uncertain posts cannot be settled automatically (reading the account's posts back was refused: {exc.message}); an editor will settle them"
+        except PublishError as exc:
+            return f"Could not test reading the account's posts back ({exc.message})"
+        return "Uncertain posts are settled automatically by reading the account's posts back"
+
     def find_existing(self, post: Post) -> Receipt | None:
         """The newest post that is ``post`` (its article link, or the same text), or None."""
         for item in self.recent_media(self.read_back_fields()):

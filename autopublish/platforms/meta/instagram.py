@@ -198,5 +198,6 @@ class InstagramPublisher(ContainerPublisher):
             details.append(f"Could not read the publishing limit: {exc.message}")
         if quota is not None:
             details.append(f"Publishing limit: {quota.describe()}")
+        details.append(self.doubt_detail())
         level = HealthLevel.WARNING if quota is not None and quota.exhausted else HealthLevel.OK
         return Health(level, summary, tuple(details))

@@ -136,6 +136,7 @@ class ThreadsPublisher(ContainerPublisher):
             details.append(f"Could not read the publishing limit: {exc.message}")
         if quota is not None:
             details.append(f"Publishing limit: {quota.describe()}")
+        details.append(self.doubt_detail())
         options = self.options
         account = str(body.get("id") or "")
         if options.user_id != "me" and account and account != options.user_id:
