@@ -8,6 +8,7 @@ with ``advance()`` and the publisher's with its injected ``now``; nothing sleeps
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -141,7 +142,7 @@ def test_not_ready_yet_asks_again_a_minute_later_on_the_same_container(platform,
     assert len(creates(platform, fake)) == 1 and len(fake.media) == 1
     reads = [at for _container, at in fake.status_reads]
     created = fake.containers[Progress.load(error.progress).container]["created"]
-    assert reads[0] - created >= 30 and all(b - a >= 60 for a, b in zip(reads, reads[1:], strict=False))
+    assert reads[0] - created >= 30 and all(b - a >= 60 for a, b in itertools.pairwise(reads))
 
 
 def test_publishing_too_early_is_not_yet_and_keeps_the_container(platform, fake, publisher, clock):

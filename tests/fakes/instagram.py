@@ -55,7 +55,7 @@ class InstagramFake(MetaGraphFake):
         if not url.startswith(("http://127.0.0.1:", "http://[::1]:")):
             return None
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback only, checked above
+            with urllib.request.urlopen(url, timeout=2) as answer:  # loopback only, checked above
                 return bytes(answer.read(1 << 20))
         except OSError:
             return None

@@ -398,7 +398,8 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         entry = data[0] if isinstance(data, list) and data and isinstance(data[0], Mapping) else None
         if entry is None:
             return None
-        config = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
+        raw_config = entry.get("config")
+        config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
         used, total = as_int(entry.get("quota_usage")), as_int(config.get("quota_total"))
         if used is None or total is None:
             return None
@@ -435,7 +436,8 @@ class ContainerPublisher(Publisher[ContainerOptions]):
             body = self.graph_get(self.user_path(self.media_path), {"fields": "id,timestamp", "since": since, "limit": 100}, what=f"{self.label} (recent posts)")
         except PublishError:
             return DEFAULT_QUOTA_WAIT
-        items = body.get("data") if isinstance(body.get("data"), list) else []
+        raw_items = body.get("data")
+        items: list[Any] = raw_items if isinstance(raw_items, list) else []
         times = [t for t in (parse_timestamp(i.get("timestamp")) for i in items if isinstance(i, Mapping)) if t]
         times = [t for t in times if (now - t).total_seconds() < window]
         if not times or len(items) >= 100:

@@ -43,11 +43,11 @@ from autopublish.platforms.meta.graph import (
 from autopublish.platforms.meta.sdk import (
     DEFAULT_API_BASE,
     DEFAULT_API_VERSION,
+    GraphAPI,
     GraphAPIError,
     GraphClient,
     GraphResponseError,
     GraphTransportError,
-    facebook,
     validate_api_base,
     validate_api_version,
 )
@@ -401,7 +401,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
         return datetime.fromtimestamp(seconds, UTC)
 
     # --- one Graph call, errors translated once --------------------------------------------
-    def _call(self, fn: Callable[[facebook.GraphAPI], T], *, writes: bool, image: bool = False) -> T:
+    def _call(self, fn: Callable[[GraphAPI], T], *, writes: bool, image: bool = False) -> T:
         """Run one facebook-sdk call; every failure leaves as a PublishError, unchained.
 
         ``image``: the call posts a photo by URL, so a refused image is told apart
@@ -419,7 +419,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             failure = self._response_error(exc, writes=writes)
         except GraphTransportError as exc:
             failure = self._transport_failure(exc, writes=writes)
-        except Exception as exc:  # facebook-sdk tripping over an answer: after sending, never "success"
+        except Exception as exc:  # noqa: BLE001 - facebook-sdk tripping over an answer: after sending, never "success"
             cls = UncertainError if writes else TransientError
             text = "may have been published" if writes else "will try again later"
             failure = self.error(cls, f"Facebook's answer could not be understood; the post {text}", detail=type(exc).__name__)

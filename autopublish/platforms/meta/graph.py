@@ -85,9 +85,11 @@ TOKEN_REASONS = {
 
 
 def as_int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
     try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return None
 
 
@@ -233,7 +235,7 @@ def parse_timestamp(value: object) -> datetime | None:
         return datetime.strptime(value, TIMESTAMP_FORMAT)
     except ValueError:
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return datetime.fromisoformat(value)  # 3.11+ reads a trailing Z
         except ValueError:
             return None
 

@@ -49,6 +49,7 @@ DEFAULT_API_BASE = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
 VERSION_PATTERN = re.compile(r"^v\d{2}\.\d$")
 
+GraphAPI = facebook.GraphAPI
 GraphAPIError = facebook.GraphAPIError
 
 
