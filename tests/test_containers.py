@@ -317,3 +317,17 @@ def test_a_database_from_before_progress_gains_the_column_and_keeps_its_rows(tmp
         columns = {row[1] for row in store.query("PRAGMA table_info(deliveries)")}
         assert "progress" in columns
         assert store.query("SELECT status, progress FROM deliveries")[0][:] == ("queued", None)
+
+
+def test_a_published_container_settles_the_delivery_even_when_the_read_back_misses_it(platform, fake, publisher, clock):
+    post = the_post(fake)
+    error = first_step(publisher, post)
+    wait(fake, clock, error.retry_after)
+    fake.script("drop")
+    with pytest.raises(UncertainError):
+        again(publisher, post, error)
+    fake.media[0][fake.text_field] = "edited by hand"  # the read-back can no longer recognise it
+    fake.media[0].pop("link_attachment_url", None)
+    receipt = again(publisher, post, error)
+    assert receipt.remote_id == Progress.load(error.progress).container and receipt.url is None
+    assert len(fake.media) == 1 and len(publishes(platform, fake)) == 1

@@ -255,7 +255,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         if status == "FINISHED":
             return self._publish_ready(post, progress)
         if status == "PUBLISHED":
-            return self._already_published(post)
+            return self._already_published(post, progress)
         if status == "EXPIRED":
             return self._renew(post, progress, "the prepared post expired before it was published")
         if status == "ERROR":
@@ -277,15 +277,19 @@ class ContainerPublisher(Publisher[ContainerOptions]):
                 return self._renew(post, progress, "the prepared post expired before it was published")
             raise
 
-    def _already_published(self, post: Post) -> Receipt:
-        """The container says PUBLISHED: an earlier attempt's publish went through."""
+    def _already_published(self, post: Post, progress: Progress) -> Receipt:
+        """The container says PUBLISHED: an earlier attempt's publish went through.
+
+        Meta's word settles it: the post is online. Its receipt comes from the read-back;
+        if the post is not among the newest ones yet, the container id stands in for it
+        (sent, without a link) rather than leaving the delivery in doubt.
+        """
         receipt = self.find_existing(replace(post, progress=None))
         if receipt is not None:
             return receipt
-        raise self.error(
-            UncertainError,
-            f"{self.label} says this post was published, but it is not among the account's newest posts yet",
-        )
+        log.warning("%s: %s says the post was published but it is not among the newest posts; recorded without its link",
+                    self.channel, self.label)
+        return Receipt(remote_id=progress.container, url=None)
 
     def container_failed(self, post: Post, progress: Progress, reason: str) -> Receipt:
         """The container ended in ERROR: a new one, a bounded number of times."""
