@@ -211,3 +211,24 @@ def test_a_failing_read_back_honours_retry_after_backs_off_and_ends_with_an_edit
         assert mastodon.posts == 1 and not app.store.channel("social").paused
     finally:
         app.close()
+
+
+def test_check_tells_the_admin_whether_doubts_settle_and_what_is_missing(tmp_path, site, mastodon):
+    from tests.helpers import run_cli
+
+    def check(extra: str) -> str:
+        table = f'[channels.social]\nplatform = "mastodon"\ninstance = "{mastodon.url}"\naccess_token = "${{MASTODON_TOKEN}}"\n{extra}'
+        config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social", extra=table)
+        (tmp_path / ".env").write_text(f"MASTODON_TOKEN={CANARY}\n")
+        result = run_cli(config, "check")
+        assert result.exit_code == 0, result.output  # a posting token without read:accounts is not broken
+        assert CANARY not in result.output
+        return result.output
+
+    output = check("")
+    assert "Channel social (Mastodon): OK" in output
+    assert "Posts in doubt (a crash mid-post): an editor must check them; the token lacks read:accounts" in output
+    output = check('account = "bot"\n')
+    assert "Posts in doubt (a crash mid-post): settled automatically" in output
+    mastodon.grant(("write:statuses", "write:media"))
+    assert "the token lacks read:statuses" in check('account = "bot"\n')
