@@ -232,3 +232,35 @@ def test_check_tells_the_admin_whether_doubts_settle_and_what_is_missing(tmp_pat
     assert "Posts in doubt (a crash mid-post): settled automatically" in output
     mastodon.grant(("write:statuses", "write:media"))
     assert "the token lacks read:statuses" in check('account = "bot"\n')
+
+
+def test_linkedin_without_r_organization_social_hands_the_doubt_to_an_editor_and_keeps_posting(tmp_path, site):
+    from tests.fakes.linkedin import ORGANIZATION, TOKEN, LinkedInFake
+
+    clock, alerts = Clock(), Alerts()
+    with LinkedInFake(token=TOKEN, lifetime=60) as fake:
+        fake.grant(("w_organization_social",))  # posting only
+        table = (f'[channels.social]\nplatform = "linkedin"\napi_base = "{fake.url}"\norganization = "{ORGANIZATION}"\n'
+                 'access_token = "${LINKEDIN_TOKEN}"\n')
+        path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social", extra=table, settings='publish_timeout = "1s"')
+        app = open_app(load_config(path, {"LINKEDIN_TOKEN": TOKEN}), clock=clock, notifier=alerts)
+        try:
+            app.pipeline.poll_all()
+            site.add(seed_item())
+            app.pipeline.poll_all()
+            fake.script("drop")
+            app.pipeline.deliver_due()
+            [row] = app.store.deliveries_with_status(DeliveryStatus.UNCERTAIN)
+            clock.now += 120
+            app.pipeline.deliver_due()
+            row = app.store.delivery(row.id)
+            assert row is not None and row.status == DeliveryStatus.UNCERTAIN and row.needs_editor
+            assert "r_organization_social" in row.reason
+            assert not app.store.channel("social").paused
+            assert [key for key, _ in alerts.problems] == [f"uncertain:{row.id}"]
+            site.add(dataclasses.replace(seed_item(datetime.now(UTC)), title="Artikel baru", link="https://jakberketahanan.example.go.id/baru/",
+                                         guid="https://jakberketahanan.example.go.id/?p=5000"))
+            app.pipeline.poll_all()
+            assert app.pipeline.deliver_due().sent == 1 and len(fake.posts) == 2
+        finally:
+            app.close()

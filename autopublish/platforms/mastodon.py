@@ -376,13 +376,18 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         return {"Authorization": "Bearer " + self.options.access_token.reveal()}
 
     def _account_id(self) -> str:
-        """The account's id: remembered from a post, looked up by the ``account`` key, or read:accounts."""
-        if self._account is None:
-            self._account = self._remembered_account()
+        """The account's id: the ``account`` key (looked up), else remembered from a post, else read:accounts.
+
+        The key wins over the memory: after a token for another account, a stale id would
+        find nothing and the post would be sent again.
+        """
         if self._account is not None:
             return str(self._account["id"])
         if self.options.account:
             return str(self._lookup(self.options.account)["id"])
+        self._account = self._remembered_account()
+        if self._account is not None:
+            return str(self._account["id"])
         response = self.request("GET", self.options.instance + "/api/v1/accounts/verify_credentials", writes=False,
                                 what=f"Mastodon ({self.host})", headers=self._auth())
         if response.status_code == 403:
@@ -423,7 +428,10 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         return None
 
     def _remember_account(self, account: dict[str, Any]) -> None:
+        known = self._account
         self._account = account
+        if known is not None and str(known.get("id")) == str(account["id"]) and self._memory_path().exists():
+            return  # nothing new: no write per post
         remembered = {"instance": self.options.instance, "id": str(account["id"]), "acct": str(account.get("acct") or account.get("username") or "")}
         path = self._memory_path()
         try:
