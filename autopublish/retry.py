@@ -110,7 +110,8 @@ def decide_check(
     """What to do after reading the platform back failed for the ``checks``-th time in a row.
 
     A refused permission goes to an editor at once (the channel keeps posting); anything
-    else is checked again later, exponentially spaced from ``reconcile_after`` and never
+    else is checked again later, exponentially spaced from ``reconcile_after`` (at least
+    ``base``) and never
     sooner than the platform's retry-after, until ``max_checks`` or ``check_give_up_after``.
     """
     age = max(0.0, now - doubt_since)
@@ -120,7 +121,8 @@ def decide_check(
         return Decision(DeliveryStatus.UNCERTAIN, None,
                         f"Not sure it was posted, and autopublish may not read the account back{need}: {error.message}. "
                         "An editor must look and mark it posted or not posted", needs_editor=True)
-    delay = min(policy.cap, policy.reconcile_after * (2 ** max(0, checks - 1))) * (1.0 + policy.jitter * rand)
+    first = max(policy.reconcile_after, policy.base)  # reconcile_after may be 0 ("look at once"); backoff never is
+    delay = min(policy.cap, first * (2 ** max(0, checks - 1))) * (1.0 + policy.jitter * rand)
     if isinstance(error, RateLimitedError) and error.retry_after and error.retry_after > delay:
         delay = error.retry_after * (1.0 + 0.05 * rand)
     if checks >= policy.max_checks or age + delay > policy.check_give_up_after:

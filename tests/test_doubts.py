@@ -264,3 +264,10 @@ def test_linkedin_without_r_organization_social_hands_the_doubt_to_an_editor_and
             assert app.pipeline.deliver_due().sent == 1 and len(fake.posts) == 2
         finally:
             app.close()
+
+
+def test_backoff_still_grows_when_reconcile_after_is_zero():
+    policy = RetryPolicy(reconcile_after=0.0, base=30.0, jitter=0.0)
+    delays = [decide_check(TransientError("down"), checks=n, doubt_since=0.0, now=0.0, policy=policy, rand=0.0).next_attempt_at
+              for n in (1, 2, 3)]
+    assert delays == [30.0, 60.0, 120.0]
