@@ -495,6 +495,10 @@ class Pipeline:
             except Exception as exc:  # a check must never take the daemon down
                 health = Health(HealthLevel.WARNING, f"Could not check ({type(exc).__name__})")
             report[name] = health
+            if health.settles_doubts is False:
+                missing = f"; the token lacks {health.missing_permission}" if health.missing_permission else ""
+                log.info("Channel %s: posts in doubt cannot be settled automatically%s; an editor checks them (posting is not affected)",
+                         name, missing, extra={"channel": name})
             if health.expires_at is not None:
                 expires = health.expires_at.timestamp()
                 self.store.set_token_expiry(name, expires)
