@@ -165,16 +165,34 @@ def test_fitted_text_is_within_the_limit(case, fake, tmp_path):
     assert publisher.count("https://example.org/" + "a" * 500) <= publisher.count("x" * 600)
 
 
-def test_doubt_is_settled_under_minimal_permissions(case, fake, tmp_path):
-    """With only the permissions the README asks for, a post whose answer was lost is found."""
-    if case.minimal_scopes is None:
-        pytest.skip(f"the {case.platform} fake does not model permissions")
-    fake.grant(case.minimal_scopes)
-    publisher = build_publisher(case, fake, tmp_path)
-    post = sample_post(image=fake.image_url())
-    fake.script("drop")
-    with pytest.raises(UncertainError):
-        publish_when_ready(publisher, post, fake)
-    found = publisher.find_existing(post)
-    assert found is not None and found.remote_id
-    assert case.posts(fake) == 1
+MINIMAL = [c for c in CASES if c.minimal_scopes is not None]
+
+
+@pytest.mark.parametrize("minimal", MINIMAL, ids=[c.platform for c in MINIMAL])
+def test_doubts_settle_under_the_minimal_documented_permissions(minimal: ContractCase, tmp_path):
+    """With only what the README asks for: post, lose the answer, restart, read the platform back."""
+    server = minimal.make_fake()
+    server.start()
+    try:
+        server.grant(minimal.minimal_scopes or ())
+        publisher = build_publisher(minimal, server, tmp_path)
+        publish_when_ready(publisher, sample_post(key="ap-earlier", link="https://example.go.id/berita/lebih-awal/", image=server.image_url()), server)
+        health = publisher.check()
+        assert health.level in (HealthLevel.OK, HealthLevel.WARNING), health.summary
+        assert health.settles_doubts is not False, f"check says doubts cannot be settled: {health.missing_permission}"
+        post = sample_post(key="ap-doubt", image=server.image_url())
+        server.script("drop")  # the platform acts, the answer is lost
+        with pytest.raises((UncertainError, TransientError)):
+            publish_when_ready(publisher, post, server)
+        assert minimal.posts(server) == 2
+        restarted = build_publisher(minimal, server, tmp_path)  # a new process; the state directory remains
+        if restarted.can_read_back:
+            found = restarted.find_existing(post)
+            assert found is not None and found.remote_id
+        else:
+            assert restarted.idempotent
+            publish_when_ready(restarted, post, server)  # the same key: the platform drops the repeat
+        assert minimal.posts(server) == 2
+    finally:
+        server.stop()
+

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     HeldError,
     PermanentError,
     PublishError,
@@ -383,9 +384,9 @@ def test_missing_permission_names_it(fake, tmp_path):
     assert "pages_manage_posts" in info.value.message
     assert "autopublish resume test" in info.value.message
     fake.missing_permission = "pages_read_engagement"
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(CannotCheckError) as refused:  # a refused read-back never pauses the channel
         make(fake, tmp_path).find_existing(sample_post())
-    assert "pages_read_engagement" in info.value.message
+    assert refused.value.missing_permission == "pages_read_engagement"
 
 
 def test_duplicate_is_uncertain(fake, tmp_path):
@@ -540,9 +541,13 @@ def test_check_names_missing_scopes(fake, tmp_path):
     fake.token_scopes = ["pages_show_list", "pages_read_engagement"]
     health = make(fake, tmp_path, **APP).check()
     assert health.level == HealthLevel.ERROR and "pages_manage_posts" in health.summary
-    fake.token_scopes = ["pages_show_list", "pages_manage_posts"]
+    fake.token_scopes = ["pages_show_list", "pages_manage_posts"]  # Facebook wants both to post
     health = make(fake, tmp_path, **APP).check()
-    assert health.level == HealthLevel.WARNING and "pages_read_engagement" in " ".join(health.details)
+    assert health.level == HealthLevel.ERROR and "pages_read_engagement" in health.summary
+    assert health.settles_doubts is False and health.missing_permission == "pages_read_engagement"
+    fake.token_scopes = ["pages_manage_posts", "pages_read_engagement"]
+    assert make(fake, tmp_path, **APP).check().settles_doubts is True
+    assert make(fake, tmp_path).check().settles_doubts is None  # without the app's credentials: unknown
 
 
 def test_check_reports_a_version_facebook_no_longer_serves(fake, tmp_path):

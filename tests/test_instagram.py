@@ -11,6 +11,7 @@ import pytest
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -18,13 +19,13 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
+from autopublish.platforms.base import count_utf16 as utf16_length
 from autopublish.platforms.meta.instagram import (
     NO_IMAGE,
     InstagramOptions,
     InstagramPublisher,
     limit_hashtags,
 )
-from autopublish.platforms.base import count_utf16 as utf16_length
 from tests.contract import CANARY, build_publisher, publish_when_ready, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.instagram import CONTRACT, InstagramFake
@@ -345,8 +346,13 @@ def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
 
 
 def test_check_says_whether_doubts_can_be_settled(fake, publisher):
-    assert "settled automatically by reading" in " ".join(publisher.check().details)
+    assert publisher.check().settles_doubts is True
     fake.inject(graph_error(403, "(#10) Application does not have permission for this action", 10),
                 lambda r: r.method == "GET" and r.path.endswith("/media"))
     health = publisher.check()
-    assert "cannot be settled automatically" in " ".join(health.details) and health.level is HealthLevel.OK
+    assert health.settles_doubts is False and health.level is HealthLevel.OK
+    assert health.missing_permission == "instagram_basic and pages_read_engagement"
+    fake.grant({"instagram_content_publish"})  # reading media back is refused: an editor settles doubts
+    with pytest.raises(CannotCheckError) as info:
+        publisher.find_existing(sample_post(image=fake.image_url()))
+    assert info.value.missing_permission == "instagram_basic and pages_read_engagement"

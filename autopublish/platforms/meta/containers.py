@@ -37,6 +37,7 @@ from pydantic import BeforeValidator, field_validator
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     HeldError,
     NotReadyError,
     PermanentError,
@@ -455,19 +456,37 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         data = body.get("data")
         return [item for item in data if isinstance(item, Mapping)] if isinstance(data, list) else []
 
-    def doubt_detail(self) -> str:
-        """For ``check``: can an uncertain post be settled by reading the account back? (one read)"""
+    read_permission: ClassVar[str]  # what reading the account's posts back needs, in Meta's words
+
+    def doubt_check(self) -> tuple[bool | None, str]:
+        """For ``check``: can a post in doubt be settled by reading the account back? (one read)
+
+        (True, ""), (False, the missing permission), or (None, "") when the read failed otherwise.
+        """
         try:
             self.graph_get(self.user_path(self.media_path), {"fields": "id", "limit": 1}, what=f"{self.label} (recent posts)")
-        except AuthError as exc:
-            return f"Uncertain posts cannot be settled automatically (reading the account's posts back was refused: {exc.message}); an editor will settle them"
-        except PublishError as exc:
-            return f"Could not test reading the account's posts back ({exc.message})"
-        return "Uncertain posts are settled automatically by reading the account's posts back"
+        except AuthError:
+            return False, self.read_permission
+        except PublishError:
+            return None, ""
+        return True, ""
 
     def find_existing(self, post: Post) -> Receipt | None:
-        """The newest post that is ``post`` (its article link, or the same text), or None."""
-        for item in self.recent_media(self.read_back_fields()):
+        """The newest post that is ``post`` (its article link, or the same text), or None.
+
+        A refused permission raises CannotCheckError (the channel keeps posting; an editor
+        settles this one).
+        """
+        try:
+            items = self.recent_media(self.read_back_fields())
+        except AuthError as exc:
+            if classify(GraphError(status=0, code=as_int(exc.code))) is not Kind.PERMISSION:
+                raise
+            raise CannotCheckError(
+                f"{self.label} refused to list the account's posts: the token lacks {self.read_permission}",
+                missing_permission=self.read_permission, platform=self.name, channel=self.channel, code=exc.code, detail=exc.detail,
+            ) from None
+        for item in items:
             if self.matches(item, post):
                 permalink = item.get("permalink")
                 return Receipt(remote_id=str(item.get("id")), url=permalink if isinstance(permalink, str) else None)

@@ -18,6 +18,7 @@ from pydantic import field_validator
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     HeldError,
     PermanentError,
     PublishError,
@@ -28,6 +29,7 @@ from autopublish.errors import (
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv
 from autopublish.platforms.meta.graph import (
+    PERMISSION_CODES,
     GraphError,
     Kind,
     any_link_matches,
@@ -266,12 +268,21 @@ class FacebookPublisher(Publisher[FacebookOptions]):
     def find_existing(self, post: Post) -> Receipt | None:
         """The Page's newest published post that carries the article's link (or exact text)."""
         fields = "id,message,permalink_url,created_time,attachments{url,unshimmed_url}"
-        answer = self._call(
-            lambda g: g.get_connections(
-                self.options.page_id, "published_posts", fields=fields, limit=str(self.options.read_back_limit)
-            ),
-            writes=False,
-        )
+        try:
+            answer = self._call(
+                lambda g: g.get_connections(
+                    self.options.page_id, "published_posts", fields=fields, limit=str(self.options.read_back_limit)
+                ),
+                writes=False,
+            )
+        except AuthError as exc:
+            if exc.code not in PERMISSION_CODES:
+                raise
+            # Only settling doubts is affected: the channel keeps posting, an editor settles this one.
+            raise CannotCheckError(
+                "Facebook refused to list the Page's posts: the Page token lacks pages_read_engagement",
+                missing_permission="pages_read_engagement", platform=self.name, channel=self.channel, code=exc.code, detail=exc.detail,
+            ) from None
         items = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(items, list):
             raise self.error(TransientError, "Facebook's list of the Page's posts could not be read; will try again later")
@@ -368,16 +379,10 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             )
         scopes = {str(s) for s in data.get("scopes") or []}
         missing = [s for s in REQUIRED_SCOPES if s not in scopes]
-        if "pages_manage_posts" in missing:
-            return Health(HealthLevel.ERROR, f"The Page token lacks the permission pages_manage_posts, needed to post; {fix}", tuple(details))
-        if missing:
-            level = HealthLevel.WARNING
-            details.append(
-                f"The Page token can post but lacks {', '.join(missing)}: uncertain posts cannot be settled by reading the Page back; "
-                "an editor will have to settle them"
-            )
-        else:
-            details.append("Uncertain posts can be settled automatically (pages_read_engagement)")
+        if missing:  # Facebook asks for both to post; pages_read_engagement also reads the Page back
+            return Health(HealthLevel.ERROR, f"The Page token lacks {' and '.join(missing)}, needed to post; {fix}", tuple(details),
+                          settles_doubts="pages_read_engagement" in scopes, missing_permission="" if "pages_read_engagement" in scopes
+                          else "pages_read_engagement")
         expires_at = self._epoch(data.get("expires_at"))
         data_expires = self._epoch(data.get("data_access_expires_at"))
         now = self.env.now()
@@ -391,7 +396,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             details.append("The Page token does not expire")
         else:
             details.append(f"The Page token expires on {format_day(expires_at)}")
-        return Health(level, f"Can post to {where} as the Page", tuple(details), expires_at=soonest)
+        return Health(level, f"Can post to {where} as the Page", tuple(details), expires_at=soonest, settles_doubts=True)
 
     @staticmethod
     def _epoch(value: object) -> datetime | None:

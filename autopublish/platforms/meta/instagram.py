@@ -103,6 +103,7 @@ class InstagramPublisher(ContainerPublisher):
 
     token_env_default = "INSTAGRAM_TOKEN"
     token_help = "create a new long-lived token for the Instagram account in the Meta app dashboard"
+    read_permission = "instagram_basic and pages_read_engagement"
     quota_path = "content_publishing_limit"
     media_path = "media"
     container_edge = "media"
@@ -198,6 +199,6 @@ class InstagramPublisher(ContainerPublisher):
             details.append(f"Could not read the publishing limit: {exc.message}")
         if quota is not None:
             details.append(f"Publishing limit: {quota.describe()}")
-        details.append(self.doubt_detail())
+        settles, missing = self.doubt_check()
         level = HealthLevel.WARNING if quota is not None and quota.exhausted else HealthLevel.OK
-        return Health(level, summary, tuple(details))
+        return Health(level, summary, tuple(details), settles_doubts=settles, missing_permission=missing)

@@ -60,6 +60,7 @@ class ThreadsPublisher(ContainerPublisher):
     token_env_default = "THREADS_TOKEN"
     publish_permission = "threads_content_publish"
     token_help = "create a new long-lived Threads token in the Meta app dashboard"
+    read_permission = "threads_basic"
     quota_path = "threads_publishing_limit"
     media_path = "threads"
     container_edge = "threads"
@@ -136,7 +137,7 @@ class ThreadsPublisher(ContainerPublisher):
             details.append(f"Could not read the publishing limit: {exc.message}")
         if quota is not None:
             details.append(f"Publishing limit: {quota.describe()}")
-        details.append(self.doubt_detail())
+        settles, missing = self.doubt_check()
         options = self.options
         account = str(body.get("id") or "")
         if options.user_id != "me" and account and account != options.user_id:
@@ -146,4 +147,4 @@ class ThreadsPublisher(ContainerPublisher):
                 tuple(details),
             )
         level = HealthLevel.WARNING if quota is not None and quota.exhausted else HealthLevel.OK
-        return Health(level, f"Posting as @{username}", tuple(details))
+        return Health(level, f"Posting as @{username}", tuple(details), settles_doubts=settles, missing_permission=missing)
