@@ -143,3 +143,46 @@ def test_not_ready_is_never_a_failure(platform, fake, tmp_path):
     with pytest.raises(NotReadyError) as info:
         publisher_for(platform, fake, tmp_path).publish(sample_post(image=fake.image_url()))
     assert info.value.progress and CASES[platform].posts(fake) == 0
+
+
+# --- the core: a policy block holds the post for an editor, with one alert, and never pauses ---
+class Recorder:
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append((key, message))
+
+    def resolved(self, key: str, message: str) -> None:
+        return None
+
+
+def test_a_policy_block_holds_each_post_for_an_editor_with_one_alert_key_and_keeps_the_channel(tmp_path):
+    from autopublish.app import open_app
+    from autopublish.config import load_config
+    from tests.contract import CANARY
+    from tests.fakes.feed_server import FeedServer, older_items, seed_item
+    from tests.helpers import write_config
+
+    with FeedServer(older_items(2)) as site, facebook.FakeGraph() as graph:
+        table = (f'[channels.page]\nplatform = "facebook"\npage_id = "{graph.page_id}"\naccess_token = "${{FACEBOOK_PAGE_TOKEN}}"\n'
+                 f'api_base = "{graph.url}"\nrescrape = false\n')
+        path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="page", extra=table)
+        recorder = Recorder()
+        app = open_app(load_config(path, {"FACEBOOK_PAGE_TOKEN": CANARY}, cwd=tmp_path), notifier=recorder)
+        try:
+            app.pipeline.poll_all()
+            site.add(seed_item())
+            app.pipeline.poll_all()
+            graph.fail_next(code=368, message="(#368) The action attempted has been deemed abusive or is otherwise disallowed")
+            app.pipeline.deliver_due()
+            [row] = app.store.deliveries_with_status("held")
+            assert row.needs_editor and "deemed abusive" in row.reason
+            assert not app.store.channel("page").paused  # other articles still go out
+            assert [key for key, _ in recorder.problems] == ["held:page"]
+            assert app.store.resume_channel("page") == 0  # an editor, not a resume, releases it
+            assert app.store.retry(row.id, "editor")
+            app.pipeline.deliver_due()
+            assert len(graph.posts) == 1 and app.store.deliveries_with_status("sent")
+        finally:
+            app.close()
