@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from autopublish.netguard import Origin
 from autopublish.models import Article, Health, HealthLevel, Post
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
@@ -53,6 +54,7 @@ def sample_article(*, image: str | None = None, link: str = "https://example.go.
 
 
 def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None = None, text: str | None = None) -> Post:
+    """A post of the seed article; its image counts as served by the feed's own site (source_origin)."""
     article = sample_article(image=image)
     body = text if text is not None else f"{article.title}\n\n{article.summary}\n\n{article.link}\n\n#Berita #JakartaBerketahanan #Kegiatan"
     return Post(
@@ -65,6 +67,7 @@ def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None =
         alt_text=article.image_alt,
         title=article.title,
         description=article.summary,
+        source_origin=str(Origin.of(image)) if image else None,
     )
 
 
