@@ -289,8 +289,8 @@ def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "")
     for index, entry in enumerate(parsed.entries):
         try:
             article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
-        except Exception as exc:  # one unreadable entry never stops the others
-            skipped.append(f"{_describe(entry, index)}: {_why(exc)}")
+        except Exception as problem:  # one unreadable entry never stops the others
+            skipped.append(f"{_describe(entry, index)}: {_why(problem)}")
             continue
         if article is not None:
             articles.append(article)

@@ -23,8 +23,8 @@ from autopublish.config import ChannelConfig, Config, FeedConfig
 from autopublish.durations import format_duration
 from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
 from autopublish.feeds import FetchLimits, FetchState, canonical_link, fetch_feed, parse_feed
-from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
+from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.pacing import next_allowed
 from autopublish.platforms.base import Publisher
 from autopublish.render import FitError, article_values, fit

@@ -14,8 +14,8 @@ from typing import Any
 
 import requests
 
-from autopublish.netguard import Origin
 from autopublish.models import Article, Health, HealthLevel, Post
+from autopublish.netguard import Origin
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
 from tests.fakes.base import FakeServer

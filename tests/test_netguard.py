@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import requests
 
 from autopublish.app import open_app
 from autopublish.config import load_config
@@ -172,7 +173,7 @@ def test_dns_rebinding_cannot_switch_the_checked_address(monkeypatch):
 
         monkeypatch.setattr(socket.socket, "connect", recording_connect)
         fetcher = GuardedFetcher(resolver=rebinding)
-        with pytest.raises(Exception):
+        with pytest.raises(requests.exceptions.ConnectionError):
             with fetcher.open(f"http://images.example:{canary.port}/a.png", allowed_origin=None, timeout=(1.0, 1.0), deadline=3.0):
                 pass
         assert lookups == ["images.example"]  # one lookup: the checked answer is the one used
@@ -230,8 +231,6 @@ def _mastodon(fake: FakeMastodon, tmp_path, fetcher: GuardedFetcher) -> Mastodon
 
     options = MastodonOptions.model_validate({"instance": fake.url, "access_token": "${T}"}, context={"env": {"T": "tok-123456"}})
     assert isinstance(options.access_token, Secret)
-    import requests
-
     env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 1.0), fetcher=fetcher)
     return MastodonPublisher("social", options, env)
 

@@ -233,7 +233,8 @@ class Publisher(ABC, Generic[OptionsT]):
         name = urlsplit(final_url).path.rsplit("/", 1)[-1] or "image"
         return ImageFile(data, ctype, name)
 
-    def _without_image(self, reason: str) -> None:
+    def _without_image(self, reason: str) -> ImageFile | None:
+        """None, after logging why the image is left out and keeping that as a note for the publish log."""
         log.warning("%s: the article image is left out: %s; posting without it", self.label, reason, extra={"channel": self.channel})
         self._notes.append(f"posted without its image: {reason}")
         return None
