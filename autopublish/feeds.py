@@ -296,8 +296,8 @@ def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "")
             articles.append(article)
     warning = ""
     if parsed.get("bozo"):
-        exc = parsed.get("bozo_exception")
-        warning = f"the feed has errors but could be read ({type(exc).__name__ if exc else 'malformed'})"
+        bozo = parsed.get("bozo_exception")
+        warning = f"the feed has errors but could be read ({type(bozo).__name__ if bozo else 'malformed'})"
     return ParsedFeed(title=title, articles=articles, warning=warning, skipped=tuple(skipped))
 
 
