@@ -300,3 +300,63 @@ def test_allow_private_hosts_is_validated(tmp_path):
         load_config(config_path, {}, cwd=tmp_path)
     write_config(config_path, "https://example.go.id/feed/", settings='allow_private_hosts = ["media.intranet", "10.0.0.5"]')
     assert load_config(config_path, {}, cwd=tmp_path).settings.allow_private_hosts == ("media.intranet", "10.0.0.5")
+
+
+# --- TLS on a pinned address -------------------------------------------------------------------
+
+
+def _tls_server(tmp_path):  # type: ignore[no-untyped-def]
+    """A loopback HTTPS server with a self-signed certificate for images.example; records the SNI names it saw."""
+    import shutil
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess_run = __import__("subprocess").run
+    subprocess_run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+                    "-subj", "/CN=images.example", "-addext", "subjectAltName=DNS:images.example"], check=True, capture_output=True, timeout=60)
+    seen: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: seen.append(name)  # type: ignore[assignment,misc]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(TINY_PNG)))
+            self.end_headers()
+            self.wfile.write(TINY_PNG)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    timer = threading.Timer(60, server.shutdown)
+    timer.daemon = True
+    timer.start()
+    return server, cert, seen
+
+
+def test_a_pinned_https_fetch_sends_the_host_name_and_verifies_the_certificate_for_it(tmp_path):
+    server, cert, seen = _tls_server(tmp_path)
+    try:
+        port = server.server_address[1]
+        fetcher = GuardedFetcher(resolver=lambda host, p: ["127.0.0.1"], allow_private_hosts=["images.example", "other.example"],
+                                 verify=str(cert))
+        with fetcher.open(f"https://images.example:{port}/a.png", allowed_origin=None, timeout=(2.0, 2.0), deadline=5.0) as fetched:
+            assert read_capped(fetched, 1024) == TINY_PNG
+        assert seen == ["images.example"]
+        # the same address under another name: the certificate does not match, so nothing is fetched
+        with pytest.raises(requests.exceptions.SSLError):
+            with fetcher.open(f"https://other.example:{port}/a.png", allowed_origin=None, timeout=(2.0, 2.0), deadline=5.0):
+                pass
+    finally:
+        server.shutdown()
+        server.server_close()
