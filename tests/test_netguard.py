@@ -360,3 +360,16 @@ def test_a_pinned_https_fetch_sends_the_host_name_and_verifies_the_certificate_f
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_slow_drip_image_is_cut_off_at_the_publish_timeout_and_the_post_goes_out_without_it(tmp_path):
+    with FeedServer() as images, FakeMastodon(token="tok-123456") as fake:
+        images.override = Trickle(chunk=b"\x89PNG", interval=0.2, content_type="image/png")
+        publisher = _mastodon(fake, tmp_path, GuardedFetcher())  # publish_timeout (1.0, 1.0): the image gets 1 s in all
+        post = replace(sample_post(image=f"{images.url}/big.png"), source_origin=images.url)
+        started = time.monotonic()
+        publisher.publish(post)
+        assert time.monotonic() - started < 5.0
+        notes = publisher.take_notes()
+        assert fake.statuses and not fake.media
+        assert notes and "took longer than" in notes[0]
