@@ -259,13 +259,7 @@ class GuardedFetcher:
     # --- the checks ---------------------------------------------------------------------
     def pin(self, url: str, *, allowed_origin: Origin | None) -> str:
         """The one IP address to connect to for ``url``; AddressRefusedError when it may not be fetched."""
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            raise AddressRefusedError("the address is not a valid URL") from None
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            raise AddressRefusedError(f"only http and https addresses are fetched, not \"{scheme or 'no scheme'}\"")
+        _check_scheme(url)
         origin = Origin.of(url)
         if origin is None:
             raise AddressRefusedError("the address has no host")
@@ -312,10 +306,17 @@ class GuardedFetcher:
         try:
             current = url
             for hop in range(max_redirects + 1):
-                address = self.pin(current, allowed_origin=origin)
+                _check_scheme(current)
+                try:
+                    prepared = requests.Request("GET", current, headers=self._headers(headers)).prepare()
+                except requests.RequestException:
+                    raise AddressRefusedError("the address is not a valid http(s) URL") from None
+                assert prepared.url is not None
+                address = self.pin(prepared.url, allowed_origin=origin)  # the host as it will be sent (IDNA-encoded)
+                # The connection goes to an IP address; the server must still see the host name.
+                prepared.headers["Host"] = urlsplit(prepared.url).netloc.rsplit("@", 1)[-1]
                 adapter = PinnedAdapter(address, watch)
                 adapters.append(adapter)
-                prepared = requests.Request("GET", current, headers=self._headers(current, headers)).prepare()
                 remaining = watch.remaining()
                 if remaining <= 0:
                     watch.check()
@@ -343,15 +344,21 @@ class GuardedFetcher:
                 adapter.close()
             watch.close()
 
-    def _headers(self, url: str, extra: dict[str, str] | None) -> dict[str, str]:
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {"Accept-Encoding": "gzip, deflate"}
         if self.user_agent:
             headers["User-Agent"] = self.user_agent
         headers.update(extra or {})
-        # The connection goes to an IP address; the server must still see the host name.
-        netloc = urlsplit(url).netloc.rsplit("@", 1)[-1]
-        headers["Host"] = netloc
         return headers
+
+
+def _check_scheme(url: str) -> None:
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        raise AddressRefusedError("the address is not a valid URL") from None
+    if scheme not in ("http", "https"):
+        raise AddressRefusedError(f"only http and https addresses are fetched, not \"{scheme or 'no scheme'}\"")
 
 
 def read_capped(fetched: Fetched, max_bytes: int) -> bytes:
