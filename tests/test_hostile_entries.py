@@ -137,3 +137,24 @@ def test_an_unexpected_error_is_recorded_on_that_feed_and_never_stops_the_others
             assert status == 503 and "site" in body["reason"]
         finally:
             app.close()
+
+
+def test_an_alert_e_mail_with_line_breaks_in_its_text_gets_a_one_line_subject(tmp_path):
+    from autopublish.alerts import Alerter
+    from autopublish.state import Store
+    from tests.test_alerts import FakeSMTP
+
+    with FakeSMTP() as smtp:
+        config_path = write_config(tmp_path / "autopublish.toml", "https://example.go.id/feed/",
+                                   extra=f'\n[alerts]\nemail = ["admin@example.org"]\n\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                                         'starttls = false\n')
+        config = load_config(config_path, {}, cwd=tmp_path)
+        with Store(config.state_dir) as store:
+            Alerter(config, store, {}).problem("config", "The configuration has 2 problems:\n  - a\r\nBcc: victim@example.org\n  - b")
+    assert len(smtp.messages) == 1
+    import email
+    import email.policy
+
+    message = email.message_from_string(str(smtp.messages[0]["data"]), policy=email.policy.default)
+    assert " ".join(str(message["Subject"]).split()) == "autopublish: The configuration has 2 problems: - a Bcc: victim@example.org - b"
+    assert message["Bcc"] is None
