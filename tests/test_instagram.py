@@ -356,3 +356,13 @@ def test_check_says_whether_doubts_can_be_settled(fake, publisher):
     with pytest.raises(CannotCheckError) as info:
         publisher.find_existing(sample_post(image=fake.image_url()))
     assert info.value.missing_permission == "instagram_basic and pages_read_engagement"
+
+
+def test_the_image_check_goes_through_the_guarded_fetcher(fake, publisher):
+    from dataclasses import replace
+
+    post = replace(sample_post(image=fake.image_url()), source_origin=None)  # a loopback image the feed did not name
+    with pytest.raises(PermanentError) as info:
+        publisher.publish(post)
+    assert "may not be fetched" in info.value.message
+    assert requests_to(fake, creates) == [] and not [r for r in fake.requests if r.path.startswith("/_image/")]

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import regex
 import requests
 
-from autopublish.errors import AuthError, PermanentError, TransientError
+from autopublish.errors import AddressRefusedError, AuthError, FetchError, PermanentError, TransientError
 from autopublish.models import Health, HealthLevel, Post, PostLimits
 from autopublish.platforms.base import count_utf16, transport_failure
 from autopublish.platforms.meta.containers import ContainerOptions, ContainerPublisher
@@ -131,7 +131,7 @@ class InstagramPublisher(ContainerPublisher):
         length = self.count(self.caption(post))
         if length > MAX_CAPTION:
             raise self.error(PermanentError, f"The caption is {length} characters long, over Instagram's limit of {MAX_CAPTION}", code="too_long")
-        kind = self.image_type(post.image)
+        kind = self.image_type(post.image, origin=post.source_origin)
         if kind != "JPEG":
             raise self.error(
                 PermanentError,
@@ -140,29 +140,32 @@ class InstagramPublisher(ContainerPublisher):
                 code="not_jpeg",
             )
 
-    def image_type(self, url: str) -> str:
-        """The image's type read from its first bytes (downloads at most one chunk).
+    def image_type(self, url: str, *, origin: str | None = None) -> str:
+        """The image's type read from its first bytes, through the guarded fetcher (public
+        addresses only, except the ``origin`` of the feed that named the image).
 
-        Raises TransientError when the image cannot be downloaded now, PermanentError when
-        its server refuses it for good (4xx).
+        Raises PermanentError when the address is refused or its server refuses the image
+        for good (4xx), TransientError when it cannot be downloaded now.
         """
         what = "the article's image"
         try:
-            response = self.env.session.get(url, timeout=self.env.timeout, stream=True, allow_redirects=True)
-        except requests.RequestException as exc:
-            kind = transport_failure(exc)
-            cls = PermanentError if kind == "bad_address" else TransientError
-            raise self.error(cls, f"Could not download {what} to check its type; will try again later"
-                             if cls is TransientError else f"The address of {what} is not valid", detail=type(exc).__name__) from None
-        with response:
-            if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                raise self.error(PermanentError, f"The article's image cannot be downloaded (HTTP {response.status_code})", code="image_missing")
-            if response.status_code != 200:
-                raise self.error(TransientError, f"The article's image answered HTTP {response.status_code}; will try again later", code="image_unavailable")
-            try:
+            with self.env.fetcher.open(url, allowed_origin=origin, timeout=self.env.timeout, deadline=self.env.timeout[1],
+                                       max_redirects=5) as fetched:
+                response = fetched.response
+                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                    raise self.error(PermanentError, f"The article's image cannot be downloaded (HTTP {response.status_code})", code="image_missing")
+                if response.status_code != 200:
+                    raise self.error(TransientError, f"The article's image answered HTTP {response.status_code}; will try again later",
+                                     code="image_unavailable")
                 head = next(response.iter_content(16), b"")
-            except requests.RequestException as exc:
-                raise self.error(TransientError, "The download of the article's image broke off; will try again later", detail=type(exc).__name__) from None
+        except AddressRefusedError as exc:
+            raise self.error(PermanentError, f"The address of {what} may not be fetched: {exc.message}", code="image_refused") from None
+        except FetchError as exc:
+            raise self.error(TransientError, f"Could not download {what} to check its type ({exc.message}); will try again later") from None
+        except requests.RequestException as exc:
+            cls = PermanentError if transport_failure(exc) == "bad_address" else TransientError
+            text = f"The address of {what} is not valid" if cls is PermanentError else f"Could not download {what} to check its type; will try again later"
+            raise self.error(cls, text, detail=type(exc).__name__) from None
         return image_kind(head)
 
     def create(self, post: Post, *, text_only: bool) -> tuple[str, bool]:
