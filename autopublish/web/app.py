@@ -4,14 +4,17 @@ Reads and acts through the same SQLite Store the daemon writes (WAL lets both wo
 once). The pages and actions are the Blueprint in ``views``; this module builds the app
 around it.
 
-Safety: nothing but /healthz without signing in; accounts and roles from ``[[web.users]]``;
-sessions in signed, HttpOnly, SameSite=Lax cookies; a per-session CSRF token on every
-POST; Jinja2 autoescaping of all feed data; a strict Content-Security-Policy; every
-stored reason or message passes through the secrets Redactor before it is shown.
+Safety: nothing but /healthz without signing in; accounts and roles from ``[[web.users]]``
+(re-read when the config changes); revocable sessions kept in the store, named by a
+signed, HttpOnly, SameSite=Lax cookie; sign-in throttled per address and account; a
+per-session CSRF token on every POST; Jinja2 autoescaping of all feed data; a strict
+Content-Security-Policy; every stored reason or message passes through the secrets
+Redactor before it is shown. The README's "Security" section says what this protects.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -21,16 +24,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from werkzeug.security import generate_password_hash
 
-from autopublish.config import Config
+from autopublish.config import Config, WebUserModel
 from autopublish.errors import StateError
 from autopublish.secrets import Redactor
 from autopublish.state import Store
-from autopublish.web import display
-from autopublish.web.auth import LoginLimiter, csrf_token
+from autopublish.web import display, proxy
+from autopublish.web.auth import csrf_token
 from autopublish.web.context import EXTENSION, WebContext
+from autopublish.web.sessions import SessionBook
+from autopublish.web.throttle import LoginThrottle
+from autopublish.web.users import UserDirectory
 from autopublish.web.views import bp
+
+log = logging.getLogger(__name__)
 
 SECRET_FILE = "web-secret"
 
@@ -60,11 +67,24 @@ def load_secret_key(config: Config) -> bytes:
 
 
 def create_app(config: Config, *, redactor: Redactor | None = None, store: Store | None = None,
-               clock: Callable[[], float] = time.time, publishers: dict[str, Any] | None = None) -> Flask:
-    """The WSGI app. ``store`` defaults to one Store on config.state_dir, shared by all requests under its lock."""
+               clock: Callable[[], float] = time.time, publishers: dict[str, Any] | None = None,
+               config_loader: Callable[[], Config] | None = None) -> Flask:
+    """The WSGI app. ``store`` defaults to one Store on config.state_dir, shared by all requests under its lock.
+
+    ``config_loader`` re-reads the config; with it, edits to ``[[web.users]]`` apply without a restart.
+    """
     app = Flask(__name__)
     store = store or Store(config.state_dir, clock=clock)
     refresh = max(5, int(config.web.refresh))
+    secret_key = load_secret_key(config)
+    sessions = SessionBook(store, secret_key, clock, idle_timeout=config.web.session_idle_timeout, lifetime=config.web.session_lifetime)
+
+    def accounts_changed(old: dict[str, WebUserModel], new: dict[str, WebUserModel]) -> None:
+        for name in old:
+            ended = sessions.end_stale(new.get(name), name)
+            if ended:
+                log.info("web: %d session(s) of %s ended: the account %s", ended, name, "changed" if name in new else "was removed")
+
     context = WebContext(
         config=config,
         store=store,
@@ -72,18 +92,17 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         clock=clock,
         zone=ZoneInfo(config.settings.timezone),
         refresh=refresh,
-        users={user.name: user for user in config.web.users},
-        # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
-        dummy_hash=generate_password_hash(secrets.token_hex(16)),
-        limiter=LoginLimiter(clock),
+        users=UserDirectory(config, config_loader, on_change=accounts_changed),
+        sessions=sessions,
+        throttle=LoginThrottle(clock),
         publisher_cache=dict(publishers) if publishers is not None else {},
     )
     app.config.update(
-        SECRET_KEY=load_secret_key(config),
+        SECRET_KEY=secret_key,
         SESSION_COOKIE_NAME="autopublish_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=config.web.session_lifetime),
         MAX_CONTENT_LENGTH=64 * 1024,
         TEMPLATES_AUTO_RELOAD=False,
     )
@@ -92,6 +111,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     app.extensions["autopublish_store"] = store
     display.install(app, refresh=refresh, zone_name=config.settings.timezone)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    proxy.install(app, config.web.trusted_proxies, config.web.secure_cookies)
     app.register_blueprint(bp)
     return app
 

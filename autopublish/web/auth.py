@@ -1,65 +1,70 @@
-"""Who is signed in, what they may do, and the CSRF token every form carries."""
+"""Who is signed in, what they may do, where they may be sent back to, and the CSRF token every form carries.
+
+The cookie (Flask's signed session) holds the session id and the CSRF token; whether the
+session still counts is decided by the store (see ``sessions``).
+"""
 
 from __future__ import annotations
 
 import functools
 import secrets
-import threading
-from collections import deque
+import unicodedata
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import abort, g, session
 
 from autopublish.config import WebUserModel
 from autopublish.web.context import web
 
-LOGIN_WINDOW = 300.0  # seconds
-LOGIN_MAX_FAILURES = 5
-
-
-class LoginLimiter:
-    """A small in-memory count of failed sign-ins per address (enough for one process)."""
-
-    def __init__(self, clock: Callable[[], float], window: float = LOGIN_WINDOW, limit: int = LOGIN_MAX_FAILURES) -> None:
-        self.clock = clock
-        self.window = window
-        self.limit = limit
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, address: str) -> deque[float]:
-        times = self._failures.setdefault(address, deque())
-        cutoff = self.clock() - self.window
-        while times and times[0] < cutoff:
-            times.popleft()
-        return times
-
-    def blocked(self, address: str) -> bool:
-        with self._lock:
-            return len(self._recent(address)) >= self.limit
-
-    def failed(self, address: str) -> None:
-        with self._lock:
-            self._recent(address).append(self.clock())
-            if len(self._failures) > 10_000:  # never grows without bound
-                self._failures.clear()
-
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
+SESSION_KEY = "sid"
+MAX_NEXT = 2000
 
 
 def safe_next(target: str | None) -> str | None:
-    """A same-site path to go back to after an action; anything else is ignored."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """``target`` if it is a path on this site to go back to, else None.
+
+    It must start with a single "/", and hold no scheme, host, backslash (browsers read
+    it as "/"), whitespace or control characters (which some browsers drop, turning
+    "/\\t/evil.example" into "//evil.example").
+    """
+    if not target or len(target) > MAX_NEXT or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(ch == "\\" or ch.isspace() or unicodedata.category(ch).startswith(("C", "Z")) for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 def current_user() -> WebUserModel | None:
-    name = session.get("user")
-    return web().users.get(name) if isinstance(name, str) else None
+    """The user whose session this cookie names, while that session still counts; a stale id is dropped."""
+    context = web()
+    context.users.refresh()
+    session_id = session.get(SESSION_KEY)
+    if session_id is None:
+        return None
+    user = context.sessions.resolve(session_id, context.users.get)
+    if user is None:
+        session.pop(SESSION_KEY, None)
+    return user
+
+
+def sign_in(user: WebUserModel) -> None:
+    """A fresh cookie (new CSRF token too) naming a new stored session."""
+    session_id = web().sessions.start(user)
+    session.clear()
+    session.permanent = True
+    session[SESSION_KEY] = session_id
+    csrf_token()
+
+
+def sign_out() -> None:
+    """End the stored session at once, then forget the cookie."""
+    web().sessions.end(session.get(SESSION_KEY))
+    session.clear()
 
 
 def csrf_token() -> str:

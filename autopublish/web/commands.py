@@ -10,6 +10,7 @@ import sys
 import click
 
 from autopublish.cli import Context, guarded
+from autopublish.config import Config
 
 
 @click.command("web")
@@ -19,12 +20,17 @@ from autopublish.cli import Context, guarded
 @guarded
 def web_command(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve the editors' page: publish log, queue, channel health and actions."""
+    from autopublish.config import load_config
     from autopublish.web.app import create_app, serve
 
     config = ctx.config()
     host = host or config.web.host
     port = port or config.web.port
-    app = create_app(config, redactor=ctx.redactor)
+
+    def reload_config() -> Config:  # edits to [[web.users]] apply without a restart
+        return load_config(config.path, ctx.environ(), embedded=config.embedded)
+
+    app = create_app(config, redactor=ctx.redactor, config_loader=reload_config)
     if not config.web.users:
         click.echo("Warning: no [[web.users]] in the config, so nobody can sign in; create a password hash with: autopublish hash-password",
                    err=True)

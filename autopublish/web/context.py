@@ -9,17 +9,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from autopublish.config import Config, WebUserModel
+from autopublish.config import Config
 from autopublish.secrets import Redactor
 from autopublish.state import Store
-
-if TYPE_CHECKING:
-    from autopublish.web.auth import LoginLimiter
+from autopublish.web.sessions import SessionBook
+from autopublish.web.throttle import LoginThrottle
+from autopublish.web.users import UserDirectory
 
 EXTENSION = "autopublish_web"
 
@@ -32,9 +32,9 @@ class WebContext:
     clock: Callable[[], float]
     zone: ZoneInfo
     refresh: int
-    users: dict[str, WebUserModel]
-    dummy_hash: str
-    limiter: LoginLimiter
+    users: UserDirectory
+    sessions: SessionBook
+    throttle: LoginThrottle
     publisher_cache: dict[str, Any] = field(default_factory=dict)
     publisher_lock: threading.Lock = field(default_factory=threading.Lock)
 

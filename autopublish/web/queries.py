@@ -92,6 +92,19 @@ def event_page(store: Store, filters: LogFilter, *, limit: int, offset: int) -> 
     return rows[:limit], len(rows) > limit
 
 
+UPCOMING = ("queued", "sending", "waiting")
+HELD = ("held", "uncertain")
+
+
+def queue_page(store: Store, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
+    """Deliveries in these statuses, the next to go out first (no time means now); and whether more follow."""
+    marks = ",".join("?" * len(statuses))
+    rows = store.query(f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id "
+                       f"WHERE d.status IN ({marks}) ORDER BY COALESCE(d.next_attempt_at, ?), d.id LIMIT ? OFFSET ?",
+                       (*statuses, now, limit + 1, offset))
+    return [DeliveryRow(*r) for r in rows[:limit]], len(rows) > limit
+
+
 def channel_counts(store: Store, since: float) -> dict[str, dict[str, int]]:
     """Per channel, how many deliveries reached each status since ``since``."""
     out: dict[str, dict[str, int]] = {}

@@ -18,11 +18,11 @@ from werkzeug.security import check_password_hash
 from autopublish.errors import AutopublishError, StateError
 from autopublish.models import DeliveryStatus
 from autopublish.state import DeliveryRow
-from autopublish.web.auth import actor, csrf_token, current_user, editor_only, safe_next
+from autopublish.web.auth import actor, current_user, editor_only, safe_next, sign_in, sign_out
 from autopublish.web.context import web
 from autopublish.web.display import channel_state, t
 from autopublish.web.i18n import pick_language
-from autopublish.web.queries import LogFilter, article_page, channel_counts, event_page
+from autopublish.web.queries import HELD, UPCOMING, LogFilter, article_page, channel_counts, event_page, queue_page
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ def before() -> Response | None:
     if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
         return None
     if user is None:
-        if session.get("user"):
-            session.clear()  # the account was removed from the config
         target = request.full_path.rstrip("?") if request.method == "GET" and request.path != "/" else None
         return redirect(url_for("web.login", next=target))
     return None
@@ -167,33 +165,35 @@ def login() -> Any:
     context = web()
     error = None
     code = 200
+    wait = 0
     if request.method == "POST":
-        address = request.remote_addr or "?"
         name = request.form.get("name", "").strip()
         password = request.form.get("password", "")
-        if context.limiter.blocked(address):
-            error, code = t("too_many_tries"), 429
+        # Counted before the hash is computed, so parallel guesses cannot pass the throttle together.
+        reserved = context.throttle.reserve(request.remote_addr or "?", name)
+        if isinstance(reserved, int):
+            error, code, wait = t("too_many_tries", seconds=reserved), 429, reserved
         else:
             user = context.users.get(name)
-            valid = check_password_hash(user.password_hash if user else context.dummy_hash, password)
+            # An unknown name is checked against a dummy of the same cost, so it takes as long.
+            valid = check_password_hash(user.password_hash if user else context.users.dummy_hash, password)
             if user is not None and valid:
-                context.limiter.succeeded(address)
-                session.clear()
-                session.permanent = True
-                session["user"] = user.name
-                csrf_token()
+                context.throttle.succeeded(reserved)
+                sign_in(user)
                 log.info("web: %s signed in", user.name)
                 return redirect(safe_next(request.form.get("next")) or url_for("web.index"), code=303)
-            context.limiter.failed(address)
             error, code = t("bad_login"), 401
     body = render_template("login.html", error=error, no_users=not context.users, next=safe_next(request.values.get("next")) or "",
                            user=None, lang=g.lang, messages=[])
-    return Response(body, status=code, mimetype="text/html")
+    response = Response(body, status=code, mimetype="text/html")
+    if wait:
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    session.clear()
+    sign_out()
     return redirect(url_for("web.login"), code=303)
 
 
@@ -216,13 +216,17 @@ def activity() -> str:
 
 @bp.get("/queue")
 def queue() -> str:
+    """What goes out next and what waits for a decision: two lists, each paged on its own."""
     context = web()
-    rows = context.store.deliveries_with_status("queued", "sending", "waiting", "held", "uncertain")
     now = context.clock()
-    upcoming = sorted((r for r in rows if r.status in ("queued", "sending", "waiting")), key=lambda r: (r.next_attempt_at or now, r.id))
-    held = [r for r in rows if r.status in ("held", "uncertain")]
+    page, held_page = page_number(), page_number("held_page")
+    upcoming, more = queue_page(context.store, UPCOMING, now=now, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    held, more_held = queue_page(context.store, HELD, now=now, limit=PAGE_SIZE, offset=(held_page - 1) * PAGE_SIZE)
+    counts = context.store.counts_by_status()
     paused = [(name, channel_state(name)) for name in context.config.channels if channel_state(name).paused]
-    return render_template("queue.html", upcoming=upcoming, held=held, paused=paused, now=now, **common())
+    return render_template("queue.html", upcoming=upcoming, held=held, paused=paused, now=now, page=page, more=more,
+                           held_page=held_page, more_held=more_held, upcoming_total=sum(counts.get(s, 0) for s in UPCOMING),
+                           held_total=sum(counts.get(s, 0) for s in HELD), **common())
 
 
 @bp.get("/channels")
