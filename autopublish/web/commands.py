@@ -10,7 +10,7 @@ import sys
 import click
 
 from autopublish.cli import Context, guarded
-from autopublish.config import Config
+from autopublish.config import Config, load_config
 
 
 @click.command("web")
@@ -20,7 +20,6 @@ from autopublish.config import Config
 @guarded
 def web_command(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve the editors' page: publish log, queue, channel health and actions."""
-    from autopublish.config import load_config
     from autopublish.web.app import create_app, serve
 
     config = ctx.config()
