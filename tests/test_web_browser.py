@@ -147,3 +147,42 @@ def test_editor_signs_in_acts_and_viewer_cannot(browser: Any, served: tuple[str,
     assert with_token.status == 403
     assert status_of(site, target) == "sent"
     viewer.close()
+
+
+def test_a_captured_session_cookie_is_dead_after_sign_out(browser: Any, served: tuple[str, Site]) -> None:
+    base, site = served
+    target = delivery_ids(site, "outbox")[0]
+    editor = browser.new_context()
+    page = editor.new_page()
+    _sign_in(page, base, "ed")
+    captured = [cookie for cookie in editor.cookies() if cookie["name"] == "autopublish_session"]
+    assert len(captured) == 1 and captured[0]["httpOnly"]
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+
+    # Before sign-out the captured cookie works in another browser: the thief sees the log.
+    thief = browser.new_context()
+    thief.add_cookies(captured)
+    stolen = thief.new_page()
+    stolen.goto(base + "/activity")
+    assert stolen.url == base + "/activity" and stolen.get_by_text(SEED_TITLE).count() >= 1
+
+    page.click("form[action='/logout'] button[type=submit]")
+    page.wait_for_url(base + "/login")
+    editor.close()
+
+    # After it, the same cookie opens nothing and does nothing.
+    thief.clear_cookies()
+    thief.add_cookies(captured)
+    stolen.goto(base + "/activity")
+    assert "/login" in stolen.url and stolen.get_by_text(SEED_TITLE).count() == 0
+    stolen.goto(base + "/")
+    assert "/login" in stolen.url
+    acted = thief.request.post(f"{base}/deliveries/{target}/repost", form={"csrf": token}, max_redirects=0)
+    assert acted.status in (302, 303) and "/login" in acted.headers["location"]
+    store = site.store()
+    try:
+        assert store.deliveries_with_status("queued", channel="outbox") == []
+        assert store.query("SELECT COUNT(*) FROM web_sessions")[0][0] == 0
+    finally:
+        store.close()
+    thief.close()
