@@ -667,7 +667,7 @@ def test_throttle_backs_off_exponentially_and_success_clears_it() -> None:
 
 def test_attempt_is_reserved_before_the_hash_is_computed(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twenty parallel guesses: only the free ones reach the (slow) hash; the rest are refused before it."""
-    import autopublish.web.views as views
+    from autopublish.web import views
 
     hashed: list[str] = []
     real_check = views.check_password_hash
@@ -731,7 +731,7 @@ def test_ipv6_addresses_count_per_64() -> None:
 
 
 def test_unknown_name_is_checked_against_a_hash_of_the_same_cost(app: Flask, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    import autopublish.web.views as views
+    from autopublish.web import views
     from autopublish.web.passwords import dummy_hash_like
 
     for stored in (_hash("x"), generate_password_hash("x", method="pbkdf2:sha256:600000")):
@@ -884,17 +884,17 @@ def test_queue_with_20000_deliveries_is_paged(app: Flask, site: Site) -> None:
     assert len(response.data) < 200_000, len(response.data)  # 66 MB before paging
     assert body.count("Flood article 0") == 50 and "Flood article 00049" in body and "Flood article 00050" not in body
     assert "(20000)" in body and "(120)" in body
-    next_link = re.search(r'<nav class="pager" data-pager="page">.*?<a rel="next" href="([^"]+)"', body, re.S)
+    next_link = re.search(r'<nav class="pager" data-pager="page">.*?<a rel="next" href="([^"]+)"', body, re.DOTALL)
     assert next_link
     page2 = client.get(html.unescape(next_link.group(1))).get_data(as_text=True)
     assert "Flood article 00050" in page2 and "Flood article 00099" in page2 and "Flood article 00049" not in page2
     assert 'rel="prev"' in page2
-    held_link = re.search(r'<nav class="pager" data-pager="held_page">.*?<a rel="next" href="([^"]+)"', page2, re.S)
-    assert held_link and "page=2" in held_link.group(1)  # the other list's place is kept
+    held_link = re.search(r'<nav class="pager" data-pager="held_page">.*?<a rel="next" href="([^"]+)"', page2, re.DOTALL)
+    assert held_link and "held_page=2" in held_link.group(1)
     held2 = client.get(html.unescape(held_link.group(1))).get_data(as_text=True)
     assert "Flood article 20050" in held2 and "Flood article 00050" in held2  # both lists on their own page 2
     last = client.get("/queue?page=400&held_page=3").get_data(as_text=True)
     assert "Flood article 19999" in last and "Flood article 20119" in last
-    pagers = dict(re.findall(r'<nav class="pager" data-pager="(\w+)">(.*?)</nav>', last, re.S))
+    pagers = dict(re.findall(r'<nav class="pager" data-pager="(\w+)">(.*?)</nav>', last, re.DOTALL))
     assert set(pagers) == {"page", "held_page"}
     assert all('rel="prev"' in pager and 'rel="next"' not in pager for pager in pagers.values())

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, g, get_flashed_messages, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
+from werkzeug.wrappers import Response as Redirect
 
 from autopublish.errors import AutopublishError, StateError
 from autopublish.models import DeliveryStatus
@@ -37,7 +38,7 @@ OPEN_ENDPOINTS = ("web.healthz", "web.login", "static")
 
 # --- request plumbing -------------------------------------------------------------------------------
 @bp.before_app_request
-def before() -> Response | None:
+def before() -> Response | Redirect | None:
     """Who is asking, in which language; the CSRF check on every POST; sign-in for everything but OPEN_ENDPOINTS."""
     user = current_user()
     g.user = user
@@ -98,7 +99,7 @@ def unexpected(exc: Exception) -> Response:
     return plain(500, t("server_error"))
 
 
-def back(default: str = "web.index") -> Response:
+def back(default: str = "web.index") -> Redirect:
     return redirect(safe_next(request.form.get("next")) or url_for(default), code=303)
 
 
@@ -192,7 +193,7 @@ def login() -> Any:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> Redirect:
     sign_out()
     return redirect(url_for("web.login"), code=303)
 
@@ -276,7 +277,7 @@ def known_delivery(delivery_id: int) -> DeliveryRow:
 
 @bp.post("/deliveries/<int:delivery_id>/retry")
 @editor_only
-def retry(delivery_id: int) -> Response:
+def retry(delivery_id: int) -> Redirect:
     row = known_delivery(delivery_id)
     if row.status == DeliveryStatus.UNCERTAIN:
         flash(t("refused_retry_uncertain", id=delivery_id), "error")
@@ -288,7 +289,7 @@ def retry(delivery_id: int) -> Response:
 
 @bp.post("/deliveries/<int:delivery_id>/skip")
 @editor_only
-def skip(delivery_id: int) -> Response:
+def skip(delivery_id: int) -> Redirect:
     known_delivery(delivery_id)
     ok = web().store.skip(delivery_id, actor())
     done(ok, "done_skip", "refused_skip", id=delivery_id)
@@ -297,7 +298,7 @@ def skip(delivery_id: int) -> Response:
 
 @bp.post("/deliveries/<int:delivery_id>/resolve")
 @editor_only
-def resolve(delivery_id: int) -> Response:
+def resolve(delivery_id: int) -> Redirect:
     known_delivery(delivery_id)
     outcome = request.form.get("outcome", "")
     posted_url: str | None = None
@@ -315,7 +316,7 @@ def resolve(delivery_id: int) -> Response:
 
 @bp.post("/deliveries/<int:delivery_id>/repost")
 @editor_only
-def repost(delivery_id: int) -> Response:
+def repost(delivery_id: int) -> Redirect:
     known_delivery(delivery_id)
     new_id = web().store.repost(delivery_id, actor())
     done(new_id is not None, "done_repost", "refused_repost", id=delivery_id)
@@ -324,7 +325,7 @@ def repost(delivery_id: int) -> Response:
 
 @bp.post("/channels/<name>/pause")
 @editor_only
-def pause(name: str) -> Response:
+def pause(name: str) -> Redirect:
     if name not in web().config.channels:
         abort(404)
     why = " ".join(request.form.get("reason", "").split())[:300]
@@ -336,7 +337,7 @@ def pause(name: str) -> Response:
 
 @bp.post("/channels/<name>/resume")
 @editor_only
-def resume(name: str) -> Response:
+def resume(name: str) -> Redirect:
     if name not in web().config.channels:
         abort(404)
     count = web().store.resume_channel(name, actor=actor())
