@@ -27,7 +27,9 @@ def web_command(ctx: Context, host: str | None, port: int | None) -> None:
     port = port or config.web.port
 
     def reload_config() -> Config:  # edits to [[web.users]] apply without a restart
-        return load_config(config.path, ctx.environ(), embedded=config.embedded)
+        fresh = load_config(config.path, ctx.environ(), embedded=config.embedded)
+        ctx.redactor.add(fresh.secret_values())
+        return fresh
 
     app = create_app(config, redactor=ctx.redactor, config_loader=reload_config)
     if not config.web.users:
