@@ -898,3 +898,43 @@ def test_queue_with_20000_deliveries_is_paged(app: Flask, site: Site) -> None:
     pagers = dict(re.findall(r'<nav class="pager" data-pager="(\w+)">(.*?)</nav>', last, re.DOTALL))
     assert set(pagers) == {"page", "held_page"}
     assert all('rel="prev"' in pager and 'rel="next"' not in pager for pager in pagers.values())
+
+
+def test_autopublish_web_applies_account_edits_without_restart(site: Site, tmp_path: Path) -> None:
+    """The real `autopublish web` process: an account added, and one removed, while it runs."""
+    import socket
+
+    import requests
+
+    from tests.fakes.base import wait_until
+    from tests.helpers import autopublish_process
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = autopublish_process(site.config_path, "web", "--port", str(port), env=site.env, output=tmp_path / "web.log")
+
+    def up() -> bool:
+        try:
+            return requests.get(base + "/healthz", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def signed_in(browser: requests.Session, name: str, password: str) -> int:
+        csrf = csrf_of(browser.get(base + "/login", timeout=5).text)
+        return browser.post(base + "/login", data={"name": name, "password": password, "csrf": csrf}, allow_redirects=False, timeout=10).status_code
+
+    try:
+        assert wait_until(up, timeout=30), (tmp_path / "web.log").read_text()
+        viewer, newcomer = requests.Session(), requests.Session()
+        assert signed_in(viewer, "vic", PASSWORDS["vic"]) == 303
+        assert signed_in(newcomer, "budi", "budi-password-1") == 401
+        vic_hash = next(u.password_hash for u in site.config.web.users if u.name == "vic")
+        edit_config(site, f'name = "vic"\npassword_hash = "{vic_hash}"', f'name = "budi"\npassword_hash = "{_hash("budi-password-1")}"')
+        assert signed_in(newcomer, "budi", "budi-password-1") == 303
+        assert newcomer.get(base + "/", allow_redirects=False, timeout=5).status_code == 200
+        assert viewer.get(base + "/", allow_redirects=False, timeout=5).status_code == 302  # vic is gone, and so is her session
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
