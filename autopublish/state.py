@@ -732,8 +732,22 @@ class Store:
         with self.tx() as db:
             return db.execute("DELETE FROM web_sessions WHERE user = ? AND fingerprint != ?", (user, except_fingerprint or "")).rowcount
 
+    def web_sessions(self) -> list[WebSessionRow]:
+        """Every stored session, oldest first."""
+        rows = self.query("SELECT id_hash, user, created_at, last_seen_at, fingerprint FROM web_sessions ORDER BY created_at, user")
+        return [WebSessionRow(*r) for r in rows]
+
     def prune_web_sessions(self, *, seen_before: float, created_before: float) -> int:
         """Drop sessions idle since ``seen_before`` or begun before ``created_before``."""
         with self.tx() as db:
             return db.execute("DELETE FROM web_sessions WHERE last_seen_at < ? OR created_at < ?", (seen_before, created_before)).rowcount
+
+    # --- the editors' queue page ---------------------------------------------------------------
+    def queue_page(self, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
+        """Deliveries in these statuses, the next to go out first (no time means ``now``); and whether more follow."""
+        marks = ",".join("?" * len(statuses))
+        rows = self.query(f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id "
+                          f"WHERE d.status IN ({marks}) ORDER BY COALESCE(d.next_attempt_at, ?), d.id LIMIT ? OFFSET ?",
+                          (*statuses, now, limit + 1, offset))
+        return [DeliveryRow(*r) for r in rows[:limit]], len(rows) > limit
 

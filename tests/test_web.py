@@ -520,7 +520,7 @@ def edit_config(site: Site, old: str, new: str) -> None:
 def stored_sessions(site: Site) -> list[tuple[str, str]]:
     store = site.store()
     try:
-        return [(r[0], r[1]) for r in store.query("SELECT user, id_hash FROM web_sessions ORDER BY user")]
+        return sorted((row.user, row.id_hash) for row in store.web_sessions())
     finally:
         store.close()
 

@@ -96,12 +96,8 @@ HELD = ("held", "uncertain")
 
 
 def queue_page(store: Store, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
-    """Deliveries in these statuses, the next to go out first (no time means now); and whether more follow."""
-    marks = ",".join("?" * len(statuses))
-    rows = store.query(f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id "
-                       f"WHERE d.status IN ({marks}) ORDER BY COALESCE(d.next_attempt_at, ?), d.id LIMIT ? OFFSET ?",
-                       (*statuses, now, limit + 1, offset))
-    return [DeliveryRow(*r) for r in rows[:limit]], len(rows) > limit
+    """Deliveries in these statuses, the next to go out first; and whether more follow."""
+    return store.queue_page(statuses, now=now, limit=limit, offset=offset)
 
 
 def channel_counts(store: Store, since: float) -> dict[str, dict[str, int]]:
