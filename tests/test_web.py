@@ -697,13 +697,17 @@ def test_attempt_is_reserved_before_the_hash_is_computed(site: Site, monkeypatch
 def test_a_stranger_cannot_lock_an_editor_out(site: Site) -> None:
     clock = Clock()
     flask_app = web_app(site, clock=clock)
-    attacker, editor = flask_app.test_client(), flask_app.test_client()
+    attacker, laptop, new_phone = flask_app.test_client(), flask_app.test_client(), flask_app.test_client()
 
     def attempt(client: FlaskClient, name: str, password: str, address: str) -> tuple[int, int]:
         csrf = csrf_of(client.get("/login").get_data(as_text=True))
         response = client.post("/login", data={"name": name, "password": password, "csrf": csrf}, environ_base={"REMOTE_ADDR": address})
         return response.status_code, int(response.headers.get("Retry-After", "0"))
 
+    # The editor's laptop signed in last week (and so holds a device cookie for "ed"), then signed out.
+    assert attempt(laptop, "ed", PASSWORDS["ed"], "192.0.2.44")[0] == 303
+    laptop.post("/logout", data={"csrf": csrf_of(laptop.get("/").get_data(as_text=True))})
+    assert laptop.get_cookie("autopublish_device", path="/login") is not None
     for _ in range(16):  # guessing at ed's password from one address, each time as soon as allowed
         code, wait = attempt(attacker, "ed", "guess", "203.0.113.5")
         if code == 429:
@@ -711,11 +715,20 @@ def test_a_stranger_cannot_lock_an_editor_out(site: Site) -> None:
             assert attempt(attacker, "ed", "guess", "203.0.113.5")[0] == 401
     code, wait = attempt(attacker, "ed", "guess", "203.0.113.5")
     assert code == 429 and wait > 1800  # that address now waits long
-    # The editor, elsewhere, waits at most the gentle account backoff, then signs in.
-    code, wait = attempt(editor, "ed", PASSWORDS["ed"], "192.0.2.44")
+    # Stealing a device cookie of another account does not help the attacker.
+    vic_device = flask_app.test_client()
+    assert attempt(vic_device, "vic", PASSWORDS["vic"], "198.51.100.3")[0] == 303
+    cookie = vic_device.get_cookie("autopublish_device", path="/login")
+    assert cookie is not None
+    attacker.set_cookie("autopublish_device", cookie.value, path="/login")
+    assert attempt(attacker, "ed", "guess", "198.51.100.99")[0] == 429  # ed's account count still applies
+    # A new browser of the editor waits at most the gentle account backoff, then signs in.
+    code, wait = attempt(new_phone, "ed", PASSWORDS["ed"], "192.0.2.46")
     assert code == 429 and 0 < wait <= 30
+    # The laptop that signed in before skips the account count: however the stranger times his guesses, it gets in at once.
+    assert attempt(laptop, "ed", PASSWORDS["ed"], "192.0.2.44")[0] == 303
     clock.now += wait
-    assert attempt(editor, "ed", PASSWORDS["ed"], "192.0.2.44")[0] == 303
+    assert attempt(new_phone, "ed", PASSWORDS["ed"], "192.0.2.46")[0] == 303
     # Another account, from another address, was never slowed.
     assert attempt(flask_app.test_client(), "vic", PASSWORDS["vic"], "192.0.2.45")[0] == 303
     flask_app.extensions["autopublish_store"].close()

@@ -13,13 +13,17 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, g, session
+from flask import abort, current_app, g, request, session
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from autopublish.config import WebUserModel
 from autopublish.web.context import web
 
 SESSION_KEY = "sid"
 MAX_NEXT = 2000
+DEVICE_COOKIE = "autopublish_device"
+DEVICE_MAX_AGE = 90 * 86400
 
 
 def safe_next(target: str | None) -> str | None:
@@ -65,6 +69,27 @@ def sign_out() -> None:
     """End the stored session at once, then forget the cookie."""
     web().sessions.end(session.get(SESSION_KEY))
     session.clear()
+
+
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or b"", salt="autopublish-device")
+
+
+def known_device(name: str) -> bool:
+    """This browser signed in to ``name`` before (its device cookie says so): the account's throttle does not apply."""
+    token = request.cookies.get(DEVICE_COOKIE)
+    if not token or not name:
+        return False
+    try:
+        return bool(_devices().loads(token, max_age=DEVICE_MAX_AGE) == name)
+    except BadSignature:
+        return False
+
+
+def remember_device(response: Response, name: str) -> None:
+    """Mark this browser as one that signed in to ``name`` (sent to the sign-in page only; it grants nothing else)."""
+    response.set_cookie(DEVICE_COOKIE, _devices().dumps(name), max_age=DEVICE_MAX_AGE, path="/login", httponly=True, samesite="Lax",
+                        secure=current_app.session_interface.get_cookie_secure(current_app))
 
 
 def csrf_token() -> str:

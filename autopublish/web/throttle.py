@@ -6,7 +6,10 @@ cannot slip through while a hash is being computed. Success clears both counts.
 
 The address count dominates (it grows to an hour between tries); the account count is
 gentle (at most 30 seconds), so a stranger guessing at an editor's name from many
-addresses slows that editor by seconds, never locks them out. IPv6 addresses count per
+addresses slows that editor by seconds. A browser that signed in to the account before
+(it shows a device cookie, as in OWASP's "device cookies" scheme) skips the account count,
+so such a stranger cannot keep the editor out by always taking the next free moment
+first. IPv6 addresses count per
 /64, the block one subscriber usually gets. Counts live in memory (one ``autopublish web``
 process), are forgotten after a quiet day, and are bounded in number.
 """
@@ -72,9 +75,14 @@ class LoginThrottle:
         self._counts: dict[str, dict[str, _Count]] = {"address": {}, "account": {}}
         self._lock = threading.Lock()
 
-    def reserve(self, address: str, account: str) -> Reservation | int:
-        """Count this attempt before checking it: a Reservation, or the whole seconds to wait first."""
+    def reserve(self, address: str, account: str, *, known_device: bool = False) -> Reservation | int:
+        """Count this attempt before checking it: a Reservation, or the whole seconds to wait first.
+
+        ``known_device``: the browser signed in to this account before; only its address counts.
+        """
         keys = {"address": address_key(address), "account": account.casefold()[:200]}
+        if known_device:
+            del keys["account"]
         with self._lock:
             now = self.clock()
             counts = {kind: self._count(kind, key, now) for kind, key in keys.items()}
@@ -85,7 +93,7 @@ class LoginThrottle:
                 count.failures += 1
                 count.last = now
                 count.not_before = now + self.backoff[kind].delay(count.failures)
-            return Reservation(keys["address"], keys["account"])
+            return Reservation(keys["address"], account.casefold()[:200])
 
     def succeeded(self, reservation: Reservation) -> None:
         """The password was right: both counts start again."""

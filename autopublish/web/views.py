@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as Redirect
 from autopublish.errors import AutopublishError, StateError
 from autopublish.models import DeliveryStatus
 from autopublish.state import DeliveryRow
-from autopublish.web.auth import actor, current_user, editor_only, safe_next, sign_in, sign_out
+from autopublish.web.auth import actor, current_user, editor_only, known_device, remember_device, safe_next, sign_in, sign_out
 from autopublish.web.context import web
 from autopublish.web.display import channel_state, t
 from autopublish.web.i18n import pick_language
@@ -171,7 +171,7 @@ def login() -> Any:
         name = request.form.get("name", "").strip()
         password = request.form.get("password", "")
         # Counted before the hash is computed, so parallel guesses cannot pass the throttle together.
-        reserved = context.throttle.reserve(request.remote_addr or "?", name)
+        reserved = context.throttle.reserve(request.remote_addr or "?", name, known_device=known_device(name))
         if isinstance(reserved, int):
             error, code, wait = t("too_many_tries", seconds=reserved), 429, reserved
         else:
@@ -182,7 +182,9 @@ def login() -> Any:
                 context.throttle.succeeded(reserved)
                 sign_in(user)
                 log.info("web: %s signed in", user.name)
-                return redirect(safe_next(request.form.get("next")) or url_for("web.index"), code=303)
+                done = redirect(safe_next(request.form.get("next")) or url_for("web.index"), code=303)
+                remember_device(done, user.name)
+                return done
             error, code = t("bad_login"), 401
     body = render_template("login.html", error=error, no_users=not context.users, next=safe_next(request.values.get("next")) or "",
                            user=None, lang=g.lang, messages=[])
