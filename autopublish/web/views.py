@@ -182,9 +182,9 @@ def login() -> Any:
                 context.throttle.succeeded(reserved)
                 sign_in(user)
                 log.info("web: %s signed in", user.name)
-                done = redirect(safe_next(request.form.get("next")) or url_for("web.index"), code=303)
-                remember_device(done, user.name)
-                return done
+                onward = redirect(safe_next(request.form.get("next")) or url_for("web.index"), code=303)
+                remember_device(onward, user.name)
+                return onward
             error, code = t("bad_login"), 401
     body = render_template("login.html", error=error, no_users=not context.users, next=safe_next(request.values.get("next")) or "",
                            user=None, lang=g.lang, messages=[])
