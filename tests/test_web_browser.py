@@ -16,7 +16,7 @@ import pytest
 
 from autopublish.models import DeliveryStatus
 from autopublish.secrets import Redactor
-from autopublish.web.app import create_app
+from autopublish.web.app import create_app, make_server
 from tests.fakes.feed_server import SEED_TITLE, FeedServer
 from tests.test_web import PASSWORDS, Site, build_site, delivery_ids, status_of
 
@@ -55,18 +55,19 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Site]]:
     """The page served by waitress on 127.0.0.1:<free port>, over real state."""
-    from waitress.server import create_server
+    from waitress import wasyncore
 
     with FeedServer() as server:
         site = build_site(tmp_path, server)  # type: ignore[arg-type]
         app = create_app(site.config, redactor=Redactor(site.config.secret_values()))
-        httpd: Any = create_server(app, host="127.0.0.1", port=0, threads=4)
+        httpd: Any = make_server(app, "127.0.0.1", 0, threads=4)
         thread = threading.Thread(target=httpd.run, daemon=True)
         thread.start()
         try:
             yield f"http://127.0.0.1:{httpd.effective_port}", site
         finally:
             httpd.close()
+            wasyncore.close_all(httpd._map)  # kept-alive connections too, so the server's loop ends now
             thread.join(timeout=5)
             app.extensions["autopublish_store"].close()
 

@@ -116,8 +116,17 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     return app
 
 
+def make_server(app: Flask, host: str, port: int, *, threads: int = 8) -> Any:
+    """A waitress server for the app (port 0: any free port; ``effective_port`` says which).
+
+    Waitress is told to leave X-Forwarded-* headers alone (by default it strips them all):
+    ``proxy.TrustedProxies`` decides whose to believe, from ``[web] trusted_proxies``.
+    """
+    from waitress.server import create_server
+
+    return create_server(app, host=host, port=port, threads=threads, ident="autopublish", clear_untrusted_proxy_headers=False)
+
+
 def serve(app: Flask, host: str, port: int) -> None:
     """Serve with waitress until interrupted."""
-    import waitress
-
-    waitress.serve(app, host=host, port=port, threads=8, ident="autopublish")
+    make_server(app, host, port).run()

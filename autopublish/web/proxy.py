@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+FORWARDING_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+                      "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY", "HTTP_X_REAL_IP")
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -60,6 +62,9 @@ class TrustedProxies:
             environ["REMOTE_ADDR"] = client
             if protos and protos[-1] in ("http", "https"):
                 environ["wsgi.url_scheme"] = protos[-1]
+        else:
+            for name in FORWARDING_HEADERS:  # nobody downstream may believe them either
+                environ.pop(name, None)
         return self.app(environ, start_response)
 
 
