@@ -803,44 +803,38 @@ def test_secure_cookies_configured_or_https_through_a_trusted_proxy(site: Site) 
         flask_app.extensions["autopublish_store"].close()
 
 
-def test_forwarded_headers_reach_the_app_through_waitress_only_from_trusted_proxies(site: Site) -> None:
+@pytest.mark.parametrize("trusted", [["127.0.0.1"], []])
+def test_forwarded_headers_reach_the_app_through_waitress_only_from_trusted_proxies(site: Site, trusted: list[str]) -> None:
     """The real server: waitress must pass X-Forwarded-* on (it strips them by default) and the app decides."""
     import requests
     from waitress import wasyncore
 
     from autopublish.web.app import make_server
 
-    def served(flask_app: Flask) -> tuple[Any, threading.Thread, str]:
-        httpd = make_server(flask_app, "127.0.0.1", 0, threads=2)
-        thread = threading.Thread(target=httpd.run, daemon=True)
-        thread.start()
-        return httpd, thread, f"http://127.0.0.1:{httpd.effective_port}"
+    flask_app = web_app(site, clock=Clock(), trusted_proxies=trusted)
+    httpd = make_server(flask_app, "127.0.0.1", 0, threads=2)
+    thread = threading.Thread(target=httpd.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.effective_port}"
+    browser = requests.Session()
 
-    for trusted in (["127.0.0.1"], []):
-        clock = Clock()
-        flask_app = web_app(site, clock=clock, trusted_proxies=trusted)
-        httpd, thread, base = served(flask_app)
-        browser = requests.Session()
-        try:
+    def attempt(number: int, forwarded: str) -> int:
+        csrf = csrf_of(browser.get(base + "/login", timeout=5).text)
+        return browser.post(base + "/login", data={"name": f"name-{number}", "password": "x", "csrf": csrf},
+                            headers={"X-Forwarded-For": forwarded}, allow_redirects=False, timeout=10).status_code
 
-            def attempt(number: int, forwarded: str) -> requests.Response:
-                csrf = csrf_of(browser.get(base + "/login", timeout=5).text)
-                return browser.post(base + "/login", data={"name": f"name-{number}", "password": "x", "csrf": csrf},
-                                    headers={"X-Forwarded-For": forwarded}, allow_redirects=False, timeout=10)
-
-            over_https = requests.get(base + "/login", headers={"X-Forwarded-Proto": "https"}, timeout=5)
-            assert ("Secure" in over_https.headers["Set-Cookie"]) == bool(trusted)  # HTTPS, as the trusted proxy says
-            for number in range(5):
-                assert attempt(number, "192.0.2.1").status_code == 401
-            assert attempt(5, "192.0.2.1").status_code == 429
-            # Another client behind the proxy counts on its own; without trust, it is the same peer.
-            assert attempt(6, "192.0.2.2").status_code == (401 if trusted else 429)
-        finally:
-            browser.close()
-            httpd.close()
-            wasyncore.close_all(httpd._map)  # kept-alive connections too, so the server's loop ends now
-            thread.join(timeout=5)
-            flask_app.extensions["autopublish_store"].close()
+    try:
+        over_https = requests.get(base + "/login", headers={"X-Forwarded-Proto": "https"}, timeout=5)
+        assert ("Secure" in over_https.headers["Set-Cookie"]) == bool(trusted)  # HTTPS, as the trusted proxy says
+        assert [attempt(number, "192.0.2.1") for number in range(6)] == [401] * 5 + [429]
+        # Another client behind the proxy counts on its own; without trust, it is the same peer.
+        assert attempt(6, "192.0.2.2") == (401 if trusted else 429)
+    finally:
+        browser.close()
+        httpd.close()
+        wasyncore.close_all(httpd._map)  # kept-alive connections too, so the server's loop ends now
+        thread.join(timeout=5)
+        flask_app.extensions["autopublish_store"].close()
 
 
 # --- security: where sign-in and actions send you back to -----------------------------------------------------
