@@ -27,6 +27,7 @@ from flask import Flask
 
 from autopublish.config import Config, WebUserModel
 from autopublish.errors import StateError
+from autopublish.filemodes import private_dir
 from autopublish.secrets import Redactor
 from autopublish.state import Store
 from autopublish.web import display, proxy
@@ -48,7 +49,7 @@ def load_secret_key(config: Config) -> bytes:
         return config.web.secret_key.reveal().encode()
     path = config.state_dir / SECRET_FILE
     try:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
