@@ -401,8 +401,12 @@ def check(ctx: Context, offline: bool) -> None:
     config = ctx.config()
     click.echo(f"Config: {config.path}{' (built-in demo)' if config.embedded else ''}: valid")
     click.echo(f"State directory: {config.state_dir}")
+    from autopublish.push.status import feed_sentences
+
+    how = feed_sentences(config)
     for feed in config.feeds.values():
         click.echo(f"Feed {feed.name}: {feed.url} every {format_duration(feed.poll_interval)} -> {', '.join(feed.channels) or '(no channel)'}")
+        click.echo(f"    {how[feed.name]}")
     if offline:
         return
     from autopublish.app import build_publishers, platform_session

@@ -73,8 +73,16 @@ def run_daemon(ctx: Context, app: App) -> None:
         from autopublish.metrics import start_metrics_server
 
         metrics_server = start_metrics_server(app.config.daemon.metrics, lambda: daemon)
+    push = None
+    if app.config.push.listen:
+        from autopublish.push.service import PushService
+
+        push = PushService(lambda: daemon.pipeline.config, lambda: daemon.pipeline.store, daemon.poll_now)
+        push.start()
     try:
         daemon.run()
     finally:
+        if push is not None:
+            push.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
