@@ -345,3 +345,25 @@ def test_push_config_errors_name_file_key_and_fix(tmp_path, push, key, words):
 def test_push_is_off_by_default(tmp_path):
     config = load_config(write_config(tmp_path / "autopublish.toml", "https://example.org/feed/"), {})
     assert config.push.listen is None and config.push.public_url is None and config.push.token is None
+
+
+def test_web_page_shows_per_feed_whether_it_is_pushed_or_polled(tmp_path):
+    from autopublish.secrets import Redactor
+    from autopublish.web.app import create_app
+    from tests.test_web import PASSWORDS, build_site, sign_in
+
+    with FakeWordPress() as server:
+        site = build_site(tmp_path, server)
+        app = create_app(site.config, redactor=Redactor(site.config.secret_values()))
+        app.testing = True
+        try:
+            client = app.test_client()
+            sign_in(client, "ed", PASSWORDS["ed"])
+            page = client.get("/channels").get_data(as_text=True)
+            assert 'data-feed="site" class="polled"' in page and "polled every 5m" in page and "push listener is off" in page
+            store = app.extensions["autopublish_store"]
+            store.note_push("site", "ping")
+            page = client.get("/channels").get_data(as_text=True)
+            assert 'data-feed="site" class="pushed"' in page and "update pings, last" in page
+        finally:
+            app.extensions["autopublish_store"].close()

@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from autopublish.config import Config, WebUserModel
+from autopublish.durations import format_duration
 from autopublish.errors import AutopublishError, StateError
 from autopublish.models import DeliveryStatus
 from autopublish.secrets import Redactor
@@ -228,6 +229,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     app.jinja_env.globals.update(t=t, fmt_time=fmt_time, status_text=status_text, reason_text=reason_text, actions_for=actions_for,
                                  query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh, zone_name=config.settings.timezone)
     app.jinja_env.filters["redact"] = lambda text: redactor(str(text or ""))
+    app.jinja_env.globals["fmt_duration"] = format_duration
 
     # --- request plumbing -----------------------------------------------------------------------
     def current_user() -> WebUserModel | None:
@@ -430,7 +432,10 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
             state = channel_state(name)
             rows.append({"name": name, "platform": channel.platform, "enabled": channel.enabled, "state": state,
                          "counts": counts.get(name, {}), "expired": state.token_expires_at is not None and state.token_expires_at <= now})
-        return render_template("channels.html", rows=rows, **common())
+        from autopublish.push.status import push_status
+
+        feed_modes = [push_status(config, store, name, now) for name in config.feeds]
+        return render_template("channels.html", rows=rows, feed_modes=feed_modes, **common())
 
     @app.get("/preview/<int:delivery_id>")
     def preview(delivery_id: int) -> str:
