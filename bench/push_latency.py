@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.base import wait_until  # noqa: E402
-from tests.fakes.facebook import FakeGraph  # noqa: E402
-from tests.fakes.feed_server import Item, older_items  # noqa: E402
-from tests.fakes.wordpress import FakeWordPress  # noqa: E402
+from tests.fakes.base import wait_until
+from tests.fakes.facebook import FakeGraph
+from tests.fakes.feed_server import Item, older_items
+from tests.fakes.wordpress import FakeWordPress
 
 TOKEN = "bench-push-token-0123456789abcdef"
 COALESCE = 5.0
@@ -99,7 +99,7 @@ coalesce = "{int(COALESCE)}s"
                             guid=f"https://jakberketahanan.example.go.id/?p={9000 + n}", published=datetime.now(UTC), summary="Bench.")
                 started = time.perf_counter()
                 site.publish(item)  # adds the post, then sends WordPress's extendedPing
-                if not wait_until(lambda: len(graph.feed_posts) > before, timeout=30, interval=0.005):
+                if not wait_until(lambda before=before: len(graph.feed_posts) > before, timeout=30, interval=0.005):  # type: ignore[misc]
                     print(f"round {n}: not posted within 30 s")
                     continue
                 latencies.append(time.perf_counter() - started)

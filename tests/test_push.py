@@ -20,13 +20,13 @@ import requests
 
 from autopublish.app import build_pipeline, open_app
 from autopublish.config import load_config
+from autopublish.errors import ConfigError
 from autopublish.push import xmlrpc
 from autopublish.push.service import PushService
 from autopublish.push.status import push_status
 from autopublish.push.trigger import PollTrigger
 from autopublish.push.websub import callback_url
 from autopublish.scheduler import Daemon
-from autopublish.errors import ConfigError
 from tests.fakes.base import FakeServer, Request, Response, wait_until
 from tests.fakes.feed_server import Item, older_items
 from tests.fakes.websub_hub import FakeHub

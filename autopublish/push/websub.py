@@ -77,15 +77,16 @@ class WebSub:
     def maintain(self) -> None:
         """One pass: unsubscribe what left the config, subscribe what is new, renew what is near its lease's end."""
         wanted, store, now = self.wanted(), self._store(), self.clock()
+        public_url = self._config().push.public_url or ""
         for row in store.websub_subscriptions():
-            if row.feed not in wanted or (row.hub, row.topic) != wanted[row.feed]:
+            moved = bool(row.callback) and row.callback != callback_url(public_url, row.feed)  # public_url was changed
+            if row.feed not in wanted or (row.hub, row.topic) != wanted[row.feed] or moved:
                 self._leave(row, now, replaced=row.feed in wanted)
         for feed, (hub, topic) in wanted.items():
-            row = store.websub_subscription(feed)
-            if row is None:
-                row = WebSubRow(feed=feed, hub=hub, topic=topic, callback="", nonce=secrets.token_hex(16), state="subscribing")
-            elif not self._due(row, now):
+            existing = store.websub_subscription(feed)
+            if existing is not None and not self._due(existing, now):
                 continue
+            row = existing or WebSubRow(feed=feed, hub=hub, topic=topic, callback="", nonce=secrets.token_hex(16), state="subscribing")
             self._request(row, "subscribe")
 
     def _due(self, row: WebSubRow, now: float) -> bool:

@@ -56,10 +56,11 @@ def read_ping(body: bytes) -> Ping:
     if method not in METHODS:
         raise PingError(METHOD_NOT_FOUND, "Only weblogUpdates.ping and weblogUpdates.extendedPing are served here")
     fewest, most = METHODS[method]
-    if not fewest <= len(params) <= most or not all(isinstance(p, str) for p in params):
+    strings = [p for p in params if isinstance(p, str)]
+    if not fewest <= len(params) <= most or len(strings) != len(params):
         raise PingError(INVALID_PARAMS, f"{method} takes {fewest} to {most} strings")
-    urls = tuple(p.strip() for p in params[1:] if p.strip().lower().startswith(("http://", "https://")) and len(p) <= 2048)
-    return Ping(method, params[0], urls)
+    urls = tuple(p.strip() for p in strings[1:] if p.strip().lower().startswith(("http://", "https://")) and len(p) <= 2048)
+    return Ping(method, strings[0], urls)
 
 
 def thanks() -> bytes:
