@@ -57,6 +57,8 @@ class Reloader:
             if config.state_dir != self.app.config.state_dir:
                 log.error("state_dir cannot change while running; restart autopublish to use %s", config.state_dir)
                 return None
+            if (config.push.listen, config.push.coalesce) != (self.app.config.push.listen, self.app.config.push.coalesce):
+                log.warning("[push] listen and coalesce apply at the next restart; the other [push] keys apply now")
             self.ctx.redactor.add(config.secret_values())
             pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers

@@ -367,3 +367,25 @@ def test_web_page_shows_per_feed_whether_it_is_pushed_or_polled(tmp_path):
             assert 'data-feed="site" class="pushed"' in page and "update pings, last" in page
         finally:
             app.extensions["autopublish_store"].close()
+
+
+def test_listener_refuses_big_or_unsized_bodies_and_unknown_paths_without_fetching(tmp_path):
+    port = _free_port()
+    with FakeWordPress(older_items(2)) as site:
+        config = _push_config(tmp_path, site.feed_url, port)
+        with _Running(config):
+            base = f"http://127.0.0.1:{port}"
+            assert wait_until(lambda: _ping_ok(port), timeout=10)
+            big = b"<methodCall>" + b" " * (xmlrpc.MAX_PING_BYTES + 1)
+            assert requests.post(f"{base}/ping", data=big, timeout=5).status_code == 413
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                raw.sendall(b"POST /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert b" 411 " in raw.recv(200)
+            assert requests.get(f"{base}/ping", timeout=5).status_code == 404
+            assert requests.post(f"{base}/feed/", data=b"x", timeout=5).status_code == 404
+            assert requests.get(f"{base}/websub/site", params={"hub.mode": "subscribe", "hub.topic": site.feed_url,
+                                                               "hub.challenge": "c"}, timeout=5).status_code == 404  # nothing pending
+            answer = requests.post(f"{base}/poll/site", headers={"Authorization": f"Basic {TOKEN}"}, timeout=5)
+            assert answer.status_code == 401 and TOKEN not in answer.text
+            time.sleep(0.5)
+    assert site.feed_requests() == 0

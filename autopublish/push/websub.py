@@ -107,7 +107,8 @@ class WebSub:
         if row.state == "unsubscribing" and row.failures >= UNSUBSCRIBE_TRIES:
             self._store().delete_websub(row.feed)
             return
-        self._request(replace(row, state="unsubscribing"), "unsubscribe")
+        retried = row.state == "unsubscribing"  # asked before, never confirmed: counts toward giving up
+        self._request(replace(row, state="unsubscribing", failures=row.failures + (1 if retried else 0)), "unsubscribe")
 
     def _request(self, row: WebSubRow, mode: str) -> None:
         """Record the pending request first (a hub may verify before it answers), then send it."""
