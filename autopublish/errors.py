@@ -3,6 +3,8 @@
     AutopublishError
       ConfigError        refuse to start; carries every problem (file, key, fix)
       FeedError          this poll failed; try next tick
+      FetchError         a guarded fetch (autopublish.netguard) failed: deadline, size, redirects
+        AddressRefusedError  the URL is not http(s) or names an internal address
       StateError         the store is unusable; stop
       PublishError       one attempt failed (platform, channel, code, detail)
         TransientError     nothing was published; may succeed later
@@ -10,6 +12,7 @@
         PermanentError     nothing was published; will fail the same way
           AuthError          credentials or permissions: pause the channel, tell admins
         UncertainError     it may have been published: never retried blindly
+        CannotCheckError   a read-back was refused for want of a permission: an editor checks
 
 ``message`` is always one plain sentence an editor or admin can act on; platform
 codes and trace ids go in attributes, never secrets.
@@ -65,6 +68,14 @@ class FeedError(AutopublishError):
         self.status = status
 
 
+class FetchError(AutopublishError):
+    """A URL could not be fetched by the guarded fetcher; ``message`` says why in plain words."""
+
+
+class AddressRefusedError(FetchError):
+    """The URL may not be fetched: not http(s), or it names an internal address (SSRF guard)."""
+
+
 class StateError(AutopublishError):
     """The state store cannot be used; publishing must stop rather than guess."""
 
@@ -118,3 +129,16 @@ class AuthError(PermanentError):
 
 class UncertainError(PublishError):
     """The post may have been published: reconcile by reading back, never re-send blindly."""
+
+
+class CannotCheckError(PublishError):
+    """Reading the account back was refused (403, insufficient scope): only settling doubts is affected.
+
+    Raised by ``find_existing``, never by ``publish``. The channel keeps posting; the
+    delivery in doubt goes to an editor. ``missing_permission`` names what the token
+    lacks in the platform's words (``read:accounts``, ``r_organization_social``), or "".
+    """
+
+    def __init__(self, message: str, *, missing_permission: str = "", **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.missing_permission = missing_permission

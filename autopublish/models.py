@@ -67,6 +67,9 @@ class Post:
     alt_text: str = ""
     title: str = ""
     description: str = ""  # for link cards: the article summary, shortened
+    # The origin (scheme://host:port) of the feed that carried the article: URLs from its
+    # data may be fetched there even when it is an internal address (autopublish.netguard).
+    source_origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,10 @@ class Health:
     summary: str
     details: tuple[str, ...] = ()
     expires_at: datetime | None = None  # credentials expiry, where the platform tells
+    # Can a post in doubt (crash mid-post, lost answer) be settled without an editor?
+    # None: the adapter does not say; False: ``missing_permission`` says what would allow it.
+    settles_doubts: bool | None = None
+    missing_permission: str = ""
 
 
 class DeliveryStatus(StrEnum):
