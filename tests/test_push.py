@@ -58,10 +58,13 @@ def _item(n: int, when: datetime | None = None) -> Item:
                 categories=["Berita"], summary=f"Ringkasan {n}.")
 
 
-def _push_config(tmp_path: Path, feed_url: str, port: int, *, public: bool = False, coalesce: str = "1s", lease: str = "7d") -> Path:
+def _push_config(tmp_path: Path, feed_url: str, port: int, *, public: bool = False, coalesce: str = "1s", lease: str = "7d",
+                 trust_loopback_hub: bool = True) -> Path:
     (tmp_path / ".env").write_text(f"AUTOPUBLISH_PUSH_TOKEN={TOKEN}\n")
     public_line = f'public_url = "http://127.0.0.1:{port}"\nlease = "{lease}"\n' if public else ""
-    config = write_config(tmp_path / "autopublish.toml", feed_url,
+    # the fake hub is on loopback, which feed data may only name when an admin vouches for it
+    settings = 'allow_private_hosts = ["127.0.0.1"]' if trust_loopback_hub else ""
+    config = write_config(tmp_path / "autopublish.toml", feed_url, settings=settings,
                           extra=f'\n[push]\nlisten = "127.0.0.1:{port}"\ntoken = "${{AUTOPUBLISH_PUSH_TOKEN}}"\ncoalesce = "{coalesce}"\n{public_line}')
     config.write_text(config.read_text().replace('poll_interval = "5m"', 'poll_interval = "1h"'))
     return config
@@ -389,3 +392,17 @@ def test_listener_refuses_big_or_unsized_bodies_and_unknown_paths_without_fetchi
             assert answer.status_code == 401 and TOKEN not in answer.text
             time.sleep(0.5)
     assert site.feed_requests() == 0
+
+
+def test_a_hub_at_an_internal_address_named_by_the_feed_is_never_contacted(tmp_path):
+    port = _free_port()
+    with FakeHub() as hub, FakeWordPress(older_items(2), hub=hub.hub_url) as site:
+        config = _push_config(tmp_path, site.feed_url, port, public=True, trust_loopback_hub=False)
+        with _Running(config) as running:
+            store = running.app.store
+            running.daemon.pipeline.poll_all()
+            assert wait_until(lambda: store.websub_subscription("site") is not None
+                              and store.websub_subscription("site").state == "failing", timeout=10)
+            assert "refused" in store.websub_subscription("site").last_error
+            assert "polling carries it" in push_status(running.config, store, "site").sentence()
+    assert hub.requests == []

@@ -13,10 +13,8 @@ import time
 from collections.abc import Callable, Iterable
 from http.server import ThreadingHTTPServer
 
-import requests
-
 from autopublish.config import Config
-from autopublish.feeds import USER_AGENT, canonical_link
+from autopublish.feeds import canonical_link
 from autopublish.push import xmlrpc
 from autopublish.push.listener import start_listener
 from autopublish.push.trigger import PollTrigger
@@ -24,12 +22,6 @@ from autopublish.push.websub import WebSub
 from autopublish.state import Store
 
 log = logging.getLogger(__name__)
-
-
-def hub_session() -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    return session
 
 
 def matching_feeds(urls: Iterable[str], config: Config, store: Store) -> list[str]:
@@ -52,11 +44,11 @@ class PushService:
     """``config``/``store`` are read at each use, so a reloaded config applies at once."""
 
     def __init__(self, config: Callable[[], Config], store: Callable[[], Store], poll: Callable[[str], object], *,
-                 session: requests.Session | None = None, maintain_every: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+                 maintain_every: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
         self.trigger = PollTrigger(poll, gap=config().push.coalesce)
-        self.websub = WebSub(store, config, session or hub_session(), clock=clock)
+        self.websub = WebSub(store, config, clock=clock)
         self.maintain_every = maintain_every
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None

@@ -5,6 +5,11 @@ header first, then atom:link rel="hub"/"self", W3C WebSub §4). Each subscriptio
 is derived from the push token and a random nonce, so no secret is ever stored. A delivery
 is only a signal: it makes autopublish poll that configured feed at once (coalesced), it
 never makes it fetch anything else. While a hub fails, the feed is simply polled.
+
+The hub's address is feed data, so the (un)subscription POST goes through the same address
+rules as every other fetch from feed data (autopublish.netguard): public addresses, the
+feed's own origin, or hosts listed in ``[settings] allow_private_hosts``; the connection is
+pinned to the checked address, no redirect is followed, and a deadline bounds it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,16 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from autopublish.config import Config
+from autopublish.errors import AddressRefusedError, FetchError
+from autopublish.feeds import USER_AGENT
+from autopublish.netguard import (
+    Deadline,
+    GuardedFetcher,
+    Origin,
+    PinnedAdapter,
+    Resolver,
+    system_resolver,
+)
 from autopublish.state import Store, WebSubRow
 
 log = logging.getLogger(__name__)
@@ -44,12 +59,12 @@ def sends_secret(hub: str) -> bool:
 
 
 class WebSub:
-    def __init__(self, store: Callable[[], Store], config: Callable[[], Config], session: requests.Session, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Callable[[], Store], config: Callable[[], Config], *, clock: Callable[[], float] = time.time,
+                 resolver: Resolver = system_resolver) -> None:
         self._store = store
         self._config = config
-        self.session = session
         self.clock = clock
+        self.resolver = resolver
         self.lock = threading.RLock()  # callbacks (listener threads) and maintenance share the rows
 
     # --- secrets ---------------------------------------------------------------------------
@@ -142,14 +157,39 @@ class WebSub:
             secret = self.secret(row)
             if secret:
                 data["hub.secret"] = secret
+        status = self._post(row, data)
+        if isinstance(status, str):
+            return status
+        if not 200 <= status < 300:  # §5.1.2: 202 Accepted; anything else is a refusal
+            return f"the hub answered HTTP {status}"
+        return None
+
+    def _post(self, row: WebSubRow, data: dict[str, str]) -> int | str:
+        """POST ``data`` to the hub under the feed-data address rules: the HTTP status, or a plain reason."""
+        config = self._config()
+        feed = config.feeds.get(row.feed)
+        fetcher = GuardedFetcher(allow_private_hosts=config.settings.allow_private_hosts, resolver=self.resolver, user_agent=USER_AGENT)
         try:
-            response = self.session.post(row.hub, data=data, timeout=(5.0, 10.0), allow_redirects=False)
-            response.close()
+            address = fetcher.pin(row.hub, allowed_origin=Origin.of(feed.url) if feed is not None else None)
+            prepared = requests.Request("POST", row.hub, data=data, headers={"User-Agent": USER_AGENT}).prepare()
+        except AddressRefusedError as exc:
+            return f"the hub's address is refused: {exc.message}"
+        except FetchError as exc:
+            return f"the hub could not be reached: {exc.message}"
+        except requests.RequestException:
+            return "the hub's address is not a valid URL"
+        prepared.headers["Host"] = urlsplit(prepared.url or row.hub).netloc.rsplit("@", 1)[-1]
+        watch = Deadline(20.0)
+        adapter = PinnedAdapter(address, watch)
+        try:
+            response = adapter.send(prepared, stream=True, timeout=(5.0, 10.0), verify=fetcher.verify, proxies={})
+            response.close()  # the body is not needed; never read what a hub sends
+            return int(response.status_code)
         except requests.RequestException as exc:
             return f"the hub could not be reached ({type(exc).__name__})"
-        if not 200 <= response.status_code < 300:  # §5.1.2: 202 Accepted; anything else is a refusal
-            return f"the hub answered HTTP {response.status_code}"
-        return None
+        finally:
+            adapter.close()
+            watch.close()
 
     # --- the callback ---------------------------------------------------------------------------
     def verify(self, feed: str, params: Mapping[str, str]) -> tuple[int, bytes]:
