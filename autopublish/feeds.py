@@ -513,7 +513,8 @@ def _parse_json_feed(body: bytes, *, feed: str, url: str) -> ParsedFeed:
             continue
         if article is not None:
             articles.append(article)
-    hubs = data.get("hubs") if isinstance(data.get("hubs"), list) else []
+    hubs_raw = data.get("hubs")
+    hubs: list[Any] = hubs_raw if isinstance(hubs_raw, list) else []
     hub = next((_text(h.get("url")) for h in hubs if isinstance(h, dict) and _text(h.get("type")).lower() == "websub"), "")
     return ParsedFeed(title=title, articles=articles, skipped=tuple(skipped), home=_http(_text(data.get("home_page_url"))),
                       hub=_http(hub), self_url=_http(_text(data.get("feed_url"))))

@@ -406,3 +406,27 @@ def test_a_hub_at_an_internal_address_named_by_the_feed_is_never_contacted(tmp_p
             assert "refused" in store.websub_subscription("site").last_error
             assert "polling carries it" in push_status(running.config, store, "site").sentence()
     assert hub.requests == []
+
+
+def test_discovery_reads_hub_self_and_home_and_prefers_the_link_header():
+    import json
+
+    from autopublish.feeds import feed_links, parse_feed
+
+    atom = (b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+            b'<link rel="alternate" href="https://ex.org/"/><link rel="hub" href="https://hub.example/"/>'
+            b'<link rel="self" href="https://ex.org/atom"/><entry><id>1</id><title>a</title><link href="https://ex.org/1"/></entry></feed>')
+    parsed = parse_feed(atom, feed="x")
+    assert feed_links(parsed) == type(feed_links(parsed))("https://ex.org/", "https://hub.example/", "https://ex.org/atom")
+    header = '<https://other-hub.example/>; rel="hub", <https://ex.org/feed>; rel="self"'
+    links = feed_links(parsed, header)  # W3C WebSub §4: the Link header first
+    assert (links.hub, links.self_url) == ("https://other-hub.example/", "https://ex.org/feed")
+    hostile = atom.replace(b"https://hub.example/", b"javascript:alert(1)").replace(b'href="https://ex.org/"', b'href="file:///etc/passwd"')
+    parsed = parse_feed(hostile, feed="x")
+    assert (parsed.hub, parsed.home) == ("", "")
+    json_feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "home_page_url": "https://ex.org/",
+                            "feed_url": "https://ex.org/feed.json", "hubs": [{"type": "rssCloud", "url": "https://cloud/"},
+                                                                             {"type": "WebSub", "url": "https://hub.example/"}],
+                            "items": [{"id": "1", "url": "https://ex.org/1", "content_text": "x"}]}).encode()
+    parsed = parse_feed(json_feed, feed="x")
+    assert (parsed.home, parsed.hub, parsed.self_url) == ("https://ex.org/", "https://hub.example/", "https://ex.org/feed.json")
