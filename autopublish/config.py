@@ -205,7 +205,7 @@ class PushModel(_Strict):
     listen: str | None = None
     public_url: str | None = None  # how hubs reach the listener; enables WebSub subscriptions
     token: SecretRef | None = None  # Bearer token of POST /poll/<feed>; also keys the WebSub secrets
-    coalesce: Duration = 5.0  # at most one extra push poll per feed within this time
+    coalesce: Duration = 2.0  # at most one extra push poll per feed within this time (keeps a second post within ~2 s)
     websub: bool = True
     lease: Duration = 7 * 86400.0  # the lease asked of WebSub hubs
 
