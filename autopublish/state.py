@@ -714,7 +714,6 @@ class Store:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
 
-
     # --- push: feed links, pings and WebSub subscriptions (additive; see autopublish/push/) ---------------
     def _push_tables(self) -> None:
         """Create the push tables on first use (additive: older databases simply gain them)."""
