@@ -78,6 +78,7 @@ class PushService:
         self.trigger.stop()
 
     def _maintain_loop(self) -> None:
+        self._stop.wait(min(5.0, self.maintain_every))  # the daemon's first poll records the hubs first
         while not self._stop.is_set():
             try:
                 self.websub.maintain()
