@@ -24,6 +24,7 @@ from autopublish import __version__
 from autopublish.config import Config, find_config, load_config
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AutopublishError, ConfigError
+from autopublish.messages import msg
 from autopublish.models import Health, HealthLevel
 from autopublish.secrets import Redactor, RedactingFilter
 
@@ -391,7 +392,7 @@ def pause(ctx: Context, channel: str) -> None:
     """Pause a channel; its queue is kept."""
     _known_channel(ctx, channel)
     with _open_store(ctx) as store:
-        store.pause_channel(channel, f"Paused by {_actor()}", actor=_actor())
+        store.pause_channel(channel, msg("paused_by_editor", actor=_actor()), actor=_actor())
     click.echo(f"Channel {channel} is paused; its posts are kept until: autopublish resume {channel}")
 
 

@@ -103,6 +103,9 @@ class Message:
     def __str__(self) -> str:
         return self.english
 
+    def __contains__(self, text: str) -> bool:
+        return text in self.english
+
     def params_json(self) -> str:
         return json.dumps(dict(self.params), ensure_ascii=False, sort_keys=True)
 

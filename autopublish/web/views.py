@@ -17,6 +17,7 @@ from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as Redirect
 
 from autopublish.errors import AutopublishError, StateError
+from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
 from autopublish.state import DeliveryRow
 from autopublish.web.auth import actor, current_user, editor_only, known_device, remember_device, safe_next, sign_in, sign_out
@@ -331,7 +332,7 @@ def pause(name: str) -> Redirect:
     if name not in web().config.channels:
         abort(404)
     why = " ".join(request.form.get("reason", "").split())[:300]
-    reason = f"Paused by {actor()}" + (f": {why}" if why else "")
+    reason = msg("paused_by_editor_why", actor=actor(), detail=why) if why else msg("paused_by_editor", actor=actor())
     ok = web().store.pause_channel(name, reason, actor=actor())
     done(ok, "done_pause", "refused_pause", name=name)
     return back("web.channels")
