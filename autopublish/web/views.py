@@ -246,6 +246,18 @@ def channels() -> str:
     return render_template("channels.html", rows=rows, **common())
 
 
+@bp.get("/articles/<int:article_id>")
+def article(article_id: int) -> str:
+    """One article's whole story: each channel's delivery and text as sent, every event in order, the actions."""
+    store = web().store
+    summary = store.article_summary(article_id)
+    if summary is None:
+        abort(404)
+    deliveries = store.article_deliveries(article_id)
+    events = store.article_events(article_id)
+    return render_template("article.html", article=summary, deliveries=deliveries, events=events, **common())
+
+
 @bp.get("/preview/<int:delivery_id>")
 def preview(delivery_id: int) -> str:
     from autopublish.pipeline import build_post, delivery_key
