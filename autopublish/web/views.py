@@ -16,6 +16,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as Redirect
 
+from markupsafe import Markup
+
 from autopublish.errors import AutopublishError, StateError
 from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
@@ -23,7 +25,8 @@ from autopublish.state import DeliveryRow
 from autopublish.web.auth import actor, current_user, editor_only, known_device, remember_device, safe_next, sign_in, sign_out
 from autopublish.web.context import web
 from autopublish.web.display import channel_state, t
-from autopublish.web.i18n import pick_language
+from autopublish.web.glance import day_chart, delay_chart, month
+from autopublish.web.i18n import duration_text, pick_language
 from autopublish.web.queries import HELD, UPCOMING, LogFilter, article_page, channel_counts, event_page, queue_page
 
 log = logging.getLogger(__name__)
@@ -243,7 +246,13 @@ def channels() -> str:
         state = channel_state(name)
         rows.append({"name": name, "platform": channel.platform, "enabled": channel.enabled, "state": state,
                      "counts": counts.get(name, {}), "expired": state.token_expires_at is not None and state.token_expires_at <= now})
-    return render_template("channels.html", rows=rows, **common())
+    glance = month(context.store, list(context.config.channels), now=now, zone=context.zone)
+    words = {key: t(key) for key in ("posts", "failures", "holds", "median", "worst")}
+    lang = g.lang
+    charts = {c.name: Markup(day_chart(c, glance.days, label=t("posts_per_day", channel=c.name), words=words)) for c in glance.channels}
+    delays = Markup(delay_chart(glance.channels, label=t("delay_title"), words=words, duration=lambda s: duration_text(lang, s)))
+    return render_template("channels.html", rows=rows, glance=glance, charts=charts, delays=delays,
+                           duration=lambda s: duration_text(lang, s), **common())
 
 
 @bp.get("/articles/<int:article_id>")
