@@ -154,6 +154,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "cannot_fit": "This post cannot be built: {reason}",
         "counts": "Posted {sent} · waiting {waiting} · uncertain {uncertain} · held {held} · failed {failed} · queued {queued}",
         # one article
+        "cli_paused": "Channel {name} is PAUSED: {reason}",
+        "cli_log_empty": "The publish log is empty for this selection.",
         "first_seen": "first seen",
         "deliveries": "Channels",
         "text_as_sent": "Text as sent",
@@ -301,6 +303,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "none": "tidak ada",
         "cannot_fit": "Unggahan ini tidak dapat dibuat: {reason}",
         "counts": "Terunggah {sent} · menunggu {waiting} · belum pasti {uncertain} · ditahan {held} · gagal {failed} · antre {queued}",
+        "cli_paused": "Kanal {name} DIJEDA: {reason}",
+        "cli_log_empty": "Log publikasi kosong untuk pilihan ini.",
         "first_seen": "pertama terlihat",
         "deliveries": "Kanal",
         "text_as_sent": "Teks yang dikirim",
