@@ -12,15 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, get_flashed_messages, jsonify, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as Redirect
 
-from markupsafe import Markup
-
 from autopublish.errors import AutopublishError, StateError
 from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
+from autopublish.push.status import push_status
 from autopublish.state import DeliveryRow
 from autopublish.web.auth import actor, current_user, editor_only, known_device, remember_device, safe_next, sign_in, sign_out
 from autopublish.web.context import web
@@ -251,7 +251,8 @@ def channels() -> str:
     lang = g.lang
     charts = {c.name: Markup(day_chart(c, glance.days, label=t("posts_per_day", channel=c.name), words=words)) for c in glance.channels}
     delays = Markup(delay_chart(glance.channels, label=t("delay_title"), words=words, duration=lambda s: duration_text(lang, s)))
-    return render_template("channels.html", rows=rows, glance=glance, charts=charts, delays=delays,
+    feed_modes = [push_status(context.config, context.store, name, now) for name in context.config.feeds]
+    return render_template("channels.html", rows=rows, feed_modes=feed_modes, glance=glance, charts=charts, delays=delays,
                            duration=lambda s: duration_text(lang, s), **common())
 
 
