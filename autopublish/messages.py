@@ -86,6 +86,22 @@ ENGLISH: dict[str, str] = {
     # feeds
     "feed_ok": "The feed can be read again",
     "feed_error": "{detail}",
+    "poll_new": "{count} new article(s), {queued} post(s) queued",
+    "baseline": "First poll of this feed: {count} existing article(s) recorded as already published; {queued} post(s) queued (first_run = \"{mode}\")",
+    # alerts (sent to admins in English; logged with their code for the editors' page)
+    "alert_feed_down": ("The feed \"{feed}\" has failed for {down_seconds}: {detail}. "
+                        "Check that the site is up and the feed's url in the config is right"),
+    "alert_feed_ok": "The feed \"{feed}\" can be read again",
+    "alert_flood": ("The feed \"{feed}\" brought {count} new articles at once (more than {threshold}); they are held, not posted. "
+                    "If the site really published them, release them with autopublish retry (or on the web page); "
+                    "if the site changed its addresses, skip them"),
+    "alert_paused": "Channel \"{channel}\" is paused and its posts are kept: {detail}",
+    "alert_resumed": "Channel \"{channel}\" was resumed and is posting again",
+    "alert_posting_again": "Channel \"{channel}\" is posting again",
+    "alert_failed": "A post to \"{channel}\" failed for good: \"{title}\". {reason}",
+    "alert_uncertain": "An editor must check \"{title}\" on \"{channel}\": {reason}",
+    "alert_uncertain_plain": "An editor must check \"{title}\" on \"{channel}\"",
+    "alert_renewed": "The credentials of channel \"{channel}\" were renewed",
 }
 
 

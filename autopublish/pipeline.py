@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
-from autopublish.durations import format_duration
 from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
 from autopublish.feeds import FetchLimits, FetchState, canonical_link, feed_links, fetch_feed, parse_feed
 from autopublish.messages import Message, msg
@@ -42,16 +41,16 @@ _UNDATED = datetime.min.replace(tzinfo=UTC)
 class Notifier(Protocol):
     """Where open problems go (admins' alert channels, e-mail). Never blocks publishing."""
 
-    def problem(self, key: str, message: str) -> None: ...
+    def problem(self, key: str, message: str | Message) -> None: ...
 
-    def resolved(self, key: str, message: str) -> None: ...
+    def resolved(self, key: str, message: str | Message) -> None: ...
 
 
 class _Silent:
-    def problem(self, key: str, message: str) -> None:
+    def problem(self, key: str, message: str | Message) -> None:
         return None
 
-    def resolved(self, key: str, message: str) -> None:
+    def resolved(self, key: str, message: str | Message) -> None:
         return None
 
 
@@ -233,12 +232,11 @@ class Pipeline:
             return
         down_for = self.clock() - row.failing_since
         if down_for >= self.config.settings.feed_down_after:
-            self.notifier.problem(f"feed:{name}", f"The feed \"{name}\" has failed for {format_duration(down_for)}: {row.last_error}. "
-                                  "Check that the site is up and the feed's url in the config is right")
+            self.notifier.problem(f"feed:{name}", msg("alert_feed_down", feed=name, down_seconds=round(down_for), detail=row.last_error or ""))
 
     def _feed_recovered(self, name: str, failing_since: float | None) -> None:
         if failing_since is not None:
-            self.notifier.resolved(f"feed:{name}", f"The feed \"{name}\" can be read again")
+            self.notifier.resolved(f"feed:{name}", msg("alert_feed_ok", feed=name))
 
     def _take_new(self, feed: FeedConfig, articles: list[Article], *, baseline: bool) -> PollResult:
         now = self.clock()
@@ -261,12 +259,10 @@ class Pipeline:
         flood = len(new) > self.config.settings.flood_threshold
         items = [(article, canonical, self._deliveries_for(feed, article, now, flood=flood, count=len(new))) for article, canonical in new]
         queued = _count_queued(items)
-        summary = f"{len(new)} new article(s), {queued} post(s) queued" if new else ""
+        summary = msg("poll_new", count=len(new), queued=queued) if new else ""
         self.store.record_articles(feed.name, items, summary=summary)
         if flood:
-            self.notifier.problem(f"flood:{feed.name}", f"The feed \"{feed.name}\" brought {len(new)} new articles at once (more than "
-                                  f"{self.config.settings.flood_threshold}); they are held, not posted. If the site really published them, "
-                                  "release them with autopublish retry (or on the web page); if the site changed its addresses, skip them")
+            self.notifier.problem(f"flood:{feed.name}", msg("alert_flood", feed=feed.name, count=len(new), threshold=self.config.settings.flood_threshold))
         return PollResult(feed.name, True, new=len(new), queued=queued)
 
     def _too_old(self, feed: FeedConfig, article: Article, now: float) -> bool:
@@ -313,8 +309,7 @@ class Pipeline:
         ]
         queued = _count_queued(items)
         self.store.record_articles(feed.name, items)
-        self.store.mark_baseline(feed.name, f"First poll of this feed: {len(new)} existing article(s) recorded as already published; "
-                                 f"{queued} post(s) queued (first_run = \"{mode}\")")
+        self.store.mark_baseline(feed.name, msg("baseline", count=len(new), queued=queued, mode=mode))
         return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
 
     # --- delivering ---------------------------------------------------------------------
@@ -338,12 +333,12 @@ class Pipeline:
         for name in self.config.channels:
             channel = self.store.channel(name)
             if not channel.paused:
-                self.notifier.resolved(f"paused:{name}", f"Channel \"{name}\" was resumed and is posting again")
+                self.notifier.resolved(f"paused:{name}", msg("alert_resumed", channel=name))
                 continue
             if channel.paused_by != "autopublish":
                 continue  # paused on purpose by an editor: no reminders
             # paused by a failure: the admins are reminded every `repeat` until someone acts
-            self.notifier.problem(f"paused:{name}", f"Channel \"{name}\" is paused and its posts are kept: {channel.paused_reason}")
+            self.notifier.problem(f"paused:{name}", msg("alert_paused", channel=name, detail=channel.paused_reason))
             for row in self.store.deliveries_with_status(DeliveryStatus.QUEUED, DeliveryStatus.WAITING, channel=name):
                 self.store.transition(row.id, DeliveryStatus.HELD, msg("held_paused", detail=channel.paused_reason),
                                       expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
@@ -398,7 +393,7 @@ class Pipeline:
                      sent_text: str | None = None) -> None:
         self.store.transition(delivery_id, DeliveryStatus.SENT, message, post_url=receipt.url or "", remote_id=receipt.remote_id,
                               needs_editor=False, actor=actor, sent_text=sent_text)
-        self.notifier.resolved(f"failing:{publisher.channel}", f"Channel \"{publisher.channel}\" is posting again")
+        self.notifier.resolved(f"failing:{publisher.channel}", msg("alert_posting_again", channel=publisher.channel))
 
     def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
                         extra: dict[str, object]) -> None:
@@ -415,11 +410,13 @@ class Pipeline:
             self._pause(row.channel, exc)
         if decision.status == DeliveryStatus.FAILED:
             result.failed += 1
-            self.notifier.problem(f"failed:{row.id}", f"A post to \"{row.channel}\" failed for good: \"{row.title}\". {decision.message}")
+            self.notifier.problem(f"failed:{row.id}", msg("alert_failed", channel=row.channel, title=row.title, reason=str(decision.message),
+                                                            detail=decision.message.params.get("detail", "")))
         elif decision.status == DeliveryStatus.UNCERTAIN:
             result.uncertain += 1
             if decision.needs_editor:
-                self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
+                self.notifier.problem(f"uncertain:{row.id}", msg("alert_uncertain", channel=row.channel, title=row.title,
+                                                                    reason=str(decision.message), detail=decision.message.params.get("detail", "")))
         elif decision.status == DeliveryStatus.HELD:
             result.held += 1
         else:
@@ -429,7 +426,7 @@ class Pipeline:
         reason = self.redact(exc.message)
         if self.store.pause_channel(channel, msg("paused_by_platform", detail=reason, platform=exc.platform)):
             log.error("Channel %s paused: %s", channel, reason, extra={"channel": channel})
-        self.notifier.problem(f"paused:{channel}", f"Channel \"{channel}\" is paused and its posts are kept: {reason}")
+        self.notifier.problem(f"paused:{channel}", msg("alert_paused", channel=channel, detail=reason))
         if isinstance(exc, AuthError) and isinstance(exc.expires_at, datetime):
             self.store.set_token_expiry(channel, exc.expires_at.timestamp())
 
@@ -473,7 +470,7 @@ class Pipeline:
                 return
             self.store.transition(row.id, DeliveryStatus.UNCERTAIN, msg("uncertain_platform_no_check", platform=publisher.label),
                                   needs_editor=True, expect=(DeliveryStatus.UNCERTAIN,))
-            self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\"")
+            self.notifier.problem(f"uncertain:{row.id}", msg("alert_uncertain_plain", channel=row.channel, title=row.title))
             return
         except FitError:
             found = None
@@ -510,7 +507,8 @@ class Pipeline:
                               needs_editor=decision.needs_editor, expect=(DeliveryStatus.UNCERTAIN,), kind="check_failed")
         log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
         if decision.needs_editor:
-            self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
+            self.notifier.problem(f"uncertain:{row.id}", msg("alert_uncertain", channel=row.channel, title=row.title,
+                                                                    reason=str(decision.message), detail=decision.message.params.get("detail", "")))
 
     # --- channel health ----------------------------------------------------------------------
     def check_channels(self) -> dict[str, Health]:
@@ -539,9 +537,9 @@ class Pipeline:
                     message = str(said)
                     if self.store.open_alert(f"expiry-log:{name}", message, 86400):
                         self.store.log_event("token_expiring", said, channel=name, status="warning")
-                    self.notifier.problem(f"expiry:{name}", message)
+                    self.notifier.problem(f"expiry:{name}", said)
                 else:
-                    self.notifier.resolved(f"expiry:{name}", f"The credentials of channel \"{name}\" were renewed")
+                    self.notifier.resolved(f"expiry:{name}", msg("alert_renewed", channel=name))
         return report
 
 

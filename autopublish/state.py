@@ -386,7 +386,7 @@ class Store:
             if first or (row is not None and row["last_error"] != message):
                 self._event(db, "feed_error", msg("feed_error", detail=message), feed=name, status="error")
 
-    def mark_baseline(self, name: str, message: str) -> None:
+    def mark_baseline(self, name: str, message: str | Message) -> None:
         with self.tx() as db:
             db.execute("UPDATE feeds SET baseline_at = ? WHERE name = ?", (self.now(), name))
             self._event(db, "baseline", message, feed=name, status="seen")
@@ -417,7 +417,8 @@ class Store:
         )
         return int(cursor.lastrowid or 0)
 
-    def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]], summary: str = "") -> list[int]:
+    def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]],
+                        summary: str | Message = "") -> list[int]:
         """Store new articles and their deliveries in ONE transaction.
 
         ``items``: (article, canonical link, [(channel, status, reason), ...]). An

@@ -194,3 +194,22 @@ def test_cli_log_and_queue_follow_lang(site: Site, lang: str) -> None:
     else:
         assert f"Failed: {PLATFORM_WORDS}" in log.output
         assert f"{PLATFORM_WORDS}; next try in 1m" in queue.output
+
+
+def test_alerts_logged_for_the_page_are_in_the_readers_language(app: Flask, site: Site) -> None:
+    from autopublish.alerts import Alerter
+
+    store = site.store()
+    try:
+        Alerter(site.config, store, {}).problem("paused:spare", msg("alert_paused", channel="spare", detail=PLATFORM_WORDS))
+        assert store.alert_is_open("paused:spare")
+    finally:
+        store.close()
+    client = app.test_client()
+    sign_in(client, "siti")
+    activity = client.get("/activity").get_data(as_text=True)
+    assert "Kanal &#34;spare&#34; dijeda dan unggahannya disimpan." in activity
+    assert f'<blockquote class="detail">{html.escape(PLATFORM_WORDS)}</blockquote>' in activity
+    english = app.test_client()
+    sign_in(english, "ed")
+    assert "Channel &#34;spare&#34; is paused and its posts are kept." in english.get("/activity").get_data(as_text=True)
