@@ -243,7 +243,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         container, text_only = self.create(post, text_only=text_only)
         progress = Progress(container, self.env.now().timestamp(), renewals, text_only)
         wait = self.options.container_wait
-        raise self.not_ready(progress, f"{self.label} is preparing the post; it will be published once ready (first check in {format_duration(wait)})", wait)
+        raise self.not_ready(progress, f"{self.label} is preparing the post; it will be published once ready", wait)
 
     def _continue(self, post: Post, progress: Progress) -> Receipt:
         try:
@@ -265,14 +265,14 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         if age >= self.options.container_timeout:
             return self._renew(post, progress, f"the post was still being prepared after {format_duration(age)}")
         wait = self.options.container_poll
-        raise self.not_ready(progress, f"{self.label} is still preparing the post; next check in {format_duration(wait)}", wait)
+        raise self.not_ready(progress, f"{self.label} is still preparing the post", wait)
 
     def _publish_ready(self, post: Post, progress: Progress) -> Receipt:
         try:
             return self.publish_container(progress.container)
         except NotReadyError:
             wait = self.options.container_poll
-            raise self.not_ready(progress, f"{self.label} says the post is not ready to publish yet; next check in {format_duration(wait)}", wait) from None
+            raise self.not_ready(progress, f"{self.label} says the post is not ready to publish yet", wait) from None
         except TransientError as exc:
             if exc.code == CONTAINER_GONE:
                 return self._renew(post, progress, "the prepared post expired before it was published")
