@@ -27,6 +27,7 @@ import urllib3
 
 from autopublish import __version__
 from autopublish.errors import FeedError
+from autopublish.fastfeed import parse_fast
 from autopublish.models import Article
 from autopublish.textify import first_image, html_to_text
 
@@ -246,6 +247,25 @@ def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "")
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"[") or "json" in content_type.lower():
         return _parse_json_feed(body, feed=feed, url=url)
+    fast = parse_fast(body, content_type)
+    if fast is not None:
+        return _from_entries(fast, feed=feed)
+    return parse_feed_slow(body, feed=feed, content_type=content_type, url=url)
+
+
+def _from_entries(fast: tuple[str, str, list[dict[str, Any]]], *, feed: str) -> ParsedFeed:
+    raw_title, language, entries = fast
+    title = html_to_text(raw_title)
+    articles = []
+    for entry in entries:
+        article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
+        if article is not None:
+            articles.append(article)
+    return ParsedFeed(title=title, articles=articles)
+
+
+def parse_feed_slow(body: bytes, *, feed: str, content_type: str = "", url: str = "") -> ParsedFeed:
+    """parse_feed through feedparser alone: every RSS/Atom dialect, encoding and oddity."""
     try:
         parsed = feedparser.parse(
             io.BytesIO(body),
