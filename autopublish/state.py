@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel, status);
 CREATE INDEX IF NOT EXISTS deliveries_article ON deliveries (article_id);
+CREATE INDEX IF NOT EXISTS deliveries_sent ON deliveries (channel, sent_at);
 CREATE TABLE IF NOT EXISTS channels (
     name TEXT PRIMARY KEY,
     paused INTEGER NOT NULL DEFAULT 0,
@@ -188,6 +189,7 @@ class Store:
         self.path = state_dir / self.FILENAME
         self.clock = clock
         self._lock = threading.RLock()
+        self._batch_depth = 0  # > 0 while batch() holds one open transaction (and the lock)
         if not self.path.exists() and not create:
             raise StateError(f"There is no state database at {self.path}; run autopublish once to create it")
         try:
@@ -248,8 +250,14 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT) under the store's lock."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT) under the store's lock.
+
+        Inside batch() (same thread: the batch holds the lock) it joins the batch's transaction.
+        """
         with self._lock:
+            if self._batch_depth:
+                yield self.db  # an error propagates to batch(), which rolls everything back
+                return
             try:
                 self.db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -263,6 +271,28 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many writes in ONE transaction (one commit, one fsync): every tx() inside joins it.
+
+        Holds the store's lock throughout, so keep network calls out of it; a claim made by
+        another thread waits for the batch and is then committed on its own, durably.
+        """
+        with self._lock:
+            if self._batch_depth:
+                self._batch_depth += 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth -= 1
+                return
+            with self.tx():
+                self._batch_depth = 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth = 0
 
     def _rollback(self) -> None:
         try:
@@ -356,6 +386,15 @@ class Store:
             if rows:
                 return int(rows[0][0])
         return None
+
+    def known_keys(self, feed: str, keys: list[str], canonicals: list[str]) -> tuple[set[str], set[str]]:
+        """known_article for a whole feed in one query: (keys of ``feed`` already seen, canonical links seen anywhere)."""
+        rows = self.query(
+            "SELECT key, '' FROM articles WHERE feed = ? AND key IN (SELECT value FROM json_each(?)) "
+            "UNION ALL SELECT '', canonical FROM articles WHERE canonical IN (SELECT value FROM json_each(?))",
+            (feed, json.dumps(keys), json.dumps([c for c in canonicals if c])),
+        )
+        return {r[0] for r in rows if r[0]}, {r[1] for r in rows if r[1]}
 
     def article(self, article_id: int) -> Article:
         rows = self.query("SELECT data FROM articles WHERE id = ?", (article_id,))
