@@ -35,6 +35,7 @@ _MEDIA = "http://search.yahoo.com/mrss/"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _ABSOLUTE = re.compile(r"^https?://[^\s<>\"']+$", re.I)
+_ENTITY = re.compile(r"&#?\w+;")
 _DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']", re.I)
 
 # RSS <item> children this path understands; anything else sends the feed to feedparser.
@@ -117,8 +118,8 @@ def _text(el: Any) -> str:
 def _plain(el: Any) -> str:
     """A value feedparser may guess to be HTML and sanitize: accept only text with no markup."""
     value = _text(el)
-    if "<" in value or "&" in value:
-        raise _Unsure("markup-like text")
+    if "<" in value or _ENTITY.search(value):
+        raise _Unsure("markup-like text")  # feedparser's looks_like_html may treat it as HTML
     return value
 
 
@@ -329,7 +330,7 @@ def _atom_entry(item: Any) -> Entry:
             raise _Unsure("an odd category")
         term = _fix((el.get("term") or "").strip())
         label = el.get("label")
-        if not term or "<" in term or "&" in term or (label is not None and ("<" in label or "&" in label)):
+        if not term or "<" in term or "&" in term or (label is not None and ("<" in label or "&" in label)):  # attributes: be strict
             raise _Unsure("an odd category")
         tags.append({"term": term, "label": _fix(label.strip()) if label is not None else None})
     if tags:

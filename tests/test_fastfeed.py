@@ -1,0 +1,89 @@
+"""The lxml fast path yields exactly feedparser's articles wherever it accepts a feed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from autopublish.fastfeed import parse_fast
+from tests.fakes.feed_server import Item, older_items, render_rss, seed_item
+from tests.feed_equivalence import compare
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "testdata" / "feeds" / "feedparser-corpus"
+VENDORED = ROOT / "tests" / "data" / "feeds"
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en-GB">
+  <title type="text">Example &#8211; news</title>
+  <entry>
+    <title type="html">Caf\xc3\xa9 &lt;em&gt;opens&lt;/em&gt;</title>
+    <link rel="alternate" type="text/html" href="https://example.org/2026/cafe/"/>
+    <link rel="replies" type="application/atom+xml" href="https://example.org/2026/cafe/feed/"/>
+    <id>tag:example.org,2026:cafe</id>
+    <published>2026-11-30T08:00:00+07:00</published>
+    <updated>2026-11-30T09:30:00Z</updated>
+    <author><name>Sari</name></author>
+    <category term="Kota" label="Kota"/>
+    <summary type="html">&lt;p&gt;A new caf&amp;eacute; &lt;img src="https://example.org/c.jpg" alt="cup"&gt; by the river.&lt;/p&gt;</summary>
+    <content type="html">&lt;p&gt;Long text&lt;/p&gt;&lt;script&gt;x()&lt;/script&gt;</content>
+  </entry>
+</feed>"""
+
+
+def _wordpress_like() -> bytes:
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    items = [seed_item(now), *older_items(5, now)]
+    items.append(Item("Gambar & teks", "https://example.org/gambar/", "g-img", now - timedelta(hours=3), ["Foto"],
+                      "Ringkasan singkat", '<p>Isi <img src="https://example.org/a.png" alt="peta"></p>', image="https://example.org/a.png"))
+    return render_rss(items)
+
+
+@pytest.mark.parametrize("name, body, content_type", [
+    ("wordpress sample", (ROOT / "autopublish" / "samples" / "wordpress-feed.xml").read_bytes(), "application/rss+xml; charset=UTF-8"),
+    ("generated WordPress feed", _wordpress_like(), "application/rss+xml; charset=UTF-8"),
+    ("atom", ATOM, "application/atom+xml"),
+])
+def test_fast_path_takes_plain_feeds_and_matches_feedparser(name, body, content_type):
+    accepted, problems = compare(body, content_type)
+    assert accepted, f"the fast path declined the {name}"
+    assert problems == []
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b'<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>x</title></channel></rss>', ""),
+    (b'<rss version="2.0"><channel><title>x</title></channel></rss>', "text/xml"),  # RFC 3023: us-ascii
+    (b'<!DOCTYPE rss [<!ENTITY e "x">]><rss version="2.0"><channel><title>&e;</title></channel></rss>', ""),
+    (b'<rss version="2.0"><channel><item><title>t</title><dc:date xmlns:dc="http://purl.org/dc/elements/1.1/">2026-01-01</dc:date></item></channel></rss>', ""),
+    (b'<rss version="2.0"><channel><item><title>t</title><link>/relative/</link></item></channel></rss>', ""),
+    (b'<rss version="0.91"><channel><item><title>t</title></item></channel></rss>', ""),
+    (b'<rss version="2.0"><channel><item><title>unclosed</item></channel></rss>', ""),
+])
+def test_anything_unusual_goes_to_feedparser(body, content_type):
+    assert parse_fast(body, content_type) is None
+
+
+def _check_files(paths: list[Path]) -> int:
+    accepted, mismatches = 0, []
+    for path in paths:
+        ok, problems = compare(path.read_bytes())
+        accepted += ok
+        if problems:
+            mismatches.append(f"{path.name}: {problems[:3]}")
+    assert mismatches == [], "\n".join(mismatches[:20])
+    return accepted
+
+
+def test_vendored_feeds_match_feedparser():
+    paths = [p for p in sorted(VENDORED.rglob("*")) if p.is_file() and p.suffix in (".xml", ".rss", ".atom", ".rdf")] if VENDORED.is_dir() else []
+    paths.append(ROOT / "autopublish" / "samples" / "wordpress-feed.xml")
+    assert _check_files(paths) >= 1
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="feedparser's corpus (../shared/testdata/feeds/feedparser-corpus) is not beside this checkout")
+def test_corpus_matches_feedparser_wherever_the_fast_path_accepts():
+    paths = [p for p in sorted(CORPUS.rglob("*")) if p.is_file() and p.suffix in (".xml", ".rss", ".atom", ".rdf")]
+    assert len(paths) > 1500
+    assert _check_files(paths) > 200  # it really takes plain feeds, not only declines
