@@ -62,10 +62,10 @@ def parse_fast(body: bytes, content_type: str = "") -> tuple[str, str, list[Entr
         return None
     try:
         root = etree.fromstring(body, _PARSER)
-        if root.getroottree().docinfo.doctype or _has_xml_base(root):
+        if root.getroottree().docinfo.doctype or _has_xml_base(body, root):
             return None
         if root.tag == "rss" and root.get("version") in ("2.0", "2.0.1", "2.01"):
-            return _rss(root)
+            return _rss(root, b"xml:lang" in body)
         if root.tag == f"{{{_ATOM}}}feed":
             return _atom(root)
     except (etree.XMLSyntaxError, _Unsure, ValueError, TypeError):
@@ -94,14 +94,17 @@ def _plain_utf8(body: bytes, content_type: str) -> bool:
     return True
 
 
-def _has_xml_base(root: Any) -> bool:
-    return any(_XML_BASE in el.attrib for el in root.iter())
+def _has_xml_base(body: bytes, root: Any) -> bool:
+    # the xml: prefix cannot be rebound, so an xml:base attribute is always spelled so in the bytes
+    return b"xml:base" in body and any(_XML_BASE in el.attrib for el in root.iter())
 
 
 # --- text, as feedparser leaves it -------------------------------------------------------
 
 def _fix(text: str) -> str:
     """feedparser's last steps on every value: the mis-declared-UTF-8 repair and cp1252 mapping."""
+    if text.isascii():
+        return text  # both steps leave ASCII as it is
     try:
         text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
@@ -173,12 +176,12 @@ def _media(found: dict[str, list[Any]], entry: Entry) -> None:
 
 # --- RSS 2.0 -------------------------------------------------------------------------------
 
-def _rss(root: Any) -> tuple[str, str, list[Entry]]:
+def _rss(root: Any, maybe_lang: bool) -> tuple[str, str, list[Entry]]:
     channels = [el for el in root if isinstance(el.tag, str)]
     if len(channels) != 1 or channels[0].tag != "channel" or len(root.attrib) > 1 or root.text and root.text.strip():
         raise _Unsure("not one plain channel")
     channel = channels[0]
-    if any(el.get(_XML_LANG) is not None for el in root.iter()):
+    if maybe_lang and any(el.get(_XML_LANG) is not None for el in root.iter()):
         raise _Unsure("xml:lang")
     title, language = "", ""
     entries = []
