@@ -87,3 +87,19 @@ def test_corpus_matches_feedparser_wherever_the_fast_path_accepts():
     paths = [p for p in sorted(CORPUS.rglob("*")) if p.is_file() and p.suffix in (".xml", ".rss", ".atom", ".rdf")]
     assert len(paths) > 1500
     assert _check_files(paths) > 200  # it really takes plain feeds, not only declines
+
+
+@pytest.mark.parametrize("text", [
+    "plain words", "two  spaces", "tab\there", "nb\u00a0sp", " lead and trail ", "a\r\nb", "a\rb", "x\n\n\n\ny",
+    "x\n \n\t\ny", "\n\n", "a\n\nb", "a \n b", "\u2028odd\u2028", "a\x0bb\x0cc", "a\n\u00a0\n\nb", "",
+])
+def test_faster_tidy_gives_the_same_text(text):
+    import re
+
+    from autopublish import textify
+
+    def reference(value: str) -> str:  # textify._tidy before the shortcuts
+        lines = [re.sub(r"[ \t\r\f\v\u00a0]+", " ", line).strip() for line in value.replace("\r\n", "\n").split("\n")]
+        return re.sub(r"\n\s*\n(\s*\n)*", "\n\n", "\n".join(lines)).strip()
+
+    assert textify._tidy(text) == reference(text)
