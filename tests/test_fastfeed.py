@@ -103,3 +103,14 @@ def test_faster_tidy_gives_the_same_text(text):
         return re.sub(r"\n\s*\n(\s*\n)*", "\n\n", "\n".join(lines)).strip()
 
     assert textify._tidy(text) == reference(text)
+
+
+@pytest.mark.parametrize("text", ["Tom &amp; Jerry", "caf&eacute; &#8230; &#x2026;", "a & b", "&amp", "x &notanentity; y", "&ampx",
+                                  "tail &", "&#0; &#xD800; &#1114112;", "  spaced   &nbsp; out  "])
+def test_text_without_tags_is_read_as_the_parser_reads_it(text):
+    from autopublish import textify
+
+    parser = textify._TextParser()
+    parser.feed(text)
+    parser.close()
+    assert textify.html_to_text(text) == textify._tidy("".join(parser.parts))
