@@ -34,9 +34,9 @@ _DC = "http://purl.org/dc/elements/1.1/"
 _MEDIA = "http://search.yahoo.com/mrss/"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-_ABSOLUTE = re.compile(r"^https?://[^\s<>\"']+$", re.I)
+_ABSOLUTE = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
 _ENTITY = re.compile(r"&#?\w+;")
-_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']", re.I)
+_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
 
 # RSS <item> children this path understands; anything else sends the feed to feedparser.
 _RSS_ITEM = {
@@ -79,7 +79,7 @@ def _plain_utf8(body: bytes, content_type: str) -> bool:
     media = media.strip().lower()
     if media and not (media.startswith("application/") and media.endswith("xml")):
         return False  # text/xml defaults to us-ascii under RFC 3023: feedparser's rules apply
-    charset = re.search(r"charset\s*=\s*\"?([^\s;\"]+)", params, re.I)
+    charset = re.search(r"charset\s*=\s*\"?([^\s;\"]+)", params, re.IGNORECASE)
     if charset and charset.group(1).lower() not in ("utf-8", "utf8"):
         return False
     if body.startswith((b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")) or not body.startswith(b"<"):

@@ -26,10 +26,31 @@ import requests
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
 from autopublish.durations import format_duration
-from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
-from autopublish.feeds import FetchLimits, FetchResult, FetchState, ParsedFeed, canonical_link, fetch_feed, parse_feed
+from autopublish.errors import (
+    AuthError,
+    FeedError,
+    PublishError,
+    StateError,
+    UncertainError,
+)
+from autopublish.feeds import (
+    FetchLimits,
+    FetchResult,
+    FetchState,
+    ParsedFeed,
+    canonical_link,
+    fetch_feed,
+    parse_feed,
+)
 from autopublish.lanes import Lanes
-from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
+from autopublish.models import (
+    Article,
+    DeliveryStatus,
+    Health,
+    HealthLevel,
+    Post,
+    Receipt,
+)
 from autopublish.pacing import next_allowed
 from autopublish.platforms.base import Publisher
 from autopublish.render import FitError, article_values, fit

@@ -32,7 +32,7 @@ def compare(body: bytes, content_type: str = CONTENT_TYPE, url: str = "https://e
     for mine, reference in zip(ours.articles, theirs.articles, strict=True):
         a: dict[str, Any] = asdict(mine)
         b: dict[str, Any] = asdict(reference)
-        for key in a:
-            if a[key] != b[key]:
-                problems.append(f"{key}: {a[key]!r} != {b[key]!r}")
+        for key, value in a.items():
+            if value != b[key]:
+                problems.append(f"{key}: {value!r} != {b[key]!r}")
     return True, problems

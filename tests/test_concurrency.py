@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import pytest
 
@@ -68,7 +69,7 @@ class _SlowFeeds:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse can be seen
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with outer.lock:
                     outer.connections.add(self.client_address[1])
                     outer.active += 1
@@ -90,7 +91,7 @@ class _SlowFeeds:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
-    def __enter__(self) -> _SlowFeeds:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
