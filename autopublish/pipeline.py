@@ -408,16 +408,16 @@ class Pipeline:
         with self.lock:
             self._hold_paused_channels()
             now = self.clock()
-            due: dict[str, list[DeliveryRow]] = {}
-            for row in self.store.due_deliveries(now):  # oldest first; grouping keeps each channel's order
-                due.setdefault(row.channel, []).append(row)
+            due: dict[str, None] = {}  # channels with work, in the order of their oldest due delivery
+            for row in self.store.due_deliveries(now):
+                due.setdefault(row.channel)
             for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN):
                 if not row.needs_editor and (row.next_attempt_at is None or row.next_attempt_at <= now):
-                    due.setdefault(row.channel, [])
+                    due.setdefault(row.channel)
             started: list[tuple[threading.Thread, SweepResult]] = []
-            for channel, rows in due.items():
+            for channel in due:
                 result = SweepResult()
-                thread = self.lanes.start(channel, self._lane_job(channel, rows, result, stop))
+                thread = self.lanes.start(channel, self._lane_job(channel, result, stop))
                 if thread is not None:
                     started.append((thread, result))
         total = SweepResult()
@@ -437,11 +437,12 @@ class Pipeline:
             self.lane_errors.clear()
             raise error
 
-    def _lane_job(self, channel: str, rows: list[DeliveryRow], result: SweepResult, stop: threading.Event | None) -> Callable[[], None]:
+    def _lane_job(self, channel: str, result: SweepResult, stop: threading.Event | None) -> Callable[[], None]:
         def run() -> None:
             try:
                 self._reconcile_due(result, stop, channel=channel)
-                for row in rows:
+                # read after settling doubts: one found missing is due again in this same sweep
+                for row in self.store.due_deliveries(self.clock(), channels=[channel]):
                     if stop is not None and stop.is_set():
                         break
                     self._deliver(row, result)
