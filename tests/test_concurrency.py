@@ -180,3 +180,41 @@ def test_fetch_concurrency_is_validated(tmp_path):
     path = write_config(tmp_path / "autopublish.toml", "https://example.org/feed/", settings="fetch_concurrency = 0")
     with pytest.raises(ConfigError, match="fetch_concurrency"):
         load_config(path, {}, cwd=tmp_path)
+
+
+def test_a_claim_made_during_a_poll_batch_is_committed_on_its_own_before_the_post(tmp_path):
+    import sqlite3
+
+    from autopublish.models import Article
+
+    store = Store(tmp_path / "queue")
+    article = Article(feed="site", key="k1", link="https://example.org/a/", title="A")
+    [delivery] = store.record_articles("site", [(article, "example.org/a", [("outbox", DeliveryStatus.QUEUED, "New article queued")])])
+    in_batch, release, claimed = threading.Event(), threading.Event(), threading.Event()
+
+    def poll_batch() -> None:
+        with store.batch():
+            store.ensure_feed("other", "https://other.example/feed/")
+            in_batch.set()
+            release.wait(10)
+
+    def lane() -> None:
+        in_batch.wait(10)
+        assert store.claim(delivery)
+        claimed.set()
+
+    threads = [threading.Thread(target=poll_batch), threading.Thread(target=lane)]
+    for thread in threads:
+        thread.start()
+    assert in_batch.wait(10)
+    assert not claimed.wait(0.3)  # the claim waits for the batch instead of joining it
+    release.set()
+    assert claimed.wait(10)
+    for thread in threads:
+        thread.join(10)
+    # another connection (another process after a crash) sees the claim committed
+    other = sqlite3.connect(tmp_path / "queue" / "state.db")
+    assert other.execute("SELECT status FROM deliveries WHERE id = ?", (delivery,)).fetchone()[0] == "sending"
+    other.close()
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
