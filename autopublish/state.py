@@ -423,11 +423,14 @@ class Store:
         """
         created: list[int] = []
         with self.tx() as db:
+            # one lookup for the whole list, then the ones added by this call
+            known_keys, known_links = self.known_keys(feed, [a.key for a, _c, _d in items], [c for _a, c, _d in items])
             for article, canonical, deliveries in items:
-                exists = db.execute("SELECT id FROM articles WHERE (feed = ? AND key = ?) OR (canonical != '' AND canonical = ?) LIMIT 1",
-                                    (feed, article.key, canonical)).fetchone()
-                if exists:
+                if article.key in known_keys or (canonical and canonical in known_links):
                     continue
+                known_keys.add(article.key)
+                if canonical:
+                    known_links.add(canonical)
                 article_id = self.add_article(db, article, canonical)
                 for channel, status, reason in deliveries:
                     delivery_id = self._insert_delivery(db, article_id, channel, status, reason)
