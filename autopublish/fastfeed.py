@@ -32,7 +32,6 @@ _ATOM = "http://www.w3.org/2005/Atom"
 _CONTENT = "http://purl.org/rss/1.0/modules/content/"
 _DC = "http://purl.org/dc/elements/1.1/"
 _MEDIA = "http://search.yahoo.com/mrss/"
-_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _ABSOLUTE = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
 _ENTITY = re.compile(r"&#?\w+;")
@@ -62,10 +61,10 @@ def parse_fast(body: bytes, content_type: str = "") -> tuple[str, str, list[Entr
         return None
     try:
         root = etree.fromstring(body, _PARSER)
-        if root.getroottree().docinfo.doctype or _has_xml_base(body, root):
+        if root.getroottree().docinfo.doctype or _has_xml_base(root):
             return None
         if root.tag == "rss" and root.get("version") in ("2.0", "2.0.1", "2.01"):
-            return _rss(root, b"xml:lang" in body)
+            return _rss(root)
         if root.tag == f"{{{_ATOM}}}feed":
             return _atom(root)
     except (etree.XMLSyntaxError, _Unsure, ValueError, TypeError):
@@ -94,9 +93,13 @@ def _plain_utf8(body: bytes, content_type: str) -> bool:
     return True
 
 
-def _has_xml_base(body: bytes, root: Any) -> bool:
-    # the xml: prefix cannot be rebound, so an xml:base attribute is always spelled so in the bytes
-    return b"xml:base" in body and any(_XML_BASE in el.attrib for el in root.iter())
+_ANY_XML_BASE = etree.XPath("boolean(//@xml:base)")
+_ANY_XML_LANG = etree.XPath("boolean(//@xml:lang)")
+_XML_LANG_BELOW_ROOT = etree.XPath("boolean(/*//*/@xml:lang)")
+
+
+def _has_xml_base(root: Any) -> bool:
+    return bool(_ANY_XML_BASE(root))
 
 
 # --- text, as feedparser leaves it -------------------------------------------------------
@@ -129,10 +132,12 @@ def _plain(el: Any) -> str:
 def _html(el: Any) -> str:
     """An HTML value: sanitizing and resolving it (as feedparser does) must not change its text or first image."""
     value = _text(el)
+    if "<" not in value:
+        return value
     lowered = value.lower()
     if "data-src" in lowered or "<base" in lowered or "<![cdata[" in lowered:
         raise _Unsure("markup feedparser's sanitizer rewrites")
-    found = first_image(value)
+    found = first_image(value) if "<img" in lowered else None
     if found is not None and not _ABSOLUTE.match(found[0]):
         raise _Unsure("a relative or odd image address")
     return value
@@ -176,12 +181,12 @@ def _media(found: dict[str, list[Any]], entry: Entry) -> None:
 
 # --- RSS 2.0 -------------------------------------------------------------------------------
 
-def _rss(root: Any, maybe_lang: bool) -> tuple[str, str, list[Entry]]:
+def _rss(root: Any) -> tuple[str, str, list[Entry]]:
     channels = [el for el in root if isinstance(el.tag, str)]
     if len(channels) != 1 or channels[0].tag != "channel" or len(root.attrib) > 1 or root.text and root.text.strip():
         raise _Unsure("not one plain channel")
     channel = channels[0]
-    if maybe_lang and any(el.get(_XML_LANG) is not None for el in root.iter()):
+    if _ANY_XML_LANG(root):
         raise _Unsure("xml:lang")
     title, language = "", ""
     entries = []
@@ -262,14 +267,14 @@ def _updated_fallback(entry: Entry) -> None:
 
 def _atom(root: Any) -> tuple[str, str, list[Entry]]:
     language = root.get(_XML_LANG) or ""
+    if _XML_LANG_BELOW_ROOT(root):
+        raise _Unsure("xml:lang below the feed")
     title = ""
     entries = []
     for el in root:
         tag = el.tag
         if not isinstance(tag, str):
             continue
-        if el.get(_XML_LANG) is not None or any(child.get(_XML_LANG) is not None for child in el.iter()):
-            raise _Unsure("xml:lang below the feed")
         if tag == f"{{{_ATOM}}}entry":
             entries.append(_atom_entry(el))
         elif tag == f"{{{_ATOM}}}title":
