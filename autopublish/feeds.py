@@ -26,8 +26,8 @@ import requests
 
 from autopublish import __version__
 from autopublish.errors import AddressRefusedError, FeedError, FetchError
-from autopublish.feedtext import clean_line, clean_text
 from autopublish.fastfeed import parse_fast
+from autopublish.feedtext import clean_line, clean_text
 from autopublish.models import Article
 from autopublish.netguard import Fetched, GuardedFetcher, Origin, read_capped
 from autopublish.textify import first_image, html_to_text
