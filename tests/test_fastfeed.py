@@ -117,3 +117,24 @@ def test_text_without_tags_is_read_as_the_parser_reads_it(text):
     parser.feed(text)
     parser.close()
     assert textify.html_to_text(text) == textify._tidy("".join(parser.parts))
+
+
+@pytest.mark.parametrize("text", [
+    "plain", "  padded  ", "a\nb", "a\r\nb\rc", "tab\there", "esc \x1b[31mred", "del\x7f", "c1 \x85 \x9b", "nb\u00a0sp",
+    "line\u2028sep\u2029", "lone \ud800 surrogate", "é ünïcode 日本", "", "\n", "\x00",
+])
+def test_feed_text_cleaning_shortcut_changes_nothing(text):
+    from autopublish import feedtext
+
+    def text_reference(value: str) -> str:
+        value = feedtext._SURROGATES.sub("\ufffd", value)
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+        return feedtext._CONTROLS.sub("", value)
+
+    def line_reference(value: str) -> str:
+        value = feedtext._SURROGATES.sub("\ufffd", value)
+        value = feedtext._LINE_BREAKS.sub(" ", value)
+        return feedtext._CONTROLS.sub("", value).strip()
+
+    assert feedtext.clean_text(text) == text_reference(text)
+    assert feedtext.clean_line(text) == line_reference(text)
