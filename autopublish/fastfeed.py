@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - a feedparser without them: always fall
     _cp1252 = None
 
 Entry = dict[str, Any]
+Links = dict[str, str]  # the feed's own home, hub and self links, as feedparser reports them
 
 _ATOM = "http://www.w3.org/2005/Atom"
 _CONTENT = "http://purl.org/rss/1.0/modules/content/"
@@ -55,8 +56,8 @@ class _Unsure(Exception):
     """Something this path does not read exactly like feedparser: fall back."""
 
 
-def parse_fast(body: bytes, content_type: str = "") -> tuple[str, str, list[Entry]] | None:
-    """(feed title, language, entries) of a plain RSS 2.0 / Atom 1.0 feed, or None to use feedparser."""
+def parse_fast(body: bytes, content_type: str = "") -> tuple[str, str, list[Entry], Links] | None:
+    """(feed title, language, entries, links) of a plain RSS 2.0 / Atom 1.0 feed, or None to use feedparser."""
     if _parse_date is None or not _plain_utf8(body, content_type):
         return None
     try:
@@ -181,7 +182,7 @@ def _media(found: dict[str, list[Any]], entry: Entry) -> None:
 
 # --- RSS 2.0 -------------------------------------------------------------------------------
 
-def _rss(root: Any) -> tuple[str, str, list[Entry]]:
+def _rss(root: Any) -> tuple[str, str, list[Entry], Links]:
     channels = [el for el in root if isinstance(el.tag, str)]
     if len(channels) != 1 or channels[0].tag != "channel" or len(root.attrib) > 1 or root.text and root.text.strip():
         raise _Unsure("not one plain channel")
@@ -190,6 +191,7 @@ def _rss(root: Any) -> tuple[str, str, list[Entry]]:
         raise _Unsure("xml:lang")
     title, language = "", ""
     entries = []
+    links: Links = {"home": "", "hub": "", "self": ""}
     seen: set[str] = set()
     for el in channel:
         tag = el.tag
@@ -197,17 +199,35 @@ def _rss(root: Any) -> tuple[str, str, list[Entry]]:
             continue
         if tag == "item":
             entries.append(_rss_item(el))
-        elif tag in ("title", "language"):
+        elif tag in ("title", "language", "link"):
             if tag in seen:
                 raise _Unsure(f"repeated channel {tag}")
             seen.add(tag)
             if tag == "title":
                 title = _plain(el)
+            elif tag == "link":
+                links["home"] = _url(_text(el))
             else:
                 language = _text(el)
-        elif tag in ("image", "textinput", "textInput", "item") or tag.startswith(f"{{{_DC}}}") or tag.startswith(f"{{{_ATOM}}}") and tag != f"{{{_ATOM}}}link":
+        elif tag == f"{{{_ATOM}}}link":
+            _feed_link(el, links, alternate_allowed=False)
+        elif tag in ("image", "textinput", "textInput") or tag.startswith((f"{{{_DC}}}", f"{{{_ATOM}}}")):
             raise _Unsure(f"channel element {tag!r}")
-    return title, language, entries
+    return title, language, entries, links
+
+
+def _feed_link(el: Any, links: Links, *, alternate_allowed: bool) -> None:
+    """A feed-level atom:link: hub and self are kept (the first of each), an alternate page is the home."""
+    rel, kind = el.get("rel", "alternate"), el.get("type", "text/html")
+    if len(el) or (el.text or "").strip():
+        raise _Unsure("a link with content")
+    href = _url(el.get("href", ""))
+    if rel in ("hub", "self"):
+        links[rel] = links[rel] or href
+    elif rel == "alternate" and alternate_allowed and kind in ("text/html", "application/xhtml+xml") and not links["home"]:
+        links["home"] = href
+    elif rel not in ("related", "via", "license", "search", "edit", "first", "next", "previous", "last"):
+        raise _Unsure(f"a feed link rel={rel}")
 
 
 def _rss_item(item: Any) -> Entry:
@@ -265,17 +285,20 @@ def _updated_fallback(entry: Entry) -> None:
 
 # --- Atom 1.0 -------------------------------------------------------------------------------
 
-def _atom(root: Any) -> tuple[str, str, list[Entry]]:
+def _atom(root: Any) -> tuple[str, str, list[Entry], Links]:
     language = root.get(_XML_LANG) or ""
     if _XML_LANG_BELOW_ROOT(root):
         raise _Unsure("xml:lang below the feed")
     title = ""
     entries = []
+    links: Links = {"home": "", "hub": "", "self": ""}
     for el in root:
         tag = el.tag
         if not isinstance(tag, str):
             continue
-        if tag == f"{{{_ATOM}}}entry":
+        if tag == f"{{{_ATOM}}}link":
+            _feed_link(el, links, alternate_allowed=True)
+        elif tag == f"{{{_ATOM}}}entry":
             entries.append(_atom_entry(el))
         elif tag == f"{{{_ATOM}}}title":
             if title:
@@ -285,7 +308,9 @@ def _atom(root: Any) -> tuple[str, str, list[Entry]]:
                 raise _Unsure("markup in the feed title")
         elif not tag.startswith(f"{{{_ATOM}}}"):
             raise _Unsure(f"feed element {tag!r}")
-    return title, language.replace("_", "-"), entries
+    if not links["home"]:
+        raise _Unsure("no alternate link for the feed")  # feedparser may take the feed's id as its link
+    return title, language.replace("_", "-"), entries, links
 
 
 def _atom_text(el: Any) -> str:

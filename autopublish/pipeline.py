@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from autopublish.config import ChannelConfig, Config, FeedConfig
 from autopublish.durations import format_duration
 from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
-from autopublish.feeds import FetchLimits, FetchResult, FetchState, ParsedFeed, canonical_link, fetch_feed, parse_feed
+from autopublish.feeds import FetchLimits, FetchResult, FetchState, ParsedFeed, canonical_link, feed_links, fetch_feed, parse_feed
 from autopublish.lanes import Lanes
 from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
 from autopublish.netguard import GuardedFetcher, Origin
@@ -79,6 +79,7 @@ class _Fetched:
     row: FeedRow
     state: FetchState | None = None
     parsed: ParsedFeed | None = None  # None: unchanged (304 or the same bytes)
+    link_header: str = ""
     error: str = ""
     seconds: float = 0.0
 
@@ -256,7 +257,7 @@ class Pipeline:
         state = FetchState(row.etag, row.last_modified, row.fetched_at, row.body_hash) if row.polls else None
         try:
             fetched: FetchResult = fetch_feed(self.fetcher, feed.url, state, self.fetch_limits, clock=self.clock)
-            outcome.state = fetched.state
+            outcome.state, outcome.link_header = fetched.state, fetched.link_header
             if fetched.body is not None:
                 outcome.parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
         except FeedError as exc:
@@ -318,6 +319,8 @@ class Pipeline:
                 log.warning("Feed %s: %s", feed.name, text, extra={"feed": feed.name})
         if parsed.warning:
             log.info("Feed %s: %s", feed.name, parsed.warning, extra={"feed": feed.name})
+        links = feed_links(parsed, outcome.link_header)  # push: pings name the home page; WebSub needs hub and self
+        self.store.record_feed_links(feed.name, home=links.home, hub=links.hub, self_url=links.self_url)
         result = self._take_new(feed, parsed.articles, baseline=row.baseline_at is None)
         self.store.record_poll_ok(feed.name, etag=state.etag, last_modified=state.last_modified,
                                   fetched_at=state.fetched_at, body_hash=state.body_hash, title=parsed.title or None,

@@ -23,8 +23,9 @@ def compare(body: bytes, content_type: str = CONTENT_TYPE, url: str = "https://e
     except FeedError as exc:
         return True, [f"feedparser refused it: {exc.message}"]
     problems = []
-    if ours.title != theirs.title:
-        problems.append(f"feed title {ours.title!r} != {theirs.title!r}")
+    for name in ("title", "home", "hub", "self_url", "skipped"):
+        if getattr(ours, name) != getattr(theirs, name):
+            problems.append(f"feed {name} {getattr(ours, name)!r} != {getattr(theirs, name)!r}")
     if theirs.warning:
         problems.append(f"feedparser warned: {theirs.warning}")
     if len(ours.articles) != len(theirs.articles):

@@ -18,6 +18,9 @@ VENDORED = ROOT / "tests" / "data" / "feeds"
 ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en-GB">
   <title type="text">Example &#8211; news</title>
+  <link rel="alternate" type="text/html" href="https://example.org/"/>
+  <link rel="self" href="https://example.org/feed/atom/"/>
+  <link rel="hub" href="https://pubsubhubbub.example.net/"/>
   <entry>
     <title type="html">Caf\xc3\xa9 &lt;em&gt;opens&lt;/em&gt;</title>
     <link rel="alternate" type="text/html" href="https://example.org/2026/cafe/"/>
@@ -50,6 +53,12 @@ def test_fast_path_takes_plain_feeds_and_matches_feedparser(name, body, content_
     accepted, problems = compare(body, content_type)
     assert accepted, f"the fast path declined the {name}"
     assert problems == []
+    if name == "atom":  # the feed's own links (push needs them) come through the fast path too
+        from autopublish.feeds import parse_feed
+
+        parsed = parse_feed(body, feed="f", content_type=content_type)
+        assert (parsed.home, parsed.hub, parsed.self_url) == ("https://example.org/", "https://pubsubhubbub.example.net/",
+                                                              "https://example.org/feed/atom/")
 
 
 @pytest.mark.parametrize("body, content_type", [
