@@ -211,7 +211,7 @@ def _rss(root: Any) -> tuple[str, str, list[Entry], Links]:
                 language = _text(el)
         elif tag == f"{{{_ATOM}}}link":
             _feed_link(el, links, alternate_allowed=False)
-        elif tag in ("image", "textinput", "textInput") or tag.startswith((f"{{{_DC}}}", f"{{{_ATOM}}}")):
+        elif tag in ("textinput", "textInput") or tag.startswith((f"{{{_DC}}}", f"{{{_ATOM}}}")):
             raise _Unsure(f"channel element {tag!r}")
     return title, language, entries, links
 

@@ -48,6 +48,10 @@ def _wordpress_like() -> bytes:
     ("wordpress sample", (ROOT / "autopublish" / "samples" / "wordpress-feed.xml").read_bytes(), "application/rss+xml; charset=UTF-8"),
     ("generated WordPress feed", _wordpress_like(), "application/rss+xml; charset=UTF-8"),
     ("atom", ATOM, "application/atom+xml"),
+    ("WordPress feed with a site icon", (ROOT / "autopublish" / "samples" / "wordpress-feed.xml").read_bytes().replace(
+        b"<channel>", b"<channel><image><url>https://example.org/icon-32x32.png</url><title>Another title</title>"
+                      b"<link>https://example.org/other/</link><width>32</width><height>32</height></image>", 1),
+     "application/rss+xml; charset=UTF-8"),
 ])
 def test_fast_path_takes_plain_feeds_and_matches_feedparser(name, body, content_type):
     accepted, problems = compare(body, content_type)
