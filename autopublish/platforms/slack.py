@@ -30,8 +30,8 @@ from pydantic import ConfigDict, field_validator
 from autopublish.errors import (
     AuthError,
     PermanentError,
+    PublishError,
     RateLimitedError,
-    TransientError,
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
@@ -181,12 +181,16 @@ class SlackPublisher(Publisher[SlackOptions]):
 
     # --- errors -------------------------------------------------------------------
     def _raise_for(self, response: requests.Response, body: str, *, writes: bool) -> NoReturn:
-        status = response.status_code
+        raise self.classify(response, writes=writes, what="Slack", detail=body, code=body or response.status_code)
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Slack's own answers: its plain-text error words, a removed webhook (404/410)."""
+        status, body = response.status_code, detail
         if status == 429:
             seconds = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
             if seconds is None or seconds <= 0:
                 seconds = DEFAULT_RETRY_AFTER
-            raise self.error(
+            return self.error(
                 RateLimitedError,
                 f"Slack asked us to slow down; will try again in {seconds:.0f} seconds",
                 retry_after=seconds,
@@ -196,18 +200,16 @@ class SlackPublisher(Publisher[SlackOptions]):
         problem = _AUTH_PROBLEMS.get(body)
         if problem or status in (401, 403, 404, 410):
             problem = problem or f"the webhook was refused (HTTP {status})"
-            raise self.error(
+            return self.error(
                 AuthError,
                 f"Slack says {problem}; fix it in Slack (or create a new incoming webhook, put its URL in .env as "
                 f"{self._url_name()}) and run: autopublish resume {self.channel}",
                 code=body or status,
                 detail=f"HTTP {status}",
             )
-        if status >= 500:
-            if writes:
-                raise self.error(UncertainError, f"Slack had a server error ({body or status}); the post may have been published", code=body or status)
-            raise self.error(TransientError, f"Slack had a server error ({body or status}); will try again later", code=body or status)
-        raise self.error(PermanentError, f"Slack refused the post ({body or f'HTTP {status}'})", code=body or status)
+        if status >= 500 or status == 408:
+            return None
+        return self.error(PermanentError, f"Slack refused the post ({body or f'HTTP {status}'})", code=body or status)
 
     def _url_name(self) -> str:
         return self.options.webhook_url.env_name or "SLACK_WEBHOOK_URL"
