@@ -219,7 +219,8 @@ class Publisher(ABC, Generic[OptionsT]):
         """Map an HTTP error answer to the core's vocabulary: ``refine()`` first, then the shared rules.
 
         429 rate limited (Retry-After); 401/403 auth with ``auth_fix()``; 408 transient; 5xx
-        uncertain after a write (it may have posted), transient otherwise; anything else permanent.
+        uncertain after a write (it may have posted) unless the adapter is ``idempotent``, transient
+        otherwise; anything else permanent.
         """
         what = what or self.label
         refined = self.refine(response, writes=writes, what=what, detail=detail)
@@ -236,8 +237,9 @@ class Publisher(ABC, Generic[OptionsT]):
         if status == 408:
             return self.error(TransientError, f"{what} answered HTTP 408 (request timeout); will try again later", code=code, detail=detail)
         if status >= 500:
-            cls: type[PublishError] = UncertainError if writes else TransientError
-            tail = "it may have been published" if writes else "will try again later"
+            uncertain = writes and not self.idempotent  # an idempotent retry cannot post twice
+            cls: type[PublishError] = UncertainError if uncertain else TransientError
+            tail = "it may have been published" if uncertain else "will try again later"
             return self.error(cls, f"{what} answered HTTP {status} (a server error); {tail}", code=code, detail=detail)
         return self.error(PermanentError, f"{what} answered HTTP {status}: {detail or 'no reason given'}", code=code, detail=detail)
 

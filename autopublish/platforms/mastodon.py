@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import requests
 from pydantic import AliasChoices, Field, field_validator
 
 from autopublish.errors import (
@@ -69,6 +70,7 @@ from autopublish.platforms.base import (
     PlatformOptions,
     Publisher,
     count_graphemes,
+    link_key,
     parse_retry_after,
     seconds_until_iso,
 )
@@ -311,7 +313,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         if response.status_code != 200:
             raise self._status_error(response, creating=False)
         statuses = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
-        wanted = {_normal(link) for link in (post.link, post.article.link) if link}
+        wanted = {link_key(link) for link in (post.link, post.article.link) if link}
         for status in statuses if isinstance(statuses, list) else []:
             if isinstance(status, dict) and wanted & _links_of(status):
                 return Receipt(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
@@ -448,10 +450,17 @@ class MastodonPublisher(Publisher[MastodonOptions]):
             missing_permission=scope, platform=self.name, channel=self.channel, code=response.status_code, detail=_error_text(response),
         )
 
-    def _status_error(self, response: Any, *, creating: bool) -> PublishError:
-        """Map an HTTP error answer to the core's vocabulary (never echoing secrets)."""
-        status = response.status_code
-        text = _error_text(response)
+    def _status_error(self, response: requests.Response, *, creating: bool) -> PublishError:
+        """Map an HTTP error answer to the core's vocabulary (never echoing secrets).
+
+        A 5xx is transient even after a create: the Idempotency-Key makes a retry of the same
+        post safe (module docstring), so the shared classifier's default applies.
+        """
+        return self.classify(response, writes=creating, what=f"Mastodon ({self.host})", detail=_error_text(response))
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Mastodon's own answers: token and scope problems, its rate-limit reset, validation (422)."""
+        status, text, creating = response.status_code, detail, writes
         token_name = self.options.access_token.env_name or "MASTODON_TOKEN"
         fix = f"put it in .env as {token_name} and run: autopublish resume {self.channel}"
         if status == 401:
@@ -482,9 +491,8 @@ class MastodonPublisher(Publisher[MastodonOptions]):
                 code=status,
                 detail=text,
             )
-        if status >= 500:
-            # The Idempotency-Key makes a retry of the same post safe (module docstring).
-            return self.error(TransientError, f"Mastodon ({self.host}) had a server error (HTTP {status}); will try again later", code=status, detail=text)
+        if status >= 500 or status == 408:
+            return None
         if status == 422:
             return self.error(PermanentError, f"Mastodon ({self.host}) refused the post: {text or 'validation failed'}", code=status, detail=text)
         if status == 404 and not creating:
@@ -534,14 +542,10 @@ def _error_text(response: Any) -> str:
     return str(text)[:200]
 
 
-def _normal(url: str) -> str:
-    return url.strip().rstrip("/")
-
-
 def _links_of(status: dict[str, Any]) -> set[str]:
     """Every link a status carries: its card and the hrefs in its HTML content."""
-    links = {_normal(html.unescape(href)) for href in _HREF.findall(status.get("content") or "")}
+    links = {link_key(html.unescape(href)) for href in _HREF.findall(status.get("content") or "")}
     card = status.get("card")
     if isinstance(card, dict) and card.get("url"):
-        links.add(_normal(card["url"]))
+        links.add(link_key(card["url"]))
     return links
