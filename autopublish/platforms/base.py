@@ -43,10 +43,13 @@ URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")
 
 
 def check_base_url(value: str) -> str:
-    """An API base address: http(s), no trailing slash (adapters append paths to it)."""
+    """An API's address: http(s) and a host, no path, query or fragment (adapters append the documented paths)."""
     value = value.strip().rstrip("/")
-    if not value.startswith(("https://", "http://")) or len(value) <= len("https://"):
-        raise ValueError('must be an address starting with "https://"')
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError('must be an address starting with https://, like "https://api.example.com"')
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError('must be only the address, like "https://api.example.com" (no path)')
     return value
 
 

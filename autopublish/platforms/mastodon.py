@@ -67,6 +67,7 @@ from autopublish.errors import (
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import (
     URL_PATTERN,
+    BaseUrl,
     PlatformOptions,
     Publisher,
     count_graphemes,
@@ -107,7 +108,7 @@ def count_status(
 class MastodonOptions(PlatformOptions):
     """``[channels.NAME]`` keys for ``platform = "mastodon"``."""
 
-    instance: str = Field(description="The instance's address, e.g. https://mastodon.social")
+    instance: BaseUrl = Field(description="The instance's address, e.g. https://mastodon.social")
     access_token: SecretRef
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
     language: str | None = None  # ISO 639 code; default: the article's language
@@ -118,17 +119,6 @@ class MastodonOptions(PlatformOptions):
     # The account's name ("bot" or "@bot@mastodon.social"): lets autopublish find the account
     # to read back without the read:accounts scope. Optional: an earlier post also tells it.
     account: str | None = None
-
-    @field_validator("instance")
-    @classmethod
-    def _instance_is_a_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError('must be the instance address with https://, like "https://mastodon.social"')
-        if parts.path or parts.query:
-            raise ValueError('must be only the instance address, like "https://mastodon.social" (no path)')
-        return value
 
     @field_validator("language")
     @classmethod
