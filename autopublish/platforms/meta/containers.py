@@ -47,7 +47,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Post, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher
 from autopublish.platforms.meta.graph import (
     GraphError,
     Kind,
@@ -73,13 +73,6 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 # --- option validators shared by the Threads and Instagram options ------------------
-def validate_api_base(value: str) -> str:
-    value = value.strip().rstrip("/")
-    if not re.match(r"^https?://[^/\s]+$", value):
-        raise ValueError('must be the API address without a path, like "https://graph.threads.net" or "https://graph.facebook.com"')
-    return value
-
-
 def validate_account_id(value: object) -> str:
     text = str(value).strip()
     if not (text.isdigit() or text == "me"):
@@ -101,7 +94,7 @@ class ContainerOptions(PlatformOptions):
     once a minute, 5 minutes); lower them only against a test server.
     """
 
-    api_base: str
+    api_base: BaseUrl
     api_version: str
     user_id: str
     access_token: SecretRef
@@ -109,7 +102,6 @@ class ContainerOptions(PlatformOptions):
     container_poll: Seconds = 60.0
     container_timeout: Seconds = 300.0
 
-    check_base = field_validator("api_base")(validate_api_base)
     check_user = field_validator("user_id", mode="before")(validate_account_id)
     check_version = field_validator("api_version")(validate_version)
 

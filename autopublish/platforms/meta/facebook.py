@@ -27,7 +27,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv
 from autopublish.platforms.meta.graph import (
     PERMISSION_CODES,
     GraphError,
@@ -50,7 +50,6 @@ from autopublish.platforms.meta.sdk import (
     GraphClient,
     GraphResponseError,
     GraphTransportError,
-    validate_api_base,
     validate_api_version,
 )
 from autopublish.secrets import Redactor, SecretRef
@@ -86,7 +85,7 @@ class FacebookOptions(PlatformOptions):
 
     page_id: str
     access_token: SecretRef
-    api_base: str = DEFAULT_API_BASE
+    api_base: BaseUrl = DEFAULT_API_BASE
     api_version: str = DEFAULT_API_VERSION
     post_as: Literal["link", "photo", "text"] = "link"
     rescrape: bool = True
@@ -122,11 +121,6 @@ class FacebookOptions(PlatformOptions):
     @classmethod
     def _version(cls, value: object) -> str:
         return validate_api_version(value)
-
-    @field_validator("api_base", mode="before")
-    @classmethod
-    def _base(cls, value: object) -> str:
-        return validate_api_base(value)
 
     @field_validator("read_back_limit")
     @classmethod

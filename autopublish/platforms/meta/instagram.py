@@ -30,7 +30,7 @@ import requests
 
 from autopublish.errors import AddressRefusedError, AuthError, FetchError, PermanentError, TransientError
 from autopublish.models import Health, HealthLevel, Post, PostLimits
-from autopublish.platforms.base import count_utf16, transport_failure
+from autopublish.platforms.base import BaseUrl, count_utf16, transport_failure
 from autopublish.platforms.meta.containers import ContainerOptions, ContainerPublisher
 from autopublish.platforms.meta.graph import any_link_matches, links_in
 
@@ -81,7 +81,7 @@ def limit_hashtags(text: str, limit: int = MAX_HASHTAGS) -> str:
 
 
 class InstagramOptions(ContainerOptions):
-    api_base: str = "https://graph.facebook.com"
+    api_base: BaseUrl = "https://graph.facebook.com"
     api_version: str = "v23.0"
 
 

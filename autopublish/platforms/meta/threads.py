@@ -24,6 +24,7 @@ import regex
 
 from autopublish.errors import AuthError, PermanentError, TransientError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+from autopublish.platforms.base import BaseUrl
 from autopublish.platforms.meta.containers import ContainerOptions, ContainerPublisher, Progress
 from autopublish.platforms.meta.graph import any_link_matches, link_key, links_in, mentions_link
 
@@ -44,7 +45,7 @@ def threads_length(text: str) -> int:
 
 
 class ThreadsOptions(ContainerOptions):
-    api_base: str = "https://graph.threads.net"
+    api_base: BaseUrl = "https://graph.threads.net"
     api_version: str = "v1.0"
 
 
