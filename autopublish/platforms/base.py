@@ -23,16 +23,7 @@ import regex
 import requests
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from autopublish.errors import (
-    AddressRefusedError,
-    AuthError,
-    FetchError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AddressRefusedError, AuthError, FetchError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.feeds import canonical_link
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.netguard import GuardedFetcher, read_capped

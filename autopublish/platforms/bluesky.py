@@ -47,22 +47,9 @@ import regex
 import requests
 from pydantic import Field, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import (
-    PlatformOptions,
-    Publisher,
-    count_graphemes,
-    parse_retry_after,
-    seconds_until_epoch,
-)
+from autopublish.platforms.base import PlatformOptions, Publisher, count_graphemes, parse_retry_after, seconds_until_epoch
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)

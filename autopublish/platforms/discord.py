@@ -26,13 +26,7 @@ from typing import Any, ClassVar, NoReturn
 import requests
 from pydantic import ConfigDict, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
 from autopublish.secrets import Secret, SecretRef

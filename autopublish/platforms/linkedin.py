@@ -28,15 +28,7 @@ from urllib.parse import quote
 import requests
 from pydantic import field_validator
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, link_key, parse_retry_after
 from autopublish.secrets import SecretRef

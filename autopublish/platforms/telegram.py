@@ -29,13 +29,7 @@ from typing import Any, ClassVar, Literal, NoReturn
 
 from pydantic import ConfigDict, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, count_utf16, parse_retry_after
 from autopublish.secrets import SecretRef

@@ -48,15 +48,7 @@ from autopublish.errors import (
 )
 from autopublish.models import Post, Receipt
 from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher
-from autopublish.platforms.meta.graph import (
-    GraphError,
-    Kind,
-    as_int,
-    classify,
-    parse_timestamp,
-    token_problem,
-    usage_wait,
-)
+from autopublish.platforms.meta.graph import GraphError, Kind, as_int, classify, parse_timestamp, token_problem, usage_wait
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)

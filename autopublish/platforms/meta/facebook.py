@@ -16,16 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import field_validator
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    HeldError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, HeldError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv
 from autopublish.platforms.meta.graph import (
