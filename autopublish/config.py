@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -135,7 +135,7 @@ class PacingModel(_Strict):
 
 COMMON_CHANNEL_KEYS = {
     "platform", "template", "enabled", "include_categories", "exclude_categories",
-    "include_keywords", "exclude_keywords", "max_age", "pacing",
+    "include_keywords", "exclude_keywords", "max_age", "pacing", "on_edit",
 }
 
 
@@ -149,6 +149,7 @@ class ChannelCommonModel(_Strict):
     exclude_keywords: list[str] = []
     max_age: OptionalDuration = None
     pacing: PacingModel = PacingModel()
+    on_edit: Literal["update", "ignore"] = "update"  # an article edited on the site updates its live posts
 
 
 class WebUserModel(_Strict):
@@ -236,6 +237,7 @@ class ChannelConfig:
     exclude_keywords: tuple[str, ...] = ()
     max_age: float | None = None
     pacing: PacingModel = field(default_factory=PacingModel)
+    on_edit: str = "update"
 
 
 @dataclass(frozen=True)
@@ -362,6 +364,7 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
             exclude_keywords=tuple(common.exclude_keywords),
             max_age=common.max_age,
             pacing=common.pacing,
+            on_edit=common.on_edit,
         )
 
     alert_channels = set(root.alerts.channels)

@@ -22,6 +22,7 @@ from typing import Protocol
 import requests
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
+from autopublish.corrections import detect_edit
 from autopublish.durations import format_duration
 from autopublish.errors import AuthError, FeedError, PublishError, UncertainError
 from autopublish.feeds import FetchLimits, FetchState, canonical_link, fetch_feed, parse_feed
@@ -225,6 +226,8 @@ class Pipeline:
             seen_keys.update({article.key, marker})
             if self.store.known_article(feed.name, article.key, canonical) is None:
                 new.append((article, canonical))
+            elif not baseline:
+                detect_edit(self.store, self.config, feed.name, article)
         # oldest first: by date where given; undated entries keep the feed's order reversed
         # (feeds list newest first), and a stable sort keeps ties that way too
         new.reverse()
@@ -334,6 +337,10 @@ class Pipeline:
                                   expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.held += 1
             return
+        kind, target_id = self.store.delivery_action(row.id)
+        if kind != "post":
+            self._deliver_action(row, kind, target_id, channel, publisher, result)
+            return
         wait_until = self._pacing(channel, now)
         if wait_until is not None:
             self.store.defer(row.id, wait_until, f"Waiting for the channel's pacing rules; goes out after {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wait_until))}")
@@ -370,12 +377,13 @@ class Pipeline:
         self.notifier.resolved(f"failing:{publisher.channel}", f"Channel \"{publisher.channel}\" is posting again")
 
     def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
-                        extra: dict[str, object]) -> None:
+                        extra: dict[str, object], *, repeatable: bool = False) -> None:
+        """``repeatable``: sending it again cannot double anything (an edit, a delete)."""
         now = self.clock()
         current = self.store.delivery(row.id)
         first_try = current.first_try_at if current else now
         decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
-                          idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
+                          idempotent=publisher.idempotent or repeatable, can_read_back=publisher.can_read_back and not repeatable)
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
                               needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,))
         log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
@@ -414,6 +422,53 @@ class Pipeline:
         return next_allowed(pacing, now, sent_last_hour=len(in_hour), sent_last_day=len(in_day),
                             last_sent_at=recent[0] if recent else None, oldest_in_hour=oldest_hour, oldest_in_day=oldest_day)
 
+    def _deliver_action(self, row: DeliveryRow, kind: str, target_id: int | None, channel: ChannelConfig, publisher: Publisher,
+                        result: SweepResult) -> None:
+        """Send one edit or delete of a live post: claimed before, recorded after, like a post."""
+        pending = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING)
+        target = self.store.delivery(target_id) if target_id is not None else None
+        if target is None or target.status != DeliveryStatus.SENT or not target.remote_id or (kind == "edit" and self.store.taken_down(target.id)):
+            self.store.transition(row.id, DeliveryStatus.SKIPPED, "Skipped: the post is not live, so there is nothing to change", expect=pending)
+            return
+        able = publisher.can_edit if kind == "edit" else publisher.can_delete
+        if not able:
+            verb = "edit" if kind == "edit" else "delete"
+            link = f": {target.post_url}" if target.post_url else ""
+            self.store.transition(row.id, DeliveryStatus.SKIPPED, f"Skipped: {publisher.label} cannot {verb} posts; remove or correct it by hand{link}",
+                                  expect=pending)
+            return
+        article = self.store.article(row.article_id)
+        post: Post | None = None
+        if kind == "edit":
+            wait_until = self._pacing(channel, self.clock())
+            if wait_until is not None:
+                self.store.defer(row.id, wait_until, f"Waiting for the channel's pacing rules; goes out after {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wait_until))}")
+                return
+            try:
+                post = build_post(article, channel, publisher, delivery_key(target.id, row.channel, article.key), self.config.settings.timezone)
+            except FitError as exc:
+                self.store.transition(row.id, DeliveryStatus.FAILED, f"Failed: {exc}", expect=pending)
+                result.failed += 1
+                return
+        if not self.store.claim(row.id):
+            return
+        extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
+        live = Receipt(target.remote_id, target.post_url or None)
+        try:
+            receipt = publisher.edit(live, post) if post is not None else (publisher.delete(live) or live)
+        except PublishError as exc:
+            self._record_failure(row, exc, row.tries + 1, publisher, result, extra, repeatable=True)
+            return
+        except Exception as exc:  # the request may have left; an edit or delete is safe to send again
+            log.error("Unexpected error while changing a post on %s (%s)", row.channel, type(exc).__name__, extra=extra)
+            error = UncertainError("an unexpected error happened while changing the post", platform=publisher.name, channel=row.channel)
+            self._record_failure(row, error, row.tries + 1, publisher, result, extra, repeatable=True)
+            return
+        message = "Updated with the text corrected on the site" if post is not None else f"Deleted from {publisher.label}"
+        self._record_sent(row.id, Receipt(receipt.remote_id or live.remote_id, receipt.url or live.url), publisher, message)
+        log.info("%s: %r on %s", message, article.title, row.channel, extra=extra)
+        result.sent += 1
+
     # --- reconciling ------------------------------------------------------------------------
     def _reconcile_due(self, result: SweepResult, stop: threading.Event | None) -> None:
         now = self.clock()
@@ -425,6 +480,11 @@ class Pipeline:
             self._reconcile(row, result)
 
     def _reconcile(self, row: DeliveryRow, result: SweepResult) -> None:
+        if self.store.delivery_action(row.id)[0] != "post":  # an edit or a delete can simply be sent again
+            self.store.transition(row.id, DeliveryStatus.WAITING, "Will be sent again; repeating an edit or a delete changes nothing",
+                                  next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
+            result.reconciled += 1
+            return
         channel = self.config.channels.get(row.channel)
         publisher = self.publishers.get(row.channel)
         if channel is None or publisher is None or self.store.channel(row.channel).paused:

@@ -28,6 +28,7 @@ class Item:
     summary: str = ""
     content: str = ""
     image: str | None = None
+    modified: datetime | None = None  # set by FeedServer.edit
 
 
 SEED_TITLE = "Mendampingi CRO dalam Menerima Kunjungan dari Pemerintah Myanmar dan Cordaid Myanmar"
@@ -108,8 +109,18 @@ class FeedServer(FakeServer):
         with self.mutex:
             self.items.append(item)
 
+    def edit(self, guid: str, **changes: object) -> None:
+        """Change a published item as an editor would (title, summary, content...), moving its modified time on."""
+        with self.mutex:
+            item = next(i for i in self.items if i.guid == guid)
+            later = max(datetime.now(UTC), self.last_modified() + timedelta(seconds=1))
+            for name, value in changes.items():
+                setattr(item, name, value)
+            item.modified = later
+
     def last_modified(self) -> datetime:
-        newest = max((i.published for i in self.items), default=datetime(2026, 1, 1, tzinfo=UTC))
+        # WordPress feeds send get_lastpostmodified(): an edited post moves Last-Modified too.
+        newest = max((i.modified or i.published for i in self.items), default=datetime(2026, 1, 1, tzinfo=UTC))
         return newest.replace(microsecond=0) if self.wordpress_resolution else newest
 
     def route(self, request: Request) -> Response:
