@@ -149,3 +149,58 @@ def test_a_delete_of_a_post_already_gone_counts_as_done(tmp_path):
         run_cli(config, "retract", seed_item().link, "--yes")
         run_cli(config, "run", "--once")
         assert _rows(config)[-1][2:] == ("delete", 1, "sent")
+
+
+# --- a crash in the middle of an edit or a delete ---------------------------------------------
+
+
+def _status_of(config: Path, delivery_id: int) -> str | None:
+    rows = [r for r in _rows(config) if r[0] == delivery_id]
+    return rows[0][4] if rows else None
+
+
+def _kill_mid_request(config: Path, fake: FakeMastodon, method: str, delivery_id: int) -> None:
+    """Run the daemon until it has sent ``method`` and hangs for the answer, then SIGKILL it."""
+    import signal
+
+    from tests.fakes.base import wait_until
+    from tests.helpers import autopublish_process
+
+    fake.hang_seconds = 30.0
+    fake.script("hang", when=lambda r: r.method == method)
+    daemon = autopublish_process(config, "run", output=config.parent / "daemon.log")
+    try:
+        assert wait_until(lambda: any(r.method == method for r in fake.requests), timeout=30), "the daemon never sent it"
+        assert wait_until(lambda: _status_of(config, delivery_id) == "sending", timeout=10)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert _status_of(config, delivery_id) == "sending"  # claimed and committed before the request left
+    fake.hang_seconds = 0.1
+
+
+def test_a_crash_mid_edit_sends_the_edit_again_and_never_reposts(tmp_path):
+    with FeedServer(older_items(3), wordpress_resolution=False) as site, FakeMastodon(lifetime=120) as fake:
+        config = _setup(tmp_path, site, fake)
+        site.edit(seed_item().guid, title="Judul yang dikoreksi")
+        _kill_mid_request(config, fake, "PUT", 2)
+        again = run_cli(config, "run", "--once")
+        assert again.exit_code == 0, again.output
+        assert _status_of(config, 2) == "sent"
+        assert fake.posts == 1
+        assert fake.statuses[0]["text"].startswith("Judul yang dikoreksi")
+        assert any(r["event"] == "interrupted" and r["delivery"] == 2 for r in _log(config))
+
+
+def test_a_crash_mid_delete_finishes_the_take_down_once(tmp_path):
+    with FeedServer(older_items(3), wordpress_resolution=False) as site, FakeMastodon(lifetime=120) as fake:
+        config = _setup(tmp_path, site, fake)
+        assert run_cli(config, "retract", seed_item().link, "--yes").exit_code == 0
+        _kill_mid_request(config, fake, "DELETE", 2)
+        assert fake.posts == 0  # the platform acted before the answer was lost
+        again = run_cli(config, "run", "--once")
+        assert again.exit_code == 0, again.output
+        assert _status_of(config, 2) == "sent"  # the repeat met 404: already gone
+        assert [r[2:] for r in _rows(config)] == [("post", None, "sent"), ("delete", 1, "sent")]
