@@ -1,0 +1,138 @@
+"""Issue 16: each adapter's edit() and delete() against its loopback fake, in the platform's wire format."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from autopublish.errors import AuthError, PermanentError
+from autopublish.platforms.base import PublisherEnv
+from autopublish.platforms.mastodon import MastodonOptions, MastodonPublisher
+from autopublish.platforms.telegram import TelegramOptions, TelegramPublisher
+from tests.contract import CANARY, sample_post
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.telegram import TelegramFake
+
+
+def _env(tmp_path: Path) -> PublisherEnv:
+    return PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: datetime.now(UTC))
+
+
+def corrected(post: Any, text: str) -> Any:
+    return dataclasses.replace(post, text=text)
+
+
+# --- Mastodon: PUT and DELETE /api/v1/statuses/:id ------------------------------------------
+
+
+@pytest.fixture
+def mastodon() -> Iterator[FakeMastodon]:
+    with FakeMastodon(lifetime=60) as server:
+        yield server  # type: ignore[misc]
+
+
+def make_mastodon(fake: FakeMastodon, tmp_path: Path) -> MastodonPublisher:
+    opts = MastodonOptions.model_validate({"instance": fake.url, "access_token": "${MASTODON_TOKEN}"},
+                                          context={"env": {"MASTODON_TOKEN": CANARY}})
+    return MastodonPublisher("social", opts, _env(tmp_path))
+
+
+def test_mastodon_edit_replaces_the_text_and_keeps_the_image(mastodon, tmp_path):
+    publisher = make_mastodon(mastodon, tmp_path)
+    post = sample_post(image=mastodon.image_url())
+    receipt = publisher.publish(post)
+    assert mastodon.statuses[0]["media_attachments"]
+    again = publisher.edit(receipt, corrected(post, "Judul yang dikoreksi https://example.org/a"))
+    assert again.remote_id == receipt.remote_id
+    put = [r for r in mastodon.requests if r.method == "PUT"]
+    assert put[0].path == f"/api/v1/statuses/{receipt.remote_id}"
+    assert mastodon.statuses[0]["text"] == "Judul yang dikoreksi https://example.org/a"
+    assert mastodon.statuses[0]["media_attachments"]  # no media_ids sent: the image stays
+    assert mastodon.posts == 1
+
+
+def test_mastodon_delete_then_delete_again_is_done(mastodon, tmp_path):
+    publisher = make_mastodon(mastodon, tmp_path)
+    receipt = publisher.publish(sample_post())
+    publisher.delete(receipt)
+    assert mastodon.posts == 0
+    publisher.delete(receipt)  # 404: already gone
+    assert [r.method for r in mastodon.requests if r.path.startswith("/api/v1/statuses/")] == ["DELETE", "DELETE"]
+
+
+def test_mastodon_edit_of_a_deleted_post_fails_plainly(mastodon, tmp_path):
+    publisher = make_mastodon(mastodon, tmp_path)
+    receipt = publisher.publish(sample_post())
+    publisher.delete(receipt)
+    with pytest.raises(PermanentError, match="no longer on Mastodon"):
+        publisher.edit(receipt, sample_post())
+
+
+def test_mastodon_edit_without_write_scope_is_an_auth_problem(mastodon, tmp_path):
+    publisher = make_mastodon(mastodon, tmp_path)
+    receipt = publisher.publish(sample_post())
+    mastodon.grant({"read"})
+    with pytest.raises(AuthError):
+        publisher.edit(receipt, corrected(sample_post(), "x"))
+    with pytest.raises(AuthError):
+        publisher.delete(receipt)
+    assert mastodon.posts == 1
+
+
+# --- Telegram: editMessageText / editMessageCaption / deleteMessage ----------------------------
+
+
+@pytest.fixture
+def telegram() -> Iterator[TelegramFake]:
+    with TelegramFake(lifetime=60) as server:
+        yield server  # type: ignore[misc]
+
+
+def make_telegram(fake: TelegramFake, tmp_path: Path, token: str = CANARY) -> TelegramPublisher:
+    opts = TelegramOptions.model_validate({"api_base": fake.url, "bot_token": "${TELEGRAM_BOT_TOKEN}", "chat": "@examplechannel"},
+                                          context={"env": {"TELEGRAM_BOT_TOKEN": token}})
+    return TelegramPublisher("news", opts, _env(tmp_path))
+
+
+def _method(request: Any) -> str:
+    return str(request.path.rsplit("/", 1)[-1])
+
+
+def test_telegram_edits_a_text_message_with_edit_message_text(telegram, tmp_path):
+    publisher = make_telegram(telegram, tmp_path)
+    receipt = publisher.publish(sample_post(text="Lama & usang"))
+    publisher.edit(receipt, sample_post(text="Baru & benar"))
+    assert telegram.messages[0]["text"] == "Baru & benar"
+    assert telegram.messages[0]["raw"] == "Baru &amp; benar"  # escaped for parse_mode HTML, as when posting
+    publisher.edit(receipt, sample_post(text="Baru & benar"))  # "message is not modified": already done
+    assert [_method(r) for r in telegram.requests][-2:] == ["editMessageText", "editMessageText"]
+
+
+def test_telegram_edits_a_photo_caption_with_edit_message_caption(telegram, tmp_path):
+    publisher = make_telegram(telegram, tmp_path)
+    receipt = publisher.publish(sample_post(image=telegram.image_url(), text="Keterangan lama"))
+    assert "photo" in telegram.messages[0]
+    publisher.edit(receipt, sample_post(image=telegram.image_url(), text="Keterangan baru"))
+    assert telegram.messages[0]["caption"] == "Keterangan baru"
+    assert [_method(r) for r in telegram.requests][-2:] == ["editMessageText", "editMessageCaption"]
+
+
+def test_telegram_delete_and_delete_again(telegram, tmp_path):
+    publisher = make_telegram(telegram, tmp_path)
+    receipt = publisher.publish(sample_post())
+    publisher.delete(receipt)
+    assert telegram.messages == []
+    publisher.delete(receipt)  # "message to delete not found": already gone
+
+
+def test_telegram_delete_with_a_bad_token_is_not_taken_for_gone(telegram, tmp_path):
+    receipt = make_telegram(telegram, tmp_path).publish(sample_post())
+    with pytest.raises(AuthError):
+        make_telegram(telegram, tmp_path, token="123:wrong").delete(receipt)
+    assert len(telegram.messages) == 1
