@@ -136,3 +136,50 @@ def test_telegram_delete_with_a_bad_token_is_not_taken_for_gone(telegram, tmp_pa
     with pytest.raises(AuthError):
         make_telegram(telegram, tmp_path, token="123:wrong").delete(receipt)
     assert len(telegram.messages) == 1
+
+
+# --- Discord: PATCH / DELETE {webhook}/messages/{id} -----------------------------------------
+
+from autopublish.platforms.discord import DiscordOptions, DiscordPublisher  # noqa: E402
+from tests.fakes.discord import DiscordFake  # noqa: E402
+
+
+@pytest.fixture
+def discord() -> Iterator[DiscordFake]:
+    with DiscordFake(lifetime=60) as server:
+        yield server  # type: ignore[misc]
+
+
+def make_discord(fake: DiscordFake, tmp_path: Path, url: str | None = None) -> DiscordPublisher:
+    opts = DiscordOptions.model_validate({"webhook_url": "${DISCORD_WEBHOOK_URL}", "username": "Berita"},
+                                         context={"env": {"DISCORD_WEBHOOK_URL": url or fake.webhook_url}})
+    return DiscordPublisher("discord", opts, _env(tmp_path))
+
+
+def test_discord_edit_patches_the_webhook_message(discord, tmp_path):
+    publisher = make_discord(discord, tmp_path)
+    receipt = publisher.publish(sample_post(text="Judul lama"))
+    publisher.edit(receipt, sample_post(text="Judul baru"))
+    patch = [r for r in discord.requests if r.method == "PATCH"]
+    assert patch[0].path.endswith(f"/messages/{receipt.remote_id}")
+    assert "username" not in patch[0].json  # the edit endpoint does not take the sender's name
+    assert patch[0].json["allowed_mentions"] == {"parse": []}
+    assert discord.messages[receipt.remote_id]["content"] == "Judul baru"
+    assert len(discord.messages) == 1
+
+
+def test_discord_delete_and_delete_again(discord, tmp_path):
+    publisher = make_discord(discord, tmp_path)
+    receipt = publisher.publish(sample_post())
+    publisher.delete(receipt)
+    assert discord.messages == {}
+    publisher.delete(receipt)  # Unknown Message: already gone
+    with pytest.raises(PermanentError, match="no longer in the Discord channel"):
+        publisher.edit(receipt, sample_post())
+
+
+def test_discord_delete_through_a_removed_webhook_is_an_auth_problem(discord, tmp_path):
+    receipt = make_discord(discord, tmp_path).publish(sample_post())
+    discord.deleted = True  # Unknown Webhook (10015) is not "message already gone"
+    with pytest.raises(AuthError):
+        make_discord(discord, tmp_path).delete(receipt)
