@@ -183,3 +183,49 @@ def test_discord_delete_through_a_removed_webhook_is_an_auth_problem(discord, tm
     discord.deleted = True  # Unknown Webhook (10015) is not "message already gone"
     with pytest.raises(AuthError):
         make_discord(discord, tmp_path).delete(receipt)
+
+
+# --- LinkedIn: partial update of the commentary, DELETE /rest/posts/{urn} ------------------------
+
+from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher  # noqa: E402
+from tests.fakes.linkedin import CONTRACT as LINKEDIN, TOKEN as LINKEDIN_TOKEN, LinkedInFake, channel_options, render_little  # noqa: E402
+
+
+@pytest.fixture
+def linkedin() -> Iterator[LinkedInFake]:
+    with LinkedInFake(token=LINKEDIN_TOKEN, lifetime=60) as server:
+        yield server  # type: ignore[misc]
+
+
+def make_linkedin(fake: LinkedInFake, tmp_path: Path) -> LinkedInPublisher:
+    options = LinkedInOptions.model_validate(channel_options(fake), context={"env": LINKEDIN.env})
+    return LinkedInPublisher("news", options, _env(tmp_path))
+
+
+def test_linkedin_edit_patches_only_the_commentary(linkedin, tmp_path):
+    publisher = make_linkedin(linkedin, tmp_path)
+    receipt = publisher.publish(sample_post(text="Judul lama (koreksi)"))
+    publisher.edit(receipt, sample_post(text="Judul baru (sudah dikoreksi)"))
+    change = [r for r in linkedin.requests if r.path.startswith("/rest/posts/")]
+    assert change[0].header("x-restli-method") == "PARTIAL_UPDATE"
+    assert list(change[0].json["patch"]["$set"]) == ["commentary"]
+    assert render_little(linkedin.posts[0]["commentary"]) == "Judul baru (sudah dikoreksi)"  # reserved characters escaped
+    assert len(linkedin.posts) == 1
+
+
+def test_linkedin_delete_is_idempotent(linkedin, tmp_path):
+    publisher = make_linkedin(linkedin, tmp_path)
+    receipt = publisher.publish(sample_post())
+    publisher.delete(receipt)
+    publisher.delete(receipt)
+    assert linkedin.posts == [] and len(linkedin.deleted) == 1
+    with pytest.raises(PermanentError, match="no longer on the LinkedIn Page"):
+        publisher.edit(receipt, sample_post())
+
+
+def test_linkedin_edit_without_write_permission_is_an_auth_problem(linkedin, tmp_path):
+    publisher = make_linkedin(linkedin, tmp_path)
+    receipt = publisher.publish(sample_post())
+    linkedin.grant({"r_organization_social"})
+    with pytest.raises(AuthError):
+        publisher.edit(receipt, sample_post(text="x"))
