@@ -229,3 +229,30 @@ def test_linkedin_edit_without_write_permission_is_an_auth_problem(linkedin, tmp
     linkedin.grant({"r_organization_social"})
     with pytest.raises(AuthError):
         publisher.edit(receipt, sample_post(text="x"))
+
+
+# --- X: DELETE /2/tweets/:id (no edit through the API) ---------------------------------------
+
+from tests.contract import build_publisher  # noqa: E402
+from tests.fakes.x import CONTRACT as X_CONTRACT  # noqa: E402
+
+
+def test_x_deletes_with_a_signed_delete_and_cannot_edit(tmp_path):
+    with X_CONTRACT.make_fake() as fake:
+        publisher = build_publisher(X_CONTRACT, fake, tmp_path)
+        assert publisher.can_delete and not publisher.can_edit
+        receipt = publisher.publish(sample_post())
+        publisher.delete(receipt)  # the fake checks the OAuth 1.0a signature of the DELETE
+        assert fake.posts == [] and len(fake.deleted) == 1
+        publisher.delete(receipt)  # 404: already gone
+        assert fake.rejected_signatures == 0
+
+
+def test_x_delete_without_write_permission_is_an_auth_problem(tmp_path):
+    with X_CONTRACT.make_fake() as fake:
+        publisher = build_publisher(X_CONTRACT, fake, tmp_path)
+        receipt = publisher.publish(sample_post())
+        fake.grant({"read", "tier:free"})
+        with pytest.raises(AuthError):
+            publisher.delete(receipt)
+        assert len(fake.posts) == 1
