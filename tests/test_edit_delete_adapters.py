@@ -256,3 +256,39 @@ def test_x_delete_without_write_permission_is_an_auth_problem(tmp_path):
         with pytest.raises(AuthError):
             publisher.delete(receipt)
         assert len(fake.posts) == 1
+
+
+# --- Bluesky: com.atproto.repo.deleteRecord (no edit) ------------------------------------------
+
+from autopublish.platforms.bluesky import BlueskyOptions, BlueskyPublisher  # noqa: E402
+from tests.fakes.bluesky import FakeBluesky  # noqa: E402
+
+
+def make_bluesky(fake: FakeBluesky, tmp_path: Path) -> BlueskyPublisher:
+    raw = {"service": fake.url, "handle": "berita.bsky.social", "app_password": "${BLUESKY_APP_PASSWORD}"}
+    opts = BlueskyOptions.model_validate(raw, context={"env": {"BLUESKY_APP_PASSWORD": CANARY}})
+    return BlueskyPublisher("bluesky", opts, _env(tmp_path))
+
+
+def test_bluesky_deletes_the_record_at_its_rkey_and_cannot_edit(tmp_path):
+    with FakeBluesky(lifetime=60) as fake:
+        publisher = make_bluesky(fake, tmp_path)
+        assert publisher.can_delete and not publisher.can_edit
+        receipt = publisher.publish(sample_post())
+        rkey = receipt.remote_id.rsplit("/", 1)[-1]
+        publisher.delete(receipt)
+        assert fake.records == {} and fake.deleted == [rkey]
+        publisher.delete(receipt)  # "or ensure it doesn't exist": already gone is fine
+        calls = [r for r in fake.requests if r.path.endswith("deleteRecord")]
+        assert calls[0].json == {"repo": fake.did, "collection": "app.bsky.feed.post", "rkey": rkey}
+
+
+def test_bluesky_delete_with_a_revoked_password_is_an_auth_problem(tmp_path):
+    with FakeBluesky(lifetime=60) as fake:
+        receipt = make_bluesky(fake, tmp_path).publish(sample_post())
+        fake.password = "revoked"
+        fake.revoke_refresh_tokens()
+        fake.expire_access_tokens()
+        with pytest.raises(AuthError):
+            make_bluesky(fake, tmp_path / "other").delete(receipt)
+        assert fake.posts == 1
