@@ -292,3 +292,36 @@ def test_bluesky_delete_with_a_revoked_password_is_an_auth_problem(tmp_path):
         with pytest.raises(AuthError):
             make_bluesky(fake, tmp_path / "other").delete(receipt)
         assert fake.posts == 1
+
+
+# --- webhook: signed article.updated / article.deleted events --------------------------------
+
+from tests.fakes.webhook import CONTRACT as WEBHOOK, verify  # noqa: E402
+
+
+def test_webhook_sends_signed_update_and_delete_events(tmp_path):
+    with WEBHOOK.make_fake() as fake:
+        publisher = build_publisher(WEBHOOK, fake, tmp_path)
+        post = sample_post(key="ap-7-abc")
+        receipt = publisher.publish(post)
+        publisher.edit(receipt, corrected(post, "Judul baru"))
+        publisher.edit(receipt, corrected(post, "Judul lebih baru"))
+        updates = [c for c in fake.changes if c["json"]["type"] == "article.updated"]
+        assert [u["json"]["text"] for u in updates] == ["Judul baru", "Judul lebih baru"]
+        assert len({u["id"] for u in updates}) == 2  # each correction has its own delivery id
+        assert all(u["json"]["post_id"] == "ap-7-abc" for u in updates)
+        publisher.delete(receipt)
+        assert fake.deliveries == []
+        publisher.delete(receipt)  # the receiver no longer knows the post (404): already gone
+        last = [r for r in fake.requests if r.method == "POST"][-1]
+        assert verify(CANARY, last) == ""  # signed like a post
+
+
+def test_webhook_refusing_a_change_with_a_bad_secret_is_an_auth_problem(tmp_path):
+    with WEBHOOK.make_fake() as fake:
+        publisher = build_publisher(WEBHOOK, fake, tmp_path)
+        receipt = publisher.publish(sample_post())
+        fake.secret = "another-secret"
+        with pytest.raises(AuthError):
+            publisher.delete(receipt)
+        assert len(fake.deliveries) == 1
