@@ -506,6 +506,38 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         done(new_id is not None, "done_repost", "refused_repost", id=delivery_id)
         return back()
 
+    @app.get("/articles/<int:article_id>/retract")
+    @editor_only
+    def retract_confirm(article_id: int) -> str:
+        """The confirmation step of "take down everywhere": what is live where, then one button."""
+        from autopublish.errors import StateError
+
+        try:
+            article = store.article(article_id)
+        except StateError:
+            abort(404)
+        rows = store.article_deliveries(article_id)
+        live = [row for row, kind, _target in rows if kind == "post" and row.status == "sent" and not store.taken_down(row.id)]
+        queued = [row for row, _kind, _target in rows if row.status in ("queued", "waiting", "held", "failed", "uncertain")]
+        return render_template("retract.html", article=article, article_id=article_id, live=live, queued=queued, **common())
+
+    @app.post("/articles/<int:article_id>/retract")
+    @editor_only
+    def retract(article_id: int) -> Response:
+        from autopublish.corrections import retract as take_down
+        from autopublish.errors import StateError
+
+        try:
+            store.article(article_id)
+        except StateError:
+            abort(404)
+        if request.form.get("confirm") != "yes":
+            flash(t("retract_unconfirmed"), "error")
+            return redirect(url_for("retract_confirm", article_id=article_id), code=303)
+        for line in take_down(store, config, article_id, actor()):
+            flash(redactor(line), "ok")
+        return back()
+
     @app.post("/channels/<name>/pause")
     @editor_only
     def pause(name: str) -> Response:
