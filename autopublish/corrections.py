@@ -30,7 +30,7 @@ def _platform(channel: ChannelConfig) -> tuple[str, bool, bool]:
     """(label, can_edit, can_delete) of the channel's platform."""
     try:
         cls = publisher_class(channel.platform)
-    except Exception:  # an unloadable platform was already reported by the config check
+    except (ImportError, AttributeError, KeyError):  # an unloadable platform was already reported by the config check
         return channel.platform, False, False
     return cls.label, cls.can_edit, cls.can_delete
 

@@ -455,11 +455,15 @@ class Pipeline:
         extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
         live = Receipt(target.remote_id, target.post_url or None)
         try:
-            receipt = publisher.edit(live, post) if post is not None else (publisher.delete(live) or live)
+            if post is not None:
+                receipt = publisher.edit(live, post)
+            else:
+                publisher.delete(live)
+                receipt = live
         except PublishError as exc:
             self._record_failure(row, exc, row.tries + 1, publisher, result, extra, repeatable=True)
             return
-        except Exception as exc:  # the request may have left; an edit or delete is safe to send again
+        except Exception as exc:  # noqa: BLE001 - the request may have left; an edit or delete is safe to send again
             log.error("Unexpected error while changing a post on %s (%s)", row.channel, type(exc).__name__, extra=extra)
             error = UncertainError("an unexpected error happened while changing the post", platform=publisher.name, channel=row.channel)
             self._record_failure(row, error, row.tries + 1, publisher, result, extra, repeatable=True)

@@ -13,11 +13,22 @@ import requests
 
 from autopublish.errors import AuthError, PermanentError
 from autopublish.platforms.base import PublisherEnv
+from autopublish.platforms.bluesky import BlueskyOptions, BlueskyPublisher
+from autopublish.platforms.discord import DiscordOptions, DiscordPublisher
+from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher
 from autopublish.platforms.mastodon import MastodonOptions, MastodonPublisher
 from autopublish.platforms.telegram import TelegramOptions, TelegramPublisher
-from tests.contract import CANARY, sample_post
+from tests.contract import CANARY, build_publisher, sample_post
+from tests.fakes.bluesky import FakeBluesky
+from tests.fakes.discord import DiscordFake
+from tests.fakes.linkedin import CONTRACT as LINKEDIN
+from tests.fakes.linkedin import TOKEN as LINKEDIN_TOKEN
+from tests.fakes.linkedin import LinkedInFake, channel_options, render_little
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.telegram import TelegramFake
+from tests.fakes.webhook import CONTRACT as WEBHOOK
+from tests.fakes.webhook import verify
+from tests.fakes.x import CONTRACT as X_CONTRACT
 
 
 def _env(tmp_path: Path) -> PublisherEnv:
@@ -140,8 +151,6 @@ def test_telegram_delete_with_a_bad_token_is_not_taken_for_gone(telegram, tmp_pa
 
 # --- Discord: PATCH / DELETE {webhook}/messages/{id} -----------------------------------------
 
-from autopublish.platforms.discord import DiscordOptions, DiscordPublisher  # noqa: E402
-from tests.fakes.discord import DiscordFake  # noqa: E402
 
 
 @pytest.fixture
@@ -187,8 +196,6 @@ def test_discord_delete_through_a_removed_webhook_is_an_auth_problem(discord, tm
 
 # --- LinkedIn: partial update of the commentary, DELETE /rest/posts/{urn} ------------------------
 
-from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher  # noqa: E402
-from tests.fakes.linkedin import CONTRACT as LINKEDIN, TOKEN as LINKEDIN_TOKEN, LinkedInFake, channel_options, render_little  # noqa: E402
 
 
 @pytest.fixture
@@ -233,8 +240,6 @@ def test_linkedin_edit_without_write_permission_is_an_auth_problem(linkedin, tmp
 
 # --- X: DELETE /2/tweets/:id (no edit through the API) ---------------------------------------
 
-from tests.contract import build_publisher  # noqa: E402
-from tests.fakes.x import CONTRACT as X_CONTRACT  # noqa: E402
 
 
 def test_x_deletes_with_a_signed_delete_and_cannot_edit(tmp_path):
@@ -260,8 +265,6 @@ def test_x_delete_without_write_permission_is_an_auth_problem(tmp_path):
 
 # --- Bluesky: com.atproto.repo.deleteRecord (no edit) ------------------------------------------
 
-from autopublish.platforms.bluesky import BlueskyOptions, BlueskyPublisher  # noqa: E402
-from tests.fakes.bluesky import FakeBluesky  # noqa: E402
 
 
 def make_bluesky(fake: FakeBluesky, tmp_path: Path) -> BlueskyPublisher:
@@ -296,7 +299,6 @@ def test_bluesky_delete_with_a_revoked_password_is_an_auth_problem(tmp_path):
 
 # --- webhook: signed article.updated / article.deleted events --------------------------------
 
-from tests.fakes.webhook import CONTRACT as WEBHOOK, verify  # noqa: E402
 
 
 def test_webhook_sends_signed_update_and_delete_events(tmp_path):

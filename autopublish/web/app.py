@@ -523,7 +523,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     @app.post("/articles/<int:article_id>/retract")
     @editor_only
-    def retract(article_id: int) -> Response:
+    def retract(article_id: int) -> Any:
         from autopublish.corrections import retract as take_down
         from autopublish.errors import StateError
 

@@ -172,7 +172,7 @@ class LinkedInFake(FakeServer):
             return self._input_error(422, "/patch", "MISSING_FIELD", "Field /patch/$set is required")
         unknown = set(patch) - {"commentary", "contentCallToActionLabel", "contentLandingPage", "lifecycleState", "adContext"}
         if unknown:
-            return self._input_error(422, f"/patch/$set/{sorted(unknown)[0]}", "UNPROCESSABLE_FIELD", "This field cannot be updated")
+            return self._input_error(422, f"/patch/$set/{min(unknown)}", "UNPROCESSABLE_FIELD", "This field cannot be updated")
         commentary = patch.get("commentary")
         if commentary is not None:
             if not isinstance(commentary, str) or len(render_little(commentary).encode("utf-16-le")) // 2 > 3000:
