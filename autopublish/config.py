@@ -70,6 +70,10 @@ class SettingsModel(_Strict):
     # Hosts whose internal addresses may be fetched when feed data names them (images,
     # enclosures); every other internal address is refused (autopublish.netguard).
     allow_private_hosts: tuple[str, ...] = ()
+    # Off by default: every check_interval, ask the site for each article with live posts
+    # (posted within watch_removed_for); a 404 or 410 alerts the editors with a retract link.
+    watch_removed: bool = False
+    watch_removed_for: Duration = 14 * 86400.0
 
     _first_run = field_validator("first_run")(lambda value: _check_first_run(value))
 
@@ -187,6 +191,7 @@ class WebModel(_Strict):
     secret_key: SecretRef | None = None
     users: list[WebUserModel] = []
     refresh: Duration = 30.0
+    public_url: str | None = None  # the page's address as editors open it (for links in alerts)
 
 
 class DaemonModel(_Strict):

@@ -575,6 +575,45 @@ class Pipeline:
         if decision.needs_editor:
             self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
 
+    # --- articles withdrawn from the site (optional) -------------------------------------------
+    def check_removed(self) -> list[int]:
+        """Ask the site for each article with live posts; a 404 or 410 alerts the editors (``watch_removed``).
+
+        Returns the ids of the articles that answered 404/410. Network failures say nothing:
+        only the site's own "not found"/"gone" counts.
+        """
+        settings = self.config.settings
+        if not settings.watch_removed:
+            return []
+        gone: list[int] = []
+        for article_id, feed, link, title in self.store.live_articles(self.clock() - settings.watch_removed_for):
+            if not link.startswith(("http://", "https://")):
+                continue
+            feed_config = self.config.feeds.get(feed)
+            origin = Origin.of(feed_config.url) if feed_config is not None else None
+            try:
+                with self.fetcher.open(link, allowed_origin=origin, timeout=(5.0, 10.0), deadline=20.0) as fetched:
+                    status = fetched.response.status_code
+            except Exception as exc:  # noqa: BLE001 - a failed look says nothing about the article
+                log.info("Could not check whether %s is still on the site (%s)", link, type(exc).__name__)
+                continue
+            key = f"removed:{article_id}"
+            if status in (404, 410):
+                gone.append(article_id)
+                where = self.retract_address(article_id)
+                message = (f"The article \"{title}\" now answers HTTP {status} on the site ({link}), but its posts are still up. "
+                           f"If it was withdrawn, take them down with one click at {where} or run: autopublish retract {link}")
+                self.notifier.problem(key, self.redact(message))  # the alerter also writes it to the publish log
+            elif status < 400:
+                self.notifier.resolved(key, f"The article \"{title}\" answers again on the site")
+        return gone
+
+    def retract_address(self, article_id: int) -> str:
+        """Where an editor confirms "take down everywhere" for the article."""
+        web = self.config.web
+        base = web.public_url or f"http://{web.host}:{web.port}"
+        return f"{base.rstrip('/')}/articles/{article_id}/retract"
+
     # --- channel health ----------------------------------------------------------------------
     def check_channels(self) -> dict[str, Health]:
         """Ask every channel for its health; record token expiry and warn when it is near."""

@@ -814,3 +814,12 @@ class Store:
             self._event(db, kind, reason, status="queued", delivery_id=new_id, article_id=target["article_id"],
                         channel=target["channel"], actor=actor)
             return new_id
+
+    def live_articles(self, since: float) -> list[tuple[int, str, str, str]]:
+        """(article id, feed, link, title) of articles with a post live since ``since`` and not taken down."""
+        rows = self.query(
+            "SELECT DISTINCT a.id, a.feed, a.link, a.title FROM deliveries d JOIN articles a ON a.id = d.article_id "
+            "WHERE d.kind = 'post' AND d.status = 'sent' AND d.sent_at >= ? AND NOT EXISTS (SELECT 1 FROM deliveries x "
+            "WHERE x.kind = 'delete' AND x.target_id = d.id AND x.status NOT IN ('failed', 'skipped')) ORDER BY a.id",
+            (since,))
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]

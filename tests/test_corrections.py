@@ -204,3 +204,63 @@ def test_a_crash_mid_delete_finishes_the_take_down_once(tmp_path):
         assert again.exit_code == 0, again.output
         assert _status_of(config, 2) == "sent"  # the repeat met 404: already gone
         assert [r[2:] for r in _rows(config)] == [("post", None, "sent"), ("delete", 1, "sent")]
+
+
+# --- optional: an article withdrawn from the site alerts the editors -------------------------
+
+
+def test_an_article_answering_410_alerts_the_editors_with_a_retract_link(tmp_path):
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    from autopublish.app import open_app
+    from autopublish.config import load_config
+    from tests.fakes.feed_server import Item
+
+    with FeedServer(older_items(2)) as site:
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/",
+                                   settings="watch_removed = true",
+                                   extra='[web]\npublic_url = "https://redaksi.example.go.id/autopublish"\n')
+        assert run_cli(config_path, "run", "--once").exit_code == 0
+        path = "/2026/12/01/artikel-ditarik/"
+        site.add(Item(title="Artikel yang ditarik", link=f"{site.url}{path}", guid=f"{site.url}/?p=77",
+                      published=datetime.now(UTC) - timedelta(minutes=3), summary="Ringkasan."))
+        site.pages[path] = 200
+        assert run_cli(config_path, "run", "--once").exit_code == 0
+        assert len(outbox_lines(config_path)) == 1
+        app = open_app(load_config(config_path, dict(os.environ)))
+        try:
+            assert app.pipeline.check_removed() == []
+            site.pages[path] = 410
+            gone = app.pipeline.check_removed()
+            assert len(gone) == 1
+            assert app.store.alert_is_open(f"removed:{gone[0]}")
+            app.pipeline.check_removed()  # asked again: one log line, not two
+            site.pages[path] = 200
+            app.pipeline.check_removed()
+            assert not app.store.alert_is_open(f"removed:{gone[0]}")
+        finally:
+            app.close()
+        lines = [r["reason"] for r in _log(config_path)]
+        warned = [line for line in lines if "now answers HTTP 410" in line and line.startswith("The article")]
+        assert len(warned) == 1
+        assert f"https://redaksi.example.go.id/autopublish/articles/{gone[0]}/retract" in warned[0]
+        assert f"autopublish retract {site.url}{path}" in warned[0]
+
+
+def test_watching_for_removed_articles_is_off_by_default(tmp_path):
+    import os
+
+    from autopublish.app import open_app
+    from autopublish.config import load_config
+
+    with FeedServer(older_items(2)) as site:
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/")
+        assert run_cli(config_path, "run", "--once").exit_code == 0
+        app = open_app(load_config(config_path, dict(os.environ)))
+        try:
+            before = len(site.requests)
+            assert app.pipeline.check_removed() == []
+            assert len(site.requests) == before  # nothing was asked
+        finally:
+            app.close()

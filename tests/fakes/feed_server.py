@@ -104,6 +104,7 @@ class FeedServer(FakeServer):
         self.override: Response | Trickle | None = None
         self.gzip = False
         self.statuses: list[int] = []
+        self.pages: dict[str, int] = {}  # path -> HTTP status of an article page
         self.mutex = threading.Lock()
 
     def add(self, item: Item) -> None:
@@ -127,6 +128,9 @@ class FeedServer(FakeServer):
     def route(self, request: Request) -> Response:
         if self.override is not None:
             return self.override  # type: ignore[return-value]
+        if request.path in self.pages:  # an article page of the site: 200, or 404/410 once withdrawn
+            status = self.pages[request.path]
+            return Response(status, b"<html><body>article</body></html>", {"Content-Type": "text/html"})
         if request.path not in ("/feed/", "/feed"):
             return Response(404, b"<html><body>Not found</body></html>", {"Content-Type": "text/html"})
         with self.mutex:
