@@ -32,7 +32,7 @@ def _platform(channel: ChannelConfig) -> tuple[str, bool, bool]:
         cls = publisher_class(channel.platform)
     except (ImportError, AttributeError, KeyError):  # an unloadable platform was already reported by the config check
         return channel.platform, False, False
-    return cls.label, cls.can_edit, cls.can_delete
+    return cls.label, cls.edits_with(channel.options), cls.deletes_with(channel.options)
 
 
 def detect_edit(store: Store, config: Config, feed: str, article: Article) -> list[int]:

@@ -458,7 +458,7 @@ class Pipeline:
         if target is None or target.status != DeliveryStatus.SENT or not target.remote_id or (kind == "edit" and self.store.taken_down(target.id)):
             self.store.transition(row.id, DeliveryStatus.SKIPPED, "Skipped: the post is not live, so there is nothing to change", expect=pending)
             return
-        able = publisher.can_edit if kind == "edit" else publisher.can_delete
+        able = publisher.edits_with(publisher.options) if kind == "edit" else publisher.deletes_with(publisher.options)
         if not able:
             verb = "edit" if kind == "edit" else "delete"
             link = f": {target.post_url}" if target.post_url else ""

@@ -327,3 +327,58 @@ def test_webhook_refusing_a_change_with_a_bad_secret_is_an_auth_problem(tmp_path
         with pytest.raises(AuthError):
             publisher.delete(receipt)
         assert len(fake.deliveries) == 1
+
+
+# --- Slack: with a bot token, chat.postMessage / chat.update / chat.delete ------------------------
+
+
+def make_slack(fake: Any, tmp_path: Path, **options: Any) -> Any:
+    from autopublish.platforms.slack import SlackOptions, SlackPublisher
+
+    keys = {"bot_token": "${SLACK_BOT_TOKEN}", "channel_id": fake.channel_id, "api_base": fake.url, **options}
+    opts = SlackOptions.model_validate(keys, context={"env": {"SLACK_BOT_TOKEN": fake.bot_token}})
+    return SlackPublisher("slack", opts, _env(tmp_path))
+
+
+def test_slack_with_a_bot_token_posts_updates_and_deletes(tmp_path):
+    from tests.fakes.slack import SlackFake
+
+    with SlackFake(lifetime=60) as fake:
+        publisher = make_slack(fake, tmp_path)
+        assert type(publisher).edits_with(publisher.options) and type(publisher).deletes_with(publisher.options)
+        receipt = publisher.publish(sample_post(text="Judul lama <!channel> & co"))
+        assert receipt.remote_id == f"{fake.channel_id}/{fake.messages[0]['ts']}"
+        assert fake.messages[0]["mentions"] == []  # escaped as when posting through a webhook
+        publisher.edit(receipt, sample_post(text="Judul baru"))
+        assert fake.messages[0]["shown"][0] == "Judul baru" and fake.messages[0]["edited"]
+        publisher.delete(receipt)
+        assert fake.messages == []
+        publisher.delete(receipt)  # message_not_found: already gone
+        with pytest.raises(PermanentError, match="no longer in the Slack channel"):
+            publisher.edit(receipt, sample_post(text="x"))
+        assert publisher.check().level.value == "ok"
+
+
+def test_slack_through_a_webhook_cannot_edit_or_delete(tmp_path):
+    from autopublish.platforms.slack import SlackOptions, SlackPublisher
+    from tests.fakes.slack import SlackFake
+
+    with SlackFake(lifetime=60) as fake:
+        opts = SlackOptions.model_validate({"webhook_url": "${SLACK_WEBHOOK_URL}"}, context={"env": {"SLACK_WEBHOOK_URL": fake.webhook_url}})
+        assert not SlackPublisher.edits_with(opts) and not SlackPublisher.deletes_with(opts)
+        with pytest.raises(ValueError, match="either webhook_url"):
+            SlackOptions.model_validate({"webhook_url": "${A}", "bot_token": "${B}", "channel_id": "C1"},
+                                        context={"env": {"A": fake.webhook_url, "B": "xoxb-1"}})
+
+
+def test_slack_bot_without_chat_write_is_an_auth_problem(tmp_path):
+    from tests.fakes.slack import SlackFake
+
+    with SlackFake(lifetime=60) as fake:
+        publisher = make_slack(fake, tmp_path)
+        receipt = publisher.publish(sample_post())
+        fake.bot_scopes = set()
+        with pytest.raises(AuthError, match="chat:write"):
+            publisher.delete(receipt)
+        assert len(fake.messages) == 1
+        assert fake.bot_token not in str(publisher.options)

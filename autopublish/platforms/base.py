@@ -164,6 +164,16 @@ class Publisher(ABC, Generic[OptionsT]):
         """A cheap authenticated call for ``autopublish check``."""
         return Health(HealthLevel.OK, f"{self.label}: nothing to check")
 
+    @classmethod
+    def edits_with(cls, options: PlatformOptions) -> bool:
+        """``can_edit`` for a channel with these options (Slack edits only with a bot token)."""
+        return cls.can_edit
+
+    @classmethod
+    def deletes_with(cls, options: PlatformOptions) -> bool:
+        """``can_delete`` for a channel with these options."""
+        return cls.can_delete
+
     def edit(self, receipt: Receipt, post: Post) -> Receipt:
         """Replace the text of the live post ``receipt`` with ``post.text`` (one attempt; safe to repeat).
 
