@@ -59,3 +59,23 @@ def test_take_down_everywhere_asks_then_queues_deletes_and_names_what_to_remove_
             app.extensions["autopublish_store"].close()
         assert run_cli(path, "run", "--once").exit_code == 0
         assert fake.posts == 0 and len(fake.deleted) == 1
+
+
+def test_updates_and_take_downs_are_labelled_and_never_offered_as_reposts(tmp_path):
+    import re
+
+    with FeedServer(older_items(2)) as site, FakeMastodon(lifetime=60) as fake:
+        path = _site(tmp_path, site, fake)
+        assert run_cli(path, "retract", seed_item().link, "--yes").exit_code == 0
+        assert run_cli(path, "run", "--once").exit_code == 0
+        config = load_config(path, {**os.environ, "MASTODON_TOKEN": MASTODON_TOKEN, "WEB_SECRET": WEB_SECRET})
+        app = create_app(config, redactor=Redactor(config.secret_values()))
+        app.testing = True
+        try:
+            page = sign_in(app.test_client(), "ed")
+        finally:
+            app.extensions["autopublish_store"].close()
+        block = re.search(r'data-delivery="(\d+)">\s*<span class="channel">social</span>\s*<span class="tag">take-down</span>(.*?)</div>\s*</div>',
+                          page, re.S)
+        assert block, page
+        assert 'data-action="repost"' not in block.group(2)

@@ -204,9 +204,13 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
             names.append("skip")
         if status == DeliveryStatus.UNCERTAIN or (status in (DeliveryStatus.FAILED, DeliveryStatus.HELD) and row.needs_editor):
             names.append("resolve")
-        if status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED):
+        if status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED) and kind_of(row) == "post":
             names.append("repost")
         return names
+
+    def kind_of(row: DeliveryRow) -> str:
+        """"post", or "edit"/"delete" for an update or take-down of a post (issue 16)."""
+        return store.delivery_action(row.id)[0]
 
     def query_url(**changes: Any) -> str:
         """This page's address with some query arguments changed (page 1 and empty ones dropped)."""
@@ -226,7 +230,8 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         return status or kind
 
     app.jinja_env.globals.update(t=t, fmt_time=fmt_time, status_text=status_text, reason_text=reason_text, actions_for=actions_for,
-                                 query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh, zone_name=config.settings.timezone)
+                                 query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh, zone_name=config.settings.timezone,
+                                 kind_of=kind_of)
     app.jinja_env.filters["redact"] = lambda text: redactor(str(text or ""))
 
     # --- request plumbing -----------------------------------------------------------------------
