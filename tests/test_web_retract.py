@@ -76,6 +76,6 @@ def test_updates_and_take_downs_are_labelled_and_never_offered_as_reposts(tmp_pa
         finally:
             app.extensions["autopublish_store"].close()
         block = re.search(r'data-delivery="(\d+)">\s*<span class="channel">social</span>\s*<span class="tag">take-down</span>(.*?)</div>\s*</div>',
-                          page, re.S)
+                          page, re.DOTALL)
         assert block, page
         assert 'data-action="repost"' not in block.group(2)
