@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 from tests.contract import CANARY
@@ -264,3 +265,22 @@ def test_watching_for_removed_articles_is_off_by_default(tmp_path):
             assert len(site.requests) == before  # nothing was asked
         finally:
             app.close()
+
+
+def test_edits_are_paced_like_posts_and_take_downs_are_not(tmp_path):
+    with FeedServer(older_items(3), wordpress_resolution=False) as site, FakeMastodon(lifetime=60) as fake:
+        config = _setup(tmp_path, site, fake, more='[channels.social.pacing]\nmin_gap = "1h"')
+        assert fake.posts == 1
+        site.edit(seed_item().guid, title="Judul yang dikoreksi")
+        assert run_cli(config, "run", "--once").exit_code == 0
+        assert _edits(fake) == []  # an hour has not passed since the post
+        db = sqlite3.connect(config.parent / "queue" / "state.db")
+        try:
+            reason, when = db.execute("SELECT reason, next_attempt_at FROM deliveries WHERE id = 2").fetchone()
+        finally:
+            db.close()
+        assert "pacing" in reason and when > time.time() + 3000
+        assert run_cli(config, "retract", seed_item().link, "--yes").exit_code == 0
+        assert run_cli(config, "run", "--once").exit_code == 0
+        assert fake.posts == 0  # the take-down did not wait
+        assert [r[2:] for r in _rows(config)] == [("post", None, "sent"), ("edit", 1, "skipped"), ("delete", 1, "sent")]
