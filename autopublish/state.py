@@ -114,6 +114,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     message TEXT NOT NULL,
     resolved_at REAL
 );
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    fingerprint TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user);
 """
 
 
@@ -167,6 +175,15 @@ class ChannelRow:
     token_expires_at: float | None
     last_success_at: float | None
     last_failure_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionRow:
+    id_hash: str
+    user: str
+    created_at: float
+    last_seen_at: float
+    fingerprint: str
 
 
 def article_to_json(article: Article) -> str:
@@ -722,6 +739,51 @@ class Store:
                 destination.close()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
+
+    # --- editors' page sessions ---------------------------------------------------------------
+    # One row per signed-in browser. ``id_hash`` is a hash of the id the cookie carries (the id
+    # itself is never stored); ``fingerprint`` is a keyed hash of the password hash the user
+    # signed in with, so a changed password ends the session. Times come from the caller.
+    def create_web_session(self, id_hash: str, user: str, fingerprint: str, now: float) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO web_sessions (id_hash, user, created_at, last_seen_at, fingerprint) VALUES (?,?,?,?,?)",
+                       (id_hash, user, now, now, fingerprint))
+
+    def web_session(self, id_hash: str) -> WebSessionRow | None:
+        rows = self.query("SELECT id_hash, user, created_at, last_seen_at, fingerprint FROM web_sessions WHERE id_hash = ?", (id_hash,))
+        return WebSessionRow(*rows[0]) if rows else None
+
+    def touch_web_session(self, id_hash: str, now: float) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE web_sessions SET last_seen_at = ? WHERE id_hash = ?", (now, id_hash))
+
+    def end_web_session(self, id_hash: str) -> bool:
+        with self.tx() as db:
+            return bool(db.execute("DELETE FROM web_sessions WHERE id_hash = ?", (id_hash,)).rowcount)
+
+    def end_web_sessions(self, user: str, *, except_fingerprint: str | None = None) -> int:
+        """End a user's sessions (all, or those not signed in with the password ``except_fingerprint`` stands for)."""
+        with self.tx() as db:
+            return db.execute("DELETE FROM web_sessions WHERE user = ? AND fingerprint != ?", (user, except_fingerprint or "")).rowcount
+
+    def web_sessions(self) -> list[WebSessionRow]:
+        """Every stored session, oldest first."""
+        rows = self.query("SELECT id_hash, user, created_at, last_seen_at, fingerprint FROM web_sessions ORDER BY created_at, user")
+        return [WebSessionRow(*r) for r in rows]
+
+    def prune_web_sessions(self, *, seen_before: float, created_before: float) -> int:
+        """Drop sessions idle since ``seen_before`` or begun before ``created_before``."""
+        with self.tx() as db:
+            return db.execute("DELETE FROM web_sessions WHERE last_seen_at < ? OR created_at < ?", (seen_before, created_before)).rowcount
+
+    # --- the editors' queue page ---------------------------------------------------------------
+    def queue_page(self, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
+        """Deliveries in these statuses, the next to go out first (no time means ``now``); and whether more follow."""
+        marks = ",".join("?" * len(statuses))
+        rows = self.query(f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id "
+                          f"WHERE d.status IN ({marks}) ORDER BY COALESCE(d.next_attempt_at, ?), d.id LIMIT ? OFFSET ?",
+                          (*statuses, now, limit + 1, offset))
+        return [DeliveryRow(*r) for r in rows[:limit]], len(rows) > limit
 
 
     # --- corrections and takedowns (issue 16) -------------------------------------------------
