@@ -785,6 +785,126 @@ class Store:
                           (*statuses, now, limit + 1, offset))
         return [DeliveryRow(*r) for r in rows[:limit]], len(rows) > limit
 
+    # --- push: feed links, pings and WebSub subscriptions (additive; see autopublish/push/) ---------------
+    def _push_tables(self) -> None:
+        """Create the push tables on first use (additive: older databases simply gain them)."""
+        if getattr(self, "_push_ready", False):
+            return
+        with self._lock:
+            try:
+                for statement in PUSH_SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+            self._push_ready = True
+
+    def record_feed_links(self, feed: str, *, home: str, hub: str, self_url: str) -> None:
+        """The home page, WebSub hub and self URL a feed declared at its last successful poll."""
+        self._push_tables()
+        with self.tx() as db:
+            db.execute("INSERT INTO push_feeds (feed, home, hub, self_url, links_at) VALUES (?,?,?,?,?) "
+                       "ON CONFLICT (feed) DO UPDATE SET home = excluded.home, hub = excluded.hub, self_url = excluded.self_url, "
+                       "links_at = excluded.links_at", (feed, home, hub, self_url, self.now()))
+
+    def note_push(self, feed: str, kind: str) -> None:
+        """Remember when a ping, hook call or WebSub delivery last asked for ``feed`` (kind: ping, hook, websub)."""
+        column = {"ping": "last_ping_at", "hook": "last_hook_at", "websub": "last_websub_at"}[kind]
+        self._push_tables()
+        with self.tx() as db:
+            db.execute("INSERT INTO push_feeds (feed) VALUES (?) ON CONFLICT (feed) DO NOTHING", (feed,))
+            db.execute(f"UPDATE push_feeds SET {column} = ? WHERE feed = ?", (self.now(), feed))
+
+    def push_feed(self, feed: str) -> PushFeedRow | None:
+        self._push_tables()
+        rows = self.query("SELECT * FROM push_feeds WHERE feed = ?", (feed,))
+        return PushFeedRow(**dict(rows[0])) if rows else None
+
+    def push_feeds(self) -> list[PushFeedRow]:
+        self._push_tables()
+        return [PushFeedRow(**dict(row)) for row in self.query("SELECT * FROM push_feeds ORDER BY feed")]
+
+    def websub_subscription(self, feed: str) -> WebSubRow | None:
+        self._push_tables()
+        rows = self.query("SELECT * FROM websub_subscriptions WHERE feed = ?", (feed,))
+        return WebSubRow(**dict(rows[0])) if rows else None
+
+    def websub_subscriptions(self) -> list[WebSubRow]:
+        self._push_tables()
+        return [WebSubRow(**dict(row)) for row in self.query("SELECT * FROM websub_subscriptions ORDER BY feed")]
+
+    def save_websub(self, row: WebSubRow) -> None:
+        self._push_tables()
+        data = asdict(row)
+        columns = ", ".join(data)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in data if name != "feed")
+        with self.tx() as db:
+            db.execute(f"INSERT INTO websub_subscriptions ({columns}) VALUES ({', '.join('?' for _ in data)}) "
+                       f"ON CONFLICT (feed) DO UPDATE SET {updates}", tuple(data.values()))
+
+    def delete_websub(self, feed: str) -> None:
+        self._push_tables()
+        with self.tx() as db:
+            db.execute("DELETE FROM websub_subscriptions WHERE feed = ?", (feed,))
+
+
+PUSH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS push_feeds (
+    feed TEXT PRIMARY KEY,
+    home TEXT NOT NULL DEFAULT '', hub TEXT NOT NULL DEFAULT '', self_url TEXT NOT NULL DEFAULT '',
+    links_at REAL, last_ping_at REAL, last_hook_at REAL, last_websub_at REAL
+);
+CREATE TABLE IF NOT EXISTS websub_subscriptions (
+    feed TEXT PRIMARY KEY,
+    hub TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    callback TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pending TEXT NOT NULL DEFAULT '',
+    lease_seconds REAL,
+    lease_expires_at REAL,
+    requested_at REAL,
+    verified_at REAL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PushFeedRow:
+    feed: str
+    home: str = ""
+    hub: str = ""
+    self_url: str = ""
+    links_at: float | None = None
+    last_ping_at: float | None = None
+    last_hook_at: float | None = None
+    last_websub_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSubRow:
+    """One WebSub subscription. ``state``: subscribing, active, denied, failing, unsubscribing.
+    ``pending`` is the mode (subscribe / unsubscribe) whose verification we await, else "".
+    The secret is never stored: it is derived from the push token and ``nonce``."""
+
+    feed: str
+    hub: str
+    topic: str
+    callback: str
+    nonce: str
+    state: str
+    pending: str = ""
+    lease_seconds: float | None = None
+    lease_expires_at: float | None = None
+    requested_at: float | None = None
+    verified_at: float | None = None
+    failures: int = 0
+    next_attempt_at: float | None = None
+    last_error: str = ""
 
     # --- corrections and takedowns (issue 16) -------------------------------------------------
     def _add_columns(self) -> None:
