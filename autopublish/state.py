@@ -847,65 +847,6 @@ class Store:
         with self.tx() as db:
             db.execute("DELETE FROM websub_subscriptions WHERE feed = ?", (feed,))
 
-
-PUSH_SCHEMA = """
-CREATE TABLE IF NOT EXISTS push_feeds (
-    feed TEXT PRIMARY KEY,
-    home TEXT NOT NULL DEFAULT '', hub TEXT NOT NULL DEFAULT '', self_url TEXT NOT NULL DEFAULT '',
-    links_at REAL, last_ping_at REAL, last_hook_at REAL, last_websub_at REAL
-);
-CREATE TABLE IF NOT EXISTS websub_subscriptions (
-    feed TEXT PRIMARY KEY,
-    hub TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    callback TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    state TEXT NOT NULL,
-    pending TEXT NOT NULL DEFAULT '',
-    lease_seconds REAL,
-    lease_expires_at REAL,
-    requested_at REAL,
-    verified_at REAL,
-    failures INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL,
-    last_error TEXT NOT NULL DEFAULT ''
-);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class PushFeedRow:
-    feed: str
-    home: str = ""
-    hub: str = ""
-    self_url: str = ""
-    links_at: float | None = None
-    last_ping_at: float | None = None
-    last_hook_at: float | None = None
-    last_websub_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WebSubRow:
-    """One WebSub subscription. ``state``: subscribing, active, denied, failing, unsubscribing.
-    ``pending`` is the mode (subscribe / unsubscribe) whose verification we await, else "".
-    The secret is never stored: it is derived from the push token and ``nonce``."""
-
-    feed: str
-    hub: str
-    topic: str
-    callback: str
-    nonce: str
-    state: str
-    pending: str = ""
-    lease_seconds: float | None = None
-    lease_expires_at: float | None = None
-    requested_at: float | None = None
-    verified_at: float | None = None
-    failures: int = 0
-    next_attempt_at: float | None = None
-    last_error: str = ""
-
     # --- corrections and takedowns (issue 16) -------------------------------------------------
     def _add_columns(self) -> None:
         for table, column, definition in ADDED_COLUMNS:
@@ -1005,3 +946,62 @@ class WebSubRow:
             "WHERE x.kind = 'delete' AND x.target_id = d.id AND x.status NOT IN ('failed', 'skipped')) ORDER BY a.id",
             (since,))
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+
+PUSH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS push_feeds (
+    feed TEXT PRIMARY KEY,
+    home TEXT NOT NULL DEFAULT '', hub TEXT NOT NULL DEFAULT '', self_url TEXT NOT NULL DEFAULT '',
+    links_at REAL, last_ping_at REAL, last_hook_at REAL, last_websub_at REAL
+);
+CREATE TABLE IF NOT EXISTS websub_subscriptions (
+    feed TEXT PRIMARY KEY,
+    hub TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    callback TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pending TEXT NOT NULL DEFAULT '',
+    lease_seconds REAL,
+    lease_expires_at REAL,
+    requested_at REAL,
+    verified_at REAL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PushFeedRow:
+    feed: str
+    home: str = ""
+    hub: str = ""
+    self_url: str = ""
+    links_at: float | None = None
+    last_ping_at: float | None = None
+    last_hook_at: float | None = None
+    last_websub_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSubRow:
+    """One WebSub subscription. ``state``: subscribing, active, denied, failing, unsubscribing.
+    ``pending`` is the mode (subscribe / unsubscribe) whose verification we await, else "".
+    The secret is never stored: it is derived from the push token and ``nonce``."""
+
+    feed: str
+    hub: str
+    topic: str
+    callback: str
+    nonce: str
+    state: str
+    pending: str = ""
+    lease_seconds: float | None = None
+    lease_expires_at: float | None = None
+    requested_at: float | None = None
+    verified_at: float | None = None
+    failures: int = 0
+    next_attempt_at: float | None = None
+    last_error: str = ""
