@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from autopublish.config import load_config
@@ -41,7 +42,9 @@ def test_take_down_everywhere_asks_then_queues_deletes_and_names_what_to_remove_
             client = app.test_client()
             home = sign_in(client, "ed")
             assert "/articles/" in home and "Take down everywhere" in home
-            article_id = int(home.split('href="/articles/', 1)[1].split("/", 1)[0])
+            found = re.search(r'href="/articles/(\d+)/retract"', home)
+            assert found, home
+            article_id = int(found.group(1))
             confirm = client.get(f"/articles/{article_id}/retract").get_data(as_text=True)
             assert "Take this article down everywhere?" in confirm and fake.statuses[0]["url"] in confirm
             unconfirmed = client.post(f"/articles/{article_id}/retract", data={"csrf": csrf_of(confirm)})
@@ -62,8 +65,6 @@ def test_take_down_everywhere_asks_then_queues_deletes_and_names_what_to_remove_
 
 
 def test_updates_and_take_downs_are_labelled_and_never_offered_as_reposts(tmp_path):
-    import re
-
     with FeedServer(older_items(2)) as site, FakeMastodon(lifetime=60) as fake:
         path = _site(tmp_path, site, fake)
         assert run_cli(path, "retract", seed_item().link, "--yes").exit_code == 0
