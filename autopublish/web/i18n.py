@@ -456,6 +456,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alert_uncertain": "Check \"{title}\" on \"{channel}\": it may or may not have been posted.",
         "alert_uncertain_plain": "Check \"{title}\" on \"{channel}\": it may or may not have been posted.",
         "alert_renewed": "The credentials of channel \"{channel}\" were renewed.",
+        "updated_in_place": "Updated with the text corrected on the site.",
+        "deleted_from": "Deleted from {platform}.",
+        "skipped_not_live": "Skipped: the post is not live, so there is nothing to change.",
+        "skipped_cannot_edit": "Skipped: {platform} cannot edit posts; correct it by hand{link}.",
+        "skipped_cannot_delete": "Skipped: {platform} cannot delete posts; remove it by hand{link}.",
+        "resend_repeatable": "Will be sent again; repeating an edit or a delete changes nothing.",
+        "alert_removed": ("The article \"{title}\" now answers HTTP {status} on the site ({link}), but its posts are still up. "
+                          "If it was withdrawn, take them down with one click at {where} or run: autopublish retract {link}"),
+        "alert_removed_back": "The article \"{title}\" answers again on the site.",
     },
     "id": {
         "queued": "Artikel baru masuk antrean.",
@@ -521,6 +530,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alert_uncertain": "Periksa \"{title}\" di \"{channel}\": mungkin sudah atau belum terunggah.",
         "alert_uncertain_plain": "Periksa \"{title}\" di \"{channel}\": mungkin sudah atau belum terunggah.",
         "alert_renewed": "Kredensial kanal \"{channel}\" sudah diperbarui.",
+        "updated_in_place": "Diperbarui dengan teks yang dikoreksi di situs.",
+        "deleted_from": "Dihapus dari {platform}.",
+        "skipped_not_live": "Dilewati: unggahan tidak tayang, jadi tidak ada yang diubah.",
+        "skipped_cannot_edit": "Dilewati: {platform} tidak dapat menyunting unggahan; koreksi secara manual{link}.",
+        "skipped_cannot_delete": "Dilewati: {platform} tidak dapat menghapus unggahan; hapus secara manual{link}.",
+        "resend_repeatable": "Akan dikirim lagi; mengulang penyuntingan atau penghapusan tidak mengubah apa pun.",
+        "alert_removed": ("Artikel \"{title}\" kini menjawab HTTP {status} di situs ({link}), tetapi unggahannya masih tayang. "
+                          "Bila artikel ditarik, hapus unggahannya dengan satu klik di {where} atau jalankan: autopublish retract {link}"),
+        "alert_removed_back": "Artikel \"{title}\" kembali dapat dibuka di situs.",
     },
 }
 
