@@ -50,7 +50,7 @@ def detect_edit(store: Store, config: Config, feed: str, article: Article) -> li
     tz = config.settings.timezone
     changed_text = (old.title, old.summary, old.content) != (article.title, article.summary, article.content)
     decisions: list[tuple[int, str, str]] = []  # (post delivery id, channel, what happens)
-    for row, kind, _target in store.article_deliveries(article_id):
+    for row, kind, _target in store.article_actions(article_id):
         channel = config.channels.get(row.channel)
         if kind != "post" or row.status != DeliveryStatus.SENT or not row.remote_id or channel is None:
             continue
@@ -85,7 +85,7 @@ def retract(store: Store, config: Config, article_id: int, actor: str) -> list[s
     """
     lines: list[str] = []
     store.note("retract", f"Take-down requested by {actor}", article_id=article_id, status="retracted", actor=actor)
-    for row, kind, _target in store.article_deliveries(article_id):
+    for row, kind, _target in store.article_actions(article_id):
         channel = config.channels.get(row.channel)
         if kind == "delete":
             continue

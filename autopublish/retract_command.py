@@ -27,7 +27,7 @@ def retract_command(ctx: Context, article: str, yes: bool) -> None:
             click.echo(f"Error: no article matches {article!r}; give its link or a delivery number from 'autopublish log'", err=True)
             raise SystemExit(1)
         stored = store.article(article_id)
-        live = [row for row, kind, _target in store.article_deliveries(article_id)
+        live = [row for row, kind, _target in store.article_actions(article_id)
                 if kind == "post" and row.status == "sent" and not store.taken_down(row.id)]
         click.echo(f"\"{stored.title}\" ({stored.link})")
         for row in live:

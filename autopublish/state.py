@@ -932,7 +932,7 @@ class Store:
         rows = self.query("SELECT id, data FROM articles WHERE feed = ? AND key = ?", (feed, key))
         return (int(rows[0][0]), article_from_json(rows[0][1])) if rows else None
 
-    def article_deliveries(self, article_id: int) -> list[tuple[DeliveryRow, str, int | None]]:
+    def article_actions(self, article_id: int) -> list[tuple[DeliveryRow, str, int | None]]:
         """Every delivery of an article with its kind and target, oldest first."""
         rows = self._rows("d.article_id = ?", (article_id,), order="d.id")
         kinds = {int(r[0]): (str(r[1]), r[2]) for r in self.query("SELECT id, kind, target_id FROM deliveries WHERE article_id = ?", (article_id,))}

@@ -357,7 +357,7 @@ def retract_confirm(article_id: int) -> str:
         article = store.article(article_id)
     except StateError:
         abort(404)
-    rows = store.article_deliveries(article_id)
+    rows = store.article_actions(article_id)
     live = [row for row, kind, _target in rows if kind == "post" and row.status == "sent" and not store.taken_down(row.id)]
     queued = [row for row, _kind, _target in rows if row.status in ("queued", "waiting", "held", "failed", "uncertain")]
     return render_template("retract.html", article=article, article_id=article_id, live=live, queued=queued, **common())
