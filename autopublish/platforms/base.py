@@ -38,7 +38,7 @@ def check_base_url(value: str) -> str:
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError('must be an address starting with https://, like "https://api.example.com"')
+        raise ValueError('must be an http(s) address, like "https://api.example.com"')
     if parts.path or parts.query or parts.fragment:
         raise ValueError('must be only the address, like "https://api.example.com" (no path)')
     return value
@@ -227,6 +227,13 @@ class Publisher(ABC, Generic[OptionsT]):
         """The adapter's own reading of an error answer; None takes the default of ``classify``."""
         return None
 
+    def server_error(self, status: int, *, writes: bool, what: str = "", detail: str = "", code: str | int | None = None) -> PublishError:
+        """A 5xx: uncertain after a non-idempotent write (it may have posted), transient otherwise."""
+        uncertain = writes and not self.idempotent  # an idempotent retry cannot post twice
+        cls: type[PublishError] = UncertainError if uncertain else TransientError
+        tail = "it may have been published" if uncertain else "will try again later"
+        return self.error(cls, f"{what or self.label} answered HTTP {status} (a server error); {tail}", code=status if code is None else code, detail=detail)
+
     def classify(
         self,
         response: requests.Response,
@@ -257,10 +264,7 @@ class Publisher(ABC, Generic[OptionsT]):
         if status == 408:
             return self.error(TransientError, f"{what} answered HTTP 408 (request timeout); will try again later", code=code, detail=detail)
         if status >= 500:
-            uncertain = writes and not self.idempotent  # an idempotent retry cannot post twice
-            cls: type[PublishError] = UncertainError if uncertain else TransientError
-            tail = "it may have been published" if uncertain else "will try again later"
-            return self.error(cls, f"{what} answered HTTP {status} (a server error); {tail}", code=code, detail=detail)
+            return self.server_error(status, writes=writes, what=what, detail=detail, code=code)
         return self.error(PermanentError, f"{what} answered HTTP {status}: {detail or 'no reason given'}", code=code, detail=detail)
 
     def request(
