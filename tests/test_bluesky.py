@@ -86,7 +86,8 @@ def test_config_as_written_in_the_issue_validates():
     ("key", "value", "words"),
     [
         ("handle", "not a handle", "example.bsky.social"),
-        ("service", "bsky.social", "https://bsky.social"),
+        ("service", "bsky.social", "http(s) address"),  # the shared BaseUrl's words
+        ("service", "https://bsky.social/xrpc", "no path"),
         ("langs", ["id", "en", "zh", "ar"], "at most 3"),
         ("langs", ["Bahasa Indonesia"], "language tag"),
     ],

@@ -49,7 +49,7 @@ from pydantic import Field, field_validator
 
 from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, count_graphemes, parse_retry_after, seconds_until_epoch
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_graphemes, parse_retry_after, seconds_until_epoch
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -165,22 +165,13 @@ def _facet(start: int, end: int, feature: dict[str, Any]) -> dict[str, Any]:
 class BlueskyOptions(PlatformOptions):
     """``[channels.NAME]`` keys for ``platform = "bluesky"``."""
 
-    service: str = "https://bsky.social"
+    service: BaseUrl = "https://bsky.social"
     handle: str
     app_password: SecretRef
     langs: list[str] | None = None  # default: the article's language
     link_card: bool = True  # an app.bsky.embed.external card for the article link
     shorten_links: bool = True
     description_length: int = Field(default=300, ge=0, le=1000)
-
-    @field_validator("service")
-    @classmethod
-    def _service_is_a_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ValueError('must be the PDS address, like "https://bsky.social"')
-        return value
 
     @field_validator("handle")
     @classmethod
@@ -495,7 +486,7 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
                 detail=detail,
             )
         if status >= 500:
-            return self.error(TransientError, f"Bluesky had a server error (HTTP {status}); will try again later", code=status, detail=detail)
+            return self.server_error(status, writes=False, what="Bluesky", detail=detail)  # createRecord's rkey makes a retry safe
         if login and status == 400:
             return self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's handle and service", code=name or status, detail=detail)
         return self.error(PermanentError, f"Bluesky refused the post: {message or name or f'HTTP {status}'}"[:300], code=name or status, detail=detail)
