@@ -213,13 +213,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
             ("status", post.text),
             ("visibility", self.options.visibility),
         ]
-        language = self.options.language or _language_of(post.article.language)
-        if language:
-            data.append(("language", language))
-        if self.options.content_warning:
-            data.append(("spoiler_text", self.options.content_warning))
-        if self.options.sensitive:
-            data.append(("sensitive", "true"))
+        data.extend(self._status_fields(post))
         if media_id:
             data.append(("media_ids[]", media_id))
         response = self.request(
@@ -432,6 +426,18 @@ class MastodonPublisher(Publisher[MastodonOptions]):
             missing_permission=scope, platform=self.name, channel=self.channel, code=response.status_code, detail=_error_text(response),
         )
 
+    def _status_fields(self, post: Post) -> list[tuple[str, str]]:
+        """The language, content warning and sensitive flag a new or edited status carries."""
+        fields: list[tuple[str, str]] = []
+        language = self.options.language or _language_of(post.article.language)
+        if language:
+            fields.append(("language", language))
+        if self.options.content_warning:
+            fields.append(("spoiler_text", self.options.content_warning))
+        if self.options.sensitive:
+            fields.append(("sensitive", "true"))
+        return fields
+
     def _status_error(self, response: requests.Response, *, creating: bool) -> PublishError:
         """Map an HTTP error answer to the core's vocabulary (never echoing secrets).
 
@@ -490,13 +496,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         """PUT /api/v1/statuses/:id with the new text (write:statuses). Without media_ids the
         status keeps its attachments (Mastodon replaces media only when media_ids is sent)."""
         data: list[tuple[str, str]] = [("status", post.text)]
-        language = self.options.language or _language_of(post.article.language)
-        if language:
-            data.append(("language", language))
-        if self.options.content_warning:
-            data.append(("spoiler_text", self.options.content_warning))
-        if self.options.sensitive:
-            data.append(("sensitive", "true"))
+        data.extend(self._status_fields(post))
         response = self.request("PUT", f"{self.options.instance}/api/v1/statuses/{receipt.remote_id}", writes=True,
                                 what=f"Mastodon ({self.host})", data=data, headers=self._auth())
         if response.status_code == 404:
