@@ -370,6 +370,16 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         return self.error(PermanentError, f"{self.label} refused the post{reason}", **kwargs)
 
     # --- publishing quota -----------------------------------------------------------
+    def quota_details(self) -> tuple[Quota | None, list[str]]:
+        """The publishing limit and the check's lines about it; a failed read is a line, not an error (auth still raises)."""
+        try:
+            quota = self.read_quota()
+        except (TransientError, PermanentError) as exc:
+            if isinstance(exc, AuthError):
+                raise
+            return None, [f"Could not read the publishing limit: {exc.message}"]
+        return quota, ([f"Publishing limit: {quota.describe()}"] if quota is not None else [])
+
     def read_quota(self) -> Quota | None:
         """The account's publishing quota, or None when the answer has no usable numbers."""
         body = self.graph_get(self.user_path(self.quota_path), {"fields": "quota_usage,config"}, what=f"{self.label} (publishing limit)")
