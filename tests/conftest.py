@@ -1,11 +1,18 @@
-"""Test-wide guards: no socket may reach anything but loopback."""
+"""Test-wide guards (no socket may reach anything but loopback) and the shared platform factories."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
+import requests
+
+from autopublish.platforms.base import Publisher, PublisherEnv
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -52,3 +59,43 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+
+
+# --- shared platform factories -----------------------------------------------------------------
+class _Startable(Protocol):
+    def start(self) -> Any: ...
+    def stop(self) -> Any: ...
+
+
+FakeT = TypeVar("FakeT", bound=_Startable)
+PublisherT = TypeVar("PublisherT", bound=Publisher[Any])
+
+
+@pytest.fixture
+def platform_fake() -> Iterator[Callable[[FakeT], FakeT]]:
+    """Start a platform's loopback fake for this test; every fake started is stopped at its end."""
+    started: list[_Startable] = []
+
+    def start(server: FakeT) -> FakeT:
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+def make_publisher(
+    publisher_class: type[PublisherT],
+    keys: Mapping[str, Any],
+    tmp_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    channel: str = "main",
+    now: Callable[[], datetime] | None = None,
+) -> PublisherT:
+    """A publisher built as the composition root builds it: options validated with ``env`` as the environment."""
+    options = publisher_class.Options.model_validate(dict(keys), context={"env": dict(env or {})})
+    publisher_env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=now or (lambda: datetime.now(UTC)))
+    return publisher_class(channel, options, publisher_env)  # type: ignore[arg-type]

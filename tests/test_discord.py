@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +13,8 @@ import requests
 
 from autopublish.errors import AuthError, PermanentError, RateLimitedError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.discord import DiscordOptions, DiscordPublisher
+from tests.conftest import make_publisher
 from tests.contract import CANARY, error_texts_under_every_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.discord import CHANNEL_ID, GUILD_ID, DiscordFake
@@ -31,18 +29,13 @@ MULTILINGUAL = [
 
 
 @pytest.fixture
-def fake() -> Iterator[DiscordFake]:
-    server = DiscordFake()
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> DiscordFake:
+    return platform_fake(DiscordFake())
 
 
 def make(fake: DiscordFake, tmp_path: Path, *, url: str | None = None, **options: Any) -> DiscordPublisher:
     keys = {"webhook_url": "${DISCORD_WEBHOOK_URL}", **options}
-    opts = DiscordOptions.model_validate(keys, context={"env": {"DISCORD_WEBHOOK_URL": url or fake.webhook_url}})
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: datetime.now(UTC))
-    return DiscordPublisher("discord", opts, env)
+    return make_publisher(DiscordPublisher, keys, tmp_path, env={"DISCORD_WEBHOOK_URL": url or fake.webhook_url}, channel="discord")
 
 
 def executes(fake: DiscordFake) -> list[Request]:

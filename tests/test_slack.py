@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
-import requests
 
 from autopublish.errors import AuthError, PermanentError, RateLimitedError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.slack import SlackOptions, SlackPublisher, escape_mrkdwn
+from tests.conftest import make_publisher
 from tests.contract import CANARY, error_texts_under_every_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.slack import SlackFake, render_mrkdwn
@@ -31,18 +28,13 @@ MULTILINGUAL = [
 
 
 @pytest.fixture
-def fake() -> Iterator[SlackFake]:
-    server = SlackFake()
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> SlackFake:
+    return platform_fake(SlackFake())
 
 
 def make(fake: SlackFake, tmp_path: Path, *, url: str | None = None, **options: Any) -> SlackPublisher:
     keys = {"webhook_url": "${SLACK_WEBHOOK_URL}", **options}
-    opts = SlackOptions.model_validate(keys, context={"env": {"SLACK_WEBHOOK_URL": url or fake.webhook_url}})
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: datetime.now(UTC))
-    return SlackPublisher("team", opts, env)
+    return make_publisher(SlackPublisher, keys, tmp_path, env={"SLACK_WEBHOOK_URL": url or fake.webhook_url}, channel="team")
 
 
 # --- blocks ------------------------------------------------------------------------------

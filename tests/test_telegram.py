@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
-import requests
 
 from autopublish.errors import AuthError, PermanentError, RateLimitedError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.telegram import TelegramOptions, TelegramPublisher
+from tests.conftest import make_publisher
 from tests.contract import CANARY, error_texts_under_every_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.telegram import OLD_GROUP_ID, SUPERGROUP, TelegramFake, parse_html
@@ -31,18 +28,13 @@ MULTILINGUAL = [
 
 
 @pytest.fixture
-def fake() -> Iterator[TelegramFake]:
-    server = TelegramFake()
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> TelegramFake:
+    return platform_fake(TelegramFake())
 
 
 def make(fake: TelegramFake, tmp_path: Path, *, token: str = CANARY, **options: Any) -> TelegramPublisher:
     keys = {"api_base": fake.url, "bot_token": "${TELEGRAM_BOT_TOKEN}", "chat": "@examplechannel", **options}
-    opts = TelegramOptions.model_validate(keys, context={"env": {"TELEGRAM_BOT_TOKEN": token}})
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: datetime.now(UTC))
-    return TelegramPublisher("news", opts, env)
+    return make_publisher(TelegramPublisher, keys, tmp_path, env={"TELEGRAM_BOT_TOKEN": token}, channel="news")
 
 
 def sends(fake: TelegramFake) -> list[Request]:

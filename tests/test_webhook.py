@@ -7,14 +7,11 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
-import requests
 
 from autopublish.errors import (
     AuthError,
@@ -25,8 +22,8 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.webhook import WebhookOptions, WebhookPublisher
+from tests.conftest import make_publisher
 from tests.contract import CANARY, error_texts_under_every_fault, sample_post
 from tests.fakes.base import Response
 from tests.fakes.webhook import WebhookFake
@@ -35,11 +32,8 @@ WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode(
 
 
 @pytest.fixture
-def fake() -> Iterator[WebhookFake]:
-    server = WebhookFake()
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> WebhookFake:
+    return platform_fake(WebhookFake())
 
 
 def make(fake: WebhookFake, tmp_path: Path, *, secret: str | None = CANARY, **options: Any) -> WebhookPublisher:
@@ -48,9 +42,7 @@ def make(fake: WebhookFake, tmp_path: Path, *, secret: str | None = CANARY, **op
     if secret is not None:
         keys["secret"] = "${WEBHOOK_SECRET}"
         env["WEBHOOK_SECRET"] = secret
-    opts = WebhookOptions.model_validate(keys, context={"env": env})
-    penv = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: datetime.now(UTC))
-    return WebhookPublisher("hook", opts, penv)
+    return make_publisher(WebhookPublisher, keys, tmp_path, env=env, channel="hook")
 
 
 # --- body and signature -------------------------------------------------------------------
