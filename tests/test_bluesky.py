@@ -24,7 +24,6 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.bluesky import (
     BlueskyOptions,
     BlueskyPublisher,
@@ -33,6 +32,7 @@ from autopublish.platforms.bluesky import (
     record_key,
     short_url,
 )
+from tests.conftest import make_publisher
 from tests.contract import CANARY, sample_post
 from tests.fakes.base import Response
 from tests.fakes.bluesky import TID, FakeBluesky
@@ -56,9 +56,7 @@ def fake() -> Iterator[FakeBluesky]:
 
 def make(fake: FakeBluesky, tmp_path: Path, *, now=None, **options: object) -> BlueskyPublisher:
     raw = {"service": fake.url, "handle": "berita.bsky.social", "app_password": "${BLUESKY_APP_PASSWORD}", **options}
-    opts = BlueskyOptions.model_validate(raw, context={"env": {"BLUESKY_APP_PASSWORD": CANARY}})
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=now or (lambda: datetime.now(UTC)))
-    return BlueskyPublisher("bluesky", opts, env)
+    return make_publisher(BlueskyPublisher, raw, tmp_path, env={"BLUESKY_APP_PASSWORD": CANARY}, channel="bluesky", now=now)
 
 
 def creates(fake: FakeBluesky) -> list:

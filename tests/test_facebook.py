@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.meta.connect import facebook_command
 from autopublish.platforms.meta.facebook import MAX_MESSAGE, FacebookOptions, FacebookPublisher
 from autopublish.platforms.meta.graph import expiry_from_message, link_key, usage_wait
+from tests.conftest import make_publisher
 from tests.contract import CANARY, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.facebook import EXPIRED_MESSAGE, FakeGraph
@@ -41,20 +41,16 @@ APP_SECRET = "CANARY-app-secret-31337"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeGraph]:
+def fake(platform_fake) -> FakeGraph:
     server = FakeGraph()
     server.app_secret = APP_SECRET  # the app whose id and secret the channel may be given
-    server.start()
-    yield server
-    server.stop()
+    return platform_fake(server)
 
 
 def make(fake: FakeGraph, tmp_path: Path, **options: object) -> FacebookPublisher:
     values = {"page_id": fake.page_id, "access_token": "${FACEBOOK_PAGE_TOKEN}", "api_base": fake.url, **options}
     env = {"FACEBOOK_PAGE_TOKEN": CANARY, "FACEBOOK_APP_SECRET": APP_SECRET}
-    parsed = FacebookOptions.model_validate(values, context={"env": env})
-    publisher_env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: NOW)
-    return FacebookPublisher("test", parsed, publisher_env)
+    return make_publisher(FacebookPublisher, values, tmp_path, env=env, channel="test", now=lambda: NOW)
 
 
 def publishes(fake: FakeGraph) -> list[Request]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,11 +34,8 @@ LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
 
 @pytest.fixture
-def fake() -> Iterator[InstagramFake]:
-    server = InstagramFake(lifetime=60)
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> InstagramFake:
+    return platform_fake(InstagramFake(lifetime=60))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -25,11 +24,8 @@ MULTILINGUAL = (
 
 
 @pytest.fixture
-def fake() -> Iterator[LinkedInFake]:
-    server = LinkedInFake(token=TOKEN)
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> LinkedInFake:
+    return platform_fake(LinkedInFake(token=TOKEN))
 
 
 @pytest.fixture

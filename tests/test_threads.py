@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,11 +27,8 @@ LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
 
 @pytest.fixture
-def fake() -> Iterator[ThreadsFake]:
-    server = ThreadsFake(lifetime=60)
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> ThreadsFake:
+    return platform_fake(ThreadsFake(lifetime=60))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -23,11 +22,8 @@ FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # man, wo
 
 
 @pytest.fixture
-def fake() -> Iterator[XFake]:
-    server = make_fake()
-    server.start()
-    yield server
-    server.stop()
+def fake(platform_fake) -> XFake:
+    return platform_fake(make_fake())
 
 
 @pytest.fixture
