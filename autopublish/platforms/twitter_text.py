@@ -11,7 +11,7 @@ URL detection follows twitter-text's extractor closely enough for posts we write
 punycode-encoded, no leading/trailing hyphen) and bare domains on common generic TLDs,
 or on a country TLD when followed by a path (as twitter-text does). It is not the full
 extractor (no complete TLD list, no userinfo); the conformance cases it must agree
-with are in tests/test_x.py.
+with are in tests/platforms/test_x.py.
 """
 
 from __future__ import annotations
