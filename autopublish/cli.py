@@ -25,7 +25,7 @@ from autopublish.config import Config, find_config, load_config
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AutopublishError, ConfigError
 from autopublish.models import HealthLevel
-from autopublish.secrets import Redactor, RedactingFilter
+from autopublish.secrets import RedactingFilter, Redactor
 
 if TYPE_CHECKING:
     from autopublish.state import Store

@@ -155,7 +155,7 @@ def list_pages(client: GraphClient) -> list[dict[str, Any]]:
         params = {"fields": "id,name,access_token,tasks", "limit": "100"}
         if after:
             params["after"] = after
-        answer = _graph(lambda: client.get("me/accounts", **params), doing="list your Pages")
+        answer = _graph(lambda params=params: client.get("me/accounts", **params), doing="list your Pages")
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, list):
             raise ConnectError("Facebook's list of your Pages could not be read; try again later")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
 

@@ -316,9 +316,8 @@ def test_token_about_to_expire_is_refreshed_first(fake, tmp_path):
 
 
 def test_wrong_app_password_is_an_auth_error_naming_the_variable(tmp_path):
-    with FakeBluesky(password="another-password", lifetime=30) as fake:
-        with pytest.raises(AuthError) as info:
-            make(fake, tmp_path).publish(sample_post())
+    with FakeBluesky(password="another-password", lifetime=30) as fake, pytest.raises(AuthError) as info:
+        make(fake, tmp_path).publish(sample_post())
     message = info.value.message
     assert "BLUESKY_APP_PASSWORD" in message and "autopublish resume bluesky" in message
     assert CANARY not in f"{info.value} {vars(info.value)}"

@@ -18,13 +18,13 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
+from autopublish.platforms.base import count_utf16 as utf16_length
 from autopublish.platforms.instagram import (
     NO_IMAGE,
     InstagramOptions,
     InstagramPublisher,
     limit_hashtags,
 )
-from autopublish.platforms.base import count_utf16 as utf16_length
 from tests.contract import CANARY, build_publisher, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.instagram import CONTRACT, InstagramFake

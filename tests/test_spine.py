@@ -68,7 +68,7 @@ def test_max_age_records_old_entries_without_posting(tmp_path, site):
     site.add(seed_item())
     run_cli(config, "run", "--once")
     assert [line["title"] for line in outbox_lines(config)] == [SEED_TITLE]
-    skipped = json.loads([l for l in run_cli(config, "log", "--format", "json", "--status", "skipped").output.splitlines()][0])
+    skipped = json.loads(run_cli(config, "log", "--format", "json", "--status", "skipped").output.splitlines()[0])
     assert "before it was first seen" in skipped["reason"]
 
 

@@ -50,7 +50,7 @@ def sends(fake: TelegramFake) -> list[Request]:
 
 
 # --- escaping and counting --------------------------------------------------------
-@pytest.mark.parametrize("text", MULTILINGUAL + ["<b>not bold</b> a > b < c && d &amp; e &lt;"])
+@pytest.mark.parametrize("text", [*MULTILINGUAL, "<b>not bold</b> a > b < c && d &amp; e &lt;"])
 def test_text_arrives_exactly_as_written(fake, tmp_path, text):
     publisher = make(fake, tmp_path)
     publisher.publish(sample_post(text=text))

@@ -394,7 +394,7 @@ class FakeGraph(FakeServer):
                 body=b"",
                 form={"access_token": [token], "appsecret_proof": [request.param("appsecret_proof") or ""]},
             )
-            version, rest = self._rest(sub.path)
+            _version, rest = self._rest(sub.path)
             response = self._dispatch(sub, rest)
             body = response.body if isinstance(response.body, (bytes, str)) else json.dumps(response.body)
             answers.append({

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import regex
