@@ -173,6 +173,8 @@ class TelegramFake(FakeServer):
             return _error(400, "Bad Request: wrong file identifier/HTTP URL specified")
         if "missing" in photo:
             return _error(400, "Bad Request: failed to get HTTP URL content")
+        if "huge" in photo:  # Bot API "Sending files": 5 MB max for photos sent by URL; this one stands for a larger file
+            return _error(400, "Bad Request: can't upload file by URL")
         caption = self._parsed(request, "caption")
         if isinstance(caption, Response):
             return caption
