@@ -29,6 +29,9 @@ SCHEMA_VERSION = 1
 RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING, DeliveryStatus.SKIPPED)
 SKIPPABLE = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
 RESOLVABLE_AS_POSTED = (DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING)
+# A re-post starts only from a finished delivery, and only while no delivery of the same article
+# to the same channel is still on its way (else a stale page could queue the article twice).
+REPOSTABLE = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -543,10 +546,19 @@ class Store:
                                expect=(DeliveryStatus.UNCERTAIN,))
 
     def repost(self, delivery_id: int, actor: str) -> int | None:
-        """A deliberate re-post by an editor: a new generation that points at the old row."""
+        """A deliberate re-post by an editor: a new generation that points at the old row.
+
+        None (nothing queued) unless the delivery is finished (``REPOSTABLE``) and no other
+        generation for its article and channel is still pending.
+        """
         with self.tx() as db:
-            row = db.execute("SELECT article_id, channel FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-            if row is None:
+            row = db.execute("SELECT article_id, channel, status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None or row["status"] not in REPOSTABLE:
+                return None
+            marks = ",".join("?" * len(REPOSTABLE))
+            pending = db.execute(f"SELECT 1 FROM deliveries WHERE article_id = ? AND channel = ? AND status NOT IN ({marks}) LIMIT 1",
+                                 (row["article_id"], row["channel"], *REPOSTABLE)).fetchone()
+            if pending:
                 return None
             top = db.execute("SELECT MAX(generation) FROM deliveries WHERE article_id = ? AND channel = ?", (row["article_id"], row["channel"])).fetchone()[0]
             new_id = self._insert_delivery(db, row["article_id"], row["channel"], DeliveryStatus.QUEUED, f"Re-post requested by {actor}",
