@@ -18,10 +18,13 @@ applied, and a retry can still never make a second post). A retry can never doub
 ``idempotent = True``. The derived TID's timestamp is not the posting time (it is a hash
 of the key, in early 2024); Bluesky orders feeds by createdAt, not by rkey.
 
-Sessions: createSession is tightly rate-limited, so the session is kept on the publisher
-and renewed with refreshSession; an access token about to expire is refreshed first, and
-a call answered 400 ExpiredToken/InvalidToken is refreshed and repeated once (nothing was
-applied). A refresh token that was revoked falls back to one new login.
+Sessions: createSession is tightly rate-limited (30 per 5 minutes and 300 a day per
+account, Bluesky "Rate Limits"), so the session is kept on the publisher AND saved in the
+state directory (``session_file``, mode 0600), so that ``run --once`` from cron reuses it
+across runs; it is renewed with refreshSession. An access token about to expire is
+refreshed first, and a call answered 400 ExpiredToken/InvalidToken is refreshed and
+repeated once (nothing was applied). A refresh token that was revoked falls back to one
+new login.
 
 Length: ``text`` may hold at most 300 graphemes AND 3000 UTF-8 bytes. ``count()`` returns
 max(graphemes, ceil(bytes / 10)) of the text as it will be sent, so fitting to 300 keeps
@@ -63,6 +66,7 @@ from autopublish.platforms.base import (
     parse_retry_after,
     seconds_until_epoch,
 )
+from autopublish.platforms.session_file import SessionFile
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -239,6 +243,7 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._session: _Session | None = None
+        self._saved = SessionFile(self.env.state_dir, self.name, self.channel)
 
 
     def count(self, text: str) -> int:
@@ -380,9 +385,9 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
 
     # --- sessions and calls -------------------------------------------------------------
     def _ensure_session(self) -> _Session:
-        """The cached session; logs in when there is none, refreshes one about to expire."""
+        """The cached session (else the saved one, else a login); refreshes one about to expire."""
         if self._session is None:
-            self._session = self._login()
+            self._session = self._load_session() or self._login()
         elif self._session.access_expires is not None and self._session.access_expires - self.env.now().timestamp() < REFRESH_MARGIN_SECONDS:
             self._session = self._refresh(self._session)
         return self._session
@@ -397,7 +402,7 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
         )
         if response.status_code != 200:
             raise self._xrpc_error(response, login=True)
-        return self._session_from(response)
+        return self._save_session(self._session_from(response))
 
     def _refresh(self, session: _Session) -> _Session:
         """New tokens from the refresh token; one new login if the refresh token is no longer valid."""
@@ -409,12 +414,41 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
             headers={"Authorization": f"Bearer {session.refresh}"},
         )
         if response.status_code == 200:
-            return self._session_from(response)
+            return self._save_session(self._session_from(response))
         name, _ = _error_of(response)
         if name in TOKEN_ERRORS or response.status_code == 401:
             log.info("Bluesky refresh token no longer valid; logging in again", extra={"channel": self.channel})
             return self._login()
         raise self._xrpc_error(response)
+
+    def _load_session(self) -> _Session | None:
+        """The session saved by an earlier run for this service and handle, if any."""
+        data = self._saved.load()
+        if not data or data.get("service") != self.options.service or data.get("handle") != self.options.handle:
+            return None
+        try:
+            expires = data.get("access_expires")
+            return _Session(
+                did=str(data["did"]),
+                handle=str(data["session_handle"]),
+                access=str(data["access"]),
+                refresh=str(data["refresh"]),
+                access_expires=float(expires) if isinstance(expires, (int, float)) else None,
+            )
+        except KeyError:
+            return None
+
+    def _save_session(self, session: _Session) -> _Session:
+        self._saved.save({
+            "service": self.options.service,
+            "handle": self.options.handle,
+            "did": session.did,
+            "session_handle": session.handle,
+            "access": session.access,
+            "refresh": session.refresh,
+            "access_expires": session.access_expires,
+        })
+        return session
 
     def _session_from(self, response: requests.Response) -> _Session:
         data = self.read_json(response, writes=False, what="Bluesky")

@@ -30,6 +30,9 @@ import regex
 from tests.contract import CANARY, ContractCase
 from tests.fakes.base import FakeServer, Request, Response
 
+# Bluesky "Rate Limits" (docs.bsky.app/docs/advanced-guides/rate-limits): createSession is
+# rate limited by handle, 30 per 5 minutes and 300 per day: (limit, window in seconds).
+LOGIN_LIMITS = ((30, 300), (300, 86400))
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 POST = "app.bsky.feed.post"
 
@@ -67,6 +70,7 @@ class FakeBluesky(FakeServer):
         self.records: dict[str, dict[str, Any]] = {}  # rkey -> {"uri","cid","value"}
         self.blobs: dict[str, bytes] = {}
         self.logins = 0
+        self.login_times: list[float] = []  # accepted createSession calls, for LOGIN_LIMITS
         self.refreshes = 0
         self.takedown = False
         self._seq = itertools.count(1)
@@ -171,6 +175,14 @@ class FakeBluesky(FakeServer):
         return None
 
     def _create_session(self, request: Request) -> Response:
+        now = time.time()
+        for limit, window in LOGIN_LIMITS:  # see LOGIN_LIMITS: checked before the password, per handle
+            recent = [t for t in self.login_times if t > now - window]
+            if len(recent) >= limit:
+                headers = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": "0",
+                           "RateLimit-Reset": str(int(min(recent) + window) + 1), "RateLimit-Policy": f"{limit};w={window}"}
+                return Response.json_body(429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}, headers)
+        self.login_times.append(now)
         body = request.json if isinstance(request.json, dict) else {}
         if body.get("identifier") not in (self.handle, self.did) or body.get("password") != self.password:
             return self._error(401, "AuthenticationRequired", "Invalid identifier or password")
