@@ -485,3 +485,27 @@ def test_run_once_from_cron_logs_in_once_across_runs(fake, tmp_path):
         saved = tmp_path / "queue" / "sessions" / "bluesky-sky.json"
         assert saved.stat().st_mode & 0o777 == 0o600
         assert json.loads(saved.read_text(encoding="utf-8"))["access"] not in result.output
+
+
+# --- images over the blob limits are downscaled --------------------------------------------------
+
+
+def test_a_thumbnail_over_1_000_000_bytes_is_downscaled_not_dropped(fake, tmp_path):
+    from tests.helpers import noise_image
+
+    fake.images["big.png"] = (noise_image(1400, 800), "image/png")
+    assert len(fake.images["big.png"][0]) > 3_000_000
+    make(fake, tmp_path).publish(sample_post(image=fake.image_url("big.png")))
+    thumb = only_record(fake)["embed"]["external"]["thumb"]
+    blob = fake.blobs[thumb["ref"]["$link"]]
+    assert len(blob) <= 1_000_000 and thumb["mimeType"] == "image/jpeg" and blob.startswith(b"\xff\xd8")
+
+
+def test_an_embedded_image_over_2_000_000_bytes_is_downscaled(fake, tmp_path):
+    from tests.helpers import noise_image
+
+    fake.images["big.png"] = (noise_image(1400, 1000), "image/png")
+    post = replace(sample_post(image=fake.image_url("big.png"), text="Foto kegiatan hari ini"), link=None)
+    make(fake, tmp_path).publish(post)
+    image = only_record(fake)["embed"]["images"][0]["image"]
+    assert len(fake.blobs[image["ref"]["$link"]]) <= 2_000_000 and image["mimeType"] == "image/jpeg"

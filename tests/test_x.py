@@ -179,6 +179,16 @@ def test_publish_uploads_the_image_and_returns_the_status_url(fake: XFake, publi
     assert post["source_text"] == sample_post().text
 
 
+def test_an_image_over_5_mb_is_downscaled_and_posted(fake: XFake, publisher: XPublisher) -> None:
+    from tests.helpers import noise_image
+
+    fake.images["big.png"] = (noise_image(1800, 1200), "image/png")
+    assert len(fake.images["big.png"][0]) > 5 * 1024 * 1024
+    publisher.publish(sample_post(image=fake.image_url("big.png")))
+    (post,) = fake.posts
+    assert post["media_ids"] and len(fake.media[post["media_ids"][0]]) <= 5 * 1024 * 1024
+
+
 def test_unreachable_image_posts_without_it(fake: XFake, publisher: XPublisher) -> None:
     publisher.publish(sample_post(image="http://127.0.0.1:9/missing.png"))
     assert fake.posts[0]["media_ids"] == []

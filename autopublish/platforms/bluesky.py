@@ -66,6 +66,7 @@ from autopublish.platforms.base import (
     parse_retry_after,
     seconds_until_epoch,
 )
+from autopublish.platforms.images import fit_image
 from autopublish.platforms.session_file import SessionFile
 from autopublish.secrets import SecretRef
 
@@ -327,8 +328,11 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
         return None
 
     def _upload_image(self, url: str, max_bytes: int) -> dict[str, Any] | None:
-        """Download the image and upload it as a blob; None (with a warning) when it cannot be used."""
-        image = self.fetch_image(url, max_bytes=max_bytes)
+        """Download the image (downscaled to ``max_bytes`` when over it) and upload it as a blob;
+        None (with a warning) when it cannot be used."""
+        image = self.fetch_image(url)
+        if image is not None:
+            image = fit_image(image, max_bytes, label=self.label, channel=self.channel)
         if image is None:
             return None
         response = self._xrpc("POST", "com.atproto.repo.uploadBlob", writes=False, data=image.data, content_type=image.content_type)

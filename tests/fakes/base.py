@@ -134,6 +134,7 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self._connections: set[socket.socket] = set()
+        self.images: dict[str, tuple[bytes, str]] = {}  # name -> (body, type) served at /_image/<name>; else TINY_PNG
         self.server_errors: list[str] = []  # the fake's own failures, kept out of the product's output
         self.port = 0
 
@@ -277,7 +278,8 @@ class FakeServer:
             json=data,
         )
         if request.path.startswith("/_image/"):
-            self._write(handler, Response(200, TINY_PNG, {"Content-Type": "image/png"}))
+            body, ctype = self.images.get(request.path[len("/_image/"):], (TINY_PNG, "image/png"))
+            self._write(handler, Response(200, body, {"Content-Type": ctype}))
             return
         with self.lock:
             self.requests.append(request)

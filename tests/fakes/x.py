@@ -142,6 +142,8 @@ class XFake(FakeServer):
         data = request.files["media"][1]
         if not data.startswith(b"\x89PNG") and not data.startswith(b"\xff\xd8"):
             return self._problem(400, "Invalid Request", "media type unrecognized.")
+        if len(data) > 5 * 1024 * 1024:  # X media upload: images at most 5 MB (platform-apis.md, X "Image")
+            return self._problem(400, "Invalid Request", "File size exceeds 5242880 bytes.")
         media_id = str(next(self._media_ids))
         self.media[media_id] = data
         body = {"data": {
