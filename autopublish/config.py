@@ -301,8 +301,8 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
         # keep going with what can be read, to report channel problems too
         root = RootModel.model_construct(
             settings=_safe(SettingsModel, raw.get("settings"), context) or SettingsModel(),
-            feeds=raw.get("feeds") if isinstance(raw.get("feeds"), dict) else {},
-            channels=raw.get("channels") if isinstance(raw.get("channels"), dict) else {},
+            feeds=_table(raw.get("feeds")),
+            channels=_table(raw.get("channels")),
             web=_safe(WebModel, raw.get("web"), context) or WebModel(),
             daemon=_safe(DaemonModel, raw.get("daemon"), context) or DaemonModel(),
             alerts=_safe(AlertsModel, raw.get("alerts"), context) or AlertsModel(),
@@ -311,7 +311,8 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
     settings = root.settings
 
     channels: dict[str, ChannelConfig] = {}
-    for name, body in root.channels.items():
+    channel_tables: dict[str, object] = dict(root.channels)  # after a failed validation, entries may be anything
+    for name, body in channel_tables.items():
         where = ("channels", name)
         if not isinstance(body, dict):
             problems.append(ConfigProblem(shown, _key(where), "must be a table", f"write it as [channels.{name}] with keys below it"))
@@ -366,7 +367,8 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
     alert_channels = set(root.alerts.channels)
     feeds: dict[str, FeedConfig] = {}
     fed: set[str] = set()
-    for name, body in root.feeds.items():
+    feed_tables: dict[str, object] = dict(root.feeds)  # after a failed validation, entries may be anything
+    for name, body in feed_tables.items():
         where = ("feeds", name)
         if not isinstance(body, dict):
             problems.append(ConfigProblem(shown, _key(where), "must be a table", f"write it as [feeds.{name}] with url = ... below it"))
@@ -434,6 +436,10 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
         smtp=root.smtp,
         secrets=tuple(secrets),
     )
+
+
+def _table(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _safe(model: type[BaseModel], value: Any, context: dict[str, Any]) -> Any:

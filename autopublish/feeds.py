@@ -268,8 +268,8 @@ def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "")
             articles.append(article)
     warning = ""
     if parsed.get("bozo"):
-        exc = parsed.get("bozo_exception")
-        warning = f"the feed has errors but could be read ({type(exc).__name__ if exc else 'malformed'})"
+        problem = parsed.get("bozo_exception")
+        warning = f"the feed has errors but could be read ({type(problem).__name__ if problem else 'malformed'})"
     return ParsedFeed(title=title, articles=articles, warning=warning)
 
 

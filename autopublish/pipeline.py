@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 
@@ -81,7 +81,7 @@ def delivery_key(delivery_id: int, channel: str, article_key: str) -> str:
     return f"ap-{delivery_id}-{digest}"
 
 
-def build_post(article: Article, channel: ChannelConfig, publisher: Publisher, key: str, tz: str = "UTC") -> Post:
+def build_post(article: Article, channel: ChannelConfig, publisher: Publisher[Any], key: str, tz: str = "UTC") -> Post:
     """The post ``channel`` will publish for ``article``, fitted to the platform. FitError if impossible."""
     limits = publisher.current_limits()
     values = article_values(article, tz)
@@ -128,7 +128,7 @@ class Pipeline:
         self,
         config: Config,
         store: Store,
-        publishers: dict[str, Publisher],
+        publishers: dict[str, Publisher[Any]],
         feed_session: requests.Session,
         *,
         clock: Callable[[], float] = time.time,
@@ -364,12 +364,12 @@ class Pipeline:
         log.info("Posted %r to %s", article.title, row.channel, extra=extra)
         result.sent += 1
 
-    def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher, message: str, actor: str = "autopublish") -> None:
+    def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher[Any], message: str, actor: str = "autopublish") -> None:
         self.store.transition(delivery_id, DeliveryStatus.SENT, message, post_url=receipt.url or "", remote_id=receipt.remote_id,
                               needs_editor=False, actor=actor)
         self.notifier.resolved(f"failing:{publisher.channel}", f"Channel \"{publisher.channel}\" is posting again")
 
-    def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
+    def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher[Any], result: SweepResult,
                         extra: dict[str, object]) -> None:
         now = self.clock()
         current = self.store.delivery(row.id)

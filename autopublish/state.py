@@ -683,7 +683,7 @@ class Store:
         rows = self.query("SELECT last_sent_at, resolved_at FROM alerts WHERE key = ?", (key,))
         if not rows or rows[0]["resolved_at"] is not None or rows[0]["last_sent_at"] is None:
             return True
-        return self.now() - rows[0]["last_sent_at"] >= repeat
+        return bool(self.now() - float(rows[0]["last_sent_at"]) >= repeat)
 
     def alert_is_open(self, key: str) -> bool:
         return bool(self.query("SELECT 1 FROM alerts WHERE key = ? AND resolved_at IS NULL", (key,)))

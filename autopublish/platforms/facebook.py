@@ -58,7 +58,7 @@ with warnings.catch_warnings():
     # when its source is compiled, an ImportError under -W error.
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.simplefilter("ignore", SyntaxWarning)
-    import facebook
+    import facebook as facebook  # re-exported for connect_facebook
 
 log = logging.getLogger(__name__)
 

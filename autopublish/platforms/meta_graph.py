@@ -159,9 +159,11 @@ class Quota:
 
 
 def as_int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, bytes)):
+        return None
     try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -387,7 +389,8 @@ class MetaGraphPublisher(Publisher[MetaGraphOptions]):
         entry = data[0] if isinstance(data, list) and data and isinstance(data[0], Mapping) else None
         if entry is None:
             return None
-        config = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
+        raw_config = entry.get("config")
+        config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
         used, total = as_int(entry.get("quota_usage")), as_int(config.get("quota_total"))
         if used is None or total is None:
             return None
@@ -429,7 +432,8 @@ class MetaGraphPublisher(Publisher[MetaGraphOptions]):
             )
         except PublishError:
             return DEFAULT_QUOTA_WAIT
-        items = body.get("data") if isinstance(body.get("data"), list) else []
+        data = body.get("data")
+        items: list[Any] = data if isinstance(data, list) else []
         times = [t for t in (parse_timestamp(i.get("timestamp")) for i in items if isinstance(i, Mapping)) if t]
         times = [t for t in times if (now - t).total_seconds() < window]
         if not times or len(items) >= 100:

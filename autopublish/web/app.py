@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, Response, abort, flash, g, get_flashed_messages, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() returns; flask's Response is a subclass
 
 from autopublish.config import Config, WebUserModel
 from autopublish.errors import AutopublishError, StateError
@@ -244,7 +245,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.before_request
-    def before() -> Response | None:
+    def before() -> BaseResponse | None:
         user = current_user()
         g.user = user
         accepted = [value for value, _quality in request.accept_languages]
@@ -264,7 +265,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         return None
 
     @app.after_request
-    def headers(response: Response) -> Response:
+    def headers(response: Response) -> BaseResponse:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
@@ -273,12 +274,12 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def plain(code: int, message: str) -> Response:
+    def plain(code: int, message: str) -> BaseResponse:
         body = render_template("message.html", message=message, code=code, user=g.get("user"), lang=g.get("lang", "en"), messages=[])
         return Response(body, status=code, mimetype="text/html")
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> BaseResponse:
         code = exc.code or 500
         key = {403: "forbidden", 404: "not_found", 400: "bad_csrf"}.get(code)
         if not hasattr(g, "lang"):
@@ -286,14 +287,14 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         return plain(code, t(key) if key else (exc.name or "Error"))
 
     @app.errorhandler(AutopublishError)
-    def our_error(exc: AutopublishError) -> Response:
+    def our_error(exc: AutopublishError) -> BaseResponse:
         log.error("web: %s", exc.message)
         if not hasattr(g, "lang"):
             g.lang = "en"
         return plain(503 if isinstance(exc, StateError) else 500, redactor(exc.message))
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Response:
+    def unexpected(exc: Exception) -> BaseResponse:
         log.error("web: unexpected %s: %s", type(exc).__name__, redactor(str(exc)))
         if not hasattr(g, "lang"):
             g.lang = "en"
@@ -311,7 +312,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     def actor() -> str:
         return f"web:{g.user.name}"
 
-    def back(default: str = "index") -> Response:
+    def back(default: str = "index") -> BaseResponse:
         return redirect(safe_next(request.form.get("next")) or url_for(default), code=303)
 
     def done(ok: bool, good: str, bad: str, **values: object) -> None:
@@ -357,7 +358,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     # --- pages ---------------------------------------------------------------------------------
     @app.get("/healthz")
-    def healthz() -> Response:
+    def healthz() -> BaseResponse:
         try:
             store.query("SELECT 1")
         except StateError:
@@ -392,7 +393,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         return Response(body, status=code, mimetype="text/html")
 
     @app.post("/logout")
-    def logout() -> Response:
+    def logout() -> BaseResponse:
         session.clear()
         return redirect(url_for("login"), code=303)
 
@@ -464,7 +465,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     @app.post("/deliveries/<int:delivery_id>/retry")
     @editor_only
-    def retry(delivery_id: int) -> Response:
+    def retry(delivery_id: int) -> BaseResponse:
         row = known_delivery(delivery_id)
         if row.status == DeliveryStatus.UNCERTAIN:
             flash(t("refused_retry_uncertain", id=delivery_id), "error")
@@ -475,7 +476,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     @app.post("/deliveries/<int:delivery_id>/skip")
     @editor_only
-    def skip(delivery_id: int) -> Response:
+    def skip(delivery_id: int) -> BaseResponse:
         known_delivery(delivery_id)
         ok = store.skip(delivery_id, actor())
         done(ok, "done_skip", "refused_skip", id=delivery_id)
@@ -483,7 +484,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     @app.post("/deliveries/<int:delivery_id>/resolve")
     @editor_only
-    def resolve(delivery_id: int) -> Response:
+    def resolve(delivery_id: int) -> BaseResponse:
         known_delivery(delivery_id)
         outcome = request.form.get("outcome", "")
         posted_url: str | None = None
@@ -500,7 +501,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     @app.post("/deliveries/<int:delivery_id>/repost")
     @editor_only
-    def repost(delivery_id: int) -> Response:
+    def repost(delivery_id: int) -> BaseResponse:
         known_delivery(delivery_id)
         new_id = store.repost(delivery_id, actor())
         done(new_id is not None, "done_repost", "refused_repost", id=delivery_id)
@@ -508,7 +509,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     @app.post("/channels/<name>/pause")
     @editor_only
-    def pause(name: str) -> Response:
+    def pause(name: str) -> BaseResponse:
         if name not in config.channels:
             abort(404)
         why = " ".join(request.form.get("reason", "").split())[:300]
@@ -519,7 +520,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
 
     @app.post("/channels/<name>/resume")
     @editor_only
-    def resume(name: str) -> Response:
+    def resume(name: str) -> BaseResponse:
         if name not in config.channels:
             abort(404)
         count = store.resume_channel(name, actor=actor())
