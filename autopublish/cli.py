@@ -249,7 +249,9 @@ def log_command(ctx: Context, since: str | None, channel: str | None, feed: str 
         return
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"])
+        writer = csv.DictWriter(
+            buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"]
+        )
         writer.writeheader()
         writer.writerows(rows)
         click.echo(buffer.getvalue(), nl=False)
@@ -330,7 +332,8 @@ def retry(ctx: Context, delivery_id: int) -> None:
                        f"'autopublish resolve {delivery_id} --posted URL' or '--not-posted'", err=True)
             raise SystemExit(1)
         ok = store.retry(delivery_id, _actor())
-    _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.", f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
+    _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.",
+         f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
 
 
 @cli.command()

@@ -390,7 +390,9 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
                 problems.append(ConfigProblem(shown, key, f'no channel is named "{channel}"',
                                               f"{hint}add a [channels.{channel}] section or fix the name"))
             if channel in alert_channels:
-                problems.append(ConfigProblem(shown, key, f'"{channel}" is an alert channel and cannot also receive articles', "use a separate channel for alerts"))
+                problems.append(
+                    ConfigProblem(shown, key, f'"{channel}" is an alert channel and cannot also receive articles', "use a separate channel for alerts")
+                )
         fed.update(feed.channels)
         feeds[name] = FeedConfig(
             name=name,

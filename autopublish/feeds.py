@@ -100,7 +100,11 @@ def fetch_feed(
     """One poll of ``url``. Raises FeedError with a plain reason; never parses."""
     if url.startswith(("file://", "sample:")):
         return _read_local(url, state, limits)
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, */*;q=0.5", "Accept-Encoding": "gzip, deflate"}
+    headers = {
+        "User-Agent": USER_AGENT,
+        "Accept": "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, */*;q=0.5",
+        "Accept-Encoding": "gzip, deflate",
+    }
     conditional = validators_for(state)
     headers.update(conditional)
     started = time.monotonic()
@@ -161,7 +165,8 @@ def _read_response(
         raise FeedError(f"The feed's server answered HTTP {status}", status=status)
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
-        raise FeedError(f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit ({int(declared) // (1024 * 1024)} MB); raise max_feed_size if this is expected")
+        raise FeedError(f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit ({int(declared) // (1024 * 1024)} MB); raise max_feed_size "
+                        f"if this is expected")
     body = _read_capped(response, limits, started)
     digest = hashlib.sha256(body).hexdigest()
     new_state = FetchState(

@@ -336,7 +336,9 @@ class Pipeline:
             return
         wait_until = self._pacing(channel, now)
         if wait_until is not None:
-            self.store.defer(row.id, wait_until, f"Waiting for the channel's pacing rules; goes out after {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wait_until))}")
+            self.store.defer(
+                row.id, wait_until, f"Waiting for the channel's pacing rules; goes out after {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wait_until))}"
+            )
             return
         article = self.store.article(row.article_id)
         key = delivery_key(row.id, row.channel, article.key)

@@ -131,6 +131,17 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
         record.msg, record.args = clean, None
         for key, value in list(vars(record).items()):
-            if isinstance(value, str) and key not in {"msg", "name", "levelname", "pathname", "filename", "module", "funcName", "processName", "threadName", "taskName"}:
+            if isinstance(value, str) and key not in {
+                "msg",
+                "name",
+                "levelname",
+                "pathname",
+                "filename",
+                "module",
+                "funcName",
+                "processName",
+                "threadName",
+                "taskName",
+            }:
                 setattr(record, key, self.redactor(value))
         return True

@@ -296,11 +296,16 @@ class Store:
 
     # --- feeds ----------------------------------------------------------------------
     def feed(self, name: str) -> FeedRow | None:
-        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM feeds WHERE name = ?", (name,))
+        rows = self.query(
+            "SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM "
+            "feeds WHERE name = ?",
+            (name,),
+        )
         return FeedRow(*rows[0]) if rows else None
 
     def feeds(self) -> list[FeedRow]:
-        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM feeds ORDER BY name")
+        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, "
+                          "title FROM feeds ORDER BY name")
         return [FeedRow(*r) for r in rows]
 
     def ensure_feed(self, name: str, url: str) -> FeedRow:
@@ -328,7 +333,8 @@ class Store:
         now = self.now()
         with self.tx() as db:
             previous = db.execute("SELECT failing_since FROM feeds WHERE name = ?", (name,)).fetchone()
-            db.execute("UPDATE feeds SET fetched_at = COALESCE(?, fetched_at), last_poll_at = ?, last_ok_at = ?, last_error = NULL, failing_since = NULL, polls = polls + 1 WHERE name = ?",
+            db.execute("UPDATE feeds SET fetched_at = COALESCE(?, fetched_at), last_poll_at = ?, last_ok_at = ?, last_error = NULL, "
+                       "failing_since = NULL, polls = polls + 1 WHERE name = ?",
                        (fetched_at, now, now, name))
             if previous is not None and previous["failing_since"] is not None:
                 self._event(db, "feed_ok", "The feed can be read again", feed=name, status="ok")
@@ -405,7 +411,8 @@ class Store:
         # Rows held by the flood guard wait for an editor, not for a channel to resume.
         needs_editor = int(status == DeliveryStatus.HELD)
         cursor = db.execute(
-            "INSERT OR IGNORE INTO deliveries (article_id, channel, generation, repost_of, status, reason, next_attempt_at, created_at, updated_at, needs_editor) "
+            "INSERT OR IGNORE INTO deliveries (article_id, channel, generation, repost_of, status, reason, next_attempt_at, created_at, updated_at, "
+            "needs_editor) "
             "VALUES (?,?,?,?,?,?,?,?,?,?)",
             (article_id, channel, generation, repost_of, status, reason, now if status == DeliveryStatus.QUEUED else None, now, now, needs_editor),
         )
@@ -417,7 +424,8 @@ class Store:
         "d.needs_editor, d.created_at, d.updated_at, d.sent_at, d.generation, d.repost_of, a.feed, a.title, a.link, a.published"
     )
 
-    def _rows(self, where: str, params: tuple[Any, ...] = (), order: str = "COALESCE(a.published, a.first_seen_at), d.id", limit: int | None = None) -> list[DeliveryRow]:
+    def _rows(self, where: str, params: tuple[Any, ...] = (), order: str = "COALESCE(a.published, a.first_seen_at), d.id",
+              limit: int | None = None) -> list[DeliveryRow]:
         sql = f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id WHERE {where} ORDER BY {order}"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -583,7 +591,8 @@ class Store:
 
     # --- channels ---------------------------------------------------------------------------
     def channel(self, name: str) -> ChannelRow:
-        rows = self.query("SELECT name, paused, paused_reason, paused_at, paused_by, token_expires_at, last_success_at, last_failure_at FROM channels WHERE name = ?", (name,))
+        rows = self.query("SELECT name, paused, paused_reason, paused_at, paused_by, token_expires_at, last_success_at, last_failure_at FROM channels WHERE "
+                          "name = ?", (name,))
         if not rows:
             return ChannelRow(name, False, "", None, "", None, None, None)
         r = rows[0]
@@ -607,7 +616,8 @@ class Store:
             db.execute("UPDATE channels SET paused = 0, paused_reason = '', paused_at = NULL, paused_by = '' WHERE name = ?", (name,))
             rows = db.execute("SELECT id, article_id FROM deliveries WHERE channel = ? AND status = 'held' AND needs_editor = 0", (name,)).fetchall()
             for row in rows:
-                db.execute("UPDATE deliveries SET status = 'queued', reason = 'Back in the queue: the channel was resumed', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                db.execute("UPDATE deliveries SET status = 'queued', reason = 'Back in the queue: the channel was resumed', "
+                           "next_attempt_at = ?, updated_at = ? WHERE id = ?",
                            (now, now, row["id"]))
             self._event(db, "resumed", f"Channel resumed; {len(rows)} held post(s) back in the queue", channel=name, status="active", actor=actor)
             return len(rows)

@@ -380,7 +380,9 @@ def test_read_back_by_record_key(fake, tmp_path):
     receipt = publisher.publish(post)
     found = publisher.find_existing(post)
     assert found == receipt
-    listed = requests.get(f"{fake.url}/xrpc/com.atproto.repo.listRecords", params={"repo": fake.did, "collection": "app.bsky.feed.post", "limit": 1}, timeout=2).json()
+    listed = requests.get(
+        f"{fake.url}/xrpc/com.atproto.repo.listRecords", params={"repo": fake.did, "collection": "app.bsky.feed.post", "limit": 1}, timeout=2
+    ).json()
     assert len(listed["records"]) == 1 and "cursor" in listed
 
 

@@ -210,7 +210,9 @@ class Publisher(ABC, Generic[OptionsT]):
         with response:
             ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if response.status_code != 200 or not ctype.startswith("image/"):
-                log.warning("%s: the article image answered HTTP %s (%s); posting without it", self.label, response.status_code, ctype or "no type", extra=extra)
+                log.warning(
+                    "%s: the article image answered HTTP %s (%s); posting without it", self.label, response.status_code, ctype or "no type", extra=extra
+                )
                 return None
             chunks, size = [], 0
             try:

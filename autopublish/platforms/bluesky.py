@@ -90,7 +90,9 @@ _URL = re.compile(r"https?://[^\s<>\"']+")
 _URL_TRAILING = ".,;:!?'\""
 # A hashtag starts after a space or the text start, has a non-digit, non-punctuation
 # character, and ends before a space; trailing punctuation is dropped (Bluesky's rule).
-_TAG = regex.compile(r"(?:^|(?<=\s))[#＃]((?!\ufe0f)[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*[^\d\s\p{P}\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]+[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*)")
+_TAG = regex.compile(
+    r"(?:^|(?<=\s))[#＃]((?!\ufe0f)[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*[^\d\s\p{P}\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]+[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*)"
+)
 _TAG_TRAILING = regex.compile(r"\p{P}+$")
 
 
@@ -532,11 +534,18 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
                 detail=detail,
             )
         if name == "AccountTakedown":
-            return self.error(AuthError, f"Bluesky has taken down the account @{self.options.handle}; resolve it with Bluesky, then run: autopublish resume {self.channel}", code=name, detail=detail)
+            return self.error(
+                AuthError,
+                f"Bluesky has taken down the account @{self.options.handle}; resolve it with Bluesky, then run: autopublish resume {self.channel}",
+                code=name,
+                detail=detail,
+            )
         if name == "AccountDeactivated":
-            return self.error(AuthError, f"The Bluesky account @{self.options.handle} is deactivated; reactivate it, then run: autopublish resume {self.channel}", code=name, detail=detail)
+            return self.error(AuthError, f"The Bluesky account @{self.options.handle} is deactivated; reactivate it, then run: autopublish resume "
+                                         f"{self.channel}", code=name, detail=detail)
         if name == "AuthFactorTokenRequired":
-            return self.error(AuthError, f"Bluesky asks for an email code, which means the main password was given; create an app password (Settings > Privacy and security > App passwords), {fix}", code=name, detail=detail)
+            return self.error(AuthError, f"Bluesky asks for an email code, which means the main password was given; create an app password (Settings > "
+                                         f"Privacy and security > App passwords), {fix}", code=name, detail=detail)
         if status in (401, 403) or name in AUTH_ERRORS or name in TOKEN_ERRORS:
             return self.error(
                 AuthError,
@@ -548,7 +557,8 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
         if status >= 500:
             return self.error(TransientError, f"Bluesky had a server error (HTTP {status}); will try again later", code=status, detail=detail)
         if login and status == 400:
-            return self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's handle and service", code=name or status, detail=detail)
+            return self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's handle and "
+                                              f"service", code=name or status, detail=detail)
         return self.error(PermanentError, f"Bluesky refused the post: {message or name or f'HTTP {status}'}"[:300], code=name or status, detail=detail)
 
 

@@ -226,8 +226,19 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
                 return text
         return status or kind
 
-    app.jinja_env.globals.update(t=t, fmt_time=fmt_time, status_text=status_text, reason_text=reason_text, actions_for=actions_for,
-                                 query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh, zone_name=config.settings.timezone)
+    app.jinja_env.globals.update(
+        t=t,
+        fmt_time=fmt_time,
+        status_text=status_text,
+        reason_text=reason_text,
+        actions_for=actions_for,
+        query_url=query_url,
+        here=here,
+        event_word=event_word,
+        safe_href=safe_href,
+        refresh=refresh,
+        zone_name=config.settings.timezone,
+    )
     app.jinja_env.filters["redact"] = lambda text: redactor(str(text or ""))
 
     # --- request plumbing -----------------------------------------------------------------------

@@ -156,7 +156,15 @@ class FakeBluesky(FakeServer):
         refresh = make_jwt({"scope": "com.atproto.refresh", "sub": self.did, "iat": now, "exp": now + 90 * 86400, "jti": secrets.token_hex(8)})
         self.access_tokens[access] = now + self.access_ttl
         self.refresh_tokens.add(refresh)
-        return {"did": self.did, "handle": self.handle, "accessJwt": access, "refreshJwt": refresh, "email": "ops@example.go.id", "emailConfirmed": True, "active": True}
+        return {
+            "did": self.did,
+            "handle": self.handle,
+            "accessJwt": access,
+            "refreshJwt": refresh,
+            "email": "ops@example.go.id",
+            "emailConfirmed": True,
+            "active": True,
+        }
 
     def _bearer(self, request: Request) -> str | None:
         value = request.header("authorization")

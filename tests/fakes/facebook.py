@@ -117,8 +117,20 @@ class FakeGraph(FakeServer):
         self.user_token = "short-lived-user-token-77aa"
         self.long_user_token = "long-lived-user-token-88bb"
         self.accounts: list[dict[str, Any]] = [
-            {"id": "2233445566", "name": "Balai Kota Jakarta", "access_token": "other-page-token-2233", "category": "Government organization", "tasks": ["ANALYZE", "CREATE_CONTENT", "MODERATE"]},
-            {"id": page_id, "name": page_name, "access_token": page_token, "category": "Government organization", "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"]},
+            {
+                "id": "2233445566",
+                "name": "Balai Kota Jakarta",
+                "access_token": "other-page-token-2233",
+                "category": "Government organization",
+                "tasks": ["ANALYZE", "CREATE_CONTENT", "MODERATE"],
+            },
+            {
+                "id": page_id,
+                "name": page_name,
+                "access_token": page_token,
+                "category": "Government organization",
+                "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"],
+            },
         ]
         self._queued: list[_QueuedError] = []
         self._ids = itertools.count(555666777888001)
@@ -252,14 +264,16 @@ class FakeGraph(FakeServer):
             return self._list_posts(request, token)
         return graph_error(
             400, 100,
-            f"Unsupported {method.lower()} request. Object with ID '{rest.strip('/')}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+            f"Unsupported {method.lower()} request. Object with ID '{rest.strip('/')}' does not exist, cannot be loaded due to missing permissions, or does "
+            f"not support this operation.",
             subcode=33, type="GraphMethodException",
         )
 
     # --- endpoints --------------------------------------------------------------------
     def _create_feed(self, request: Request) -> Response:
         if self.missing_permission == "pages_manage_posts":
-            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission")
+            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient "
+                                         "administrative permission")
         message, link = request.param("message"), request.param("link")
         if not message and not link:
             return graph_error(400, 100, "(#100) Missing message or attachment")
@@ -269,7 +283,8 @@ class FakeGraph(FakeServer):
 
     def _create_photo(self, request: Request) -> Response:
         if self.missing_permission == "pages_manage_posts":
-            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission")
+            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient "
+                                         "administrative permission")
         url = request.param("url")
         if not url and "source" not in request.files:
             return graph_error(400, 324, "(#324) Requires upload file")
@@ -326,7 +341,8 @@ class FakeGraph(FakeServer):
             return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
         url = request.param("id") or ""
         self.scrapes.append(url)
-        return Response.json_body(200, {"url": url, "type": "article", "title": "Scraped title", "id": "9988776655", "updated_time": "2026-11-27T08:31:00+0000"})
+        scraped = {"url": url, "type": "article", "title": "Scraped title", "id": "9988776655", "updated_time": "2026-11-27T08:31:00+0000"}
+        return Response.json_body(200, scraped)
 
     def _debug(self, request: Request, token: str) -> Response:
         app_token = f"{self.app_id}|{self.app_secret}"
@@ -373,7 +389,8 @@ class FakeGraph(FakeServer):
         if request.param("client_secret") != self.app_secret:
             return graph_error(400, 1, "Error validating client secret.")
         if request.param("fb_exchange_token") != self.user_token:
-            return graph_error(400, 190, "Error validating access token: The session has been invalidated because the user changed their password or Facebook has changed the session for security reasons.", subcode=460)
+            return graph_error(400, 190, "Error validating access token: The session has been invalidated because the user changed their password or Facebook "
+                                         "has changed the session for security reasons.", subcode=460)
         if self.token_expired:
             return graph_error(400, 190, EXPIRED_MESSAGE, subcode=463)
         return Response.json_body(200, {"access_token": self.long_user_token, "token_type": "bearer", "expires_in": 5183944})

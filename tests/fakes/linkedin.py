@@ -111,7 +111,9 @@ class LinkedInFake(FakeServer):
             element = {"organization": self.organization, "role": self.role, "roleAssignee": "urn:li:person:AbC123", "state": "APPROVED"}
             return Response.json_body(200, {"elements": [element], "paging": {"start": 0, "count": 10, "links": []}})
         if request.method == "GET" and request.path == f"/rest/organizations/{self.organization.rsplit(':', 1)[1]}":
-            return Response.json_body(200, {"id": int(self.organization.rsplit(":", 1)[1]), "localizedName": "Jakarta Berketahanan", "vanityName": "jakarta-berketahanan"})
+            return Response.json_body(
+                200, {"id": int(self.organization.rsplit(":", 1)[1]), "localizedName": "Jakarta Berketahanan", "vanityName": "jakarta-berketahanan"}
+            )
         return self._error(404, f"No virtual resource found for {request.method} {request.path}", code="NOT_FOUND")
 
     # --- endpoints ----------------------------------------------------------------------
