@@ -511,3 +511,14 @@ def test_an_embedded_image_over_2_000_000_bytes_is_downscaled(fake, tmp_path):
     make(fake, tmp_path).publish(post)
     image = only_record(fake)["embed"]["images"][0]["image"]
     assert len(fake.blobs[image["ref"]["$link"]]) <= 2_000_000 and image["mimeType"] == "image/jpeg"
+
+
+def test_two_processes_sharing_the_saved_session_do_not_log_in_again(fake, tmp_path):
+    """Refresh tokens rotate: when one process refreshed, the other picks up the saved session instead of logging in."""
+    daemon, cron = make(fake, tmp_path), make(fake, tmp_path)
+    daemon.publish(sample_post(key="k1"))
+    cron.publish(sample_post(key="k2"))
+    fake.expire_access_tokens()
+    daemon.publish(sample_post(key="k3"))  # refreshes: the refresh token cron holds is now spent
+    cron.publish(sample_post(key="k4"))
+    assert fake.posts == 4 and fake.logins == 1 and fake.refreshes == 1

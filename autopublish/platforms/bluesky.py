@@ -423,6 +423,9 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
             return self._save_session(self._session_from(response))
         name, _ = _error_of(response)
         if name in TOKEN_ERRORS or response.status_code == 401:
+            newer = self._load_session()
+            if newer is not None and newer.refresh != session.refresh:
+                return newer  # another process (the daemon, a cron run, `check`) refreshed the saved session meanwhile
             log.info("Bluesky refresh token no longer valid; logging in again", extra={"channel": self.channel})
             return self._login()
         raise self._xrpc_error(response)
