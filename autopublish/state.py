@@ -522,6 +522,20 @@ class Store:
                         channel=row["channel"], actor=actor)
         return True
 
+    def failed_checks(self, delivery_id: int) -> tuple[int, float | None]:
+        """(read-backs that failed in a row, when the doubt began) from the delivery's own events.
+
+        The doubt began at the latest event that was not a failed check (the crash, the
+        lost answer); None when the delivery has no events.
+        """
+        rows = self.query("SELECT kind, at FROM events WHERE delivery_id = ? ORDER BY id DESC LIMIT 200", (delivery_id,))
+        count = 0
+        for row in rows:
+            if row["kind"] != "check_failed":
+                return count, float(row["at"])
+            count += 1
+        return count, None
+
     def recover_interrupted(self) -> list[int]:
         """At start-up: every ``sending`` row was interrupted mid-post and becomes ``uncertain``."""
         ids = [r.id for r in self.deliveries_with_status(DeliveryStatus.SENDING)]
