@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autopublish.errors import StateError
+from autopublish.filemodes import private_dir, private_file
 from autopublish.models import Article, DeliveryStatus
 
 SCHEMA_VERSION = 1
@@ -194,7 +195,8 @@ class Store:
         if not self.path.exists() and not create:
             raise StateError(f"There is no state database at {self.path}; run autopublish once to create it")
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(state_dir)
+            private_file(self.path)
             self.db = sqlite3.connect(self.path, timeout=15.0, isolation_level=None, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA busy_timeout = 15000")
@@ -293,6 +295,14 @@ class Store:
     def log_event(self, kind: str, message: str, **fields: Any) -> None:
         with self.tx() as db:
             self._event(db, kind, message, **fields)
+
+    def log_event_once(self, kind: str, message: str, *, feed: str = "", **fields: Any) -> bool:
+        """Log an event unless the same kind, feed and message is already in the log; True if logged."""
+        with self.tx() as db:
+            if db.execute("SELECT 1 FROM events WHERE kind = ? AND feed = ? AND message = ? LIMIT 1", (kind, feed, message)).fetchone():
+                return False
+            self._event(db, kind, message, feed=feed, **fields)
+            return True
 
     # --- feeds ----------------------------------------------------------------------
     def feed(self, name: str) -> FeedRow | None:
@@ -715,7 +725,8 @@ class Store:
     # --- backup -----------------------------------------------------------------------------
     def backup(self, target: Path) -> None:
         """A consistent copy while the daemon runs (SQLite's online backup API)."""
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
+        private_file(target)
         with self._lock:
             try:
                 destination = sqlite3.connect(target)

@@ -319,20 +319,20 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
                 "title": post.title or post.article.title,
                 "description": _shorten(post.description or post.article.summary, self.options.description_length),
             }
-            thumb = self._upload_image(post.image, MAX_THUMB_BYTES) if post.image else None
+            thumb = self._upload_image(post.image, MAX_THUMB_BYTES, post.source_origin) if post.image else None
             if thumb:
                 external["thumb"] = thumb
             return {"$type": "app.bsky.embed.external", "external": external}
         if post.image:
-            blob = self._upload_image(post.image, MAX_IMAGE_BYTES)
+            blob = self._upload_image(post.image, MAX_IMAGE_BYTES, post.source_origin)
             if blob:
                 return {"$type": "app.bsky.embed.images", "images": [{"image": blob, "alt": post.alt_text or ""}]}
         return None
 
-    def _upload_image(self, url: str, max_bytes: int) -> dict[str, Any] | None:
+    def _upload_image(self, url: str, max_bytes: int, origin: str | None) -> dict[str, Any] | None:
         """Download the image (downscaled to ``max_bytes`` when over it) and upload it as a blob;
         None (with a warning) when it cannot be used."""
-        image = self.fetch_image(url)
+        image = self.fetch_image(url, origin=origin)
         if image is not None:
             image = fit_image(image, max_bytes, label=self.label, channel=self.channel)
         if image is None:

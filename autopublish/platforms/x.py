@@ -153,7 +153,7 @@ class XPublisher(Publisher[XOptions]):
         Auth and rate-limit answers still stop the publish: nothing was posted yet.
         """
         assert post.image is not None
-        image = self.fetch_image(post.image)
+        image = self.fetch_image(post.image, origin=post.source_origin)
         if image is not None:
             image = fit_image(image, MAX_IMAGE_BYTES, label=self.label, channel=self.channel)
         if image is None:
