@@ -109,6 +109,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     message TEXT NOT NULL,
     resolved_at REAL
 );
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    fingerprint TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user);
 """
 
 
@@ -162,6 +170,15 @@ class ChannelRow:
     token_expires_at: float | None
     last_success_at: float | None
     last_failure_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionRow:
+    id_hash: str
+    user: str
+    created_at: float
+    last_seen_at: float
+    fingerprint: str
 
 
 def article_to_json(article: Article) -> str:
@@ -736,3 +753,168 @@ class Store:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
 
+    # --- editors' page sessions ---------------------------------------------------------------
+    # One row per signed-in browser. ``id_hash`` is a hash of the id the cookie carries (the id
+    # itself is never stored); ``fingerprint`` is a keyed hash of the password hash the user
+    # signed in with, so a changed password ends the session. Times come from the caller.
+    def create_web_session(self, id_hash: str, user: str, fingerprint: str, now: float) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO web_sessions (id_hash, user, created_at, last_seen_at, fingerprint) VALUES (?,?,?,?,?)",
+                       (id_hash, user, now, now, fingerprint))
+
+    def web_session(self, id_hash: str) -> WebSessionRow | None:
+        rows = self.query("SELECT id_hash, user, created_at, last_seen_at, fingerprint FROM web_sessions WHERE id_hash = ?", (id_hash,))
+        return WebSessionRow(*rows[0]) if rows else None
+
+    def touch_web_session(self, id_hash: str, now: float) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE web_sessions SET last_seen_at = ? WHERE id_hash = ?", (now, id_hash))
+
+    def end_web_session(self, id_hash: str) -> bool:
+        with self.tx() as db:
+            return bool(db.execute("DELETE FROM web_sessions WHERE id_hash = ?", (id_hash,)).rowcount)
+
+    def end_web_sessions(self, user: str, *, except_fingerprint: str | None = None) -> int:
+        """End a user's sessions (all, or those not signed in with the password ``except_fingerprint`` stands for)."""
+        with self.tx() as db:
+            return db.execute("DELETE FROM web_sessions WHERE user = ? AND fingerprint != ?", (user, except_fingerprint or "")).rowcount
+
+    def web_sessions(self) -> list[WebSessionRow]:
+        """Every stored session, oldest first."""
+        rows = self.query("SELECT id_hash, user, created_at, last_seen_at, fingerprint FROM web_sessions ORDER BY created_at, user")
+        return [WebSessionRow(*r) for r in rows]
+
+    def prune_web_sessions(self, *, seen_before: float, created_before: float) -> int:
+        """Drop sessions idle since ``seen_before`` or begun before ``created_before``."""
+        with self.tx() as db:
+            return db.execute("DELETE FROM web_sessions WHERE last_seen_at < ? OR created_at < ?", (seen_before, created_before)).rowcount
+
+    # --- the editors' queue page ---------------------------------------------------------------
+    def queue_page(self, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
+        """Deliveries in these statuses, the next to go out first (no time means ``now``); and whether more follow."""
+        marks = ",".join("?" * len(statuses))
+        rows = self.query(f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id "
+                          f"WHERE d.status IN ({marks}) ORDER BY COALESCE(d.next_attempt_at, ?), d.id LIMIT ? OFFSET ?",
+                          (*statuses, now, limit + 1, offset))
+        return [DeliveryRow(*r) for r in rows[:limit]], len(rows) > limit
+
+    # --- push: feed links, pings and WebSub subscriptions (additive; see autopublish/push/) ---------------
+    def _push_tables(self) -> None:
+        """Create the push tables on first use (additive: older databases simply gain them)."""
+        if getattr(self, "_push_ready", False):
+            return
+        with self._lock:
+            try:
+                for statement in PUSH_SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+            self._push_ready = True
+
+    def record_feed_links(self, feed: str, *, home: str, hub: str, self_url: str) -> None:
+        """The home page, WebSub hub and self URL a feed declared at its last successful poll."""
+        self._push_tables()
+        with self.tx() as db:
+            db.execute("INSERT INTO push_feeds (feed, home, hub, self_url, links_at) VALUES (?,?,?,?,?) "
+                       "ON CONFLICT (feed) DO UPDATE SET home = excluded.home, hub = excluded.hub, self_url = excluded.self_url, "
+                       "links_at = excluded.links_at", (feed, home, hub, self_url, self.now()))
+
+    def note_push(self, feed: str, kind: str) -> None:
+        """Remember when a ping, hook call or WebSub delivery last asked for ``feed`` (kind: ping, hook, websub)."""
+        column = {"ping": "last_ping_at", "hook": "last_hook_at", "websub": "last_websub_at"}[kind]
+        self._push_tables()
+        with self.tx() as db:
+            db.execute("INSERT INTO push_feeds (feed) VALUES (?) ON CONFLICT (feed) DO NOTHING", (feed,))
+            db.execute(f"UPDATE push_feeds SET {column} = ? WHERE feed = ?", (self.now(), feed))
+
+    def push_feed(self, feed: str) -> PushFeedRow | None:
+        self._push_tables()
+        rows = self.query("SELECT * FROM push_feeds WHERE feed = ?", (feed,))
+        return PushFeedRow(**dict(rows[0])) if rows else None
+
+    def push_feeds(self) -> list[PushFeedRow]:
+        self._push_tables()
+        return [PushFeedRow(**dict(row)) for row in self.query("SELECT * FROM push_feeds ORDER BY feed")]
+
+    def websub_subscription(self, feed: str) -> WebSubRow | None:
+        self._push_tables()
+        rows = self.query("SELECT * FROM websub_subscriptions WHERE feed = ?", (feed,))
+        return WebSubRow(**dict(rows[0])) if rows else None
+
+    def websub_subscriptions(self) -> list[WebSubRow]:
+        self._push_tables()
+        return [WebSubRow(**dict(row)) for row in self.query("SELECT * FROM websub_subscriptions ORDER BY feed")]
+
+    def save_websub(self, row: WebSubRow) -> None:
+        self._push_tables()
+        data = asdict(row)
+        columns = ", ".join(data)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in data if name != "feed")
+        with self.tx() as db:
+            db.execute(f"INSERT INTO websub_subscriptions ({columns}) VALUES ({', '.join('?' for _ in data)}) "
+                       f"ON CONFLICT (feed) DO UPDATE SET {updates}", tuple(data.values()))
+
+    def delete_websub(self, feed: str) -> None:
+        self._push_tables()
+        with self.tx() as db:
+            db.execute("DELETE FROM websub_subscriptions WHERE feed = ?", (feed,))
+
+
+PUSH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS push_feeds (
+    feed TEXT PRIMARY KEY,
+    home TEXT NOT NULL DEFAULT '', hub TEXT NOT NULL DEFAULT '', self_url TEXT NOT NULL DEFAULT '',
+    links_at REAL, last_ping_at REAL, last_hook_at REAL, last_websub_at REAL
+);
+CREATE TABLE IF NOT EXISTS websub_subscriptions (
+    feed TEXT PRIMARY KEY,
+    hub TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    callback TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pending TEXT NOT NULL DEFAULT '',
+    lease_seconds REAL,
+    lease_expires_at REAL,
+    requested_at REAL,
+    verified_at REAL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PushFeedRow:
+    feed: str
+    home: str = ""
+    hub: str = ""
+    self_url: str = ""
+    links_at: float | None = None
+    last_ping_at: float | None = None
+    last_hook_at: float | None = None
+    last_websub_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSubRow:
+    """One WebSub subscription. ``state``: subscribing, active, denied, failing, unsubscribing.
+    ``pending`` is the mode (subscribe / unsubscribe) whose verification we await, else "".
+    The secret is never stored: it is derived from the push token and ``nonce``."""
+
+    feed: str
+    hub: str
+    topic: str
+    callback: str
+    nonce: str
+    state: str
+    pending: str = ""
+    lease_seconds: float | None = None
+    lease_expires_at: float | None = None
+    requested_at: float | None = None
+    verified_at: float | None = None
+    failures: int = 0
+    next_attempt_at: float | None = None
+    last_error: str = ""

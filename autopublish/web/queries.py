@@ -91,6 +91,15 @@ def event_page(store: Store, filters: LogFilter, *, limit: int, offset: int) -> 
     return rows[:limit], len(rows) > limit
 
 
+UPCOMING = ("queued", "sending", "waiting")
+HELD = ("held", "uncertain")
+
+
+def queue_page(store: Store, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
+    """Deliveries in these statuses, the next to go out first; and whether more follow."""
+    return store.queue_page(statuses, now=now, limit=limit, offset=offset)
+
+
 def channel_counts(store: Store, since: float) -> dict[str, dict[str, int]]:
     """Per channel, how many deliveries reached each status since ``since``."""
     out: dict[str, dict[str, int]] = {}
