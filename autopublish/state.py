@@ -22,6 +22,7 @@ from typing import Any
 
 from autopublish.errors import StateError
 from autopublish.filemodes import private_dir, private_file
+from autopublish.messages import Message, code_of, msg
 from autopublish.models import Article, DeliveryStatus
 
 SCHEMA_VERSION = 1
@@ -118,6 +119,18 @@ CREATE TABLE IF NOT EXISTS web_sessions (
 );
 CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user);
 """
+
+# Columns added after a table was first released: (table, column, type). Nullable, so an older
+# database gains them on open and older rows simply have none.
+ADDED_COLUMNS = (
+    ("events", "code", "TEXT"),  # message code (autopublish.messages) of ``message``
+    ("events", "params", "TEXT"),  # its parameters, JSON
+    ("deliveries", "reason_code", "TEXT"),
+    ("deliveries", "reason_params", "TEXT"),
+    ("deliveries", "sent_text", "TEXT"),  # the post's text exactly as sent
+    ("channels", "paused_code", "TEXT"),
+    ("channels", "paused_params", "TEXT"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +275,10 @@ class Store:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 self.db.execute(statement)
+        for table, column, kind in ADDED_COLUMNS:
+            present = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -302,21 +319,23 @@ class Store:
     def now(self) -> float:
         return float(self.clock())
 
-    def _event(self, db: sqlite3.Connection, kind: str, message: str, *, status: str = "", delivery_id: int | None = None,
+    def _event(self, db: sqlite3.Connection, kind: str, message: str | Message, *, status: str = "", delivery_id: int | None = None,
                article_id: int | None = None, channel: str = "", feed: str = "", actor: str = "autopublish") -> None:
+        code, params = code_of(message)
         db.execute(
-            "INSERT INTO events (at, kind, status, delivery_id, article_id, channel, feed, message, actor) VALUES (?,?,?,?,?,?,?,?,?)",
-            (self.now(), kind, status, delivery_id, article_id, channel, feed, message, actor),
+            "INSERT INTO events (at, kind, status, delivery_id, article_id, channel, feed, message, actor, code, params) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (self.now(), kind, status, delivery_id, article_id, channel, feed, str(message), actor, code, params),
         )
 
-    def log_event(self, kind: str, message: str, **fields: Any) -> None:
+    def log_event(self, kind: str, message: str | Message, **fields: Any) -> None:
         with self.tx() as db:
             self._event(db, kind, message, **fields)
 
-    def log_event_once(self, kind: str, message: str, *, feed: str = "", **fields: Any) -> bool:
+    def log_event_once(self, kind: str, message: str | Message, *, feed: str = "", **fields: Any) -> bool:
         """Log an event unless the same kind, feed and message is already in the log; True if logged."""
         with self.tx() as db:
-            if db.execute("SELECT 1 FROM events WHERE kind = ? AND feed = ? AND message = ? LIMIT 1", (kind, feed, message)).fetchone():
+            if db.execute("SELECT 1 FROM events WHERE kind = ? AND feed = ? AND message = ? LIMIT 1", (kind, feed, str(message))).fetchone():
                 return False
             self._event(db, kind, message, feed=feed, **fields)
             return True
@@ -354,7 +373,7 @@ class Store:
                 (etag, last_modified, fetched_at, body_hash, now, now, warning or None, title, name),
             )
             if previous is not None and previous["failing_since"] is not None:
-                self._event(db, "feed_ok", "The feed can be read again", feed=name, status="ok")
+                self._event(db, "feed_ok", msg("feed_ok"), feed=name, status="ok")
 
     def record_poll_unchanged(self, name: str, *, fetched_at: float | None) -> None:
         now = self.now()
@@ -364,7 +383,7 @@ class Store:
                        "failing_since = NULL, polls = polls + 1 WHERE name = ?",
                        (fetched_at, now, now, name))
             if previous is not None and previous["failing_since"] is not None:
-                self._event(db, "feed_ok", "The feed can be read again", feed=name, status="ok")
+                self._event(db, "feed_ok", msg("feed_ok"), feed=name, status="ok")
 
     def record_poll_error(self, name: str, message: str) -> None:
         now = self.now()
@@ -374,9 +393,9 @@ class Store:
             db.execute("UPDATE feeds SET last_poll_at = ?, last_error = ?, failing_since = COALESCE(failing_since, ?), polls = polls + 1 WHERE name = ?",
                        (now, message, now, name))
             if first or (row is not None and row["last_error"] != message):
-                self._event(db, "feed_error", message, feed=name, status="error")
+                self._event(db, "feed_error", msg("feed_error", detail=message), feed=name, status="error")
 
-    def mark_baseline(self, name: str, message: str) -> None:
+    def mark_baseline(self, name: str, message: str | Message) -> None:
         with self.tx() as db:
             db.execute("UPDATE feeds SET baseline_at = ? WHERE name = ?", (self.now(), name))
             self._event(db, "baseline", message, feed=name, status="seen")
@@ -407,7 +426,8 @@ class Store:
         )
         return int(cursor.lastrowid or 0)
 
-    def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str]]]], summary: str = "") -> list[int]:
+    def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]],
+                        summary: str | Message = "") -> list[int]:
         """Store new articles and their deliveries in ONE transaction.
 
         ``items``: (article, canonical link, [(channel, status, reason), ...]). An
@@ -426,22 +446,23 @@ class Store:
                     delivery_id = self._insert_delivery(db, article_id, channel, status, reason)
                     if delivery_id:
                         created.append(delivery_id)
-                        self._event(db, "queued" if status == DeliveryStatus.QUEUED else status, reason or "New article queued",
+                        self._event(db, "queued" if status == DeliveryStatus.QUEUED else status, reason or msg("queued"),
                                     status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, feed=feed)
             if summary:
                 self._event(db, "poll", summary, feed=feed, status="ok")
         return created
 
-    def _insert_delivery(self, db: sqlite3.Connection, article_id: int, channel: str, status: str, reason: str,
+    def _insert_delivery(self, db: sqlite3.Connection, article_id: int, channel: str, status: str, reason: str | Message,
                          generation: int = 0, repost_of: int | None = None) -> int | None:
         now = self.now()
         # Rows held by the flood guard wait for an editor, not for a channel to resume.
         needs_editor = int(status == DeliveryStatus.HELD)
+        code, params = code_of(reason)
         cursor = db.execute(
             "INSERT OR IGNORE INTO deliveries (article_id, channel, generation, repost_of, status, reason, next_attempt_at, created_at, updated_at, "
-            "needs_editor) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (article_id, channel, generation, repost_of, status, reason, now if status == DeliveryStatus.QUEUED else None, now, now, needs_editor),
+            "needs_editor, reason_code, reason_params) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (article_id, channel, generation, repost_of, status, str(reason), now if status == DeliveryStatus.QUEUED else None, now, now,
+             needs_editor, code, params),
         )
         return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
 
@@ -491,7 +512,7 @@ class Store:
             if cursor.rowcount != 1:
                 return False
             row = db.execute("SELECT channel, article_id, tries FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-            self._event(db, "sending", f"Posting (try {row['tries']})", status="sending", delivery_id=delivery_id,
+            self._event(db, "sending", msg("sending", tries=int(row["tries"])), status="sending", delivery_id=delivery_id,
                         article_id=row["article_id"], channel=row["channel"])
         return True
 
@@ -499,7 +520,7 @@ class Store:
         self,
         delivery_id: int,
         status: str,
-        message: str,
+        message: str | Message,
         *,
         expect: tuple[str, ...] | None = None,
         next_attempt_at: float | None = None,
@@ -509,6 +530,7 @@ class Store:
         actor: str = "autopublish",
         kind: str | None = None,
         reset_tries: bool = False,
+        sent_text: str | None = None,
     ) -> bool:
         """Move a delivery to ``status`` and log why, in one transaction.
 
@@ -520,8 +542,12 @@ class Store:
             row = db.execute("SELECT status, channel, article_id FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
             if row is None or (expect is not None and row["status"] not in expect):
                 return False
-            sets = ["status = ?", "reason = ?", "updated_at = ?", "next_attempt_at = ?"]
-            params: list[Any] = [status, message, now, next_attempt_at]
+            code, code_params = code_of(message)
+            sets = ["status = ?", "reason = ?", "updated_at = ?", "next_attempt_at = ?", "reason_code = ?", "reason_params = ?"]
+            params: list[Any] = [status, str(message), now, next_attempt_at, code, code_params]
+            if sent_text is not None:
+                sets.append("sent_text = ?")
+                params.append(sent_text)
             if post_url is not None:
                 sets.append("post_url = ?")
                 params.append(post_url)
@@ -569,7 +595,7 @@ class Store:
         for delivery_id in ids:
             self.transition(
                 delivery_id, DeliveryStatus.UNCERTAIN,
-                "autopublish stopped while this was being posted; it will check the platform before trying again",
+                msg("interrupted"),
                 expect=(DeliveryStatus.SENDING,), kind="interrupted",
             )
         return ids
@@ -577,20 +603,20 @@ class Store:
     # --- editors' actions -----------------------------------------------------------------
     def retry(self, delivery_id: int, actor: str) -> bool:
         """Back to the queue now, tries reset. Never from ``uncertain``: that could post twice."""
-        return self.transition(delivery_id, DeliveryStatus.QUEUED, f"Retry requested by {actor}", next_attempt_at=self.now(),
+        return self.transition(delivery_id, DeliveryStatus.QUEUED, msg("retry", actor=actor), next_attempt_at=self.now(),
                                needs_editor=False, actor=actor, kind="retry", reset_tries=True, expect=RETRYABLE)
 
     def skip(self, delivery_id: int, actor: str) -> bool:
         """Never post this delivery."""
-        return self.transition(delivery_id, DeliveryStatus.SKIPPED, f"Skipped by {actor}", needs_editor=False, actor=actor,
+        return self.transition(delivery_id, DeliveryStatus.SKIPPED, msg("skip", actor=actor), needs_editor=False, actor=actor,
                                kind="skip", expect=SKIPPABLE)
 
     def resolve(self, delivery_id: int, *, posted_url: str | None, actor: str) -> bool:
         """An editor settles a delivery: posted (with its URL), or not posted (send it)."""
         if posted_url is not None:
-            return self.transition(delivery_id, DeliveryStatus.SENT, f"Marked as posted by {actor}", post_url=posted_url,
+            return self.transition(delivery_id, DeliveryStatus.SENT, msg("resolved_posted", actor=actor), post_url=posted_url,
                                    needs_editor=False, actor=actor, kind="resolved", expect=RESOLVABLE_AS_POSTED)
-        return self.transition(delivery_id, DeliveryStatus.QUEUED, f"Marked as not posted by {actor}; it will be posted",
+        return self.transition(delivery_id, DeliveryStatus.QUEUED, msg("resolved_not_posted", actor=actor),
                                next_attempt_at=self.now(), needs_editor=False, actor=actor, kind="resolved",
                                expect=(DeliveryStatus.UNCERTAIN,))
 
@@ -610,10 +636,10 @@ class Store:
             if pending:
                 return None
             top = db.execute("SELECT MAX(generation) FROM deliveries WHERE article_id = ? AND channel = ?", (row["article_id"], row["channel"])).fetchone()[0]
-            new_id = self._insert_delivery(db, row["article_id"], row["channel"], DeliveryStatus.QUEUED, f"Re-post requested by {actor}",
+            new_id = self._insert_delivery(db, row["article_id"], row["channel"], DeliveryStatus.QUEUED, msg("repost_queued", actor=actor),
                                            generation=int(top or 0) + 1, repost_of=delivery_id)
             if new_id:
-                self._event(db, "repost", f"Re-post of delivery {delivery_id} requested", status="queued", delivery_id=new_id,
+                self._event(db, "repost", msg("repost", id=delivery_id), status="queued", delivery_id=new_id,
                             article_id=row["article_id"], channel=row["channel"], actor=actor)
             return new_id
 
@@ -625,10 +651,12 @@ class Store:
         rows = self.query("SELECT sent_at FROM deliveries WHERE channel = ? AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT ?", (channel, limit))
         return [float(r[0]) for r in rows]
 
-    def defer(self, delivery_id: int, until: float, reason: str) -> None:
+    def defer(self, delivery_id: int, until: float, reason: str | Message) -> None:
         """Move a queued delivery's next time without a state change (pacing); no log event."""
+        code, params = code_of(reason)
         with self.tx() as db:
-            db.execute("UPDATE deliveries SET next_attempt_at = ?, reason = ? WHERE id = ? AND status IN ('queued', 'waiting')", (until, reason, delivery_id))
+            db.execute("UPDATE deliveries SET next_attempt_at = ?, reason = ?, reason_code = ?, reason_params = ? "
+                       "WHERE id = ? AND status IN ('queued', 'waiting')", (until, str(reason), code, params, delivery_id))
 
     # --- channels ---------------------------------------------------------------------------
     def channel(self, name: str) -> ChannelRow:
@@ -639,12 +667,13 @@ class Store:
         r = rows[0]
         return ChannelRow(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
 
-    def pause_channel(self, name: str, reason: str, actor: str = "autopublish") -> bool:
+    def pause_channel(self, name: str, reason: str | Message, actor: str = "autopublish") -> bool:
         """Pause a channel; its queue is kept. False if it was already paused."""
+        code, params = code_of(reason)
         with self.tx() as db:
             db.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (name,))
-            cursor = db.execute("UPDATE channels SET paused = 1, paused_reason = ?, paused_at = ?, paused_by = ? WHERE name = ? AND paused = 0",
-                                (reason, self.now(), actor, name))
+            cursor = db.execute("UPDATE channels SET paused = 1, paused_reason = ?, paused_at = ?, paused_by = ?, paused_code = ?, paused_params = ? "
+                                "WHERE name = ? AND paused = 0", (str(reason), self.now(), actor, code, params, name))
             if cursor.rowcount:
                 self._event(db, "paused", reason, channel=name, status="paused", actor=actor)
             return bool(cursor.rowcount)
@@ -654,13 +683,14 @@ class Store:
         now = self.now()
         with self.tx() as db:
             db.execute("INSERT OR IGNORE INTO channels (name) VALUES (?)", (name,))
-            db.execute("UPDATE channels SET paused = 0, paused_reason = '', paused_at = NULL, paused_by = '' WHERE name = ?", (name,))
+            db.execute("UPDATE channels SET paused = 0, paused_reason = '', paused_at = NULL, paused_by = '', paused_code = NULL, paused_params = NULL "
+                       "WHERE name = ?", (name,))
             rows = db.execute("SELECT id, article_id FROM deliveries WHERE channel = ? AND status = 'held' AND needs_editor = 0", (name,)).fetchall()
             for row in rows:
-                db.execute("UPDATE deliveries SET status = 'queued', reason = 'Back in the queue: the channel was resumed', "
-                           "next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                           (now, now, row["id"]))
-            self._event(db, "resumed", f"Channel resumed; {len(rows)} held post(s) back in the queue", channel=name, status="active", actor=actor)
+                back = msg("resumed_row")
+                db.execute("UPDATE deliveries SET status = 'queued', reason = ?, reason_code = ?, reason_params = ?, next_attempt_at = ?, updated_at = ? "
+                           "WHERE id = ?", (str(back), *code_of(back), now, now, row["id"]))
+            self._event(db, "resumed", msg("resumed", count=len(rows)), channel=name, status="active", actor=actor)
             return len(rows)
 
     def set_token_expiry(self, name: str, expires_at: float | None) -> None:
@@ -696,7 +726,8 @@ class Store:
             where.append("(a.title LIKE ? OR e.message LIKE ?)")
             params.extend([f"%{search}%", f"%{search}%"])
         sql = (
-            "SELECT e.id, e.at, e.kind, e.status, e.delivery_id, e.channel, COALESCE(NULLIF(e.feed, ''), a.feed, '') AS feed, e.message, e.actor, "
+            "SELECT e.id, e.at, e.kind, e.status, e.delivery_id, e.channel, COALESCE(NULLIF(e.feed, ''), a.feed, '') AS feed, e.message, e.actor, e.code, "
+            "e.params, e.article_id, "
             "a.title, a.link, d.post_url, d.status AS delivery_status, d.needs_editor "
             "FROM events e LEFT JOIN articles a ON a.id = e.article_id LEFT JOIN deliveries d ON d.id = e.delivery_id "
             f"WHERE {' AND '.join(where)} ORDER BY e.at DESC, e.id DESC LIMIT ? OFFSET ?"
@@ -797,6 +828,50 @@ class Store:
                           f"WHERE d.status IN ({marks}) ORDER BY COALESCE(d.next_attempt_at, ?), d.id LIMIT ? OFFSET ?",
                           (*statuses, now, limit + 1, offset))
         return [DeliveryRow(*r) for r in rows[:limit]], len(rows) > limit
+
+    # --- messages in the reader's language, one article's story, the month at a glance --------------
+    def delivery_extras(self, delivery_id: int) -> tuple[str | None, str | None, str | None]:
+        """(reason code, its parameters as JSON, the post's text as sent) of one delivery."""
+        rows = self.query("SELECT reason_code, reason_params, sent_text FROM deliveries WHERE id = ?", (delivery_id,))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else (None, None, None)
+
+    def channel_pause_code(self, name: str) -> tuple[str | None, str | None]:
+        """(code, parameters as JSON) of why a channel is paused."""
+        rows = self.query("SELECT paused_code, paused_params FROM channels WHERE name = ?", (name,))
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def article_summary(self, article_id: int) -> dict[str, Any] | None:
+        rows = self.query("SELECT id, feed, key, title, link, published, first_seen_at FROM articles WHERE id = ?", (article_id,))
+        return dict(rows[0]) if rows else None
+
+    def article_deliveries(self, article_id: int) -> list[DeliveryRow]:
+        return self._rows("d.article_id = ?", (article_id,), order="d.channel, d.generation, d.id")
+
+    def article_events(self, article_id: int, limit: int = 2000) -> list[dict[str, Any]]:
+        """Every event of one article (its deliveries' too), oldest first."""
+        rows = self.query(
+            "SELECT e.id, e.at, e.kind, e.status, e.delivery_id, e.channel, e.feed, e.message, e.actor, e.code, e.params FROM events e "
+            "WHERE e.article_id = ? OR e.delivery_id IN (SELECT id FROM deliveries WHERE article_id = ?) ORDER BY e.at, e.id LIMIT ?",
+            (article_id, article_id, limit))
+        return [dict(r) for r in rows]
+
+    def daily_outcomes(self, since: float) -> list[tuple[str, int, str, int]]:
+        """(channel, day number counted from ``since`` in 86400 s steps, outcome, count): posts sent,
+        and failures and holds as logged, since ``since``."""
+        sent = self.query("SELECT channel, CAST((sent_at - ?) / 86400 AS INTEGER) AS day, COUNT(*) FROM deliveries "
+                          "WHERE sent_at >= ? GROUP BY channel, day", (since, since))
+        bad = self.query("SELECT channel, CAST((at - ?) / 86400 AS INTEGER) AS day, status, COUNT(*) FROM events "
+                         "WHERE at >= ? AND channel != '' AND status IN ('failed', 'held') GROUP BY channel, day, status", (since, since))
+        return [(r[0], int(r[1]), "sent", int(r[2])) for r in sent] + [(r[0], int(r[1]), r[2], int(r[3])) for r in bad]
+
+    def publish_delays(self, since: float) -> dict[str, list[float]]:
+        """Per channel, seconds from the site's publish time to the post, for first posts sent since ``since``, sorted."""
+        out: dict[str, list[float]] = {}
+        for channel, delay in self.query(
+                "SELECT d.channel, d.sent_at - a.published FROM deliveries d JOIN articles a ON a.id = d.article_id "
+                "WHERE d.sent_at >= ? AND a.published IS NOT NULL AND d.generation = 0 ORDER BY 1, 2", (since,)):
+            out.setdefault(channel, []).append(max(0.0, float(delay)))
+        return out
 
     # --- push: feed links, pings and WebSub subscriptions (additive; see autopublish/push/) ---------------
     def _push_tables(self) -> None:
