@@ -34,6 +34,7 @@ from autopublish.errors import AuthError, CannotCheckError, PermanentError, Publ
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms import twitter_text
 from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, link_key, seconds_until_epoch
+from autopublish.platforms.images import fit_image
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0  # X's windows are 15 minutes
 READ_BACK_COUNT = 10  # Free reads 100 posts a month: only the latest few, where a post in doubt is
 READ_ACCESS = "X API access to read the account's posts (GET /2/users/:id/tweets; the app must be in a Project)"
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X media upload: images at most 5 MB; larger ones are downscaled
 
 
 class XOptions(PlatformOptions):
@@ -134,6 +136,8 @@ class XPublisher(Publisher[XOptions]):
         """
         assert post.image is not None
         image = self.fetch_image(post.image, origin=post.source_origin)
+        if image is not None:
+            image = fit_image(image, MAX_IMAGE_BYTES, label=self.label, channel=self.channel)
         if image is None:
             return None
         url = f"{self.options.api_base}/2/media/upload"
