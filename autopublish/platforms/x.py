@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import requests
+
 from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms import twitter_text

@@ -35,7 +35,17 @@ import requests
 from pydantic import BeforeValidator, field_validator
 
 from autopublish.durations import format_duration, parse_duration
-from autopublish.errors import AuthError, CannotCheckError, HeldError, NotReadyError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import (
+    AuthError,
+    CannotCheckError,
+    HeldError,
+    NotReadyError,
+    PermanentError,
+    PublishError,
+    RateLimitedError,
+    TransientError,
+    UncertainError,
+)
 from autopublish.models import Post, Receipt
 from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher
 from autopublish.platforms.meta.graph import GraphError, Kind, as_int, classify, parse_timestamp, token_problem, usage_wait
