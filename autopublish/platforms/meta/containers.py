@@ -34,18 +34,9 @@ from typing import Annotated, Any, ClassVar
 import requests
 from pydantic import BeforeValidator, field_validator
 
+from autopublish import errors
 from autopublish.durations import format_duration, parse_duration
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    HeldError,
-    NotReadyError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, NotReadyError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Post, Receipt
 from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher
 from autopublish.platforms.meta.graph import GraphError, Kind, as_int, classify, parse_timestamp, token_problem, usage_wait
@@ -357,7 +348,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
                                               f"app", **kwargs)
         if kind is Kind.POLICY_BLOCK:
             said = f": \"{error.reason}\"" if error.reason else ""
-            return self.error(HeldError, f"{self.label} blocked this post{said}. An editor should check the account, then retry or skip it", **kwargs)
+            return self.error(errors.HeldError, f"{self.label} blocked this post{said}. An editor should check the account, then retry or skip it", **kwargs)
         if kind is Kind.QUOTA:
             return self.error(
                 RateLimitedError,
@@ -471,7 +462,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
     def find_existing(self, post: Post) -> Receipt | None:
         """The newest post that is ``post`` (its article link, or the same text), or None.
 
-        A refused permission raises CannotCheckError (the channel keeps posting; an editor
+        A refused permission raises errors.CannotCheckError (the channel keeps posting; an editor
         settles this one).
         """
         try:
@@ -479,7 +470,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         except AuthError as exc:
             if classify(GraphError(status=0, code=as_int(exc.code))) is not Kind.PERMISSION:
                 raise
-            raise CannotCheckError(
+            raise errors.CannotCheckError(
                 f"{self.label} refused to list the account's posts: the token lacks {self.read_permission}",
                 missing_permission=self.read_permission, platform=self.name, channel=self.channel, code=exc.code, detail=exc.detail,
             ) from None
