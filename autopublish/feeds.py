@@ -684,6 +684,7 @@ def _iso(value: Any, name: str = "date") -> datetime | None:
 
 # --- identity ---------------------------------------------------------------------------
 
+_SLASHES = re.compile(r"/{2,}")
 _TRACKING = re.compile(r"^(utm_[a-z_]*|fbclid|gclid|mc_cid|mc_eid|_ga)$", re.I)
 
 
@@ -703,7 +704,9 @@ def canonical_link(url: str) -> str:
         port = None
     if port and not (port == 80 and parts.scheme in ("http", "")) and not (port == 443 and parts.scheme == "https"):
         host = f"{host}:{port}"
-    path = re.sub(r"/{2,}", "/", parts.path or "/")
+    path = parts.path or "/"
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
     if len(path) > 1:
         path = path.rstrip("/")
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k))) if parts.query else ""
