@@ -688,9 +688,29 @@ _SLASHES = re.compile(r"/{2,}")
 _TRACKING = re.compile(r"^(utm_[a-z_]*|fbclid|gclid|mc_cid|mc_eid|_ga)$", re.I)
 
 
+# http(s), a lower-case host without port or user, a path of plain URL characters, no query or
+# fragment: the usual article link, whose canonical form needs no full URL parse.
+_PLAIN_LINK = re.compile(r"https?://([a-z0-9.-]*)(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?\Z")
+
+
 def canonical_link(url: str) -> str:
     """A key for "the same article": scheme, host case, default port, trailing slash,
     fragment, utm_* and fbclid ignored. Used only for matching, never published."""
+    plain = _PLAIN_LINK.match(url.strip())
+    if plain is not None:  # what the general path below gives for such a link (tests/test_cheaper_steps.py)
+        host = plain.group(1).rstrip(".")
+        if host.startswith("www."):
+            host = host[4:]
+        path = plain.group(2) or "/"
+        if "//" in path:
+            path = _SLASHES.sub("/", path)
+        if len(path) > 1:
+            path = path.rstrip("/")
+        return (host + path).lstrip("/") if host else path.lstrip("/")
+    return _canonical_link_parsed(url)
+
+
+def _canonical_link_parsed(url: str) -> str:
     try:
         parts = urlsplit(url.strip())
     except ValueError:

@@ -51,3 +51,34 @@ def test_articles_without_deliveries_are_stored_in_order_with_the_same_rows(tmp_
     assert store.record_articles("site", items) == []  # all known now
     assert store.query("SELECT COUNT(*) FROM articles")[0][0] == 6
     store.close()
+
+
+_LINKS = [
+    "https://jakberketahanan.example.go.id/2026/11/27/mendampingi-cro-kunjungan-myanmar-cordaid/",
+    "http://www.example.org/a//b///", "https://www./x", "https://./", "http://example.org", "https://example.org/",
+    "https://EXAMPLE.org/A/", "https://example.org:443/a", "http://example.org:80/a", "https://example.org:8443/a/",
+    "https://example.org/a?utm_source=x&b=2&a=1", "https://example.org/a#frag", "https://user:pw@example.org/a",
+    " https://example.org/padded/ ", "https://example.org/%E2%9C%93/", "https://example.org/a:b@c;d=e,f/", "https://www.www.example.org/",
+    "https://example.org.", "https://example.org./a", "ftp://example.org/a", "https://[::1]/a", "https://example.org/a b",
+    "https://exa_mple.org/a", "https:/example.org/a", "https://example.org/~user/(x)*+!$&'/", "//example.org/a", "https://", "",
+    "https://example.org/a\tb", "https://xn--bcher-kva.example/a", "HTTPS://example.org/a", "https://-.-/--/",
+]
+
+
+@pytest.mark.parametrize("url", _LINKS)
+def test_the_plain_link_shortcut_gives_what_the_full_parse_gives(url):
+    from autopublish.feeds import _canonical_link_parsed, canonical_link
+
+    assert canonical_link(url) == _canonical_link_parsed(url)
+
+
+def test_the_plain_link_shortcut_on_random_links():
+    import random
+
+    from autopublish.feeds import _canonical_link_parsed, canonical_link
+
+    rng = random.Random(13)
+    parts = ["http://", "https://", "www.", "a", "B", ".", "-", "/", "//", ":", "8080", "?", "q=1", "#", "%2F", "~", "@", " ", "_", "é"]
+    for _ in range(20_000):
+        url = rng.choice(["http://", "https://", ""]) + "".join(rng.choice(parts) for _ in range(rng.randint(1, 9)))
+        assert canonical_link(url) == _canonical_link_parsed(url), url
