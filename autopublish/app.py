@@ -59,6 +59,7 @@ class App:
     publishers: dict[str, Publisher]
 
     def close(self) -> None:
+        self.pipeline.fetcher.close()  # its kept-alive feed connections
         self.store.close()
 
 
