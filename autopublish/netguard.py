@@ -288,11 +288,11 @@ class _WatchedPoolMixin:
         return conn
 
 
-class _WatchedHTTPPool(_WatchedPoolMixin, HTTPConnectionPool):
+class _WatchedHTTPPool(_WatchedPoolMixin, HTTPConnectionPool):  # type: ignore[misc]  # QueueCls: a duck-typed LifoQueue
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _WatchedHTTPSPool(_WatchedPoolMixin, HTTPSConnectionPool):
+class _WatchedHTTPSPool(_WatchedPoolMixin, HTTPSConnectionPool):  # type: ignore[misc]
     ConnectionCls = _WatchedHTTPSConnection
 
 
@@ -359,7 +359,7 @@ class PinnedAdapter(HTTPAdapter):
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
         scheme, host = host_params["scheme"], host_params["host"]
         port = host_params.get("port") or (443 if scheme == "https" else 80)
-        return self._registry.get(scheme, host, port, self.address, pool_kwargs if scheme == "https" else {})
+        return self._registry.get(scheme, host, port, self.address, dict(pool_kwargs) if scheme == "https" else {})
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         previous = getattr(_current, "deadline", None)
