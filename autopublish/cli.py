@@ -584,7 +584,7 @@ def _register_optional() -> None:
     for module_name, attribute, group in (
         ("autopublish.web.commands", "web_command", None),
         ("autopublish.web.commands", "hash_password_command", None),
-        ("autopublish.connect_facebook", "facebook_command", "connect"),
+        ("autopublish.platforms.meta.connect", "facebook_command", "connect"),
     ):
         try:
             module = importlib.import_module(module_name)
