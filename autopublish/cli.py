@@ -584,6 +584,7 @@ def _register_optional() -> None:
     for module_name, attribute, group in (
         ("autopublish.web.commands", "web_command", None),
         ("autopublish.web.commands", "hash_password_command", None),
+        ("autopublish.retract_command", "retract_command", None),
         ("autopublish.platforms.meta.connect", "facebook_command", "connect"),
     ):
         try:
