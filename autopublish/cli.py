@@ -25,9 +25,9 @@ from autopublish.config import Config, find_config, load_config
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AutopublishError, ConfigError
 from autopublish.messages import msg
-from autopublish.web.i18n import pick_language, say, translate
 from autopublish.models import Health, HealthLevel
-from autopublish.secrets import Redactor, RedactingFilter
+from autopublish.secrets import RedactingFilter, Redactor
+from autopublish.web.i18n import pick_language, say, translate
 
 if TYPE_CHECKING:
     from autopublish.state import Store
@@ -280,7 +280,9 @@ def log_command(ctx: Context, since: str | None, channel: str | None, feed: str 
         return
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"])
+        writer = csv.DictWriter(
+            buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"]
+        )
         writer.writeheader()
         writer.writerows({key: csv_safe(value) for key, value in row.items() if key != "local"} for row in rows)
         click.echo(buffer.getvalue(), nl=False)
@@ -383,7 +385,8 @@ def retry(ctx: Context, delivery_id: int) -> None:
                        f"'autopublish resolve {delivery_id} --posted URL' or '--not-posted'", err=True)
             raise SystemExit(1)
         ok = store.retry(delivery_id, _actor())
-    _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.", f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
+    _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.",
+         f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autopublish.errors import ConfigError
+from autopublish.messages import msg
 from autopublish.scheduler import Daemon
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Reloader:
             self.ctx.redactor.add(config.secret_values())
             pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers
-            self.app.store.log_event("config_reloaded", "The config was reloaded")
+            self.app.store.log_event("config_reloaded", msg("config_reloaded"))
             pipeline.notifier.resolved("config", "The config is valid again and was applied")
             log.info("Config reloaded: %d feed(s), %d channel(s)", len(config.feeds), len(config.channels))
             return pipeline
