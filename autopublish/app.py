@@ -60,6 +60,7 @@ class App:
     publishers: dict[str, Publisher[Any]]
 
     def close(self) -> None:
+        self.pipeline.fetcher.close()  # its kept-alive feed connections
         self.store.close()
 
 

@@ -216,7 +216,10 @@ def article_to_json(article: Article) -> str:
     for key in ("published", "updated"):
         if data[key] is not None:
             data[key] = data[key].isoformat()
-    return json.dumps(data, ensure_ascii=False)
+    return _ARTICLE_ENCODER.encode(data)
+
+
+_ARTICLE_ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(data, ensure_ascii=False) builds on every call
 
 
 def article_from_json(text: str) -> Article:
@@ -514,12 +517,18 @@ class Store:
         with self.tx() as db:
             # one lookup for the whole list, then the ones added by this call
             known_keys, known_links = self.known_keys(feed, [a.key for a, _c, _d in items], [c for _a, c, _d in items])
+            quiet: list[tuple[Article, str]] = []  # new articles without deliveries: inserted together, in order
             for article, canonical, deliveries in items:
                 if article.key in known_keys or (canonical and canonical in known_links):
                     continue
                 known_keys.add(article.key)
                 if canonical:
                     known_links.add(canonical)
+                if not deliveries:
+                    quiet.append((article, canonical))
+                    continue
+                self._add_articles(db, quiet)
+                quiet = []
                 article_id = self.add_article(db, article, canonical)
                 for channel, status, reason in deliveries:
                     delivery_id = self._insert_delivery(db, article_id, channel, status, reason)
@@ -527,9 +536,21 @@ class Store:
                         created.append(delivery_id)
                         self._event(db, "queued" if status == DeliveryStatus.QUEUED else status, reason or msg("queued"),
                                     status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, feed=feed)
+            self._add_articles(db, quiet)
             if summary:
                 self._event(db, "poll", summary, feed=feed, status="ok")
         return created
+
+    def _add_articles(self, db: sqlite3.Connection, articles: list[tuple[Article, str]]) -> None:
+        """add_article for several articles in one statement (ids are not needed: they get no deliveries)."""
+        if not articles:
+            return
+        now = self.now()
+        db.executemany(
+            "INSERT INTO articles (feed, key, canonical, link, title, published, first_seen_at, data) VALUES (?,?,?,?,?,?,?,?)",
+            [(a.feed, a.key, canonical, a.link, a.title, a.published.timestamp() if a.published else None, now, article_to_json(a))
+             for a, canonical in articles],
+        )
 
     def _insert_delivery(self, db: sqlite3.Connection, article_id: int, channel: str, status: str, reason: str | Message,
                          generation: int = 0, repost_of: int | None = None) -> int | None:
