@@ -8,31 +8,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
-import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
-from dotenv import dotenv_values
 
 from autopublish import __version__
-from autopublish.config import Config, find_config, load_config
+from autopublish.cli_context import Context, guarded, setup_logging
+from autopublish.config import Config
+from autopublish.connect_facebook import facebook_command
 from autopublish.durations import format_duration, parse_duration
-from autopublish.errors import AutopublishError, ConfigError
+from autopublish.errors import AutopublishError
 from autopublish.messages import msg
-from autopublish.web.i18n import pick_language, say, translate
 from autopublish.models import Health, HealthLevel
-from autopublish.secrets import Redactor, RedactingFilter
+from autopublish.web.commands import hash_password_command, web_command
+from autopublish.web.i18n import pick_language, say, translate
 
 if TYPE_CHECKING:
     from autopublish.state import Store
-
-log = logging.getLogger("autopublish")
 
 STATUS_WORDS = {
     "sent": "posted",
@@ -52,93 +48,6 @@ STATUS_WORDS = {
     "warning": "warning",
 }
 WORD_TO_STATUS = {word: status for status, word in STATUS_WORDS.items()} | {"sent": "sent"}
-
-
-class Context:
-    def __init__(self, config_path: str | None, env_file: str, debug: bool, log_format: str) -> None:
-        self.config_path = config_path
-        self.env_file = env_file
-        self.debug = debug
-        self.log_format = log_format
-        self.redactor = Redactor()
-        self._config: Config | None = None
-
-    def environ(self) -> dict[str, str]:
-        """The real environment over .env: a value set in the environment always wins."""
-        values = {k: v for k, v in dotenv_values(self.env_file).items() if v is not None} if Path(self.env_file).exists() else {}
-        return {**values, **os.environ}
-
-    def config(self) -> Config:
-        if self._config is None:
-            environ = self.environ()
-            path, embedded = find_config(self.config_path, environ, Path.cwd())
-            self._config = load_config(path, environ, embedded=embedded)
-            self.redactor.add(self._config.secret_values())
-            if embedded:
-                log.info("No config file found (config/autopublish.toml); running the built-in demo: the bundled sample feed to the local outbox")
-        return self._config
-
-
-class JsonFormatter(logging.Formatter):
-    FIELDS = ("channel", "feed", "article", "delivery")
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in self.FIELDS:
-            if hasattr(record, name):
-                data[name] = getattr(record, name)
-        if record.exc_text:
-            data["error"] = record.exc_text
-        return json.dumps(data, ensure_ascii=False)
-
-
-def setup_logging(ctx: Context) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter(ctx.redactor))
-    if ctx.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if ctx.debug else logging.INFO)
-    # HTTP client loggers print URLs, which can carry tokens.
-    for name in ("urllib3", "requests", "apscheduler", "facebook", "waitress"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def fail(ctx: Context, exc: BaseException) -> NoReturn:
-    code = 2 if isinstance(exc, ConfigError) else 1
-    text = exc.message if isinstance(exc, AutopublishError) else f"Unexpected error: {type(exc).__name__}: {exc}"
-    click.echo(ctx.redactor(f"Error: {text}"), err=True)
-    if ctx.debug:
-        import traceback
-
-        click.echo(ctx.redactor("".join(traceback.format_exception(exc))), err=True)
-    raise SystemExit(code)
-
-
-def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into one readable sentence and an exit code; tracebacks only with --debug."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context().find_object(Context)
-        try:
-            return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, SystemExit, click.Abort):
-            raise
-        except Exception as exc:
-            assert ctx is not None
-            fail(ctx, exc)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -184,21 +93,17 @@ def run(ctx: Context, once: bool) -> None:
         app = _open(ctx)
         try:
             if once:
-                app.pipeline.recover()
-                polls = app.pipeline.poll_all()
-                sweep = app.pipeline.deliver_due()
-                for poll in polls:
-                    state = "ok" if poll.ok else "failed"
-                    extra = f", {poll.new} new, {poll.queued} queued" if poll.ok and poll.changed else (f": {poll.message}" if not poll.ok else ", unchanged")
-                    click.echo(f"feed {poll.feed}: {state}{extra}")
-                click.echo(f"posted {sweep.sent}, waiting {sweep.waiting}, uncertain {sweep.uncertain}, held {sweep.held}, failed {sweep.failed}"
-                           + (f", settled {sweep.reconciled}" if sweep.reconciled else ""))
-                if polls and not any(p.ok for p in polls):
+                from autopublish.once import run_once, summary_lines
+
+                result = run_once(app.pipeline)
+                for line in summary_lines(result):
+                    click.echo(line)
+                if result.every_feed_failed:
                     raise SystemExit(1)
                 return
             from autopublish.daemon_runtime import run_daemon
 
-            run_daemon(ctx, app)
+            run_daemon(app, ctx.config_loader(), ctx.redactor)
         finally:
             app.close()
 
@@ -507,10 +412,7 @@ def doubts_line(health: Health, label: str, *, can_settle: bool) -> str:
 def preview(ctx: Context, feed_name: str | None, channel_name: str | None, limit: int) -> None:
     """Show the posts autopublish would make, publishing nothing."""
     from autopublish.app import build_publishers, feed_fetcher, platform_session
-    from autopublish.errors import FeedError
-    from autopublish.feeds import fetch_feed, parse_feed
-    from autopublish.pipeline import build_post, channel_filter_reason
-    from autopublish.render import FitError
+    from autopublish.preview import preview_feed, preview_lines
 
     config = ctx.config()
     publishers = build_publishers(config, platform_session())
@@ -519,33 +421,10 @@ def preview(ctx: Context, feed_name: str | None, channel_name: str | None, limit
     for feed in config.feeds.values():
         if feed_name and feed.name != feed_name:
             continue
-        try:
-            fetched = fetch_feed(fetcher, feed.url, None)
-            parsed = parse_feed(fetched.body or b"", feed=feed.name, content_type=fetched.content_type, url=fetched.url)
-        except FeedError as exc:
-            click.echo(f"Feed {feed.name}: {exc.message}")
-            failed = True
-            continue
-        click.echo(ctx.redactor(f"Feed {feed.name}: {parsed.title or feed.display_url} ({len(parsed.articles)} articles)"))
-        for article in parsed.articles[:limit]:
-            for name in feed.channels:
-                if channel_name and name != channel_name:
-                    continue
-                channel = config.channels[name]
-                publisher = publishers[name]
-                click.echo(f"\n--- {name} ({publisher.label}) · {article.title}")
-                reason = channel_filter_reason(article, channel, time.time())
-                if reason:
-                    click.echo(reason)
-                    continue
-                try:
-                    post = build_post(article, channel, publisher, "preview", config.settings.timezone)
-                except FitError as exc:
-                    click.echo(f"Cannot fit: {exc}")
-                    continue
-                click.echo(post.text)
-                limit_value = publisher.current_limits().max_length
-                click.echo(f"[length {publisher.count(post.text)} of {limit_value}; link: {post.link or '-'}; image: {post.image or '-'}]")
+        shown = preview_feed(config, feed, publishers, fetcher, channel_name=channel_name, limit=limit)
+        failed = failed or bool(shown.error)
+        for line in preview_lines(shown):
+            click.echo(ctx.redactor(line))
     if failed:
         raise SystemExit(1)
 
@@ -577,32 +456,18 @@ def backup(ctx: Context, target: str | None) -> None:
     click.echo(f"Backup written to {path}")
 
 
-def _register_optional() -> None:
-    """Commands that live in their own modules (web page, platform connect helpers)."""
-    import importlib
+# --- commands from their own modules ------------------------------------------------------
 
-    for module_name, attribute, group in (
-        ("autopublish.web.commands", "web_command", None),
-        ("autopublish.web.commands", "hash_password_command", None),
-        ("autopublish.connect_facebook", "facebook_command", "connect"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-            command = getattr(module, attribute)
-        except (ImportError, AttributeError):
-            continue
-        if group is None:
-            cli.add_command(command)
-        else:
-            parent = cli.commands.get(group)
-            if parent is None:
-                parent = click.Group(group, help="Get platform credentials step by step and write them to .env.")
-                cli.add_command(parent)
-            assert isinstance(parent, click.Group)
-            parent.add_command(command)
+cli.add_command(web_command)
+cli.add_command(hash_password_command)
 
 
-_register_optional()
+@cli.group()
+def connect() -> None:
+    """Get platform credentials step by step and write them to .env."""
+
+
+connect.add_command(facebook_command)
 
 
 def main() -> None:

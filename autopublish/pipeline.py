@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from autopublish.config import ChannelConfig, Config, FeedConfig
+from autopublish.config import ChannelConfig, Config, FeedConfig, SettingsModel
 from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
 from autopublish.feeds import FetchLimits, FetchState, canonical_link, feed_links, fetch_feed, parse_feed
 from autopublish.messages import Message, msg
@@ -123,6 +123,32 @@ def channel_filter_reason(article: Article, channel: ChannelConfig, now: float) 
     return None
 
 
+def fetch_limits(settings: SettingsModel) -> FetchLimits:
+    """How long and how much a feed fetch may take, from the settings."""
+    return FetchLimits(timeout=(min(10.0, settings.fetch_timeout), settings.fetch_timeout), deadline=settings.fetch_deadline,
+                       max_bytes=settings.max_feed_size, max_redirects=settings.max_redirects)
+
+
+def too_old(feed: FeedConfig, article: Article, now: float) -> bool:
+    """Published more than the feed's max_age before it was first seen (``now``)."""
+    return feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
+
+
+def first_status(article: Article, channel: ChannelConfig, publisher: Publisher | None, now: float, *, feed: FeedConfig,
+                 old: bool, flood: bool = False, count: int = 0, flood_threshold: int = 0) -> tuple[str, Message]:
+    """The status (and its reason) a new article's delivery to ``channel`` starts with; ``old``: see ``too_old``."""
+    if old:
+        return DeliveryStatus.SKIPPED, msg("skipped_too_old", max_age_seconds=feed.max_age or 0)
+    reason = channel_filter_reason(article, channel, now)
+    if reason:
+        return DeliveryStatus.SKIPPED, reason
+    if publisher is not None and publisher.current_limits().image_required and not article.image:
+        return DeliveryStatus.SKIPPED, msg("skipped_needs_image", platform=publisher.label)
+    if flood:
+        return DeliveryStatus.HELD, msg("held_flood", count=count, threshold=flood_threshold)
+    return DeliveryStatus.QUEUED, msg("queued")
+
+
 class Pipeline:
     """The core loop, driven by the scheduler (daemon) or by ``run --once``."""
 
@@ -148,8 +174,7 @@ class Pipeline:
         s = config.settings
         self.policy = RetryPolicy(max_tries=s.max_tries, give_up_after=s.give_up_after, base=s.retry_base, cap=s.retry_cap,
                                   reconcile_after=s.reconcile_after, check_give_up_after=s.reconcile_give_up_after)
-        self.fetch_limits = FetchLimits(timeout=(min(10.0, s.fetch_timeout), s.fetch_timeout), deadline=s.fetch_deadline,
-                                        max_bytes=s.max_feed_size, max_redirects=s.max_redirects)
+        self.fetch_limits = fetch_limits(s)
         self.lock = threading.RLock()  # one poll or sweep at a time
         self.poll_seconds: dict[str, float] = {}  # the last poll's duration per feed, for /metrics
 
@@ -266,8 +291,7 @@ class Pipeline:
         return PollResult(feed.name, True, new=len(new), queued=queued)
 
     def _too_old(self, feed: FeedConfig, article: Article, now: float) -> bool:
-        """Published more than the feed's max_age before it was first seen."""
-        return feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
+        return too_old(feed, article, now)
 
     def _deliveries_for(self, feed: FeedConfig, article: Article, now: float, *, flood: bool = False,
                         count: int = 0) -> list[tuple[str, str, str | Message]]:
@@ -282,17 +306,8 @@ class Pipeline:
 
     def _first_status(self, article: Article, channel: ChannelConfig, now: float, *, too_old: bool, flood: bool, count: int,
                       feed: FeedConfig) -> tuple[str, Message]:
-        if too_old:
-            return DeliveryStatus.SKIPPED, msg("skipped_too_old", max_age_seconds=feed.max_age or 0)
-        reason = channel_filter_reason(article, channel, now)
-        if reason:
-            return DeliveryStatus.SKIPPED, reason
-        publisher = self.publishers.get(channel.name)
-        if publisher is not None and publisher.current_limits().image_required and not article.image:
-            return DeliveryStatus.SKIPPED, msg("skipped_needs_image", platform=publisher.label)
-        if flood:
-            return DeliveryStatus.HELD, msg("held_flood", count=count, threshold=self.config.settings.flood_threshold)
-        return DeliveryStatus.QUEUED, msg("queued")
+        return first_status(article, channel, self.publishers.get(channel.name), now, feed=feed, old=too_old, flood=flood, count=count,
+                            flood_threshold=self.config.settings.flood_threshold)
 
     def _baseline(self, feed: FeedConfig, new: list[tuple[Article, str]], now: float) -> PollResult:
         mode = feed.first_run
