@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from autopublish.cli_context import Context, guarded
+from autopublish.cli.context import Context, guarded
 from autopublish.config import Config
 
 

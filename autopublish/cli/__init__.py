@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from autopublish import __version__
-from autopublish.cli_context import Context, guarded, setup_logging
+from autopublish.cli.context import Context, guarded, setup_logging
 from autopublish.config import Config
 from autopublish.connect_facebook import facebook_command
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AutopublishError
 from autopublish.messages import msg
 from autopublish.models import Health, HealthLevel
-from autopublish.web.commands import hash_password_command, web_command
+from autopublish.cli.web import hash_password_command, web_command
 from autopublish.web.i18n import pick_language, say, translate
 
 if TYPE_CHECKING:
