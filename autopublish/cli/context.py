@@ -1,7 +1,6 @@
 """What every command shares: the command line's Context, logging set-up and ``guarded``.
 
-Apart from the command group so that command modules and the daemon runtime can use it
-without importing the group (which imports them).
+Apart from the command group (``autopublish.cli``), which imports every command module.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from dotenv import dotenv_values
@@ -23,6 +22,10 @@ from dotenv import dotenv_values
 from autopublish.config import Config, find_config, load_config
 from autopublish.errors import AutopublishError, ConfigError
 from autopublish.secrets import RedactingFilter, Redactor
+
+if TYPE_CHECKING:
+    from autopublish.app import App
+    from autopublish.state import Store
 
 log = logging.getLogger("autopublish")
 
@@ -115,3 +118,17 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(ctx, exc)
 
     return wrapper
+
+
+def open_app(ctx: Context) -> App:
+    """The composed application (store, publishers, pipeline) for the config."""
+    from autopublish.app import open_app as compose
+
+    return compose(ctx.config())
+
+
+def open_store(ctx: Context) -> Store:
+    """The state store, to use as ``with open_store(ctx) as store:``."""
+    from autopublish.state import Store
+
+    return Store(ctx.config().state_dir)
