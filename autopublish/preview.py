@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from autopublish.config import Config, FeedConfig
 from autopublish.errors import FeedError
@@ -44,7 +45,7 @@ class FeedPreview:
     posts: list[PostPreview] = field(default_factory=list)
 
 
-def preview_feed(config: Config, feed: FeedConfig, publishers: dict[str, Publisher], fetcher: GuardedFetcher, *,
+def preview_feed(config: Config, feed: FeedConfig, publishers: dict[str, Publisher[Any]], fetcher: GuardedFetcher, *,
                  channel_name: str | None = None, limit: int = 3, clock: Callable[[], float] = time.time) -> FeedPreview:
     """The posts the newest ``limit`` articles of ``feed`` would become on its channels (or on ``channel_name`` only)."""
     try:
