@@ -17,7 +17,8 @@ from autopublish.errors import FeedError
 from autopublish.feeds import fetch_feed, parse_feed
 from autopublish.models import Article, DeliveryStatus, Post
 from autopublish.netguard import GuardedFetcher, Origin
-from autopublish.pipeline import build_post, fetch_limits, first_status, too_old
+from autopublish.delivery import build_post
+from autopublish.intake import fetch_limits, first_status, too_old
 from autopublish.platforms.base import Publisher
 from autopublish.render import FitError
 
