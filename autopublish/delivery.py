@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from autopublish.config import ChannelConfig
-from autopublish.errors import AuthError, PublishError, StateError, UncertainError
+from autopublish.errors import AuthError, NotReadyError, PublishError, StateError, UncertainError
 from autopublish.messages import Message, msg
 from autopublish.models import Article, DeliveryStatus, Post, Receipt
 from autopublish.pacing import next_allowed
@@ -161,6 +161,8 @@ class Delivery(Stage):
             self.store.transition(row.id, DeliveryStatus.FAILED, msg("failed_fit", detail=str(exc)), expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.failed += 1
             return
+        if row.progress:  # what an earlier try prepared on the platform (a media container)
+            post = replace(post, progress=row.progress)
         if not self.store.claim(row.id):
             return
         tries = row.tries + 1
@@ -197,9 +199,11 @@ class Delivery(Stage):
         decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
                           idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
         decision = replace(decision, message=decision.message.mapped(self.redact))
+        progress = exc.progress if isinstance(exc, NotReadyError) else None
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
-                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,))
-        log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
+                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,), progress=progress,
+                              uncount_try=not decision.count_try)
+        log.log(logging.WARNING if decision.count_try else logging.INFO, "Channel %s: %s", row.channel, decision.message, extra=extra)
         if decision.pause_channel:
             self._pause(row.channel, exc)
         if decision.status == DeliveryStatus.FAILED:
@@ -213,6 +217,9 @@ class Delivery(Stage):
                                                                     reason=str(decision.message), detail=decision.message.params.get("detail", "")))
         elif decision.status == DeliveryStatus.HELD:
             result.held += 1
+            if decision.needs_editor:  # refused by the platform's policy: one alert per channel
+                self.notifier.problem(f"held:{row.channel}", msg("alert_held", channel=row.channel, title=row.title,
+                                                                  reason=str(decision.message), detail=decision.message.params.get("detail", "")))
         else:
             result.waiting += 1
 

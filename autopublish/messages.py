@@ -44,6 +44,9 @@ ENGLISH: dict[str, str] = {
     "failed_fit": "Failed: {detail}",
     "held_auth": "Held: {detail}",
     "failed_permanent": "Failed: {detail}",
+    "held_policy": "Held for an editor: {detail}",
+    "waiting_not_ready": "{detail}; next check in {wait_seconds}",
+    "failed_not_ready": "Failed: still not ready after {age_seconds}: {detail}",
     "failed_tries": "Failed after {tries} tries: {detail}",
     "failed_gave_up": "Failed: gave up after {age_seconds} of tries: {detail}",
     "failed_rate_limited": "Failed: still rate-limited after {age_seconds}: {detail}",
@@ -100,6 +103,7 @@ ENGLISH: dict[str, str] = {
     "alert_posting_again": "Channel \"{channel}\" is posting again",
     "alert_failed": "A post to \"{channel}\" failed for good: \"{title}\". {reason}",
     "alert_uncertain": "An editor must check \"{title}\" on \"{channel}\": {reason}",
+    "alert_held": "An editor must look at \"{title}\" on \"{channel}\": {reason}",
     "alert_uncertain_plain": "An editor must check \"{title}\" on \"{channel}\"",
     "alert_renewed": "The credentials of channel \"{channel}\" were renewed",
 }

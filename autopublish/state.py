@@ -32,6 +32,12 @@ RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING,
 SKIPPABLE = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
 RESOLVABLE_AS_POSTED = (DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING)
 
+# Additive steps for databases made before a column existed: (name, table, column, DDL).
+# Each runs once, when the column is missing; older autopublish versions ignore the column.
+MIGRATIONS = (
+    ("delivery progress", "deliveries", "progress", "ALTER TABLE deliveries ADD COLUMN progress TEXT"),
+)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feeds (
@@ -71,6 +77,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     sent_at REAL,
+    progress TEXT,
     UNIQUE (channel, article_id, generation)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
@@ -153,6 +160,7 @@ class DeliveryRow:
     title: str = ""
     link: str = ""
     published: float | None = None
+    progress: str | None = None  # what the platform is preparing for this delivery (a container)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +283,11 @@ class Store:
             raise sqlite3.DatabaseError("database disk image is malformed")
 
     def _migrate(self) -> None:
+        for _name, table, column, ddl in MIGRATIONS:  # before the schema: its indexes may use new columns
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
+                columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self.db.execute(ddl)
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 self.db.execute(statement)
@@ -522,7 +535,8 @@ class Store:
     # --- deliveries -------------------------------------------------------------------------
     _DELIVERY_COLUMNS = (
         "d.id, d.article_id, d.channel, d.status, d.tries, d.next_attempt_at, d.first_try_at, d.reason, d.post_url, d.remote_id, "
-        "d.needs_editor, d.created_at, d.updated_at, d.sent_at, d.generation, d.repost_of, a.feed, a.title, a.link, a.published"
+        "d.needs_editor, d.created_at, d.updated_at, d.sent_at, d.generation, d.repost_of, a.feed, a.title, a.link, a.published, "
+        "d.progress"
     )
 
     def _rows(self, where: str, params: tuple[Any, ...] = (), order: str = "COALESCE(a.published, a.first_seen_at), d.id", limit: int | None = None) -> list[DeliveryRow]:
@@ -583,6 +597,8 @@ class Store:
         kind: str | None = None,
         reset_tries: bool = False,
         sent_text: str | None = None,
+        progress: str | None = None,
+        uncount_try: bool = False,
     ) -> bool:
         """Move a delivery to ``status`` and log why, in one transaction.
 
@@ -612,6 +628,11 @@ class Store:
             if status == DeliveryStatus.SENT:
                 sets.append("sent_at = ?")
                 params.append(now)
+            if progress is not None:  # kept until replaced: a later try continues what this one prepared
+                sets.append("progress = ?")
+                params.append(progress or None)
+            if uncount_try:
+                sets.append("tries = MAX(0, tries - 1)")
             if reset_tries:
                 sets.append("tries = 0")
                 sets.append("first_try_at = NULL")

@@ -188,8 +188,7 @@ def is_platform_module(module: str) -> bool:
 def may_import_platforms(module: str) -> bool:
     return (is_platform_module(module) or module == "autopublish.platforms"
             or module == "autopublish.app"  # the composition root
-            or module == "autopublish.cli" or module.startswith("autopublish.cli.")
-            or module == "autopublish.connect_facebook")  # the `connect facebook` command (bound for platforms/meta/)
+            or module == "autopublish.cli" or module.startswith("autopublish.cli."))
 
 
 def test_no_core_module_imports_a_platform_module() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from autopublish.connect_facebook import facebook_command
+from autopublish.platforms.meta.connect import facebook_command
 
 
 @click.group("connect")

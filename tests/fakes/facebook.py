@@ -257,9 +257,23 @@ class FakeGraph(FakeServer):
         )
 
     # --- endpoints --------------------------------------------------------------------
-    def _create_feed(self, request: Request) -> Response:
-        if self.missing_permission == "pages_manage_posts":
+    def grant(self, scopes: set[str] | tuple[str, ...] | list[str]) -> None:
+        with self.lock:
+            self.token_scopes = list(scopes)
+
+    def _lacks(self, permission: str) -> bool:
+        return permission == self.missing_permission or permission not in self.token_scopes
+
+    def _cannot_post(self) -> Response | None:
+        # Page feed/photos reference: posting needs pages_manage_posts AND pages_read_engagement.
+        if self._lacks("pages_manage_posts") or self._lacks("pages_read_engagement"):
             return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission")
+        return None
+
+    def _create_feed(self, request: Request) -> Response:
+        refused = self._cannot_post()
+        if refused is not None:
+            return refused
         message, link = request.param("message"), request.param("link")
         if not message and not link:
             return graph_error(400, 100, "(#100) Missing message or attachment")
@@ -268,8 +282,9 @@ class FakeGraph(FakeServer):
         return Response.json_body(200, {"id": self._store("feed", message=message or "", link=link)["id"]})
 
     def _create_photo(self, request: Request) -> Response:
-        if self.missing_permission == "pages_manage_posts":
-            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission")
+        refused = self._cannot_post()
+        if refused is not None:
+            return refused
         url = request.param("url")
         if not url and "source" not in request.files:
             return graph_error(400, 324, "(#324) Requires upload file")
@@ -293,7 +308,8 @@ class FakeGraph(FakeServer):
         return post
 
     def _list_posts(self, request: Request, token: str) -> Response:
-        if self.missing_permission == "pages_read_engagement":
+        # Page published_posts reference: a Page token with pages_read_engagement.
+        if self._lacks("pages_read_engagement"):
             return graph_error(403, 10, "(#10) This endpoint requires the 'pages_read_engagement' permission or the 'Page Public Content Access' feature.")
         fields = _split_fields(request.param("fields") or "id,message,created_time")
         if "link" in fields:  # Post.link went away in v3.3; asking for it is an error
@@ -330,7 +346,12 @@ class FakeGraph(FakeServer):
 
     def _debug(self, request: Request, token: str) -> Response:
         app_token = f"{self.app_id}|{self.app_secret}"
-        if token not in (self.page_token, app_token, self.long_user_token):
+        if token == self.page_token or token.startswith(f"{self.app_id}|"):
+            if token != app_token:
+                # debug_token reference: "an app access token, or a user access token that is an owner
+                # or developer of the app"; anything else (a Page token, a wrong secret) answers #100.
+                return graph_error(400, 100, "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app", type="OAuthException")
+        elif token != self.long_user_token:
             return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
         input_token = request.param("input_token")
         if not input_token:
@@ -418,4 +439,6 @@ CONTRACT = ContractCase(
     },
     env={"FACEBOOK_PAGE_TOKEN": CANARY},
     posts=lambda fake: len(fake.posts),  # type: ignore[attr-defined]
+    # Posting needs pages_manage_posts + pages_read_engagement, which also reads the Page back.
+    minimal_scopes=("pages_manage_posts", "pages_read_engagement"),
 )
