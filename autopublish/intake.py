@@ -267,7 +267,7 @@ class Intake(FeedHealth):
                         count: int = 0) -> list[tuple[str, str, str | Message]]:
         """(channel, first status, reason) for each enabled channel of ``feed``."""
         too_old = self._too_old(feed, article, now)
-        deliveries = []
+        deliveries: list[tuple[str, str, str | Message]] = []
         for channel_name in feed.channels:
             channel = self.config.channels.get(channel_name)
             if channel is not None and channel.enabled:
