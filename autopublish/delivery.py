@@ -149,6 +149,10 @@ class Delivery(Stage):
                                   expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.held += 1
             return
+        kind, target_id = self.store.delivery_action(row.id)
+        if kind != "post":
+            self._deliver_action(row, kind, target_id, channel, publisher, result)
+            return
         wait_until = self._pacing(channel, now)
         if wait_until is not None:
             self.store.defer(row.id, wait_until, msg("pacing", time_at=wait_until))
@@ -192,12 +196,13 @@ class Delivery(Stage):
         self.notifier.resolved(f"failing:{publisher.channel}", msg("alert_posting_again", channel=publisher.channel))
 
     def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
-                        extra: dict[str, object]) -> None:
+                        extra: dict[str, object], *, repeatable: bool = False) -> None:
+        """``repeatable``: sending it again cannot double anything (an edit, a delete)."""
         now = self.clock()
         current = self.store.delivery(row.id)
         first_try = current.first_try_at if current else now
         decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
-                          idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
+                          idempotent=publisher.idempotent or repeatable, can_read_back=publisher.can_read_back and not repeatable)
         decision = replace(decision, message=decision.message.mapped(self.redact))
         progress = exc.progress if isinstance(exc, NotReadyError) else None
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
@@ -244,6 +249,57 @@ class Delivery(Stage):
         return next_allowed(pacing, now, sent_last_hour=len(in_hour), sent_last_day=len(in_day),
                             last_sent_at=recent[0] if recent else None, oldest_in_hour=oldest_hour, oldest_in_day=oldest_day)
 
+    def _deliver_action(self, row: DeliveryRow, kind: str, target_id: int | None, channel: ChannelConfig, publisher: Publisher,
+                        result: SweepResult) -> None:
+        """Send one edit or delete of a live post: claimed before, recorded after, like a post."""
+        pending = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING)
+        target = self.store.delivery(target_id) if target_id is not None else None
+        if target is None or target.status != DeliveryStatus.SENT or not target.remote_id or (kind == "edit" and self.store.taken_down(target.id)):
+            self.store.transition(row.id, DeliveryStatus.SKIPPED, msg("skipped_not_live"), expect=pending)
+            return
+        able = publisher.edits_with(publisher.options) if kind == "edit" else publisher.deletes_with(publisher.options)
+        if not able:
+            link = f": {target.post_url}" if target.post_url else ""
+            self.store.transition(row.id, DeliveryStatus.SKIPPED, msg(f"skipped_cannot_{kind}", platform=publisher.label, link=link),
+                                  expect=pending)
+            return
+        article = self.store.article(row.article_id)
+        post: Post | None = None
+        if kind == "edit":
+            wait_until = self._pacing(channel, self.clock())
+            if wait_until is not None:
+                self.store.defer(row.id, wait_until, msg("pacing", time_at=wait_until))
+                return
+            try:
+                post = build_post(article, channel, publisher, delivery_key(target.id, row.channel, article.key), self.config.settings.timezone,
+                                  source_origin=self.source_origin(article))
+            except FitError as exc:
+                self.store.transition(row.id, DeliveryStatus.FAILED, msg("failed_fit", detail=str(exc)), expect=pending)
+                result.failed += 1
+                return
+        if not self.store.claim(row.id):
+            return
+        extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
+        live = Receipt(target.remote_id, target.post_url or None)
+        try:
+            if post is not None:
+                receipt = publisher.edit(live, post)
+            else:
+                publisher.delete(live)
+                receipt = live
+        except PublishError as exc:
+            self._record_failure(row, exc, row.tries + 1, publisher, result, extra, repeatable=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - the request may have left; an edit or delete is safe to send again
+            log.error("Unexpected error while changing a post on %s (%s)", row.channel, type(exc).__name__, extra=extra)
+            error = UncertainError("an unexpected error happened while changing the post", platform=publisher.name, channel=row.channel)
+            self._record_failure(row, error, row.tries + 1, publisher, result, extra, repeatable=True)
+            return
+        message = msg("updated_in_place") if post is not None else msg("deleted_from", platform=publisher.label)
+        self._record_sent(row.id, Receipt(receipt.remote_id or live.remote_id, receipt.url or live.url), publisher, message)
+        log.info("%s: %r on %s", message, article.title, row.channel, extra=extra)
+        result.sent += 1
+
     # --- reconciling ------------------------------------------------------------------------
     def _reconcile_due(self, result: SweepResult, stop: threading.Event | None, channel: str | None = None) -> None:
         now = self.clock()
@@ -255,6 +311,11 @@ class Delivery(Stage):
             self._reconcile(row, result)
 
     def _reconcile(self, row: DeliveryRow, result: SweepResult) -> None:
+        if self.store.delivery_action(row.id)[0] != "post":  # an edit or a delete can simply be sent again
+            self.store.transition(row.id, DeliveryStatus.WAITING, msg("resend_repeatable"),
+                                  next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
+            result.reconciled += 1
+            return
         channel = self.config.channels.get(row.channel)
         publisher = self.publishers.get(row.channel)
         if channel is None or publisher is None or self.store.channel(row.channel).paused:

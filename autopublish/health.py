@@ -1,4 +1,5 @@
-"""Health: feed health (down for too long, readable again) and channel checks (tokens, permissions, expiry)."""
+"""Health: feed health (down for too long, readable again), channel checks (tokens, permissions, expiry)
+and articles withdrawn from the site."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from autopublish.errors import AuthError, PublishError
 from autopublish.messages import msg
 from autopublish.models import Health, HealthLevel
+from autopublish.netguard import Origin
 from autopublish.stage import Stage
 
 log = logging.getLogger("autopublish.pipeline")
@@ -62,3 +64,44 @@ class ChannelHealth(Stage):
                 else:
                     self.notifier.resolved(f"expiry:{name}", msg("alert_renewed", channel=name))
         return report
+
+
+class SiteHealth(Stage):
+    """Articles with live posts that the site no longer has (optional, ``watch_removed``)."""
+
+    def check_removed(self) -> list[int]:
+        """Ask the site for each article with live posts; a 404 or 410 alerts the editors (``watch_removed``).
+
+        Returns the ids of the articles that answered 404/410. Network failures say nothing:
+        only the site's own "not found"/"gone" counts.
+        """
+        settings = self.config.settings
+        if not settings.watch_removed:
+            return []
+        gone: list[int] = []
+        for article_id, feed, link, title in self.store.live_articles(self.clock() - settings.watch_removed_for):
+            if not link.startswith(("http://", "https://")):
+                continue
+            feed_config = self.config.feeds.get(feed)
+            origin = Origin.of(feed_config.url) if feed_config is not None else None
+            try:
+                with self.fetcher.open(link, allowed_origin=origin, timeout=(5.0, 10.0), deadline=20.0) as fetched:
+                    status = fetched.response.status_code
+            except Exception as exc:  # noqa: BLE001 - a failed look says nothing about the article
+                log.info("Could not check whether %s is still on the site (%s)", link, type(exc).__name__)
+                continue
+            key = f"removed:{article_id}"
+            if status in (404, 410):
+                gone.append(article_id)
+                where = self.retract_address(article_id)
+                message = msg("alert_removed", title=title, status=status, link=link, where=where).mapped(self.redact)
+                self.notifier.problem(key, message)  # the alerter also writes it to the publish log
+            elif status < 400:
+                self.notifier.resolved(key, msg("alert_removed_back", title=title))
+        return gone
+
+    def retract_address(self, article_id: int) -> str:
+        """Where an editor confirms "take down everywhere" for the article."""
+        web = self.config.web
+        base = web.public_url or f"http://{web.host}:{web.port}"
+        return f"{base.rstrip('/')}/articles/{article_id}/retract"

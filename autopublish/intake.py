@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from autopublish.config import ChannelConfig, FeedConfig, SettingsModel
+from autopublish.corrections import detect_edit
 from autopublish.errors import FeedError, StateError
 from autopublish.feeds import FetchLimits, FetchResult, FetchState, ParsedFeed, canonical_link, feed_links, fetch_feed, parse_feed
 from autopublish.health import FeedHealth
@@ -244,6 +245,8 @@ class Intake(FeedHealth):
         for article, canonical in candidates:
             if article.key not in known_keys and not (canonical and canonical in known_links):
                 new.append((article, canonical))
+            elif not baseline:
+                detect_edit(self.store, self.config, feed.name, article)
         # oldest first: by date where given; undated entries keep the feed's order reversed
         # (feeds list newest first), and a stable sort keeps ties that way too
         new.reverse()

@@ -1,7 +1,7 @@
 """Poll a feed, pick new articles, deliver them to channels, record every outcome.
 
 The Pipeline is a facade over three parts: ``intake`` (poll -> new articles -> deliveries),
-``delivery`` (due deliveries -> publish -> record) and ``health`` (feed health, channel checks).
+``delivery`` (due deliveries -> publish -> record) and ``health`` (feed health, channel checks, articles gone from the site).
 
 The order of operations is what makes "never twice, never lost" hold:
 new articles and their deliveries are stored in one transaction; a delivery is
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from autopublish.config import Config
 from autopublish.delivery import Delivery, SweepResult, build_post, delivery_key
 from autopublish.errors import StateError
-from autopublish.health import TOKEN_WARNING_DAYS, ChannelHealth
+from autopublish.health import TOKEN_WARNING_DAYS, ChannelHealth, SiteHealth
 from autopublish.intake import Intake, PollResult, channel_filter_reason, fetch_limits, first_status, too_old
 from autopublish.lanes import Lanes
 from autopublish.netguard import GuardedFetcher
@@ -37,7 +37,7 @@ __all__ = ["TOKEN_WARNING_DAYS", "Notifier", "Pipeline", "PollResult", "SweepRes
 log = logging.getLogger(__name__)
 
 
-class Pipeline(Intake, Delivery, ChannelHealth):
+class Pipeline(Intake, Delivery, ChannelHealth, SiteHealth):
     """The core loop, driven by the scheduler (daemon) or by ``run --once``."""
 
     def __init__(

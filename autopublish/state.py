@@ -32,6 +32,7 @@ RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING,
 SKIPPABLE = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
 RESOLVABLE_AS_POSTED = (DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING)
 
+PENDING = ("queued", "waiting", "held")
 # Additive steps for databases made before a column existed: (name, table, column, DDL).
 # Each runs once, when the column is missing; older autopublish versions ignore the column.
 MIGRATIONS = (
@@ -135,6 +136,9 @@ ADDED_COLUMNS = (
     ("deliveries", "sent_text", "TEXT"),  # the post's text exactly as sent
     ("channels", "paused_code", "TEXT"),
     ("channels", "paused_params", "TEXT"),
+    # issue 16: "post", or "edit"/"delete" of the post delivery named by target_id
+    ("deliveries", "kind", "TEXT NOT NULL DEFAULT 'post'"),
+    ("deliveries", "target_id", "INTEGER REFERENCES deliveries (id)"),
 )
 
 
@@ -996,6 +1000,100 @@ class Store:
         self._push_tables()
         with self.tx() as db:
             db.execute("DELETE FROM websub_subscriptions WHERE feed = ?", (feed,))
+
+    # --- corrections and takedowns (issue 16) -------------------------------------------------
+    def delivery_action(self, delivery_id: int) -> tuple[str, int | None]:
+        """(kind, target delivery id): ("post", None) for a post, ("edit"/"delete", id of the post) otherwise."""
+        rows = self.query("SELECT kind, target_id FROM deliveries WHERE id = ?", (delivery_id,))
+        if not rows:
+            return "post", None
+        return str(rows[0][0] or "post"), (int(rows[0][1]) if rows[0][1] is not None else None)
+
+    def stored_article(self, feed: str, key: str) -> tuple[int, Article] | None:
+        """The article stored under this feed and key, with its id."""
+        rows = self.query("SELECT id, data FROM articles WHERE feed = ? AND key = ?", (feed, key))
+        return (int(rows[0][0]), article_from_json(rows[0][1])) if rows else None
+
+    def article_actions(self, article_id: int) -> list[tuple[DeliveryRow, str, int | None]]:
+        """Every delivery of an article with its kind and target, oldest first."""
+        rows = self._rows("d.article_id = ?", (article_id,), order="d.id")
+        kinds = {int(r[0]): (str(r[1]), r[2]) for r in self.query("SELECT id, kind, target_id FROM deliveries WHERE article_id = ?", (article_id,))}
+        return [(row, kinds[row.id][0], kinds[row.id][1]) for row in rows]
+
+    def taken_down(self, post_id: int) -> bool:
+        """A delete of this post went out (or is on its way and not given up)."""
+        rows = self.query("SELECT 1 FROM deliveries WHERE kind = 'delete' AND target_id = ? AND status NOT IN ('failed', 'skipped')", (post_id,))
+        return bool(rows)
+
+    def find_article(self, ref: str) -> int | None:
+        """An article by the delivery number ``log`` shows (#12 or 12) or by its link."""
+        ref = ref.strip()
+        if ref.lstrip("#").isdigit():
+            rows = self.query("SELECT article_id FROM deliveries WHERE id = ?", (int(ref.lstrip("#")),))
+            return int(rows[0][0]) if rows else None
+        rows = self.query("SELECT id FROM articles WHERE link = ? OR canonical = ? ORDER BY id LIMIT 1", (ref, ref))
+        return int(rows[0][0]) if rows else None
+
+    def update_article(self, article_id: int, article: Article, message: str) -> None:
+        """Keep the site's corrected text (later posts and edits use it) and log the edit."""
+        with self.tx() as db:
+            db.execute("UPDATE articles SET data = ?, title = ? WHERE id = ?", (article_to_json(article), article.title, article_id))
+            if message:
+                self._event(db, "edited", message, status="edited", article_id=article_id, feed=article.feed)
+
+    def note(self, kind: str, message: str, *, delivery_id: int | None = None, article_id: int | None = None, channel: str = "",
+             status: str = "", actor: str = "autopublish") -> None:
+        """One line in the publish log about a delivery or an article, without a state change."""
+        with self.tx() as db:
+            self._event(db, kind, message, status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, actor=actor)
+
+    def queue_action(self, target_id: int, kind: str, reason: str, actor: str = "autopublish") -> int | None:
+        """Queue an edit or a delete of the post delivery ``target_id``, in one transaction.
+
+        A newer edit replaces one still pending. A delete is queued once: None when one is
+        already on its way or done (so a repeated retract adds nothing).
+        """
+        now = self.now()
+        with self.tx() as db:
+            target = db.execute("SELECT article_id, channel FROM deliveries WHERE id = ?", (target_id,)).fetchone()
+            if target is None:
+                return None
+            marks = ",".join("?" * len(PENDING))
+            if kind == "delete":
+                if db.execute("SELECT 1 FROM deliveries WHERE kind = 'delete' AND target_id = ? AND status NOT IN ('failed', 'skipped')",
+                              (target_id,)).fetchone():
+                    return None
+                pending = db.execute(f"SELECT id FROM deliveries WHERE target_id = ? AND kind = 'edit' AND status IN ({marks})",
+                                     (target_id, *PENDING)).fetchall()
+                replaced = "Skipped: the post is being taken down"
+            else:
+                pending = db.execute(f"SELECT id FROM deliveries WHERE target_id = ? AND kind = 'edit' AND status IN ({marks})",
+                                     (target_id, *PENDING)).fetchall()
+                replaced = "Replaced by a newer edit of the article"
+            for row in pending:
+                db.execute("UPDATE deliveries SET status = 'skipped', reason = ?, updated_at = ?, next_attempt_at = NULL WHERE id = ?",
+                           (replaced, now, row["id"]))
+                self._event(db, "skip", replaced, status="skipped", delivery_id=row["id"], article_id=target["article_id"],
+                            channel=target["channel"], actor=actor)
+            top = db.execute("SELECT MAX(generation) FROM deliveries WHERE article_id = ? AND channel = ?",
+                             (target["article_id"], target["channel"])).fetchone()[0]
+            new_id = self._insert_delivery(db, target["article_id"], target["channel"], DeliveryStatus.QUEUED, reason,
+                                           generation=int(top or 0) + 1)
+            if new_id is None:
+                return None
+            db.execute("UPDATE deliveries SET kind = ?, target_id = ? WHERE id = ?", (kind, target_id, new_id))
+            self._event(db, kind, reason, status="queued", delivery_id=new_id, article_id=target["article_id"],
+                        channel=target["channel"], actor=actor)
+            return new_id
+
+    def live_articles(self, since: float) -> list[tuple[int, str, str, str]]:
+        """(article id, feed, link, title) of articles with a post live since ``since`` and not taken down."""
+        rows = self.query(
+            "SELECT DISTINCT a.id, a.feed, a.link, a.title FROM deliveries d JOIN articles a ON a.id = d.article_id "
+            "WHERE d.kind = 'post' AND d.status = 'sent' AND d.sent_at >= ? AND NOT EXISTS (SELECT 1 FROM deliveries x "
+            "WHERE x.kind = 'delete' AND x.target_id = d.id AND x.status NOT IN ('failed', 'skipped')) ORDER BY a.id",
+            (since,))
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
 
 PUSH_SCHEMA = """

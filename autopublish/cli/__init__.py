@@ -16,6 +16,7 @@ from autopublish.cli.checks import check, count, preview
 from autopublish.cli.connect import connect_group
 from autopublish.cli.context import Context, setup_logging
 from autopublish.cli.reports import log_command, queue_command
+from autopublish.cli.retract import retract_command
 from autopublish.cli.runner import run
 from autopublish.cli.store import backup
 from autopublish.cli.web import hash_password_command, web_command
@@ -38,7 +39,7 @@ def cli(click_ctx: click.Context, config_path: str | None, env_file: str, debug:
 COMMANDS: tuple[click.Command, ...] = (
     run,
     log_command, queue_command,
-    retry, skip, resolve, pause, resume,
+    retry, skip, resolve, pause, resume, retract_command,
     check, preview, count,
     backup,
     web_command, hash_password_command,

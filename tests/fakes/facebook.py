@@ -99,7 +99,8 @@ class FakeGraph(FakeServer):
         self.page_id = page_id
         self.page_name = page_name
         self.page_token = page_token
-        self.posts: list[dict[str, Any]] = []  # newest last
+        self.posts: list[dict[str, Any]] = []
+        self.deleted_posts: list[dict[str, Any]] = []  # removed by DELETE /{post-id}  # newest last
         self.scrapes: list[str] = []
         self.token_expired = False
         self.missing_permission: str | None = None
@@ -250,6 +251,9 @@ class FakeGraph(FakeServer):
             return self._create_photo(request)
         if rest in (f"{page}/published_posts", f"{page}/posts", f"{page}/feed") and method == "GET":
             return self._list_posts(request, token)
+        post = next((p for p in self.posts if rest == f"/{p['id']}"), None)
+        if post is not None and method in ("POST", "DELETE"):
+            return self._change_post(request, post)
         return graph_error(
             400, 100,
             f"Unsupported {method.lower()} request. Object with ID '{rest.strip('/')}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
@@ -294,6 +298,26 @@ class FakeGraph(FakeServer):
         photo_id = str(next(self._ids))
         post = self._store("photo", message=caption, link=None, image=url, photo_id=photo_id)
         return Response.json_body(200, {"id": photo_id, "post_id": post["id"]})
+
+    def _change_post(self, request: Request, post: dict[str, Any]) -> Response:
+        # Page post reference: "Updating" is POST /{page-post-id} with message, "Deleting" is
+        # DELETE /{page-post-id}; both need pages_manage_posts (with pages_read_engagement) and
+        # answer {"success": true}. A deleted post's id then gets the #100/33 "does not exist" error.
+        refused = self._cannot_post()
+        if refused is not None:
+            return refused
+        if request.method == "DELETE":
+            self.posts.remove(post)
+            self.deleted_posts.append(post)
+            return Response.json_body(200, {"success": True})
+        message = request.param("message")
+        if message is None:
+            return graph_error(400, 100, "(#100) Param message must be non-empty")
+        if len(message) > 63206:
+            return graph_error(400, 100, "(#100) The message is too long")
+        post.setdefault("history", []).append(post.get("message", ""))
+        post["message"] = message
+        return Response.json_body(200, {"success": True})
 
     def _store(self, kind: str, **fields: Any) -> dict[str, Any]:
         number = str(next(self._ids))

@@ -178,7 +178,23 @@ class MetaGraphFake(FakeServer):
                 return self.lacks(self.read_scopes) or self.list_media(request)
         if len(parts) == 1 and request.method == "GET":
             return self.lacks(self.read_scopes) or self.get_object(parts[0], request)
+        if len(parts) == 1 and request.method == "DELETE" and self.delete_scopes:
+            return self.delete_media(parts[0])
         return graph_error(400, "Unsupported request - method type or path not supported", 100, subcode=33, kind="GraphMethodException")
+
+    delete_scopes: frozenset[str] = frozenset()  # where the platform lets a post be deleted (Threads)
+
+    def delete_media(self, media_id: str) -> Response:
+        # Threads "Delete posts": DELETE /{threads-media-id} with threads_basic + threads_delete;
+        # {"success": true, "deleted_id": ...}; an id that is not (or no longer) there: #100/33.
+        missing = sorted(self.delete_scopes - set(getattr(self, "scopes", self.delete_scopes)))
+        if missing:
+            return graph_error(403, f"(#10) Application does not have permission for this action (needs {', '.join(missing)})", 10)
+        for item in self.media:
+            if item["id"] == media_id:
+                self.media.remove(item)
+                return self.answer({"success": True, "deleted_id": media_id})
+        return graph_error(400, f"Unsupported delete request. Object with ID '{media_id}' does not exist", 100, subcode=33, kind="GraphMethodException")
 
     def get_object(self, object_id: str, request: Request) -> Response:
         fields = self.fields(request)
@@ -298,6 +314,8 @@ def documented_length(text: str) -> int:
 
 class ThreadsFake(MetaGraphFake):
     """graph.threads.net: /{uid}/threads, /{uid}/threads_publish, /{uid}/threads_publishing_limit, /me."""
+
+    delete_scopes = frozenset({"threads_basic", "threads_delete"})
 
     def create_container(self, request: Request) -> Response:
         media_type = (request.param("media_type") or "").upper()

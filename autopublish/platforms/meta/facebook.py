@@ -548,3 +548,37 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             f"and run: autopublish resume {self.channel}"
         )
         return AuthError(message, platform=self.name, channel=self.channel, code=fault.code, detail=self._redact(fault.detail))
+
+    # --- corrections and takedowns ----------------------------------------------------------
+    can_edit: ClassVar[bool] = True
+    can_delete: ClassVar[bool] = True
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """``POST /{page-post-id}`` with the new ``message`` (pages_manage_posts); the link card stays."""
+        text = post.text
+        link = post.link or post.article.link
+        if self.options.post_as == "photo" and post.image and link and link not in text:
+            text = f"{text}\n\n{link}" if text else link  # a photo post carries its link in the caption
+        if not text.strip():
+            raise self.error(PermanentError, "The corrected post for Facebook is empty; check the channel's template")
+        self._check_length(text)
+        try:
+            self._call(lambda g: g.request(f"{g.version}/{receipt.remote_id}", post_args={"message": text}, method="POST"), writes=True)
+        except PermanentError as exc:
+            if _object_gone(exc):
+                raise self.error(PermanentError, "The post is no longer on the Facebook Page, so it cannot be updated", code=exc.code) from None
+            raise
+        return receipt
+
+    def delete(self, receipt: Receipt) -> None:
+        """``DELETE /{page-post-id}``; "does not exist" (#100, subcode 33) means already gone."""
+        try:
+            self._call(lambda g: g.delete_object(receipt.remote_id), writes=True)
+        except PermanentError as exc:
+            if not _object_gone(exc):
+                raise
+
+
+def _object_gone(exc: PermanentError) -> bool:
+    """Graph's "Object with ID ... does not exist" (#100, subcode 33): the post was deleted."""
+    return not isinstance(exc, AuthError) and exc.code == 100 and "100/33" in (exc.detail or "")

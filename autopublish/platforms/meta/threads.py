@@ -148,3 +148,23 @@ class ThreadsPublisher(ContainerPublisher):
             )
         level = HealthLevel.WARNING if quota is not None and quota.exhausted else HealthLevel.OK
         return Health(level, f"Posting as @{username}", tuple(details), settles_doubts=settles, missing_permission=missing)
+
+    # --- takedowns (Threads posts cannot be edited through the API) ---------------------------
+    can_delete: ClassVar[bool] = True
+
+    def delete(self, receipt: Receipt) -> None:
+        """``DELETE /{threads-media-id}`` (threads_basic + threads_delete); a post already gone is done."""
+        what = "Threads (delete)"
+        response = self.request("DELETE", self.graph_url(receipt.remote_id), writes=True, what=what, params={"access_token": self.token()})
+        try:
+            self.graph_answer(response, publishes=True, what=what)
+        except AuthError as exc:
+            if exc.code in (10, 200) or "permission" in exc.message:
+                raise self.error(AuthError, f"Threads says the access token lacks the threads_delete permission; grant it to the app, "
+                                 f"{self.token_help} with it, put it in .env as {self.token_env_name()} and run: "
+                                 f"autopublish resume {self.channel}", code=exc.code, detail=exc.detail) from None
+            raise
+        except PermanentError as exc:
+            if response.status_code == 404 or (exc.code == 100 and "100/33" in (exc.detail or "")):
+                return
+            raise
