@@ -10,7 +10,8 @@ from autopublish.cli.context import Context, guarded, open_store
 from autopublish.messages import msg
 
 
-def _actor() -> str:
+def cli_actor() -> str:
+    """Who acted, as the publish log names a command-line user."""
     return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'admin'}"
 
 
@@ -34,7 +35,7 @@ def retry(ctx: Context, delivery_id: int) -> None:
             click.echo("Error: this delivery may already be posted; check the platform, then use "
                        f"'autopublish resolve {delivery_id} --posted URL' or '--not-posted'", err=True)
             raise SystemExit(1)
-        ok = store.retry(delivery_id, _actor())
+        ok = store.retry(delivery_id, cli_actor())
     _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.", f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
 
 
@@ -45,7 +46,7 @@ def retry(ctx: Context, delivery_id: int) -> None:
 def skip(ctx: Context, delivery_id: int) -> None:
     """Never post this delivery."""
     with open_store(ctx) as store:
-        ok = store.skip(delivery_id, _actor())
+        ok = store.skip(delivery_id, cli_actor())
     _act(ctx, ok, f"Delivery {delivery_id} will not be posted.", f"delivery {delivery_id} does not exist or is already posted or skipped")
 
 
@@ -60,7 +61,7 @@ def resolve(ctx: Context, delivery_id: int, posted_url: str | None, not_posted: 
     if bool(posted_url) == not_posted:
         raise click.UsageError("give exactly one of --posted URL or --not-posted")
     with open_store(ctx) as store:
-        ok = store.resolve(delivery_id, posted_url=posted_url, actor=_actor())
+        ok = store.resolve(delivery_id, posted_url=posted_url, actor=cli_actor())
     _act(ctx, ok, f"Delivery {delivery_id} marked as {'posted' if posted_url else 'not posted; it will be sent'}.",
          f"delivery {delivery_id} does not exist or is not waiting for a decision")
 
@@ -73,7 +74,7 @@ def pause(ctx: Context, channel: str) -> None:
     """Pause a channel; its queue is kept."""
     _known_channel(ctx, channel)
     with open_store(ctx) as store:
-        store.pause_channel(channel, msg("paused_by_editor", actor=_actor()), actor=_actor())
+        store.pause_channel(channel, msg("paused_by_editor", actor=cli_actor()), actor=cli_actor())
     click.echo(f"Channel {channel} is paused; its posts are kept until: autopublish resume {channel}")
 
 
@@ -85,7 +86,7 @@ def resume(ctx: Context, channel: str) -> None:
     """Resume a paused channel; held posts go back to the queue."""
     _known_channel(ctx, channel)
     with open_store(ctx) as store:
-        count = store.resume_channel(channel, actor=_actor())
+        count = store.resume_channel(channel, actor=cli_actor())
     click.echo(f"Channel {channel} is active; {count} held post(s) are back in the queue.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from autopublish.cli.actions import _actor
+from autopublish.cli.actions import cli_actor
 from autopublish.cli.context import Context, guarded, open_store
 
 
@@ -36,6 +36,6 @@ def retract_command(ctx: Context, article: str, yes: bool) -> None:
         if not yes and not click.confirm("Take this article down everywhere?", default=False):
             click.echo("Nothing was changed.")
             return
-        for line in retract(store, config, article_id, _actor()):
+        for line in retract(store, config, article_id, cli_actor()):
             click.echo(line)
     click.echo("Deletes go out on the next sweep of the daemon (or: autopublish run --once).")
