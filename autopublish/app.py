@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 
@@ -32,7 +33,7 @@ def platform_session() -> requests.Session:
     return session
 
 
-def build_publishers(config: Config, session: requests.Session, *, clock: Callable[[], float] = time.time) -> dict[str, Publisher]:
+def build_publishers(config: Config, session: requests.Session, *, clock: Callable[[], float] = time.time) -> dict[str, Publisher[Any]]:
     env = PublisherEnv(
         session=session,
         state_dir=config.state_dir,
@@ -40,7 +41,7 @@ def build_publishers(config: Config, session: requests.Session, *, clock: Callab
         now=lambda: datetime.fromtimestamp(clock(), UTC),
         fetcher=feed_fetcher(config),
     )
-    publishers: dict[str, Publisher] = {}
+    publishers: dict[str, Publisher[Any]] = {}
     for name, channel in config.channels.items():
         try:
             cls = publisher_class(channel.platform)
@@ -56,14 +57,14 @@ class App:
     config: Config
     store: Store
     pipeline: Pipeline
-    publishers: dict[str, Publisher]
+    publishers: dict[str, Publisher[Any]]
 
     def close(self) -> None:
         self.store.close()
 
 
 def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
-                   notifier: Notifier | None = None) -> tuple[Pipeline, dict[str, Publisher]]:
+                   notifier: Notifier | None = None) -> tuple[Pipeline, dict[str, Publisher[Any]]]:
     """The pipeline for ``config`` over an open store (at start-up and on every reload)."""
     publishers = build_publishers(config, platform_session(), clock=clock)
     notifier = notifier or Alerter(config, store, publishers)

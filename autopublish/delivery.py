@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from autopublish.config import ChannelConfig
 from autopublish.errors import AuthError, NotReadyError, PublishError, StateError, UncertainError
@@ -40,7 +41,7 @@ def delivery_key(delivery_id: int, channel: str, article_key: str) -> str:
     return f"ap-{delivery_id}-{digest}"
 
 
-def build_post(article: Article, channel: ChannelConfig, publisher: Publisher, key: str, tz: str = "UTC", *,
+def build_post(article: Article, channel: ChannelConfig, publisher: Publisher[Any], key: str, tz: str = "UTC", *,
                source_origin: str | None = None) -> Post:
     """The post ``channel`` will publish for ``article``, fitted to the platform. FitError if impossible."""
     limits = publisher.current_limits()
@@ -189,13 +190,13 @@ class Delivery(Stage):
         log.info("Posted %r to %s", article.title, row.channel, extra=extra)
         result.sent += 1
 
-    def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher, message: Message, actor: str = "autopublish",
+    def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher[Any], message: Message, actor: str = "autopublish",
                      sent_text: str | None = None) -> None:
         self.store.transition(delivery_id, DeliveryStatus.SENT, message, post_url=receipt.url or "", remote_id=receipt.remote_id,
                               needs_editor=False, actor=actor, sent_text=sent_text)
         self.notifier.resolved(f"failing:{publisher.channel}", msg("alert_posting_again", channel=publisher.channel))
 
-    def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
+    def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher[Any], result: SweepResult,
                         extra: dict[str, object], *, repeatable: bool = False) -> None:
         """``repeatable``: sending it again cannot double anything (an edit, a delete)."""
         now = self.clock()
@@ -249,7 +250,7 @@ class Delivery(Stage):
         return next_allowed(pacing, now, sent_last_hour=len(in_hour), sent_last_day=len(in_day),
                             last_sent_at=recent[0] if recent else None, oldest_in_hour=oldest_hour, oldest_in_day=oldest_day)
 
-    def _deliver_action(self, row: DeliveryRow, kind: str, target_id: int | None, channel: ChannelConfig, publisher: Publisher,
+    def _deliver_action(self, row: DeliveryRow, kind: str, target_id: int | None, channel: ChannelConfig, publisher: Publisher[Any],
                         result: SweepResult) -> None:
         """Send one edit or delete of a live post: claimed before, recorded after, like a post."""
         pending = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING)
@@ -290,7 +291,7 @@ class Delivery(Stage):
         except PublishError as exc:
             self._record_failure(row, exc, row.tries + 1, publisher, result, extra, repeatable=True)
             return
-        except Exception as exc:  # noqa: BLE001 - the request may have left; an edit or delete is safe to send again
+        except Exception as exc:
             log.error("Unexpected error while changing a post on %s (%s)", row.channel, type(exc).__name__, extra=extra)
             error = UncertainError("an unexpected error happened while changing the post", platform=publisher.name, channel=row.channel)
             self._record_failure(row, error, row.tries + 1, publisher, result, extra, repeatable=True)
@@ -351,7 +352,7 @@ class Delivery(Stage):
                                   next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
             result.reconciled += 1
 
-    def _check_failed(self, row: DeliveryRow, exc: PublishError, publisher: Publisher) -> None:
+    def _check_failed(self, row: DeliveryRow, exc: PublishError, publisher: Publisher[Any]) -> None:
         """Reading back failed: resend while the platform drops repeats, else check again later or hand to an editor."""
         now = self.clock()
         extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed}

@@ -169,7 +169,8 @@ def _read_response(
         raise FeedError(f"The feed's server answered HTTP {status}", status=status)
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
-        raise FeedError(f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit ({int(declared) // (1024 * 1024)} MB); raise max_feed_size if this is expected")
+        raise FeedError(f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit ({int(declared) // (1024 * 1024)} MB); raise max_feed_size "
+                        f"if this is expected")
     try:
         body = read_capped(fetched, limits.max_bytes)
     except FetchError as exc:

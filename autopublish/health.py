@@ -87,7 +87,7 @@ class SiteHealth(Stage):
             try:
                 with self.fetcher.open(link, allowed_origin=origin, timeout=(5.0, 10.0), deadline=20.0) as fetched:
                     status = fetched.response.status_code
-            except Exception as exc:  # noqa: BLE001 - a failed look says nothing about the article
+            except Exception as exc:
                 log.info("Could not check whether %s is still on the site (%s)", link, type(exc).__name__)
                 continue
             key = f"removed:{article_id}"

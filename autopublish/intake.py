@@ -9,6 +9,7 @@ from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from autopublish.config import ChannelConfig, FeedConfig, SettingsModel
@@ -82,7 +83,7 @@ def too_old(feed: FeedConfig, article: Article, now: float) -> bool:
     return feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
 
 
-def first_status(article: Article, channel: ChannelConfig, publisher: Publisher | None, now: float, *, feed: FeedConfig,
+def first_status(article: Article, channel: ChannelConfig, publisher: Publisher[Any] | None, now: float, *, feed: FeedConfig,
                  old: bool, flood: bool = False, count: int = 0, flood_threshold: int = 0) -> tuple[str, Message]:
     """The status (and its reason) a new article's delivery to ``channel`` starts with; ``old``: see ``too_old``."""
     if old:

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from autopublish.config import Config
 from autopublish.delivery import Delivery, SweepResult, build_post, delivery_key
@@ -44,7 +45,7 @@ class Pipeline(Intake, Delivery, ChannelHealth, SiteHealth):
         self,
         config: Config,
         store: Store,
-        publishers: dict[str, Publisher],
+        publishers: dict[str, Publisher[Any]],
         fetcher: GuardedFetcher,
         *,
         clock: Callable[[], float] = time.time,

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autopublish.config import Config, FeedConfig
+from autopublish.delivery import build_post
 from autopublish.errors import FeedError
 from autopublish.feeds import fetch_feed, parse_feed
+from autopublish.intake import fetch_limits, first_status, too_old
 from autopublish.models import Article, DeliveryStatus, Post
 from autopublish.netguard import GuardedFetcher, Origin
-from autopublish.delivery import build_post
-from autopublish.intake import fetch_limits, first_status, too_old
 from autopublish.platforms.base import Publisher
 from autopublish.render import FitError
 

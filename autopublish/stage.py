@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from autopublish.config import Config
 from autopublish.errors import StateError
 from autopublish.feeds import FetchLimits
 from autopublish.lanes import Lanes
 from autopublish.messages import Message
-from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.models import Article
+from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.platforms.base import Publisher
 from autopublish.retry import RetryPolicy
 from autopublish.secrets import Redactor
@@ -43,7 +43,7 @@ class Stage:
 
     config: Config
     store: Store
-    publishers: dict[str, Publisher]
+    publishers: dict[str, Publisher[Any]]
     fetcher: GuardedFetcher
     redact: Redactor
     clock: Callable[[], float]

@@ -31,6 +31,9 @@ SCHEMA_VERSION = 1
 RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING, DeliveryStatus.SKIPPED)
 SKIPPABLE = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
 RESOLVABLE_AS_POSTED = (DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING)
+# A re-post starts only from a finished delivery, and only while no delivery of the same article
+# to the same channel is still on its way (else a stale page could queue the article twice).
+REPOSTABLE = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 
 PENDING = ("queued", "waiting", "held")
 # Additive steps for databases made before a column existed: (name, table, column, DDL).
@@ -406,11 +409,16 @@ class Store:
 
     # --- feeds ----------------------------------------------------------------------
     def feed(self, name: str) -> FeedRow | None:
-        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM feeds WHERE name = ?", (name,))
+        rows = self.query(
+            "SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM "
+            "feeds WHERE name = ?",
+            (name,),
+        )
         return FeedRow(*rows[0]) if rows else None
 
     def feeds(self) -> list[FeedRow]:
-        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, title FROM feeds ORDER BY name")
+        rows = self.query("SELECT name, etag, last_modified, fetched_at, body_hash, baseline_at, last_poll_at, last_ok_at, last_error, failing_since, polls, "
+                          "title FROM feeds ORDER BY name")
         return [FeedRow(*r) for r in rows]
 
     def ensure_feed(self, name: str, url: str) -> FeedRow:
@@ -438,7 +446,8 @@ class Store:
         now = self.now()
         with self.tx() as db:
             previous = db.execute("SELECT failing_since FROM feeds WHERE name = ?", (name,)).fetchone()
-            db.execute("UPDATE feeds SET fetched_at = COALESCE(?, fetched_at), last_poll_at = ?, last_ok_at = ?, last_error = NULL, failing_since = NULL, polls = polls + 1 WHERE name = ?",
+            db.execute("UPDATE feeds SET fetched_at = COALESCE(?, fetched_at), last_poll_at = ?, last_ok_at = ?, last_error = NULL, "
+                       "failing_since = NULL, polls = polls + 1 WHERE name = ?",
                        (fetched_at, now, now, name))
             if previous is not None and previous["failing_since"] is not None:
                 self._event(db, "feed_ok", msg("feed_ok"), feed=name, status="ok")
@@ -543,7 +552,8 @@ class Store:
         "d.progress"
     )
 
-    def _rows(self, where: str, params: tuple[Any, ...] = (), order: str = "COALESCE(a.published, a.first_seen_at), d.id", limit: int | None = None) -> list[DeliveryRow]:
+    def _rows(self, where: str, params: tuple[Any, ...] = (), order: str = "COALESCE(a.published, a.first_seen_at), d.id",
+              limit: int | None = None) -> list[DeliveryRow]:
         sql = f"SELECT {self._DELIVERY_COLUMNS} FROM deliveries d JOIN articles a ON a.id = d.article_id WHERE {where} ORDER BY {order}"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -698,10 +708,19 @@ class Store:
                                expect=(DeliveryStatus.UNCERTAIN,))
 
     def repost(self, delivery_id: int, actor: str) -> int | None:
-        """A deliberate re-post by an editor: a new generation that points at the old row."""
+        """A deliberate re-post by an editor: a new generation that points at the old row.
+
+        None (nothing queued) unless the delivery is finished (``REPOSTABLE``) and no other
+        generation for its article and channel is still pending.
+        """
         with self.tx() as db:
-            row = db.execute("SELECT article_id, channel FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-            if row is None:
+            row = db.execute("SELECT article_id, channel, status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None or row["status"] not in REPOSTABLE:
+                return None
+            marks = ",".join("?" * len(REPOSTABLE))
+            pending = db.execute(f"SELECT 1 FROM deliveries WHERE article_id = ? AND channel = ? AND status NOT IN ({marks}) LIMIT 1",
+                                 (row["article_id"], row["channel"], *REPOSTABLE)).fetchone()
+            if pending:
                 return None
             top = db.execute("SELECT MAX(generation) FROM deliveries WHERE article_id = ? AND channel = ?", (row["article_id"], row["channel"])).fetchone()[0]
             new_id = self._insert_delivery(db, row["article_id"], row["channel"], DeliveryStatus.QUEUED, msg("repost_queued", actor=actor),
@@ -728,7 +747,8 @@ class Store:
 
     # --- channels ---------------------------------------------------------------------------
     def channel(self, name: str) -> ChannelRow:
-        rows = self.query("SELECT name, paused, paused_reason, paused_at, paused_by, token_expires_at, last_success_at, last_failure_at FROM channels WHERE name = ?", (name,))
+        rows = self.query("SELECT name, paused, paused_reason, paused_at, paused_by, token_expires_at, last_success_at, last_failure_at FROM channels WHERE "
+                          "name = ?", (name,))
         if not rows:
             return ChannelRow(name, False, "", None, "", None, None, None)
         r = rows[0]
@@ -793,7 +813,8 @@ class Store:
             where.append("(a.title LIKE ? OR e.message LIKE ?)")
             params.extend([f"%{search}%", f"%{search}%"])
         sql = (
-            "SELECT e.id, e.at, e.kind, e.status, e.delivery_id, e.channel, COALESCE(NULLIF(e.feed, ''), a.feed, '') AS feed, e.message, e.actor, e.code, e.params, e.article_id, "
+            "SELECT e.id, e.at, e.kind, e.status, e.delivery_id, e.channel, COALESCE(NULLIF(e.feed, ''), a.feed, '') AS feed, e.message, e.actor, e.code, "
+            "e.params, e.article_id, "
             "a.title, a.link, d.post_url, d.status AS delivery_status, d.needs_editor "
             "FROM events e LEFT JOIN articles a ON a.id = e.article_id LEFT JOIN deliveries d ON d.id = e.delivery_id "
             f"WHERE {' AND '.join(where)} ORDER BY e.at DESC, e.id DESC LIMIT ? OFFSET ?"
@@ -831,7 +852,7 @@ class Store:
         rows = self.query("SELECT last_sent_at, resolved_at FROM alerts WHERE key = ?", (key,))
         if not rows or rows[0]["resolved_at"] is not None or rows[0]["last_sent_at"] is None:
             return True
-        return self.now() - rows[0]["last_sent_at"] >= repeat
+        return bool(self.now() - float(rows[0]["last_sent_at"]) >= repeat)
 
     def alert_is_open(self, key: str) -> bool:
         return bool(self.query("SELECT 1 FROM alerts WHERE key = ? AND resolved_at IS NULL", (key,)))

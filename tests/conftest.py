@@ -7,6 +7,10 @@ import socket
 
 import pytest
 
+# The editors' page fixtures (a site with its config and store, and the Flask app over it) for every
+# module that tests the page: defined in test_web.py, shared here so no test module re-imports them.
+from tests.test_web import app, site  # noqa: F401
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo

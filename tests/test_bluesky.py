@@ -316,9 +316,8 @@ def test_token_about_to_expire_is_refreshed_first(fake, tmp_path):
 
 
 def test_wrong_app_password_is_an_auth_error_naming_the_variable(tmp_path):
-    with FakeBluesky(password="another-password", lifetime=30) as fake:
-        with pytest.raises(AuthError) as info:
-            make(fake, tmp_path).publish(sample_post())
+    with FakeBluesky(password="another-password", lifetime=30) as fake, pytest.raises(AuthError) as info:
+        make(fake, tmp_path).publish(sample_post())
     message = info.value.message
     assert "BLUESKY_APP_PASSWORD" in message and "autopublish resume bluesky" in message
     assert CANARY not in f"{info.value} {vars(info.value)}"
@@ -381,7 +380,9 @@ def test_read_back_by_record_key(fake, tmp_path):
     receipt = publisher.publish(post)
     found = publisher.find_existing(post)
     assert found == receipt
-    listed = requests.get(f"{fake.url}/xrpc/com.atproto.repo.listRecords", params={"repo": fake.did, "collection": "app.bsky.feed.post", "limit": 1}, timeout=2).json()
+    listed = requests.get(
+        f"{fake.url}/xrpc/com.atproto.repo.listRecords", params={"repo": fake.did, "collection": "app.bsky.feed.post", "limit": 1}, timeout=2
+    ).json()
     assert len(listed["records"]) == 1 and "cursor" in listed
 
 
@@ -410,3 +411,114 @@ def test_the_app_password_never_reaches_logs_or_errors(fake, tmp_path, caplog):
     assert CANARY not in caplog.text
     for token in list(fake.access_tokens) + list(fake.refresh_tokens):
         assert token not in caplog.text
+
+
+# --- sessions across runs (cron: `autopublish run --once`) -----------------------------------
+
+
+def _session_file(tmp_path: Path) -> Path:
+    return tmp_path / "sessions" / "bluesky-bluesky.json"
+
+
+def test_the_fake_limits_logins_like_bluesky(fake, tmp_path):
+    """30 createSession calls per 5 minutes per handle: the 31st is answered 429 (what cron runs without a saved session would meet)."""
+    for i in range(30):
+        make(fake, tmp_path / f"run{i}").check()
+    with pytest.raises(RateLimitedError) as info:
+        make(fake, tmp_path / "run30").publish(sample_post())
+    assert 0 < info.value.retry_after <= 301 and fake.logins == 30 and fake.posts == 0
+
+
+def test_cron_runs_reuse_one_saved_session(fake, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    for i in range(40):  # a fresh publisher per run, as each `run --once` process builds its own
+        make(fake, tmp_path).publish(sample_post(key=f"run-{i}"))
+    assert fake.posts == 40 and fake.logins == 1
+    saved = _session_file(tmp_path)
+    assert saved.stat().st_mode & 0o777 == 0o600 and saved.parent.stat().st_mode & 0o777 == 0o700
+    content = saved.read_text(encoding="utf-8")
+    assert CANARY not in content  # the app password is never saved, only the session's tokens
+    for token in list(fake.access_tokens) + list(fake.refresh_tokens):
+        assert token not in caplog.text
+    assert json.loads(content)["access"] in fake.access_tokens
+
+
+def test_a_saved_session_is_refreshed_and_the_rotated_token_kept(fake, tmp_path):
+    make(fake, tmp_path).publish(sample_post(key="k1"))
+    for run in (2, 3):
+        fake.expire_access_tokens()  # refresh tokens rotate: run 3 works only if run 2 saved the new one
+        make(fake, tmp_path).publish(sample_post(key=f"k{run}"))
+    assert fake.posts == 3 and fake.logins == 1 and fake.refreshes == 2
+
+
+@pytest.mark.parametrize("damage", ["garbage", "other account", "revoked"])
+def test_an_unusable_saved_session_means_one_new_login(fake, tmp_path, damage):
+    make(fake, tmp_path).publish(sample_post(key="k1"))
+    saved = _session_file(tmp_path)
+    if damage == "garbage":
+        saved.write_text("{not json", encoding="utf-8")
+    elif damage == "other account":
+        saved.write_text(json.dumps({**json.loads(saved.read_text(encoding="utf-8")), "handle": "lain.bsky.social"}), encoding="utf-8")
+    else:
+        fake.expire_access_tokens()
+        fake.revoke_refresh_tokens()
+    make(fake, tmp_path).publish(sample_post(key="k2"))
+    assert fake.posts == 2 and fake.logins == 2
+    assert json.loads(saved.read_text(encoding="utf-8"))["handle"] == "berita.bsky.social"
+
+
+def test_run_once_from_cron_logs_in_once_across_runs(fake, tmp_path):
+    """The real entry point: separate `run --once` invocations share the session saved in the state directory."""
+    from tests.fakes.feed_server import FeedServer, older_items, seed_item
+    from tests.helpers import outbox_lines, run_cli, write_config
+
+    with FeedServer(older_items(2)) as site:
+        (tmp_path / ".env").write_text(f"BLUESKY_APP_PASSWORD={CANARY}\n", encoding="utf-8")
+        channel = f'\n[channels.sky]\nplatform = "bluesky"\nservice = "{fake.url}"\nhandle = "berita.bsky.social"\napp_password = "${{BLUESKY_APP_PASSWORD}}"\n'
+        config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="outbox,sky", extra=channel)
+        assert run_cli(config, "run", "--once").exit_code == 0  # baseline
+        for n in range(3):
+            site.add(seed_item(datetime.now(UTC) - timedelta(minutes=5 - n)))
+            site.items[-1].guid += f"-{n}"
+            site.items[-1].link += f"{n}/"
+            result = run_cli(config, "run", "--once")
+            assert result.exit_code == 0 and CANARY not in result.output
+        assert len(outbox_lines(config)) == 3 and fake.posts == 3 and fake.logins == 1
+        saved = tmp_path / "queue" / "sessions" / "bluesky-sky.json"
+        assert saved.stat().st_mode & 0o777 == 0o600
+        assert json.loads(saved.read_text(encoding="utf-8"))["access"] not in result.output
+
+
+# --- images over the blob limits are downscaled --------------------------------------------------
+
+
+def test_a_thumbnail_over_1_000_000_bytes_is_downscaled_not_dropped(fake, tmp_path):
+    from tests.helpers import noise_image
+
+    fake.images["big.png"] = (noise_image(1400, 800), "image/png")
+    assert len(fake.images["big.png"][0]) > 3_000_000
+    make(fake, tmp_path).publish(sample_post(image=fake.image_url("big.png")))
+    thumb = only_record(fake)["embed"]["external"]["thumb"]
+    blob = fake.blobs[thumb["ref"]["$link"]]
+    assert len(blob) <= 1_000_000 and thumb["mimeType"] == "image/jpeg" and blob.startswith(b"\xff\xd8")
+
+
+def test_an_embedded_image_over_2_000_000_bytes_is_downscaled(fake, tmp_path):
+    from tests.helpers import noise_image
+
+    fake.images["big.png"] = (noise_image(1400, 1000), "image/png")
+    post = replace(sample_post(image=fake.image_url("big.png"), text="Foto kegiatan hari ini"), link=None)
+    make(fake, tmp_path).publish(post)
+    image = only_record(fake)["embed"]["images"][0]["image"]
+    assert len(fake.blobs[image["ref"]["$link"]]) <= 2_000_000 and image["mimeType"] == "image/jpeg"
+
+
+def test_two_processes_sharing_the_saved_session_do_not_log_in_again(fake, tmp_path):
+    """Refresh tokens rotate: when one process refreshed, the other picks up the saved session instead of logging in."""
+    daemon, cron = make(fake, tmp_path), make(fake, tmp_path)
+    daemon.publish(sample_post(key="k1"))
+    cron.publish(sample_post(key="k2"))
+    fake.expire_access_tokens()
+    daemon.publish(sample_post(key="k3"))  # refreshes: the refresh token cron holds is now spent
+    cron.publish(sample_post(key="k4"))
+    assert fake.posts == 4 and fake.logins == 1 and fake.refreshes == 1

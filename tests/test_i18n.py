@@ -22,7 +22,7 @@ from autopublish.retry import RetryPolicy, decide
 from autopublish.state import SCHEMA, Store
 from autopublish.web.i18n import MESSAGES, duration_text, say
 from tests.helpers import outbox_lines, run_cli
-from tests.test_web import Site, app, delivery_ids, sign_in, site  # noqa: F401  (fixtures)
+from tests.test_web import Site, delivery_ids, sign_in
 
 PLATFORM_WORDS = "Facebook says the Page token has expired; create a new Page token"
 SOURCE = Path(__file__).resolve().parent.parent / "autopublish"

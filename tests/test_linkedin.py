@@ -202,7 +202,11 @@ def test_rate_limit_honours_retry_after(fake: LinkedInFake, publisher: LinkedInP
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (401, {"status": 401, "serviceErrorCode": 65601, "code": "REVOKED_ACCESS_TOKEN", "message": "The token used in the request has been revoked by the user"}, AuthError),
+        (
+            401,
+            {"status": 401, "serviceErrorCode": 65601, "code": "REVOKED_ACCESS_TOKEN", "message": "The token used in the request has been revoked by the user"},
+            AuthError,
+        ),
         (403, {"status": 403, "serviceErrorCode": 100, "code": "ACCESS_DENIED", "message": "Not enough permissions"}, AuthError),
         (426, {"status": 426, "code": "NONEXISTENT_VERSION", "message": "Requested version 20240201 is not active"}, AuthError),
         (400, {"status": 400, "message": "com.linkedin.content.common.exception.BadRequestResponseException: Invalid value"}, PermanentError),

@@ -73,9 +73,8 @@ class Canary:
 
 
 def _refused(fetcher: GuardedFetcher, url: str, origin: str | None = None) -> AddressRefusedError:
-    with pytest.raises(AddressRefusedError) as info:
-        with fetcher.open(url, allowed_origin=origin, timeout=(1.0, 1.0), deadline=3.0):
-            pass
+    with pytest.raises(AddressRefusedError) as info, fetcher.open(url, allowed_origin=origin, timeout=(1.0, 1.0), deadline=3.0):
+        pass
     return info.value
 
 
@@ -125,15 +124,13 @@ def test_an_image_on_a_canary_port_of_loopback_is_refused_even_beside_a_loopback
 
 
 def test_the_feeds_own_origin_is_allowed():
-    with FeedServer() as feed:
-        with GuardedFetcher().open(feed.image_url(), allowed_origin=f"{feed.url}/feed/") as fetched:
-            assert read_capped(fetched, 1024) == TINY_PNG
+    with FeedServer() as feed, GuardedFetcher().open(feed.image_url(), allowed_origin=f"{feed.url}/feed/") as fetched:
+        assert read_capped(fetched, 1024) == TINY_PNG
 
 
 def test_a_host_in_allow_private_hosts_is_fetched():
-    with FeedServer() as images:
-        with GuardedFetcher(allow_private_hosts=["127.0.0.1"]).open(images.image_url(), allowed_origin=None) as fetched:
-            assert read_capped(fetched, 1024) == TINY_PNG
+    with FeedServer() as images, GuardedFetcher(allow_private_hosts=["127.0.0.1"]).open(images.image_url(), allowed_origin=None) as fetched:
+        assert read_capped(fetched, 1024) == TINY_PNG
 
 
 def test_a_redirect_from_an_allowed_origin_to_a_canary_is_refused_at_the_hop():
@@ -148,9 +145,8 @@ def test_a_redirect_from_an_allowed_origin_to_a_canary_is_refused_at_the_hop():
 def test_redirects_are_followed_at_most_five_times():
     with FeedServer() as feed:
         feed.override = Response(302, b"", {"Location": "/again"})
-        with pytest.raises(FetchError, match="more than 5 times"):
-            with GuardedFetcher().open(f"{feed.url}/x", allowed_origin=feed.url, max_redirects=5):
-                pass
+        with pytest.raises(FetchError, match="more than 5 times"), GuardedFetcher().open(f"{feed.url}/x", allowed_origin=feed.url, max_redirects=5):
+            pass
         assert len(feed.requests) == 6
 
 

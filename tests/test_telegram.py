@@ -50,7 +50,7 @@ def sends(fake: TelegramFake) -> list[Request]:
 
 
 # --- escaping and counting --------------------------------------------------------
-@pytest.mark.parametrize("text", MULTILINGUAL + ["<b>not bold</b> a > b < c && d &amp; e &lt;"])
+@pytest.mark.parametrize("text", [*MULTILINGUAL, "<b>not bold</b> a > b < c && d &amp; e &lt;"])
 def test_text_arrives_exactly_as_written(fake, tmp_path, text):
     publisher = make(fake, tmp_path)
     publisher.publish(sample_post(text=text))
@@ -127,13 +127,24 @@ def test_link_preview_can_be_disabled(fake, tmp_path):
     assert fake.messages[0]["link_preview_options"] == {"is_disabled": True}
 
 
-def test_unusable_image_falls_back_to_text(fake, tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("where", "telegram_says"),
+    [
+        ("missing", "failed to get HTTP URL content"),
+        ("huge", "can't upload file by URL"),
+        ("elsewhere", "wrong file identifier/HTTP URL specified"),
+    ],
+)
+def test_unusable_image_falls_back_to_text(fake, tmp_path, caplog, where, telegram_says):
+    """Bot API sendPhoto: Telegram downloads a photo given by URL (at most 5 MB); when it cannot, the text still goes."""
     publisher = make(fake, tmp_path)
+    image = f"{fake.url}/elsewhere/kunjungan.png" if where == "elsewhere" else fake.image_url(f"{where}.png")
     with caplog.at_level(logging.WARNING, logger="autopublish"):
-        publisher.publish(sample_post(image=fake.image_url("missing.png")))
+        receipt = publisher.publish(sample_post(image=image))
     (message,) = fake.messages
-    assert "photo" not in message
-    assert "could not use the article image" in caplog.text
+    assert "photo" not in message and message["text"] and receipt.remote_id
+    assert "could not use the article image" in caplog.text and telegram_says in caplog.text
+    assert [r.path.rsplit("/", 1)[-1] for r in fake.requests[-2:]] == ["sendPhoto", "sendMessage"]
 
 
 # --- group migration ------------------------------------------------------------------

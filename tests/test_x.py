@@ -74,7 +74,8 @@ CONFORMANCE = [
     ("punycode host over 63", "あいうえおかきくけこ" * 12 + " http://" + "あいうえおかきくけこ" * 5 + "あいう.com", 358),
     ("punycode host within 63", "あいうえおかきくけこ" * 12 + " http://" + "あいうえおかきくけこ" * 5 + "あい.com", 264),
     ("140 family emoji", FAMILY * 140, 280),
-    ("Unicode 10 emoji", "Unicode 10.0 emoji: \U0001F92A; \U0001F9D5; \U0001F9D5\U0001F3FE; \U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F", 34),
+    ("Unicode 10 emoji", "Unicode 10.0 emoji: \U0001F92A; \U0001F9D5; \U0001F9D5\U0001F3FE; "
+                         "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F", 34),
     ("Unicode 9 emoji", "Unicode 9.0 emoji: \U0001F920; \U0001F483; \U0001F483\U0001F3FE", 29),
     ("invalid characters", "ABC\u202a\uffffABC\ufffe", 12),
     ("directional marks around a url", "\u2066\u202ahttp://foobar.پاکستان/\u202c\u2069", 31),
@@ -179,6 +180,16 @@ def test_publish_uploads_the_image_and_returns_the_status_url(fake: XFake, publi
     assert post["source_text"] == sample_post().text
 
 
+def test_an_image_over_5_mb_is_downscaled_and_posted(fake: XFake, publisher: XPublisher) -> None:
+    from tests.helpers import noise_image
+
+    fake.images["big.png"] = (noise_image(1800, 1200), "image/png")
+    assert len(fake.images["big.png"][0]) > 5 * 1024 * 1024
+    publisher.publish(sample_post(image=fake.image_url("big.png")))
+    (post,) = fake.posts
+    assert post["media_ids"] and len(fake.media[post["media_ids"][0]]) <= 5 * 1024 * 1024
+
+
 def test_unreachable_image_posts_without_it(fake: XFake, publisher: XPublisher) -> None:
     publisher.publish(sample_post(image="http://127.0.0.1:9/missing.png"))
     assert fake.posts[0]["media_ids"] == []
@@ -238,7 +249,8 @@ def test_credits_depleted_pauses_the_channel_in_plain_words(fake: XFake, publish
              "detail": "Your client app is not configured with the appropriate oauth1 app permissions for this endpoint."},
             AuthError,
         ),
-        (400, {"title": "Invalid Request", "type": "https://api.twitter.com/2/problems/invalid-request", "detail": "One or more parameters to your request was invalid.", "errors": [{"message": "bad"}]}, PermanentError),
+        (400, {"title": "Invalid Request", "type": "https://api.twitter.com/2/problems/invalid-request",
+               "detail": "One or more parameters to your request was invalid.", "errors": [{"message": "bad"}]}, PermanentError),
         (503, {"title": "Service Unavailable", "type": "about:blank", "status": 503, "detail": "Service Unavailable"}, UncertainError),
         (500, {"title": "Internal Server Error", "type": "about:blank", "status": 500}, UncertainError),
     ],
@@ -255,14 +267,16 @@ def test_error_mapping(fake: XFake, publisher: XPublisher, status: int, problem:
 
 def test_rate_limit_waits_for_the_reset_header(fake: XFake, publisher: XPublisher) -> None:
     reset = int(time.time()) + 600
-    fake.answer_next_publish(429, {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}, {"x-rate-limit-reset": str(reset)})
+    problem = {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}
+    fake.answer_next_publish(429, problem, {"x-rate-limit-reset": str(reset)})
     with pytest.raises(RateLimitedError) as info:
         publisher.publish(sample_post())
     assert info.value.retry_after is not None and 500 < info.value.retry_after <= 600
 
 
 def test_usage_cap_is_a_long_rate_limit(fake: XFake, publisher: XPublisher) -> None:
-    fake.answer_next_publish(429, {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap", "type": "https://api.twitter.com/2/problems/usage-capped"}, {"x-rate-limit-reset": "0"})
+    problem = {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap", "type": "https://api.twitter.com/2/problems/usage-capped"}
+    fake.answer_next_publish(429, problem, {"x-rate-limit-reset": "0"})
     with pytest.raises(RateLimitedError) as info:
         publisher.publish(sample_post())
     assert "usage cap" in info.value.message and info.value.retry_after and info.value.retry_after > 0

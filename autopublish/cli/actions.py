@@ -36,7 +36,8 @@ def retry(ctx: Context, delivery_id: int) -> None:
                        f"'autopublish resolve {delivery_id} --posted URL' or '--not-posted'", err=True)
             raise SystemExit(1)
         ok = store.retry(delivery_id, cli_actor())
-    _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.", f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
+    _act(ctx, ok, f"Delivery {delivery_id} is back in the queue.",
+         f"delivery {delivery_id} does not exist or cannot be retried (only failed, held, waiting or skipped ones)")
 
 
 @click.command()

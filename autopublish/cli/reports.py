@@ -16,7 +16,6 @@ from autopublish.cli.context import Context, guarded, open_store
 from autopublish.durations import parse_duration
 from autopublish.web.i18n import pick_language, say, translate
 
-
 STATUS_WORDS = {
     "sent": "posted",
     "sending": "posting",
@@ -95,7 +94,9 @@ def log_command(ctx: Context, since: str | None, channel: str | None, feed: str 
         return
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"])
+        writer = csv.DictWriter(
+            buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"]
+        )
         writer.writeheader()
         writer.writerows({key: csv_safe(value) for key, value in row.items() if key != "local"} for row in rows)
         click.echo(buffer.getvalue(), nl=False)

@@ -488,8 +488,11 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         if status == 422:
             return self.error(PermanentError, f"Mastodon ({self.host}) refused the post: {text or 'validation failed'}", code=status, detail=text)
         if status == 404 and not creating:
-            return self.error(PermanentError, f"Mastodon ({self.host}) does not know this account or address; check the channel's instance", code=status, detail=text)
-        return self.error(PermanentError, f"Mastodon ({self.host}) refused the request (HTTP {status}); check the channel's instance address", code=status, detail=text)
+            return self.error(
+                PermanentError, f"Mastodon ({self.host}) does not know this account or address; check the channel's instance", code=status, detail=text
+            )
+        return self.error(PermanentError, f"Mastodon ({self.host}) refused the request (HTTP {status}); check the channel's instance "
+                                          f"address", code=status, detail=text)
 
 
     # --- corrections and takedowns --------------------------------------------------------

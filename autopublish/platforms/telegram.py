@@ -50,10 +50,14 @@ DEFAULT_RETRY_AFTER = 30.0
 _USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
 _NUMERIC = re.compile(r"^-?\d+$")
 
-# 400 descriptions that mean "this photo cannot be used" (the text itself would go).
+# 400 descriptions that mean "this photo cannot be used" (the text itself would go). Telegram
+# fetches a photo given by URL itself (Bot API, "Sending files": at most 5 MB by URL); when it
+# cannot, it answers "can't upload file by URL", "wrong file identifier/HTTP URL specified" or
+# "failed to get HTTP URL content" (../shared/reference/platform-apis.md §14): post the text.
 _PHOTO_PROBLEMS = (
     "wrong file identifier",
     "http url",
+    "upload file by url",
     "web page content",
     "image_process_failed",
     "photo_invalid",

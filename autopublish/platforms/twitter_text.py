@@ -41,10 +41,13 @@ _BARE_URL = regex.compile(
 # Generic TLDs a bare domain is recognised on. twitter-text knows every TLD; this list
 # covers what news sites and their posts use. Country TLDs need a path (see module doc).
 _GENERIC_TLDS = frozenset(
-    """com net org edu gov mil int info biz name pro mobi app dev xyz online site tech store
-    blog news media agency asia jobs travel museum aero coop cat tel post shop club live
-    page link space website world today cloud digital email network solutions services
-    social group center company foundation institute school university academy""".split()
+    [
+        "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "name", "pro", "mobi", "app", "dev", "xyz", "online",
+        "site", "tech", "store", "blog", "news", "media", "agency", "asia", "jobs", "travel", "museum", "aero", "coop", "cat",
+        "tel", "post", "shop", "club", "live", "page", "link", "space", "website", "world", "today", "cloud", "digital", "email",
+        "network", "solutions", "services", "social", "group", "center", "company", "foundation", "institute", "school",
+        "university", "academy",
+    ]
 )
 _TRAILING_PUNCTUATION = ".,:;!?'\"*…)]}"
 _LABEL = regex.compile(r"^[\w\-]+$")

@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -259,7 +260,7 @@ class WebhookPublisher(Publisher[WebhookOptions]):
                 "post_id": receipt.remote_id, "url": receipt.url}
         self._send_change(data, what="delete", gone_ok=True)
 
-    def _send_change(self, data: dict[str, object], *, what: str, gone_ok: bool = False) -> None:
+    def _send_change(self, data: Mapping[str, object], *, what: str, gone_ok: bool = False) -> None:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         response = self.request("POST", self.options.url, writes=True, what=f"The webhook receiver at {self.host}", data=body,
                                 headers=self.headers(str(data["id"]), body))

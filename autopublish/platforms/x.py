@@ -44,6 +44,7 @@ from autopublish.errors import (
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms import twitter_text
 from autopublish.platforms.base import PlatformOptions, Publisher, seconds_until_epoch
+from autopublish.platforms.images import fit_image
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0  # X's windows are 15 minutes
 READ_BACK_COUNT = 10  # Free reads 100 posts a month: only the latest few, where a post in doubt is
 READ_ACCESS = "X API access to read the account's posts (GET /2/users/:id/tweets; the app must be in a Project)"
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X media upload: images at most 5 MB; larger ones are downscaled
 
 
 class XOptions(PlatformOptions):
@@ -152,6 +154,8 @@ class XPublisher(Publisher[XOptions]):
         """
         assert post.image is not None
         image = self.fetch_image(post.image, origin=post.source_origin)
+        if image is not None:
+            image = fit_image(image, MAX_IMAGE_BYTES, label=self.label, channel=self.channel)
         if image is None:
             return None
         url = f"{self.options.api_base}/2/media/upload"

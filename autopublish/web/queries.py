@@ -11,7 +11,6 @@ from typing import Any
 
 from autopublish.state import DeliveryRow, Store
 
-
 # The columns of autopublish.state.DeliveryRow, in its order.
 DELIVERY_COLUMNS = (
     "d.id, d.article_id, d.channel, d.status, d.tries, d.next_attempt_at, d.first_try_at, d.reason, d.post_url, d.remote_id, "

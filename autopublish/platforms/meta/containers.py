@@ -247,7 +247,8 @@ class ContainerPublisher(Publisher[ContainerOptions]):
 
     def _continue(self, post: Post, progress: Progress) -> Receipt:
         try:
-            body = self.graph_get(progress.container, {"fields": f"id,{self.status_field},error_message,status"}, what=f"{self.label} (checking the prepared post)")
+            fields = {"fields": f"id,{self.status_field},error_message,status"}
+            body = self.graph_get(progress.container, fields, what=f"{self.label} (checking the prepared post)")
         except PermanentError as exc:
             if isinstance(exc, AuthError):
                 raise
@@ -368,7 +369,8 @@ class ContainerPublisher(Publisher[ContainerOptions]):
                 **kwargs,
             )
         if kind is Kind.SPAM:
-            return self.error(PermanentError, f"{self.label} blocked the post as possible spam; an admin should check the account in the {self.label} app", **kwargs)
+            return self.error(PermanentError, f"{self.label} blocked the post as possible spam; an admin should check the account in the {self.label} "
+                                              f"app", **kwargs)
         if kind is Kind.POLICY_BLOCK:
             said = f": \"{error.reason}\"" if error.reason else ""
             return self.error(HeldError, f"{self.label} blocked this post{said}. An editor should check the account, then retry or skip it", **kwargs)
@@ -438,7 +440,8 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         now = self.env.now()
         since = int((now - timedelta(seconds=window)).timestamp())
         try:
-            body = self.graph_get(self.user_path(self.media_path), {"fields": "id,timestamp", "since": since, "limit": 100}, what=f"{self.label} (recent posts)")
+            query = {"fields": "id,timestamp", "since": since, "limit": 100}
+            body = self.graph_get(self.user_path(self.media_path), query, what=f"{self.label} (recent posts)")
         except PublishError:
             return DEFAULT_QUOTA_WAIT
         raw_items = body.get("data")

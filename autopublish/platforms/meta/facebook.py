@@ -424,7 +424,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             failure = self._response_error(exc, writes=writes)
         except GraphTransportError as exc:
             failure = self._transport_failure(exc, writes=writes)
-        except Exception as exc:  # noqa: BLE001 - facebook-sdk tripping over an answer: after sending, never "success"
+        except Exception as exc:
             cls = UncertainError if writes else TransientError
             text = "may have been published" if writes else "will try again later"
             failure = self.error(cls, f"Facebook's answer could not be understood; the post {text}", detail=type(exc).__name__)
