@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from autopublish.config import Config
 from autopublish.errors import ConfigError
+from autopublish.messages import msg
 from autopublish.scheduler import Daemon
 from autopublish.secrets import Redactor
 
@@ -66,7 +67,7 @@ class Reloader:
             self.redactor.add(config.secret_values())
             pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers
-            self.app.store.log_event("config_reloaded", "The config was reloaded")
+            self.app.store.log_event("config_reloaded", msg("config_reloaded"))
             pipeline.notifier.resolved("config", "The config is valid again and was applied")
             log.info("Config reloaded: %d feed(s), %d channel(s)", len(config.feeds), len(config.channels))
             return pipeline

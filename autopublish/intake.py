@@ -216,7 +216,7 @@ class Intake(FeedHealth):
             self._feed_recovered(feed.name, row.failing_since)
             return PollResult(feed.name, True, changed=False, message="unchanged")
         for skipped in parsed.skipped:
-            text = f"An entry of the feed was skipped: {skipped}"
+            text = msg("bad_entry", detail=skipped)
             if self.store.log_event_once("bad_entry", text, feed=feed.name, status="warning"):
                 log.warning("Feed %s: %s", feed.name, text, extra={"feed": feed.name})
         if parsed.warning:

@@ -423,6 +423,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "uncertain_will_check": "Not sure it was posted; autopublish will check the platform before trying again.",
         "uncertain_no_check": "Not sure it was posted, and this platform cannot be checked automatically. Look, then mark it posted or not posted.",
         "uncertain_unknown": "Not sure it was posted. Look, then mark it posted or not posted.",
+        "bad_entry": "An entry of the feed was skipped because it cannot be read.",
+        "config_reloaded": "The config was reloaded.",
         "interrupted": "autopublish stopped while this was being posted; it will check the platform before trying again.",
         "resend_idempotent": "Will be sent again; the platform drops repeats of the same post.",
         "uncertain_platform_no_check": "Not sure it was posted, and {platform} cannot be checked automatically. Look, then mark it posted or not posted.",
@@ -504,6 +506,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "uncertain_will_check": "Belum pasti sudah terunggah; autopublish akan memeriksa platform sebelum mencoba lagi.",
         "uncertain_no_check": "Belum pasti sudah terunggah, dan platform ini tidak dapat diperiksa otomatis. Periksa, lalu tandai sudah atau belum terunggah.",
         "uncertain_unknown": "Belum pasti sudah terunggah. Periksa, lalu tandai sudah atau belum terunggah.",
+        "bad_entry": "Satu entri feed dilewati karena tidak dapat dibaca.",
+        "config_reloaded": "Konfigurasi dimuat ulang.",
         "interrupted": "autopublish berhenti saat ini sedang diunggah; platform akan diperiksa sebelum mencoba lagi.",
         "resend_idempotent": "Akan dikirim lagi; platform membuang unggahan yang sama.",
         "uncertain_platform_no_check": "Belum pasti sudah terunggah, dan {platform} tidak dapat diperiksa otomatis. Periksa, lalu tandai sudah atau belum "
