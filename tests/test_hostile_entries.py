@@ -105,7 +105,7 @@ def test_run_once_survives_a_hostile_entry_and_the_publish_log_names_it(tmp_path
 
 def test_an_unexpected_error_is_recorded_on_that_feed_and_never_stops_the_others(tmp_path, monkeypatch):
     """A bug (played by a parser that raises) fails its feed: last error, failing /healthz, an alert after feed_down_after."""
-    import autopublish.pipeline as pipeline_module
+    import autopublish.intake as pipeline_module
 
     real_parse = pipeline_module.parse_feed
 

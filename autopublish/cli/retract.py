@@ -1,10 +1,11 @@
-"""``autopublish retract ARTICLE``: take an article's posts down everywhere (cli.py registers it)."""
+"""``autopublish retract ARTICLE``: take an article's posts down everywhere (registered in autopublish/cli/__init__.py)."""
 
 from __future__ import annotations
 
 import click
 
-from autopublish.cli import Context, _actor, _open_store, guarded
+from autopublish.cli.actions import cli_actor
+from autopublish.cli.context import Context, guarded, open_store
 
 
 @click.command("retract")
@@ -21,7 +22,7 @@ def retract_command(ctx: Context, article: str, yes: bool) -> None:
     from autopublish.corrections import retract
 
     config = ctx.config()
-    with _open_store(ctx) as store:
+    with open_store(ctx) as store:
         article_id = store.find_article(article)
         if article_id is None:
             click.echo(f"Error: no article matches {article!r}; give its link or a delivery number from 'autopublish log'", err=True)
@@ -35,6 +36,6 @@ def retract_command(ctx: Context, article: str, yes: bool) -> None:
         if not yes and not click.confirm("Take this article down everywhere?", default=False):
             click.echo("Nothing was changed.")
             return
-        for line in retract(store, config, article_id, _actor()):
+        for line in retract(store, config, article_id, cli_actor()):
             click.echo(line)
     click.echo("Deletes go out on the next sweep of the daemon (or: autopublish run --once).")

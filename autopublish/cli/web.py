@@ -1,6 +1,6 @@
 """CLI commands for the editors' page: ``autopublish web`` and ``autopublish hash-password``.
 
-cli.py registers these through ``_register_optional``.
+The command group (autopublish.cli) registers them.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from autopublish.cli import Context, guarded
-from autopublish.config import Config, load_config
+from autopublish.cli.context import Context, guarded
+from autopublish.config import Config
 
 
 @click.command("web")
@@ -26,8 +26,10 @@ def web_command(ctx: Context, host: str | None, port: int | None) -> None:
     host = host or config.web.host
     port = port or config.web.port
 
+    load_config = ctx.config_loader()
+
     def reload_config() -> Config:  # edits to [[web.users]] apply without a restart
-        fresh = load_config(config.path, ctx.environ(), embedded=config.embedded)
+        fresh = load_config()
         ctx.redactor.add(fresh.secret_values())
         return fresh
 
@@ -60,14 +62,3 @@ def hash_password_command() -> None:
     click.echo("Put this line in the user's [[web.users]] entry as password_hash:", err=True)
     click.echo(generate_password_hash(password, method="scrypt"))
 
-
-def _ensure_registered() -> None:
-    """When this module is imported before autopublish.cli finished, cli's own registration missed us."""
-    from autopublish import cli as cli_module
-
-    for command in (web_command, hash_password_command):
-        if command.name not in cli_module.cli.commands:
-            cli_module.cli.add_command(command)
-
-
-_ensure_registered()
