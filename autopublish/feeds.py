@@ -286,16 +286,7 @@ def _from_entries(fast: tuple[str, str, list[dict[str, Any]], dict[str, str]], *
     """The fast path's entries (feedparser-shaped dicts) through the same mapping as parse_feed_slow."""
     raw_title, language, entries, links = fast
     title = clean_line(html_to_text(_text(raw_title)))
-    articles = []
-    skipped: list[str] = []
-    for index, entry in enumerate(entries):
-        try:
-            article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
-        except Exception as problem:  # one unreadable entry never stops the others
-            skipped.append(f"{_describe(entry, index)}: {_why(problem)}")
-            continue
-        if article is not None:
-            articles.append(article)
+    articles, skipped = _articles_from(entries, feed=feed, title=title, language=language)
     return ParsedFeed(title=title, articles=articles, skipped=tuple(skipped), home=_http(_text(links["home"])),
                       hub=_http(_text(links["hub"])), self_url=_http(_text(links["self"])))
 
@@ -317,16 +308,7 @@ def parse_feed_slow(body: bytes, *, feed: str, content_type: str = "", url: str 
     feed_info = parsed.get("feed", {})
     title = clean_line(html_to_text(_text(feed_info.get("title", "")))) if isinstance(feed_info, dict) else ""
     language = _text(feed_info.get("language")) if isinstance(feed_info, dict) else ""
-    articles = []
-    skipped: list[str] = []
-    for index, entry in enumerate(parsed.entries):
-        try:
-            article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
-        except Exception as problem:  # one unreadable entry never stops the others
-            skipped.append(f"{_describe(entry, index)}: {_why(problem)}")
-            continue
-        if article is not None:
-            articles.append(article)
+    articles, skipped = _articles_from(parsed.entries, feed=feed, title=title, language=language)
     warning = ""
     if parsed.get("bozo"):
         bozo = parsed.get("bozo_exception")
@@ -404,6 +386,21 @@ def _finish(article: Article) -> Article:
         language=clean_line(article.language),
     )
 
+
+
+def _articles_from(entries: Any, *, feed: str, title: str, language: str) -> tuple[list[Article], list[str]]:
+    """Turn entries into articles; an unreadable entry is named in ``skipped`` and never stops the others."""
+    articles: list[Article] = []
+    skipped: list[str] = []
+    for index, entry in enumerate(entries):
+        try:
+            article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
+        except Exception as problem:  # one unreadable entry never stops the others
+            skipped.append(f"{_describe(entry, index)}: {_why(problem)}")
+            continue
+        if article is not None:
+            articles.append(article)
+    return articles, skipped
 
 def _entry_to_article(entry: Any, *, feed: str, feed_title: str, language: str) -> Article | None:
     link = _text(entry.get("link")).strip()
