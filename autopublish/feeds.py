@@ -368,24 +368,28 @@ def _field(item: dict[str, Any], name: str) -> str:
     return clean_text(value)
 
 
-def _finish(article: Article) -> Article:
-    """Clean every text field once more after HTML was turned into text (entities can hide control characters)."""
-    return replace(
-        article,
-        key=clean_line(article.key),
-        link=clean_line(article.link),
-        title=clean_line(article.title),
-        summary=clean_text(article.summary),
-        content=clean_text(article.content),
-        author=clean_line(article.author),
-        categories=tuple(c for c in (clean_line(c) for c in article.categories) if c),
-        tags=tuple(t for t in (clean_line(t) for t in article.tags) if t),
-        image=clean_line(article.image) or None if article.image else None,
-        image_alt=clean_line(article.image_alt),
-        feed_title=clean_line(article.feed_title),
-        language=clean_line(article.language),
+def _finish(*, feed: str, key: str, link: str, title: str, summary: str = "", content: str = "", author: str = "",
+            categories: tuple[str, ...] = (), tags: tuple[str, ...] = (), published: datetime | None = None,
+            updated: datetime | None = None, image: str | None = None, image_alt: str = "", feed_title: str = "",
+            language: str = "") -> Article:
+    """The article, every text field cleaned once more after HTML was turned into text (entities can hide control characters)."""
+    return Article(
+        feed=feed,
+        key=clean_line(key),
+        link=clean_line(link),
+        title=clean_line(title),
+        summary=clean_text(summary),
+        content=clean_text(content),
+        author=clean_line(author),
+        categories=tuple(c for c in (clean_line(c) for c in categories) if c),
+        tags=tuple(t for t in (clean_line(t) for t in tags) if t),
+        published=published,
+        updated=updated,
+        image=clean_line(image) or None if image else None,
+        image_alt=clean_line(image_alt),
+        feed_title=clean_line(feed_title),
+        language=clean_line(language),
     )
-
 
 
 def _articles_from(entries: Any, *, feed: str, title: str, language: str) -> tuple[list[Article], list[str]]:
@@ -433,7 +437,7 @@ def _entry_to_article(entry: Any, *, feed: str, feed_title: str, language: str) 
     image, alt = _image(entry, content_html or summary_html)
     summary = _clean_excerpt(html_to_text(summary_html))
     content = html_to_text(content_html) if content_html else summary
-    return _finish(Article(
+    return _finish(
         feed=feed,
         key=key,
         link=link,
@@ -448,7 +452,7 @@ def _entry_to_article(entry: Any, *, feed: str, feed_title: str, language: str) 
         image_alt=alt or title,
         feed_title=feed_title,
         language=_lang(language),
-    ))
+    )
 
 
 def _when(parsed: Any) -> datetime | None:
@@ -484,11 +488,27 @@ _WP_TAIL = re.compile(r"\s*(\[(…|&hellip;|\.\.\.)\]|The post .{1,300} appeared
 
 def _clean_excerpt(text: str) -> str:
     """WordPress excerpts end in "[…]" or "The post X appeared first on Y."; keep the prose."""
-    cleaned = _WP_TAIL.sub("", text)
-    cleaned = _WP_TAIL.sub("", cleaned)
+    cleaned = _strip_wp_tail(_strip_wp_tail(text))
     if cleaned != text and cleaned and not cleaned.endswith(("…", ".", "!", "?")):
         cleaned += "…"
     return cleaned.strip()
+
+
+_BRACKET_TAILS = ("[…]", "[&hellip;]", "[...]")
+
+
+def _strip_wp_tail(text: str) -> str:
+    """``_WP_TAIL.sub("", text)``; without " appeared first on " only the bracket can match, at the end, found without a scan.
+
+    The match runs to the end of the text (``\\s*$``), its core ends in a non-space, and ``\\s`` is
+    ``str.isspace``: so it is the bracket that ends ``text.rstrip()``, with the spaces before it."""
+    if " appeared first on " in text:
+        return _WP_TAIL.sub("", text)
+    end = text.rstrip()
+    for tail in _BRACKET_TAILS:
+        if end.endswith(tail):
+            return end[:-len(tail)].rstrip()
+    return text
 
 
 def _shorten_plain(text: str, limit: int) -> str:
@@ -583,7 +603,7 @@ def _json_item_to_article(item: dict[str, Any], *, feed: str, url: str, feed_tit
     if raw_tags is not None and not isinstance(raw_tags, list):
         raise EntryError('its "tags" is not a list')
     tags = tuple(clean_text(t) for t in raw_tags or [] if isinstance(t, str))
-    return _finish(Article(
+    return _finish(
         feed=feed,
         key=key,
         link=link,
@@ -598,7 +618,7 @@ def _json_item_to_article(item: dict[str, Any], *, feed: str, url: str, feed_tit
         image_alt=alt or item_title,
         feed_title=feed_title,
         language=_lang(_field(item, "language") or language),
-    ))
+    )
 
 
 @dataclass(frozen=True, slots=True)

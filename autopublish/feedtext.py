@@ -19,7 +19,7 @@ _LINE_BREAKS = re.compile("[\t\n\u2028\u2029\x85\r]+")
 
 def clean_text(value: str) -> str:
     """Multi-line text: surrogates become U+FFFD, CR LF becomes LF, other control characters go."""
-    if value.replace("\n", "").replace("\t", "").isprintable():
+    if value.isprintable() or value.replace("\n", "").replace("\t", "").isprintable():
         return value  # nothing to clean (surrogates, controls and CR are all non-printable): skips three scans
     value = _SURROGATES.sub("\ufffd", value)
     value = value.replace("\r\n", "\n").replace("\r", "\n")

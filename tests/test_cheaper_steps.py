@@ -82,3 +82,41 @@ def test_the_plain_link_shortcut_on_random_links():
     for _ in range(20_000):
         url = rng.choice(["http://", "https://", ""]) + "".join(rng.choice(parts) for _ in range(rng.randint(1, 9)))
         assert canonical_link(url) == _canonical_link_parsed(url), url
+
+
+def _clean_excerpt_general(text: str) -> str:
+    """_clean_excerpt as it was: two regex substitutions over the whole text."""
+    from autopublish.feeds import _WP_TAIL
+
+    cleaned = _WP_TAIL.sub("", _WP_TAIL.sub("", text))
+    if cleaned != text and cleaned and not cleaned.endswith(("…", ".", "!", "?")):
+        cleaned += "…"
+    return cleaned.strip()
+
+
+_EXCERPTS = [
+    "", " ", "Plain prose.", "Ringkasan " * 30 + " [&#8230;]", "Ringkasan […]", "Ringkasan […]  \n", "a […] […]", "a [...]",
+    "a [&hellip;]", "a\u00a0[…]\u2028", "[…]", " […] ", "a […] b", "a […]x", "a ]", "x\x1c[…]", "a [ … ]", "a [....]",
+    "Text. The post Hello appeared first on Site.", "Text The post Hello appeared first on Site. […]",
+    "Text […] The post Hello appeared first on Site.\n", "The post " + "x" * 400 + " appeared first on Site.",
+    "Intro. The post A appeared first on B. The post C appeared first on D.", "ends with a bracket]", "Wait!  […]",
+]
+
+
+@pytest.mark.parametrize("text", _EXCERPTS)
+def test_the_excerpt_tail_shortcut_gives_what_the_substitutions_give(text):
+    from autopublish.feeds import _clean_excerpt
+
+    assert _clean_excerpt(text) == _clean_excerpt_general(text)
+
+
+def test_the_excerpt_tail_shortcut_agrees_on_random_tails():
+    import random
+
+    from autopublish.feeds import _clean_excerpt
+
+    rng = random.Random(13)
+    pieces = ["a", " ", "\n", "\u00a0", "\x1c", ".", "!", "[", "]", "…", "[…]", "[...]", "[&hellip;]", "&hellip;", "..."]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        assert _clean_excerpt(text) == _clean_excerpt_general(text), repr(text)
