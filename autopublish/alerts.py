@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from autopublish.config import Config
 from autopublish.models import Article, Post
 from autopublish.platforms.base import Publisher
-from autopublish.state import Store
+from autopublish.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,12 +13,14 @@ import requests
 
 from autopublish.alerts import Alerter
 from autopublish.config import Config
-from autopublish.errors import ConfigError, ConfigProblem
+from autopublish.errors import AutopublishError, ConfigError, ConfigProblem
 from autopublish.feeds import USER_AGENT
 from autopublish.pipeline import Notifier, Pipeline
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
-from autopublish.state import Store
+from autopublish.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def feed_session() -> requests.Session:
@@ -51,15 +55,53 @@ def build_publishers(config: Config, session: requests.Session, *, clock: Callab
     return publishers
 
 
+class Heartbeat:
+    """This node's heartbeat, on its own thread: a long publish or poll never makes a live node look dead."""
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="autopublish-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self.store.register_node()
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.store.heartbeat()
+            except AutopublishError as exc:
+                log.error("The node heartbeat could not be written: %s", exc.message)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=30)
+
+
 @dataclass
 class App:
     config: Config
     store: Store
     pipeline: Pipeline
     publishers: dict[str, Publisher]
+    heartbeat: Heartbeat | None = None
+
+    def join(self) -> None:
+        """Take part as a node (daemon and run --once): heartbeat until closed."""
+        self.heartbeat = Heartbeat(self.store, self.config.settings.heartbeat).start()
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+                self.store.leave()
+        except AutopublishError as exc:
+            log.error("%s", exc.message)
+        finally:
+            self.store.close()
 
 
 def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
@@ -71,6 +113,6 @@ def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] =
 
 
 def open_app(config: Config, *, clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> App:
-    store = Store(config.state_dir, clock=clock)
+    store = Store.for_config(config, clock=clock)
     pipeline, publishers = build_pipeline(config, store, clock=clock, notifier=notifier)
     return App(config, store, pipeline, publishers)

@@ -28,7 +28,7 @@ from autopublish.models import HealthLevel
 from autopublish.secrets import Redactor, RedactingFilter
 
 if TYPE_CHECKING:
-    from autopublish.state import Store
+    from autopublish.store import Store
 
 log = logging.getLogger("autopublish")
 
@@ -106,7 +106,7 @@ def setup_logging(ctx: Context) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if ctx.debug else logging.INFO)
     # HTTP client loggers print URLs, which can carry tokens.
-    for name in ("urllib3", "requests", "apscheduler", "facebook", "waitress"):
+    for name in ("urllib3", "requests", "apscheduler", "facebook", "waitress", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -161,9 +161,9 @@ def _open(ctx: Context):  # type: ignore[no-untyped-def]
 
 def _open_store(ctx: Context) -> Store:
     """The state store, to use as ``with _open_store(ctx) as store:``."""
-    from autopublish.state import Store
+    from autopublish.store import Store
 
-    return Store(ctx.config().state_dir)
+    return Store.for_config(ctx.config())
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -175,17 +175,24 @@ def _open_store(ctx: Context) -> Store:
 @guarded
 def run(ctx: Context, once: bool) -> None:
     """Run the daemon (or one pass with --once)."""
+    from contextlib import nullcontext
+
     from autopublish.lock import StateLock
 
     config = ctx.config()
-    with StateLock(config.state_dir):
+    # SQLite belongs to one process; on PostgreSQL several nodes share the work through leases.
+    with StateLock(config.state_dir) if config.database is None else nullcontext():
         app = _open(ctx)
         try:
+            app.join()
             if once:
                 app.pipeline.recover()
                 polls = app.pipeline.poll_all()
                 sweep = app.pipeline.deliver_due()
                 for poll in polls:
+                    if poll.skipped:
+                        click.echo(f"feed {poll.feed}: {poll.message}")
+                        continue
                     state = "ok" if poll.ok else "failed"
                     extra = f", {poll.new} new, {poll.queued} queued" if poll.ok and poll.changed else (f": {poll.message}" if not poll.ok else ", unchanged")
                     click.echo(f"feed {poll.feed}: {state}{extra}")
@@ -503,6 +510,47 @@ def backup(ctx: Context, target: str | None) -> None:
         path = Path(target) if target else ctx.config().state_dir / "backups" / f"state-{datetime.now(UTC):%Y%m%d-%H%M%S}.db"
         store.backup(path)
     click.echo(f"Backup written to {path}")
+
+
+# --- the database and its nodes ------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The state database: schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+@guarded
+def db_upgrade(ctx: Context) -> None:
+    """Bring the database schema up to date (run once before starting upgraded nodes)."""
+    from autopublish.store import Store
+
+    with Store.for_config(ctx.config(), migrate=True) as store:
+        click.echo(f"The database {store.shown} is up to date.")
+
+
+@cli.command("nodes")
+@click.pass_obj
+@guarded
+def nodes_command(ctx: Context) -> None:
+    """Which autopublish nodes are alive, and what each holds right now."""
+    with _open_store(ctx) as store:
+        rows = store.nodes()
+        now = store.now()
+    if not rows:
+        click.echo("No node has run against this database in the last day.")
+        return
+    for node in rows:
+        state = "alive" if node.alive else ("stopped" if node.stopped_at else "dead (no heartbeat)")
+        click.echo(f"{node.id}  {state}, last heartbeat {format_duration(max(0.0, now - node.heartbeat_at))} ago, "
+                   f"up since {_fmt_time(node.started_at)}")
+        if node.alive:
+            held = [f"posting {', '.join('#' + str(i) for i in node.posting)}" if node.posting else "",
+                    f"channels: {', '.join(node.channels)}" if node.channels else "",
+                    f"feeds: {', '.join(node.feeds)}" if node.feeds else ""]
+            click.echo("    holds: " + ("; ".join(h for h in held if h) or "nothing right now"))
 
 
 def _register_optional() -> None:

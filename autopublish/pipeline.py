@@ -30,7 +30,7 @@ from autopublish.pacing import next_allowed
 from autopublish.platforms.base import Publisher
 from autopublish.render import FitError, article_values, fit
 from autopublish.retry import RetryPolicy, decide
-from autopublish.state import DeliveryRow, Store
+from autopublish.store import DeliveryRow, FeedRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class PollResult:
     queued: int = 0
     message: str = ""
     changed: bool = True
+    skipped: bool = False  # another node polls it now, or polled it within the interval
 
 
 @dataclass
@@ -152,11 +153,16 @@ class Pipeline:
 
     # --- start-up -----------------------------------------------------------------------
     def recover(self) -> list[int]:
-        """Turn claims left by a crash into uncertain deliveries (run once, under the daemon lock)."""
+        """Turn claims left by a crash (SQLite) or by dead nodes (PostgreSQL) into uncertain deliveries."""
         ids = self.store.recover_interrupted()
         for delivery_id in ids:
             log.warning("Delivery %s was interrupted mid-post; it is now uncertain and will be checked", delivery_id)
         return ids
+
+    def _lease_ttl(self) -> float:
+        """How long a feed or channel lease lasts without renewal: longer than any fetch or publish takes."""
+        s = self.config.settings
+        return max(s.fetch_deadline, 4 * s.publish_timeout) + 60.0
 
     # --- polling ------------------------------------------------------------------------
     def poll_all(self, stop: threading.Event | None = None) -> list[PollResult]:
@@ -168,16 +174,25 @@ class Pipeline:
                 results.append(self.poll_feed(feed.name))
         return results
 
-    def poll_feed(self, name: str) -> PollResult:
+    def poll_feed(self, name: str, *, every: float | None = None) -> PollResult:
+        """Poll one feed under its lease (one node at a time). ``every``: only if no node polled it that recently."""
         with self.lock:
+            feed = self.config.feeds[name]
+            # tolerate the scheduler's one-second tick jitter, never more than a quarter interval
+            gap = None if every is None else max(0.0, every - min(0.5, every / 4))
+            row = self.store.lease_feed(feed.name, feed.url, ttl=self._lease_ttl(), every=gap)
+            if row is None:
+                return PollResult(feed.name, True, changed=False, skipped=True, message="polled by another node")
             started = time.monotonic()
             try:
-                return self._poll_feed(self.config.feeds[name])
+                return self._poll_feed(feed, row)
+            except BaseException:
+                self.store.release_feed(feed.name)
+                raise
             finally:
                 self.poll_seconds[name] = time.monotonic() - started
 
-    def _poll_feed(self, feed: FeedConfig) -> PollResult:
-        row = self.store.ensure_feed(feed.name, feed.url)
+    def _poll_feed(self, feed: FeedConfig, row: FeedRow) -> PollResult:
         state = FetchState(row.etag, row.last_modified, row.fetched_at, row.body_hash) if row.polls else None
         try:
             fetched = fetch_feed(self.feed_session, feed.url, state, self.fetch_limits, clock=self.clock)
@@ -286,23 +301,55 @@ class Pipeline:
             for index, (article, canonical) in enumerate(new)
         ]
         queued = _count_queued(items)
-        self.store.record_articles(feed.name, items)
-        self.store.mark_baseline(feed.name, f"First poll of this feed: {len(new)} existing article(s) recorded as already published; "
-                                 f"{queued} post(s) queued (first_run = \"{mode}\")")
+        # one transaction: the articles and the baseline mark (written once, even when nodes start together)
+        self.store.record_articles(feed.name, items, baseline=f"First poll of this feed: {len(new)} existing article(s) recorded as "
+                                   f"already published; {queued} post(s) queued (first_run = \"{mode}\")")
         return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
 
     # --- delivering ---------------------------------------------------------------------
     def deliver_due(self, stop: threading.Event | None = None) -> SweepResult:
-        """Send every due delivery once (oldest first, within pacing); settle uncertain ones."""
+        """Send every due delivery once (oldest first, within pacing); settle uncertain ones.
+
+        Channel by channel, each under its lease: one node at a time posts for a channel,
+        so its order and pacing hold across nodes.
+        """
         with self.lock:
             result = SweepResult()
-            self._reconcile_due(result, stop)
+            for delivery_id in self.store.recover_dead_nodes():
+                log.warning("Delivery %s was being posted by a node that stopped answering; it is now uncertain and will be checked",
+                            delivery_id)
+            now = self.clock()
+            uncertain = [row for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN)
+                         if not row.needs_editor and (row.next_attempt_at is None or row.next_attempt_at <= now)]
             self._hold_paused_channels()
-            for row in self.store.due_deliveries(self.clock()):
+            channels = list(dict.fromkeys([row.channel for row in uncertain] + [row.channel for row in self.store.due_deliveries(now)]))
+            ttl = self._lease_ttl()
+            for channel in channels:
                 if stop is not None and stop.is_set():
                     break
-                self._deliver(row, result)
+                if not self.store.lease_channel(channel, ttl):
+                    continue  # another node posts for this channel now
+                try:
+                    self._sweep_channel(channel, [row for row in uncertain if row.channel == channel], ttl, result, stop)
+                finally:
+                    self.store.release_channel(channel)
             return result
+
+    def _sweep_channel(self, channel: str, uncertain: list[DeliveryRow], ttl: float, result: SweepResult,
+                       stop: threading.Event | None) -> None:
+        leased = time.monotonic()
+        for row in uncertain:
+            if stop is not None and stop.is_set():
+                return
+            self._reconcile(row, result)
+        for row in self.store.due_deliveries(self.clock(), [channel]):
+            if stop is not None and stop.is_set():
+                return
+            if time.monotonic() - leased > ttl / 3:
+                if not self.store.lease_channel(channel, ttl):
+                    return
+                leased = time.monotonic()
+            self._deliver(row, result)
 
     def _hold_paused_channels(self) -> None:
         """Hold queued deliveries of paused channels, visibly, until the channel is resumed.
@@ -415,15 +462,6 @@ class Pipeline:
                             last_sent_at=recent[0] if recent else None, oldest_in_hour=oldest_hour, oldest_in_day=oldest_day)
 
     # --- reconciling ------------------------------------------------------------------------
-    def _reconcile_due(self, result: SweepResult, stop: threading.Event | None) -> None:
-        now = self.clock()
-        for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN):
-            if stop is not None and stop.is_set():
-                return
-            if row.needs_editor or (row.next_attempt_at is not None and row.next_attempt_at > now):
-                continue
-            self._reconcile(row, result)
-
     def _reconcile(self, row: DeliveryRow, result: SweepResult) -> None:
         channel = self.config.channels.get(row.channel)
         publisher = self.publishers.get(row.channel)

@@ -78,8 +78,8 @@ class Daemon:
             if self.stop_event.is_set():
                 return
             if feed.enabled and self._due(f"poll:{feed.name}", now, feed.poll_interval):
-                pipeline.poll_feed(feed.name)
-                polled = True
+                # skipped when another node polls it now or did within the interval
+                polled = not pipeline.poll_feed(feed.name, every=feed.poll_interval).skipped or polled
         sweep_due = self._due("sweep", now, settings.sweep_interval)
         if polled or sweep_due:
             pipeline.deliver_due(self.stop_event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,17 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from autopublish.cli import cli
+from autopublish.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def sqlite_of(store: Store) -> sqlite3.Connection:
+    """The SQLite connection under a store (one, shared), for tests that damage or constrain it."""
+    with store.db.read() as conn:
+        raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw
 
 
 def write_config(path: Path, feed_url: str, *, extra: str = "", settings: str = "", channels: str = "outbox",

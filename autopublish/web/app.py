@@ -34,7 +34,7 @@ from autopublish.config import Config, WebUserModel
 from autopublish.errors import AutopublishError, StateError
 from autopublish.models import DeliveryStatus
 from autopublish.secrets import Redactor
-from autopublish.state import RETRYABLE, SKIPPABLE, DeliveryRow, Store
+from autopublish.store import RETRYABLE, SKIPPABLE, DeliveryRow, Store
 from autopublish.web.i18n import pick_language, translate
 from autopublish.web.queries import LogFilter, article_page, channel_counts, event_page
 
@@ -127,7 +127,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     """The WSGI app. ``store`` defaults to one Store on config.state_dir, shared by all requests under its lock."""
     app = Flask(__name__)
     redactor = redactor or Redactor(config.secret_values())
-    store = store or Store(config.state_dir, clock=clock)
+    store = store or Store.for_config(config, clock=clock)
     zone = ZoneInfo(config.settings.timezone)
     users: dict[str, WebUserModel] = {user.name: user for user in config.web.users}
     # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
@@ -359,7 +359,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     @app.get("/healthz")
     def healthz() -> Response:
         try:
-            store.query("SELECT 1")
+            store.ping()
         except StateError:
             return Response('{"ok": false}', status=503, mimetype="application/json")
         return jsonify(ok=True)

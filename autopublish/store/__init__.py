@@ -1,0 +1,114 @@
+"""The store: the only source of truth for "was this posted", on SQLite (one node) or PostgreSQL (several).
+
+Split by concern: ``connection`` (engine, transactions, errors), ``migrations`` (Alembic),
+``feeds``, ``deliveries`` (articles, claims, editors' actions), ``channels`` (pause,
+leases), ``log`` (the publish log and the editors' page), ``alerts`` and ``nodes``
+(heartbeats, settling a dead node's claims). Every SQL statement lives here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import text
+
+from autopublish.errors import StateError
+from autopublish.store import migrations
+from autopublish.store.alerts import AlertStore
+from autopublish.store.connection import Database, redact_url
+from autopublish.store.log import LogStore
+from autopublish.store.nodes import NodeStore
+from autopublish.store.rows import (
+    RESOLVABLE_AS_POSTED,
+    RETRYABLE,
+    SKIPPABLE,
+    ArticleLine,
+    ChannelRow,
+    DeliveryRow,
+    FeedRow,
+    NodeRow,
+    article_from_json,
+    article_to_json,
+)
+
+__all__ = [
+    "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "Store",
+    "article_from_json", "article_to_json", "redact_url",
+]
+
+
+class Store(NodeStore, LogStore, AlertStore):
+    """One database: a state directory (SQLite, the default) or a ``postgresql://`` address.
+
+    ``migrate``: bring an older schema up to date on open. Default: SQLite yes (one process
+    owns it); PostgreSQL no: a node refuses an old schema and asks for ``autopublish db upgrade``.
+    """
+
+    FILENAME = "state.db"
+
+    def __init__(self, location: Path | str, *, clock: Callable[[], float] = time.time, create: bool = True,
+                 migrate: bool | None = None, dead_after: float = 30.0) -> None:
+        db = Database(location, create=create)
+        super().__init__(db, clock=clock, dead_after=dead_after)
+        try:
+            if db.is_sqlite:
+                self._check_integrity()
+            migrations.check(db, migrate=db.is_sqlite if migrate is None else migrate)
+        except BaseException:
+            db.close()
+            raise
+
+    @classmethod
+    def for_config(cls, config: object, *, clock: Callable[[], float] = time.time, migrate: bool | None = None) -> Store:
+        """The store a config names: [settings] database, else SQLite in state_dir."""
+        from autopublish.config import Config
+
+        assert isinstance(config, Config)
+        database = config.database
+        location: Path | str = database.reveal() if database is not None else config.state_dir
+        return cls(location, clock=clock, migrate=migrate, dead_after=3 * config.settings.heartbeat)
+
+    @property
+    def shown(self) -> str:
+        """Where the data lives, for messages (a password is never shown)."""
+        return self.db.shown
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_integrity(self) -> None:
+        with self.db.read() as conn:
+            row = conn.exec_driver_sql("PRAGMA quick_check").first()
+        if row is None or row[0] != "ok":
+            raise StateError(f"The state database {self.path} is damaged; publishing stopped. Restore it from a backup "
+                             "(autopublish backup makes one); autopublish will not start from an empty database, because that would post every article again")
+
+    def ping(self) -> None:
+        """Raise StateError unless the database answers."""
+        with self.db.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy while the daemon runs (SQLite's online backup API)."""
+        if not self.db.is_sqlite:
+            raise StateError("autopublish backup copies the SQLite state database; back up PostgreSQL with its own tools (pg_dump)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self.db.read() as conn:
+            source = conn.connection.dbapi_connection
+            assert isinstance(source, sqlite3.Connection)
+            try:
+                destination = sqlite3.connect(target)
+                with destination:
+                    source.backup(destination)
+                destination.close()
+            except sqlite3.Error as exc:
+                raise self.db.translate(exc) from None
