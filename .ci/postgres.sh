@@ -40,7 +40,6 @@ start_test_postgres() {
     as_pg "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
         start >/dev/null
-    PG_STOP="as_pg $bin/pg_ctl -D $PG_TMP/data -m immediate -w stop"
     export AUTOPUBLISH_TEST_DATABASE_URL="postgresql://autopublish@127.0.0.1:$port/postgres"
     trap stop_test_postgres EXIT
     echo "PostgreSQL for the store tests on 127.0.0.1:$port" >&2

@@ -50,6 +50,7 @@ class Daemon:
         self.last_tick: float | None = None
         self.next_run: dict[str, float] = {}  # monotonic time each feed poll / sweep / check is due
         self.failed_state: str | None = None
+        self.polled: set[str] = set()  # feeds this node has polled since it started
 
     # --- jobs ---------------------------------------------------------------------
     def _guard(self, job: Callable[[], Any], name: str) -> Callable[[], None]:
@@ -78,8 +79,11 @@ class Daemon:
             if self.stop_event.is_set():
                 return
             if feed.enabled and self._due(f"poll:{feed.name}", now, feed.poll_interval):
-                # skipped when another node polls it now or did within the interval
-                polled = not pipeline.poll_feed(feed.name, every=feed.poll_interval).skipped or polled
+                # At start a node polls every feed once; after that it skips a feed another node
+                # polls now or polled within the interval, so N nodes poll it about once per interval.
+                every = feed.poll_interval if feed.name in self.polled else None
+                self.polled.add(feed.name)
+                polled = not pipeline.poll_feed(feed.name, every=every).skipped or polled
         sweep_due = self._due("sweep", now, settings.sweep_interval)
         if polled or sweep_due:
             pipeline.deliver_due(self.stop_event)

@@ -1,9 +1,14 @@
-"""Test-wide guards: no socket may reach anything but loopback."""
+"""Test-wide guards (no socket may reach anything but loopback) and the store fixtures over SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +57,50 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+
+
+# --- the store over both databases -------------------------------------------------------------------
+# PostgreSQL comes from AUTOPUBLISH_TEST_DATABASE_URL (bash .ci/run starts a throwaway cluster on a
+# loopback port); each test gets its own database, dropped afterwards.
+
+PG_URL = os.environ.get("AUTOPUBLISH_TEST_DATABASE_URL", "")
+NO_PG = "PostgreSQL store tests need AUTOPUBLISH_TEST_DATABASE_URL (bash .ci/run starts a throwaway PostgreSQL)"
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server; its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"autopublish_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(PG_URL)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """Where a store lives: a state directory (SQLite) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield tmp_path / "queue"
+        return
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (tests of several nodes; SQLite is single-node)."""
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    with fresh_postgres_database() as url:
+        yield url

@@ -452,17 +452,17 @@ def test_log_pages_with_100000_rows(app: Flask, site: Site) -> None:
             [(
                 "site", f"bulk-{i}", f"https://bulk.example/{i}", f"https://bulk.example/{i}", f"Bulk article {i}", now - 100_000 + i,
                 now - 100_000 + i, '{"feed": "site", "key": "bulk", "link": "https://bulk.example/", "title": "Bulk"}',
-            ) for i in range(100_000)]),
+            ) for i in range(100_000)],
         )
         first_id = db.exec_driver_sql("SELECT id FROM articles WHERE key = 'bulk-0'").scalar_one()
         db.exec_driver_sql(
             "INSERT INTO deliveries (article_id, channel, status, post_url, created_at, updated_at, sent_at, reason) VALUES (?,?,?,?,?,?,?,?)",
             [(first_id + i, "outbox", "sent", f"https://social.example/p/{i}", now - 100_000 + i, now - 100_000 + i, now - 100_000 + i, "Posted")
-             for i in range(100_000)]),
+             for i in range(100_000)],
         )
         db.exec_driver_sql(
             "INSERT INTO events (at, kind, status, delivery_id, article_id, channel, message) VALUES (?,?,?,?,?,?,?)",
-            [(now - 200_000 + i, "sent", "sent", None, first_id + i, "outbox", f"Posted bulk {i}") for i in range(100_000)]),
+            [(now - 200_000 + i, "sent", "sent", None, first_id + i, "outbox", f"Posted bulk {i}") for i in range(100_000)],
         )
     store.close()
     client = app.test_client()
