@@ -408,6 +408,10 @@ def check(ctx: Context, offline: bool) -> None:
     config = ctx.config()
     click.echo(f"Config: {config.path}{' (built-in demo)' if config.embedded else ''}: valid")
     click.echo(f"State directory: {config.state_dir}")
+    if config.database is not None:
+        from autopublish.store import redact_url
+
+        click.echo(f"Database: {redact_url(config.database.reveal())} (shared by every node)")
     for feed in config.feeds.values():
         click.echo(f"Feed {feed.name}: {feed.url} every {format_duration(feed.poll_interval)} -> {', '.join(feed.channels) or '(no channel)'}")
     if offline:

@@ -430,7 +430,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
             state = channel_state(name)
             rows.append({"name": name, "platform": channel.platform, "enabled": channel.enabled, "state": state,
                          "counts": counts.get(name, {}), "expired": state.token_expires_at is not None and state.token_expires_at <= now})
-        return render_template("channels.html", rows=rows, **common())
+        return render_template("channels.html", rows=rows, nodes=store.nodes(), **common())
 
     @app.get("/preview/<int:delivery_id>")
     def preview(delivery_id: int) -> str:
