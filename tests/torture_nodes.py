@@ -72,8 +72,8 @@ class NodesReport:
             f"held for an editor (uncertain on the webhook): {self.held}",
             f"uncertain left on readable platforms: {len(self.unsettled_readable)}",
             f"baselines: {self.baselines}",
-            f"feed fetches: {self.fetches} in {self.seconds:.0f}s at a {POLL_INTERVAL:.0f}s interval "
-            f"({self.fetches_per_interval:.2f} per interval; {self.nodes} would be once per node)",
+            (f"feed fetches: {self.fetches} in {self.seconds:.0f}s at a {POLL_INTERVAL:.0f}s interval "
+             f"({self.fetches_per_interval:.2f} per interval; {self.nodes} would be once per node)"),
             f"posts per node: {', '.join(f'{n}: {c}' for n, c in sorted(self.posted_by.items()))}",
             f"canary secret found in: {', '.join(self.canary_found_in) or 'nowhere'}",
         ]

@@ -11,13 +11,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, ColumnElement, Select, and_, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from autopublish.errors import StateError
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import schema as t
 from autopublish.store.feeds import FeedStore
-from autopublish.store.rows import RESOLVABLE_AS_POSTED, RETRYABLE, SKIPPABLE, DeliveryRow, article_from_json, article_to_json
+from autopublish.store.rows import (
+    RESOLVABLE_AS_POSTED,
+    RETRYABLE,
+    SKIPPABLE,
+    DeliveryRow,
+    article_from_json,
+    article_to_json,
+)
 
 d, a = t.deliveries.c, t.articles.c
 DELIVERY_COLUMNS = (d.id, d.article_id, d.channel, d.status, d.tries, d.next_attempt_at, d.first_try_at, d.reason, d.post_url,
@@ -114,7 +131,7 @@ class DeliveryStore(FeedStore):
         PostgreSQL: rows another node is claiming right now are skipped (FOR UPDATE SKIP LOCKED),
         never waited for.
         """
-        where = [d.status.in_(OPEN), or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now)]
+        where: list[ColumnElement[bool]] = [d.status.in_(OPEN), or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now)]
         if channels is not None:
             where.append(d.channel.in_(channels))
         query = delivery_select().where(*where).order_by(*OLDEST_FIRST)
@@ -125,7 +142,7 @@ class DeliveryStore(FeedStore):
             return [DeliveryRow(*r) for r in conn.execute(query.with_for_update(skip_locked=True, of=t.deliveries))]
 
     def deliveries_with_status(self, *statuses: str, channel: str | None = None) -> list[DeliveryRow]:
-        where = [d.status.in_(statuses)]
+        where: list[ColumnElement[bool]] = [d.status.in_(statuses)]
         if channel:
             where.append(d.channel == channel)
         return self._rows(*where)
@@ -211,7 +228,7 @@ class DeliveryStore(FeedStore):
         if reset_tries:
             values["tries"] = 0
             values["first_try_at"] = None
-        where = [d.id == delivery_id]
+        where: list[ColumnElement[bool]] = [d.id == delivery_id]
         if expect is not None:
             where.append(d.status.in_(expect))
         if claimed_by is not None:

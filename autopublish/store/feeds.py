@@ -15,15 +15,19 @@ _FEED_COLUMNS = (t.feeds.c.name, t.feeds.c.etag, t.feeds.c.last_modified, t.feed
                  t.feeds.c.failing_since, t.feeds.c.polls, t.feeds.c.title)
 
 
+def _feed_row(row: Any) -> FeedRow:
+    return FeedRow(*row)
+
+
 class FeedStore(StoreBase):
     def feed(self, name: str) -> FeedRow | None:
         with self.db.read() as conn:
             row = conn.execute(select(*_FEED_COLUMNS).where(t.feeds.c.name == name)).first()
-        return FeedRow(*row) if row else None
+        return _feed_row(row) if row else None
 
     def feeds(self) -> list[FeedRow]:
         with self.db.read() as conn:
-            return [FeedRow(*r) for r in conn.execute(select(*_FEED_COLUMNS).order_by(t.feeds.c.name))]
+            return [_feed_row(r) for r in conn.execute(select(*_FEED_COLUMNS).order_by(t.feeds.c.name))]
 
     def _ensure_feed(self, conn: Connection, name: str, url: str) -> None:
         conn.execute(self.db.insert_ignore(t.feeds).values(name=name, url=url))
@@ -55,7 +59,7 @@ class FeedStore(StoreBase):
                 return None
             row = conn.execute(select(*_FEED_COLUMNS).where(f.name == name)).first()
         assert row is not None
-        return FeedRow(*row)
+        return _feed_row(row)
 
     def _release(self) -> dict[str, Any]:
         """Column values that give the poll lease back, if this node still holds it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 
 from autopublish.store import schema as t
 from autopublish.store.channels import ChannelStore
@@ -27,7 +27,7 @@ class LogStore(ChannelStore, DeliveryStore):
     def events(self, *, since: float | None = None, channel: str | None = None, feed: str | None = None,
                status: str | None = None, kinds: tuple[str, ...] | None = None, limit: int = 1000, offset: int = 0,
                search: str | None = None, until: float | None = None) -> list[dict[str, Any]]:
-        where = []
+        where: list[ColumnElement[bool]] = []
         if since is not None:
             where.append(e.at >= since)
         if until is not None:
@@ -60,7 +60,7 @@ class LogStore(ChannelStore, DeliveryStore):
     def article_page(self, *, channel: str = "", feed: str = "", status: str = "", since: float | None = None,
                      until: float | None = None, search: str = "", limit: int, offset: int) -> tuple[list[ArticleLine], bool]:
         """Articles that have deliveries, newest first, each with all its deliveries; and whether more follow."""
-        inner = []
+        inner: list[ColumnElement[bool]] = []
         if channel:
             inner.append(d.channel == channel)
         if status:
@@ -71,7 +71,7 @@ class LogStore(ChannelStore, DeliveryStore):
             inner.append(d.created_at < until)
         # A non-correlated IN (...) is materialised once, then the articles are walked
         # newest first by primary key and the walk stops after LIMIT rows.
-        where = [a.id.in_(select(d.article_id).where(*inner))]
+        where: list[ColumnElement[bool]] = [a.id.in_(select(d.article_id).where(*inner))]
         if feed:
             where.append(a.feed == feed)
         if search:
