@@ -33,8 +33,8 @@ def run(nodes: int, admin_url: str, *, articles: int, channels: int, latency: fl
     import psycopg
 
     from tests import conftest
-    from tests.fakes.feed_server import FeedServer, Item, older_items
     from tests.contract import CANARY
+    from tests.fakes.feed_server import FeedServer, Item, older_items
     from tests.fakes.webhook import WebhookFake
     from tests.helpers import run_cli, write_config
 
