@@ -24,7 +24,7 @@ from autopublish import __version__
 from autopublish.config import Config, find_config, load_config
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AutopublishError, ConfigError
-from autopublish.models import HealthLevel
+from autopublish.models import Health, HealthLevel
 from autopublish.secrets import Redactor, RedactingFilter
 
 if TYPE_CHECKING:
@@ -424,17 +424,30 @@ def check(ctx: Context, offline: bool) -> None:
         try:
             health = publisher.check()
         except AutopublishError as exc:
-            from autopublish.models import Health
-
             health = Health(HealthLevel.ERROR, exc.message)
         mark = {"ok": "OK", "warning": "WARNING", "error": "PROBLEM"}[health.level]
         click.echo(ctx.redactor(f"Channel {name} ({publisher.label}): {mark}: {health.summary}"))
         for line in health.details:
             click.echo(ctx.redactor(f"    {line}"))
+        doubts = doubts_line(health, publisher.label, can_settle=publisher.idempotent or publisher.can_read_back)
+        if doubts:
+            click.echo(ctx.redactor(f"    {doubts}"))
         if health.level == HealthLevel.ERROR:
             worst = HealthLevel.ERROR
     if worst == HealthLevel.ERROR:
         raise SystemExit(1)
+
+
+def doubts_line(health: Health, label: str, *, can_settle: bool) -> str:
+    """One line for ``check``: can a post in doubt (crash mid-post) be settled without an editor?"""
+    if health.settles_doubts is True:
+        return "Posts in doubt (a crash mid-post): settled automatically"
+    if health.settles_doubts is False:
+        need = f"; the token lacks {health.missing_permission}" if health.missing_permission else ""
+        return f"Posts in doubt (a crash mid-post): an editor must check them{need}. Posting is not affected"
+    if not can_settle:
+        return f"Posts in doubt (a crash mid-post): {label} cannot be checked automatically; an editor checks them"
+    return ""
 
 
 @cli.command()

@@ -77,6 +77,7 @@ class SettingsModel(_Strict):
     retry_base: Duration = 60.0
     retry_cap: Duration = 6 * 3600.0
     reconcile_after: Duration = 60.0
+    reconcile_give_up_after: Duration = 86400.0  # a post in doubt goes to an editor after this long
     check_interval: Duration = 6 * 3600.0
     log_retention: Duration = 365 * 86400.0
     flood_threshold: int = Field(20, ge=1)

@@ -10,6 +10,7 @@
         PermanentError     nothing was published; will fail the same way
           AuthError          credentials or permissions: pause the channel, tell admins
         UncertainError     it may have been published: never retried blindly
+        CannotCheckError   a read-back was refused for want of a permission: an editor checks
 
 ``message`` is always one plain sentence an editor or admin can act on; platform
 codes and trace ids go in attributes, never secrets.
@@ -118,3 +119,16 @@ class AuthError(PermanentError):
 
 class UncertainError(PublishError):
     """The post may have been published: reconcile by reading back, never re-send blindly."""
+
+
+class CannotCheckError(PublishError):
+    """Reading the account back was refused (403, insufficient scope): only settling doubts is affected.
+
+    Raised by ``find_existing``, never by ``publish``. The channel keeps posting; the
+    delivery in doubt goes to an editor. ``missing_permission`` names what the token
+    lacks in the platform's words (``read:accounts``, ``r_organization_social``), or "".
+    """
+
+    def __init__(self, message: str, *, missing_permission: str = "", **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.missing_permission = missing_permission

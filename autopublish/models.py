@@ -91,6 +91,10 @@ class Health:
     summary: str
     details: tuple[str, ...] = ()
     expires_at: datetime | None = None  # credentials expiry, where the platform tells
+    # Can a post in doubt (crash mid-post, lost answer) be settled without an editor?
+    # None: the adapter does not say; False: ``missing_permission`` says what would allow it.
+    settles_doubts: bool | None = None
+    missing_permission: str = ""
 
 
 class DeliveryStatus(StrEnum):

@@ -29,7 +29,7 @@ from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Pos
 from autopublish.pacing import next_allowed
 from autopublish.platforms.base import Publisher
 from autopublish.render import FitError, article_values, fit
-from autopublish.retry import RetryPolicy, decide
+from autopublish.retry import RetryPolicy, decide, decide_check, resend_is_safe
 from autopublish.store import DeliveryRow, FeedRow, Store
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Pipeline:
         self.notifier: Notifier = notifier or _Silent()
         s = config.settings
         self.policy = RetryPolicy(max_tries=s.max_tries, give_up_after=s.give_up_after, base=s.retry_base, cap=s.retry_cap,
-                                  reconcile_after=s.reconcile_after)
+                                  reconcile_after=s.reconcile_after, check_give_up_after=s.reconcile_give_up_after)
         self.fetch_limits = FetchLimits(timeout=(min(10.0, s.fetch_timeout), s.fetch_timeout), deadline=s.fetch_deadline,
                                         max_bytes=s.max_feed_size, max_redirects=s.max_redirects)
         self.lock = threading.RLock()  # one poll or sweep at a time
@@ -484,13 +484,8 @@ class Pipeline:
             return
         except FitError:
             found = None
-        except AuthError as exc:
-            self._pause(row.channel, exc)
-            return
-        except PublishError as exc:
-            delay = self.policy.reconcile_after * 2
-            self.store.transition(row.id, DeliveryStatus.UNCERTAIN, f"Not sure it was posted; checking the platform failed ({exc.message}); "
-                                  f"will check again", next_attempt_at=self.clock() + delay, expect=(DeliveryStatus.UNCERTAIN,))
+        except PublishError as exc:  # a refused read-back never pauses the channel: only posting can
+            self._check_failed(row, exc, publisher)
             return
         if found is not None and row.repost_of is not None:
             original = self.store.delivery(row.repost_of)
@@ -503,6 +498,26 @@ class Pipeline:
             self.store.transition(row.id, DeliveryStatus.WAITING, "Not found on the platform; it will be posted again",
                                   next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
             result.reconciled += 1
+
+    def _check_failed(self, row: DeliveryRow, exc: PublishError, publisher: Publisher) -> None:
+        """Reading back failed: resend while the platform drops repeats, else check again later or hand to an editor."""
+        now = self.clock()
+        extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed}
+        window = publisher.idempotency_window if publisher.idempotent else None
+        if resend_is_safe(window, row.first_try_at, now, self.policy):
+            message = (f"Could not check {publisher.label} ({exc.message}); it will be sent again with the same key, which "
+                       f"{publisher.label} still remembers, so it cannot appear twice")
+            self.store.transition(row.id, DeliveryStatus.WAITING, message, next_attempt_at=now, expect=(DeliveryStatus.UNCERTAIN,))
+            log.info("Channel %s: %s", row.channel, message, extra=extra)
+            return
+        checks, since = self.store.failed_checks(row.id)
+        decision = decide_check(exc, checks=checks + 1, doubt_since=since if since is not None else now, now=now,
+                                policy=self.policy, rand=self.rand())
+        self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
+                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.UNCERTAIN,), kind="check_failed")
+        log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
+        if decision.needs_editor:
+            self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
 
     # --- channel health ----------------------------------------------------------------------
     def check_channels(self) -> dict[str, Health]:
@@ -518,6 +533,10 @@ class Pipeline:
             except Exception as exc:  # a check must never take the daemon down
                 health = Health(HealthLevel.WARNING, f"Could not check ({type(exc).__name__})")
             report[name] = health
+            if health.settles_doubts is False:
+                missing = f"; the token lacks {health.missing_permission}" if health.missing_permission else ""
+                log.info("Channel %s: posts in doubt cannot be settled automatically%s; an editor checks them (posting is not affected)",
+                         name, missing, extra={"channel": name})
             if health.expires_at is not None:
                 expires = health.expires_at.timestamp()
                 self.store.set_token_expiry(name, expires)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from autopublish.durations import format_duration
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -28,6 +29,9 @@ class RetryPolicy:
     cap: float = 6 * 3600.0
     jitter: float = 0.25  # up to +25 %
     reconcile_after: float = 60.0  # let the platform's read side catch up before looking
+    max_checks: int = 10  # failed read-backs of one doubt before an editor takes it
+    check_give_up_after: float = 86400.0  # seconds a doubt may stay open before an editor takes it
+    resend_margin: float = 300.0  # keep this far inside a platform's idempotency window
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +96,49 @@ def _retry_or_give_up(error: PublishError, tries: int, age: float, now: float, d
     if age + delay > policy.give_up_after:
         return Decision(DeliveryStatus.FAILED, None, f"Failed: gave up after {format_duration(age)} of tries: {error.message}")
     return Decision(DeliveryStatus.WAITING, now + delay, f"{prefix}; next try in {format_duration(delay)}")
+
+
+def decide_check(
+    error: PublishError,
+    *,
+    checks: int,
+    doubt_since: float,
+    now: float,
+    policy: RetryPolicy,
+    rand: float,
+) -> Decision:
+    """What to do after reading the platform back failed for the ``checks``-th time in a row.
+
+    A refused permission goes to an editor at once (the channel keeps posting); anything
+    else is checked again later, exponentially spaced from ``reconcile_after`` (at least
+    ``base``) and never
+    sooner than the platform's retry-after, until ``max_checks`` or ``check_give_up_after``.
+    """
+    age = max(0.0, now - doubt_since)
+    if isinstance(error, (CannotCheckError, AuthError)):
+        missing = getattr(error, "missing_permission", "")
+        need = f" (it needs {missing})" if missing else ""
+        return Decision(DeliveryStatus.UNCERTAIN, None,
+                        f"Not sure it was posted, and autopublish may not read the account back{need}: {error.message}. "
+                        "An editor must look and mark it posted or not posted", needs_editor=True)
+    first = max(policy.reconcile_after, policy.base)  # reconcile_after may be 0 ("look at once"); backoff never is
+    delay = min(policy.cap, first * (2 ** max(0, checks - 1))) * (1.0 + policy.jitter * rand)
+    if isinstance(error, RateLimitedError) and error.retry_after and error.retry_after > delay:
+        delay = error.retry_after * (1.0 + 0.05 * rand)
+    if checks >= policy.max_checks or age + delay > policy.check_give_up_after:
+        return Decision(DeliveryStatus.UNCERTAIN, None,
+                        f"Not sure it was posted; checking the platform failed {checks} time(s) over {format_duration(age)} "
+                        f"({error.message}). An editor must look and mark it posted or not posted", needs_editor=True)
+    return Decision(DeliveryStatus.UNCERTAIN, now + delay,
+                    f"Not sure it was posted; checking the platform failed ({error.message}); will check again in {format_duration(delay)}")
+
+
+def resend_is_safe(window: float | None, first_try_at: float | None, now: float, policy: RetryPolicy) -> bool:
+    """True while the platform still remembers the post's idempotency key.
+
+    Counted from the first try: a post the platform created on any try was created no
+    earlier, so its key is remembered at least until ``first_try_at + window``.
+    """
+    if not window or first_try_at is None:
+        return False
+    return now - first_try_at < window - policy.resend_margin

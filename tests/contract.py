@@ -30,6 +30,9 @@ class ContractCase:
     env: dict[str, str]  # environment the ${NAME} references resolve from
     posts: Callable[[FakeServer], int]  # how many posts the fake holds now
     needs_image: bool = False
+    # The fewest permissions the README asks for (to post AND to settle doubts), granted with
+    # ``fake.grant()``; None where the fake does not model permissions (yet).
+    minimal_scopes: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -52,8 +55,9 @@ def sample_article(*, image: str | None = None, link: str = "https://example.go.
     )
 
 
-def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None = None, text: str | None = None) -> Post:
-    article = sample_article(image=image)
+def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None = None, text: str | None = None,
+                link: str | None = None) -> Post:
+    article = sample_article(image=image) if link is None else sample_article(image=image, link=link)
     body = text if text is not None else f"{article.title}\n\n{article.summary}\n\n{article.link}\n\n#Berita #JakartaBerketahanan #Kegiatan"
     return Post(
         channel=channel,

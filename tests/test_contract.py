@@ -163,3 +163,36 @@ def test_fitted_text_is_within_the_limit(case, fake, tmp_path):
     limit = publisher.current_limits().max_length
     assert limit > 0
     assert publisher.count("https://example.org/" + "a" * 500) <= publisher.count("x" * 600)
+
+
+MINIMAL = [c for c in CASES if c.minimal_scopes is not None]
+
+
+@pytest.mark.parametrize("minimal", MINIMAL, ids=[c.platform for c in MINIMAL])
+def test_doubts_settle_under_the_minimal_documented_permissions(minimal: ContractCase, tmp_path):
+    """With only what the README asks for: post, lose the answer, restart, read the platform back."""
+    server = minimal.make_fake()
+    server.start()
+    try:
+        server.grant(minimal.minimal_scopes or ())
+        publisher = build_publisher(minimal, server, tmp_path)
+        publisher.publish(sample_post(key="ap-earlier", link="https://example.go.id/berita/lebih-awal/", image=server.image_url()))
+        health = publisher.check()
+        assert health.level in (HealthLevel.OK, HealthLevel.WARNING), health.summary
+        assert health.settles_doubts is not False, f"check says doubts cannot be settled: {health.missing_permission}"
+        post = sample_post(key="ap-doubt", image=server.image_url())
+        server.script("drop")  # the platform acts, the answer is lost
+        with pytest.raises((UncertainError, TransientError)):
+            publisher.publish(post)
+        assert minimal.posts(server) == 2
+        restarted = build_publisher(minimal, server, tmp_path)  # a new process; the state directory remains
+        if restarted.can_read_back:
+            found = restarted.find_existing(post)
+            assert found is not None and found.remote_id
+        else:
+            assert restarted.idempotent
+            restarted.publish(post)  # the same key: the platform drops the repeat
+        assert minimal.posts(server) == 2
+    finally:
+        server.stop()
+

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from pydantic import ValidationError
 
-from autopublish.errors import AuthError, PermanentError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import PublisherEnv
-from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher, escape_little_text
+from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher, default_version, escape_little_text
 from tests.contract import CANARY, build_publisher, sample_post
 from tests.fakes.linkedin import CONTRACT, ORGANIZATION, TOKEN, LinkedInFake, channel_options, render_little
 
@@ -79,7 +80,7 @@ def test_publish_as_the_organization_with_an_article_card(fake: LinkedInFake, pu
     assert receipt.remote_id == post["id"] and receipt.remote_id.startswith("urn:li:share:")
     assert receipt.url == f"https://www.linkedin.com/feed/update/{post['id']}/"
     create = next(r for r in fake.requests if r.path == "/rest/posts" and r.method == "POST")
-    assert create.header("linkedin-version") == "202510"
+    assert create.header("linkedin-version") == default_version(datetime.now(UTC))
     assert create.header("x-restli-protocol-version") == "2.0.0"
     assert create.header("authorization") == f"Bearer {TOKEN}"
     body = create.json
@@ -127,9 +128,8 @@ def test_retired_version_pauses_the_channel_with_the_fix(fake: LinkedInFake, tmp
     publisher = _with_version(fake, tmp_path, "202401")
     with pytest.raises(AuthError) as info:
         publisher.publish(sample_post())
-    assert info.value.message.startswith(
-        'LinkedIn no longer accepts API version 202401; set version = "YYYYMM" to a current month in the config'
-    )
+    assert info.value.message.startswith('LinkedIn no longer accepts API version 202401 (it serves each version for about a year); '
+                                         'remove version = "202401" from the channel')
     assert info.value.code == "NONEXISTENT_VERSION" and fake.posts == []
 
 
@@ -138,14 +138,30 @@ def test_the_fake_requires_a_version_header(fake: LinkedInFake) -> None:
     assert response.status_code == 426
 
 
-def test_duplicate_422_is_uncertain_and_reconciles_to_one_post(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
+def test_duplicate_422_names_the_post_and_settles_from_it_without_reading(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
     post = sample_post(image=fake.image_url())
     fake.script("drop")
     with pytest.raises(UncertainError):
         publisher.publish(post)
+    fake.grant(("w_organization_social",))  # no read permission: the 422 alone settles it
+    receipt = publisher.publish(post)
+    assert receipt.remote_id == fake.posts[0]["id"] and len(fake.posts) == 1
+    assert not [r for r in fake.requests if r.method == "GET" and r.path == "/rest/posts"]
+
+
+def test_duplicate_422_without_a_urn_is_uncertain(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
+    fake.answer_next_publish(422, {"status": 422, "message": "Duplicate post",
+                                   "errorDetails": {"inputErrors": [{"code": "DUPLICATE_POST", "input": {}}]}})
     with pytest.raises(UncertainError) as info:
+        publisher.publish(sample_post())
+    assert info.value.code == "DUPLICATE_POST"
+
+
+def test_read_back_finds_the_post_after_a_lost_answer(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
+    post = sample_post(image=fake.image_url())
+    fake.script("drop")
+    with pytest.raises(UncertainError):
         publisher.publish(post)
-    assert info.value.code == "DUPLICATE_POST" and info.value.detail == fake.posts[0]["id"]
     receipt = publisher.find_existing(post)
     assert receipt is not None and receipt.remote_id == fake.posts[0]["id"]
     assert len(fake.posts) == 1
@@ -261,3 +277,57 @@ def test_read_back_matches_the_card_link_or_the_text_of_a_cardless_post(fake: Li
     cardless = type(base)(channel="test", key="ap-3", text="Teks saja", article=other_article)
     receipt = publisher.publish(cardless)
     assert publisher.find_existing(cardless) == receipt
+
+
+# --- issue 11: versions from today's date, permissions for reading back ------------------------
+
+
+@pytest.mark.parametrize(("today", "expected"), [((2026, 12, 1), "202610"), ((2027, 1, 15), "202611"), ((2027, 2, 28), "202612")])
+def test_default_version_is_two_months_back(today, expected) -> None:
+    assert default_version(datetime(*today, tzinfo=UTC)) == expected
+
+
+def test_default_version_never_ages_into_426(fake: LinkedInFake, tmp_path) -> None:
+    later = datetime(2029, 7, 3, tzinfo=UTC)
+    fake.clock = later.timestamp
+    options = LinkedInOptions.model_validate(channel_options(fake), context={"env": CONTRACT.env})
+    publisher = LinkedInPublisher("news", options, PublisherEnv(requests.Session(), tmp_path, (1.0, 0.5), now=lambda: later))
+    publisher.publish(sample_post())
+    assert len(fake.posts) == 1
+    assert fake.requests[-1].header("linkedin-version") == "202905"
+
+
+@pytest.mark.parametrize("months", [13, -1])
+def test_the_fake_refuses_versions_outside_the_twelve_month_window(fake: LinkedInFake, months: int) -> None:
+    today = datetime.now(UTC)
+    index = today.year * 12 + today.month - 1 - months
+    version = f"{index // 12:04d}{index % 12 + 1:02d}"
+    headers = {"Authorization": f"Bearer {TOKEN}", "LinkedIn-Version": version, "X-Restli-Protocol-Version": "2.0.0"}
+    response = requests.get(f"{fake.url}/rest/posts", params={"q": "author", "author": ORGANIZATION}, headers=headers, timeout=2)
+    assert response.status_code == 426 and response.json()["code"] == "NONEXISTENT_VERSION"
+
+
+def test_check_names_the_426_fix(fake: LinkedInFake, tmp_path) -> None:
+    with pytest.raises(AuthError) as info:
+        _with_version(fake, tmp_path, "202401").check()
+    assert "202401" in info.value.message and 'remove version = "202401"' in info.value.message
+
+
+def test_read_back_without_r_organization_social_cannot_check(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
+    fake.grant(("w_organization_social",))
+    with pytest.raises(CannotCheckError) as info:
+        publisher.find_existing(sample_post())
+    assert info.value.missing_permission == "r_organization_social" and not isinstance(info.value, AuthError)
+    publisher.publish(sample_post())  # posting still works
+    assert len(fake.posts) == 1
+
+
+def test_check_reports_whether_doubts_can_be_settled(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
+    fake.grant(("w_organization_social", "r_organization_social"))  # the README's minimum: no admin scope
+    health = publisher.check()
+    assert health.level is HealthLevel.OK and health.settles_doubts is True
+    fake.grant(("w_organization_social",))
+    health = publisher.check()
+    assert health.level is HealthLevel.OK  # posting works: not a broken token
+    assert health.settles_doubts is False and health.missing_permission == "r_organization_social"
+    assert any("r_organization_social" in line for line in health.details)

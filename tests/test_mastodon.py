@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -306,3 +307,121 @@ def test_the_token_never_reaches_logs_or_errors(fake, tmp_path, caplog):
     publisher.find_existing(sample_post())
     publisher.check()
     assert CANARY not in caplog.text
+
+
+# --- the README's scopes: write:statuses write:media read:statuses (issue 11) -----------------
+
+MINIMAL = ("write:statuses", "write:media", "read:statuses")
+
+
+def test_check_with_the_readme_scopes_is_not_a_broken_token(fake, tmp_path):
+    fake.grant(MINIMAL)
+    publisher = make(fake.url, tmp_path)
+    health = publisher.check()  # verify_credentials would answer 403: it must not be called broken
+    assert health.level is HealthLevel.OK
+    assert health.settles_doubts is False and health.missing_permission == "read:accounts"
+    assert any('account = "yourname"' in line for line in health.details)
+    publisher.publish(sample_post(key="first", link="https://example.go.id/berita/lain/"))
+    # the post's answer named the account: from now on doubts settle by reading back
+    again = make(fake.url, tmp_path).check()
+    assert again.settles_doubts is True and again.missing_permission == ""
+    assert again.summary.startswith("Posting as @bot ")
+
+
+def test_check_names_read_statuses_when_it_is_missing(fake, tmp_path):
+    fake.grant(("write:statuses", "write:media"))
+    health = make(fake.url, tmp_path, account="bot").check()
+    assert health.level is HealthLevel.OK
+    assert health.settles_doubts is False and health.missing_permission == "read:statuses"
+
+
+def test_check_says_a_token_without_write_statuses_cannot_post(fake, tmp_path):
+    fake.grant(("read",))
+    health = make(fake.url, tmp_path).check()
+    assert health.level is HealthLevel.ERROR and "write:statuses" in health.summary
+
+
+def test_read_back_with_the_readme_scopes_uses_the_account_key_and_no_read_accounts(fake, tmp_path):
+    fake.grant(MINIMAL)
+    publisher = make(fake.url, tmp_path, account="@bot")
+    post = sample_post(key="doubt")
+    fake.script("drop")
+    with pytest.raises(UncertainError):
+        publisher.publish(post)  # the answer (and the account in it) is lost
+    found = make(fake.url, tmp_path / "fresh", account="@bot").find_existing(post)
+    assert found is not None and found.remote_id == fake.statuses[0]["id"]
+    lookups = [r for r in fake.requests if r.path == "/api/v1/accounts/lookup"]
+    assert lookups and all(not r.header("authorization") for r in lookups)  # public: without the token
+    assert not [r for r in fake.requests if r.path == "/api/v1/accounts/verify_credentials"]
+
+
+def test_read_back_uses_the_account_remembered_from_an_earlier_post(fake, tmp_path):
+    fake.grant(MINIMAL)
+    make(fake.url, tmp_path).publish(sample_post(key="first", link="https://example.go.id/berita/lain/"))
+    post = sample_post(key="doubt")
+    fake.script("drop")
+    with pytest.raises(UncertainError):
+        make(fake.url, tmp_path).publish(post)
+    restarted = make(fake.url, tmp_path)  # a new process: only the state directory remains
+    found = restarted.find_existing(post)
+    assert found is not None and found.remote_id == fake.statuses[1]["id"]
+    assert json.loads((tmp_path / "mastodon-account-mastodon.json").read_text())["id"] == fake.account_id
+
+
+def test_read_back_without_any_way_to_the_account_cannot_check_and_names_the_scope(fake, tmp_path):
+    from autopublish.errors import CannotCheckError
+
+    fake.grant(MINIMAL)
+    with pytest.raises(CannotCheckError) as info:
+        make(fake.url, tmp_path).find_existing(sample_post())
+    assert info.value.missing_permission == "read:accounts"
+    assert not isinstance(info.value, AuthError)  # never pauses the channel
+    assert CANARY not in f"{info.value} {vars(info.value)}"
+
+
+def test_read_back_without_read_statuses_cannot_check(fake, tmp_path):
+    from autopublish.errors import CannotCheckError
+
+    fake.grant(("write:statuses", "write:media"))
+    with pytest.raises(CannotCheckError) as info:
+        make(fake.url, tmp_path, account="bot").find_existing(sample_post())
+    assert info.value.missing_permission == "read:statuses"
+
+
+def test_fake_forgets_an_idempotency_key_after_one_hour(fake, tmp_path):
+    publisher = make(fake.url, tmp_path)
+    post = sample_post(key="delivery-7")
+    publisher.publish(post)
+    publisher.publish(post)
+    assert fake.posts == 1  # within the hour: the same status
+    start = fake.clock()
+    fake.clock = lambda: start + 3601
+    publisher.publish(post)
+    assert fake.posts == 2  # Mastodon no longer remembers the key
+
+
+# --- content warning + text against the limit (StatusLengthValidator) ----------------------------
+
+
+def test_fake_counts_the_content_warning_with_the_text(fake):
+    body = {"status": "x" * 495, "spoiler_text": "berita politik"}
+    response = requests.post(f"{fake.url}/api/v1/statuses", json=body, headers={"Authorization": f"Bearer {CANARY}"}, timeout=5)
+    assert response.status_code == 422 and "character limit" in response.json()["error"]
+    assert fake.posts == 0
+
+
+def test_a_long_post_with_a_content_warning_is_fitted_to_what_is_left(fake, tmp_path):
+    from autopublish.config import ChannelConfig
+    from autopublish.pipeline import build_post
+    from tests.contract import sample_article
+
+    warning = "berita politik"
+    publisher = make(fake.url, tmp_path, content_warning=warning)
+    publisher.load_limits()
+    assert publisher.current_limits().max_length == 500 - len(warning)
+    long = dataclasses.replace(sample_article(), summary="kata " * 300)
+    channel = ChannelConfig("mastodon", "mastodon", "{title}\n\n{summary}\n\n{link}", publisher.options)
+    post = build_post(long, channel, publisher, "ap-cw")
+    assert publisher.count(post.text) + len(warning) <= 500
+    publisher.publish(post)  # the fake would answer 422 if the two together were over 500
+    assert fake.posts == 1 and fake.statuses[0]["spoiler_text"] == warning

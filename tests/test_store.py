@@ -404,3 +404,15 @@ def test_an_unreachable_postgresql_is_a_plain_sentence_without_the_password() ->
     with pytest.raises(StateError) as caught:
         Store(f"postgresql://autopublish:sekret-canary@127.0.0.1:{port}/autopublish")
     assert "cannot be reached" in caught.value.message and "sekret-canary" not in caught.value.message
+
+
+def test_failed_read_backs_are_counted_from_the_deliverys_own_events(store: Store, clock: Clock) -> None:
+    [delivery_id] = queue_one(store)
+    assert store.claim(delivery_id)
+    assert store.transition(delivery_id, DeliveryStatus.UNCERTAIN, "lost answer", expect=(DeliveryStatus.SENDING,))
+    began = clock.now
+    for _ in range(2):
+        clock.now += 60
+        store.log_event("check_failed", "the platform did not answer", delivery_id=delivery_id, channel="social", status="uncertain")
+    assert store.failed_checks(delivery_id) == (2, began)
+    assert store.failed_checks(9999) == (0, None)

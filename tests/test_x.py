@@ -11,7 +11,7 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from autopublish.errors import AuthError, PermanentError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.twitter_text import is_valid, url_spans, weighted_length
@@ -269,7 +269,7 @@ def test_usage_cap_is_a_long_rate_limit(fake: XFake, publisher: XPublisher) -> N
 
 
 def test_read_back_failure_is_transient(fake: XFake, publisher: XPublisher) -> None:
-    fake.script("server_error", when=lambda r: r.path == "/2/users/me")
+    fake.script("server_error", when=lambda r: r.path.endswith("/tweets") and r.method == "GET")
     with pytest.raises(TransientError):
         publisher.find_existing(sample_post())
 
@@ -337,3 +337,92 @@ def test_read_back_does_not_match_the_same_words_with_another_link(fake: XFake, 
     plain = sample_post(text="Berita tanpa tautan")
     receipt = publisher.publish(plain)
     assert publisher.find_existing(plain) == receipt
+
+
+# --- issue 11: X's tiers -------------------------------------------------------------------------
+
+
+def test_read_back_takes_the_account_from_the_token_not_users_me(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "write", "tier:free"))
+    publisher.publish(sample_post())
+    assert publisher.find_existing(sample_post()) is not None
+    assert not [r for r in fake.requests if r.path == "/2/users/me"]
+    read = [r for r in fake.requests if r.path.endswith("/tweets") and r.method == "GET"][-1]
+    assert int(read.query["max_results"][0]) <= 10  # Free reads 100 posts a month
+
+
+def test_free_tier_read_window_is_honoured_without_spending_a_request(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "write", "tier:free"))
+    assert publisher.find_existing(sample_post()) is None  # the one read of this 15-minute window
+    reads = len([r for r in fake.requests if r.path.endswith("/tweets")])
+    with pytest.raises(RateLimitedError) as info:
+        publisher.find_existing(sample_post())
+    assert info.value.retry_after is not None and 800 < info.value.retry_after <= 900
+    assert len([r for r in fake.requests if r.path.endswith("/tweets")]) == reads  # not asked again
+
+
+def test_free_tier_429_on_a_read_waits_for_the_window(fake: XFake, tmp_path) -> None:
+    fake.grant(("read", "write", "tier:free"))
+    build_publisher(CONTRACT, fake, tmp_path).find_existing(sample_post())  # another process used the window
+    with pytest.raises(RateLimitedError) as info:
+        build_publisher(CONTRACT, fake, tmp_path).find_existing(sample_post())
+    assert info.value.retry_after is not None and info.value.retry_after > 800
+
+
+def test_free_tier_monthly_read_cap_is_a_long_rate_limit(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "write", "tier:free"))
+    fake.posts_read = 100
+    with pytest.raises(RateLimitedError) as info:
+        publisher.find_existing(sample_post())
+    assert "usage cap" in info.value.message
+
+
+def test_the_24_hour_posting_cap_is_honoured(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "write", "tier:free"))
+    fake.created_at = [time.time() - 3600] * 16
+    publisher.publish(sample_post(key="17th"))  # the 17th of 24 hours: the answer says none are left
+    sent = len([r for r in fake.requests if fake.is_publish(r)])
+    with pytest.raises(RateLimitedError) as info:
+        publisher.publish(sample_post(key="18th", link="https://example.go.id/lain/"))
+    assert info.value.retry_after is not None and info.value.retry_after > 20 * 3600
+    assert len([r for r in fake.requests if fake.is_publish(r)]) == sent  # no request spent
+
+
+def test_the_24_hour_cap_429_waits_for_its_reset(fake: XFake, tmp_path) -> None:
+    fake.grant(("read", "write", "tier:free"))
+    fake.created_at = [time.time() - 3600] * 17
+    with pytest.raises(RateLimitedError) as info:
+        build_publisher(CONTRACT, fake, tmp_path).publish(sample_post())
+    assert info.value.retry_after is not None and info.value.retry_after > 20 * 3600  # not the 15-minute window
+    assert fake.posts == []
+
+
+def test_client_forbidden_on_a_read_cannot_check_and_is_not_an_auth_error(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "write", "tier:none"))
+    with pytest.raises(CannotCheckError) as info:
+        publisher.find_existing(sample_post())
+    assert not isinstance(info.value, AuthError)
+    assert "GET /2/users/:id/tweets" in info.value.missing_permission
+    assert CANARY not in f"{info.value} {vars(info.value)}"
+
+
+def test_client_forbidden_on_a_post_says_what_to_fix(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "write", "tier:none"))
+    with pytest.raises(AuthError) as info:
+        publisher.publish(sample_post())
+    assert "Project" in info.value.message
+
+
+def test_read_only_app_permission_cannot_post(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "tier:free"))
+    with pytest.raises(AuthError) as info:
+        publisher.publish(sample_post())
+    assert "Read and Write" in info.value.message and fake.posts == []
+
+
+def test_check_says_doubts_settle_and_names_the_free_limits(fake: XFake, publisher: XPublisher) -> None:
+    fake.grant(("read", "write", "tier:free"))
+    health = publisher.check()
+    assert health.level is HealthLevel.OK and health.settles_doubts is True
+    assert any("15 minutes" in line for line in health.details)
+    assert not [r for r in fake.requests if r.path.endswith("/tweets")]  # no scarce read spent on a probe

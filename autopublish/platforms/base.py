@@ -109,6 +109,8 @@ class Publisher(ABC, Generic[OptionsT]):
     limits: ClassVar[PostLimits]
     idempotent: ClassVar[bool] = False  # a retry with the same Post.key cannot post twice
     can_read_back: ClassVar[bool] = False  # find_existing can settle an uncertain delivery
+    # Seconds the platform remembers Post.key and drops a repeat (Mastodon: 3600); None: unbounded or unknown.
+    idempotency_window: ClassVar[float | None] = None
     default_template: ClassVar[str] = "{title}\n\n{summary}\n\n{link}"
 
     def __init__(self, channel: str, options: OptionsT, env: PublisherEnv) -> None:
@@ -144,8 +146,9 @@ class Publisher(ABC, Generic[OptionsT]):
     def find_existing(self, post: Post) -> Receipt | None:
         """Read the account back: the receipt of ``post`` if it was published, else None.
 
-        Raises NotImplementedError where the platform cannot tell; TransientError when
-        the read-back itself failed and may work later.
+        Raises NotImplementedError where the platform cannot tell; TransientError (or
+        RateLimitedError) when the read-back itself failed and may work later;
+        CannotCheckError when the token may post but not read the account back.
         """
         raise NotImplementedError
 

@@ -7,16 +7,21 @@
 - Commentary is LinkedIn's "little" text format: the reserved characters
   ``\\ | { } @ [ ] ( ) < > # * _ ~`` are backslash-escaped (unescaped, LinkedIn silently
   cuts the post at the first one). ``#word`` hashtags stay hashtags.
-- Not idempotent. LinkedIn refuses a repeat with 422 DUPLICATE_POST: Uncertain, settled
-  by reading back ``GET /rest/posts?q=author`` and matching the article link.
-- 426 means the configured ``version`` is retired: the channel pauses until an admin
-  sets a current month.
+- Not idempotent. LinkedIn refuses a repeat with 422 DUPLICATE_POST naming the post
+  already on the Page: that post is the receipt (no read needed). Other doubts are
+  settled by reading back ``GET /rest/posts?q=author``, which needs the
+  ``r_organization_social`` permission (posting needs only ``w_organization_social``);
+  without it the read-back is CannotCheckError and an editor checks.
+- ``LinkedIn-Version``: LinkedIn serves each monthly version for about a year, so the
+  default is computed from today's date (two months back), never a month that ages into
+  426. ``version = "YYYYMM"`` in the channel pins one; a 426 names both fixes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -25,6 +30,7 @@ from pydantic import field_validator
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -46,6 +52,15 @@ _ORGANIZATION = re.compile(r"^urn:li:organization:(\d+)$")
 _VERSION = re.compile(r"^(20\d\d)(0[1-9]|1[0-2])$")
 
 
+VERSION_MONTHS_BACK = 2  # a version LinkedIn has surely released, well inside its 12-month window
+
+
+def default_version(today: datetime) -> str:
+    """The ``LinkedIn-Version`` to send when none is pinned: YYYYMM, two months before ``today``."""
+    months = today.year * 12 + (today.month - 1) - VERSION_MONTHS_BACK
+    return f"{months // 12:04d}{months % 12 + 1:02d}"
+
+
 def escape_little_text(text: str) -> str:
     """Backslash-escape LinkedIn's reserved characters, keeping ``#word`` hashtags.
 
@@ -61,7 +76,8 @@ class LinkedInOptions(PlatformOptions):
     api_base: str = "https://api.linkedin.com"
     organization: str
     access_token: SecretRef
-    version: str = "202510"
+    # Pin a LinkedIn-Version ("YYYYMM"); unset: a recent month computed from today's date.
+    version: str | None = None
 
     @field_validator("api_base")
     @classmethod
@@ -86,7 +102,9 @@ class LinkedInOptions(PlatformOptions):
 
     @field_validator("version", mode="before")
     @classmethod
-    def _check_version(cls, value: object) -> str:
+    def _check_version(cls, value: object) -> str | None:
+        if value is None:
+            return None
         text = str(value).strip()
         if not _VERSION.match(text):
             raise ValueError('version must be a LinkedIn API version written "YYYYMM", like "202510"')
@@ -102,6 +120,11 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
     can_read_back: ClassVar[bool] = True
     default_template = "{title}\n\n{summary}\n\n{hashtags}"
 
+
+    @property
+    def version(self) -> str:
+        """The pinned version, else a recent one from today's date."""
+        return self.options.version or default_version(self.env.now())
 
     def count(self, text: str) -> int:
         """LinkedIn's length: UTF-16 code units of the text before escaping."""
@@ -132,7 +155,12 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
             body["content"] = {"article": article}
         response = self.request("POST", f"{self.options.api_base}/rest/posts", writes=True, what="LinkedIn", json=body, headers=self._headers())
         if response.status_code not in (200, 201):
-            raise self._failure(response, writes=True)
+            failure = self._failure(response, writes=True)
+            if failure.code == "DUPLICATE_POST" and failure.detail.startswith("urn:li:"):
+                # LinkedIn names the post already on the Page with this content: that is this post.
+                log.info("LinkedIn: the post is already on the Page (%s); recorded as posted", failure.detail, extra={"channel": self.channel})
+                return self._receipt(failure.detail)
+            raise failure
         urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id")
         if not urn:
             raise self.error(UncertainError, "LinkedIn accepted the post but did not say its id; it may have been published", code=response.status_code)
@@ -186,6 +214,12 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
         params = {"q": "author", "author": self.options.organization, "count": str(READ_BACK_COUNT), "sortBy": "LAST_MODIFIED"}
         headers = {**self._headers(), "X-RestLi-Method": "FINDER"}
         response = self.request("GET", f"{self.options.api_base}/rest/posts", writes=False, what="LinkedIn", params=params, headers=headers)
+        if response.status_code == 403:
+            raise CannotCheckError(
+                "LinkedIn would not let the token read the Page's posts back: it lacks r_organization_social; posting is not affected",
+                missing_permission="r_organization_social", platform=self.name, channel=self.channel, code=403,
+                detail=str(_body(response).get("message") or ""),
+            )
         if response.status_code != 200:
             raise self._failure(response, writes=False)
         data = self.read_json(response, writes=False)
@@ -207,10 +241,14 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
         if response.status_code in (401, 426) or response.status_code >= 500:
             raise self._failure(response, writes=False)
         if response.status_code != 200:
+            # organizationAcls needs r_organization_admin, which posting does not: not a broken token.
+            settles = self._can_read_posts()
             return Health(
-                HealthLevel.WARNING,
-                f"LinkedIn would not list the member's Page roles (HTTP {response.status_code}); posting to {self.options.organization} may still work",
-                details=(note,),
+                HealthLevel.OK if response.status_code == 403 else HealthLevel.WARNING,
+                f"LinkedIn would not list the member's Page roles (HTTP {response.status_code}; that needs r_organization_admin); "
+                f"posting to {self.options.organization} is not checked until a post goes out",
+                details=(self._doubts_note(settles), note),
+                settles_doubts=settles, missing_permission="" if settles else "r_organization_social",
             )
         data = self.read_json(response, writes=False)
         roles = sorted(
@@ -224,7 +262,25 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
                 f"The signed-in LinkedIn member has no approved role on the Page {page}; a Page admin must make them an Administrator or Content admin",
                 details=(note,),
             )
-        return Health(HealthLevel.OK, f"Posting to the LinkedIn Page {page} as {', '.join(roles)}", details=(f"API version {self.options.version}", note))
+        settles = self._can_read_posts()
+        version = f"API version {self.version}" + (" (pinned)" if self.options.version else " (a recent month, from today's date)")
+        return Health(HealthLevel.OK, f"Posting to the LinkedIn Page {page} as {', '.join(roles)}",
+                      details=(version, self._doubts_note(settles), note),
+                      settles_doubts=settles, missing_permission="" if settles else "r_organization_social")
+
+    @staticmethod
+    def _doubts_note(settles: bool) -> str:
+        if settles:
+            return "Posts in doubt are settled by reading the Page's posts back (r_organization_social)"
+        return ("The token lacks r_organization_social: posts in doubt cannot be checked automatically and go to an editor; "
+                "add that permission to the app and sign in again")
+
+    def _can_read_posts(self) -> bool:
+        """One ``GET /rest/posts?q=author`` (count 1): may the token read the Page's posts back?"""
+        params = {"q": "author", "author": self.options.organization, "count": "1"}
+        headers = {**self._headers(), "X-RestLi-Method": "FINDER"}
+        response = self.request("GET", f"{self.options.api_base}/rest/posts", writes=False, what="LinkedIn", params=params, headers=headers)
+        return response.status_code == 200
 
     def _organization_name(self, org_id: str) -> str:
         """The Page's name, or "" where the token may not read it."""
@@ -238,7 +294,7 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
     def _headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Bearer {self.options.access_token.reveal()}",
-            "LinkedIn-Version": self.options.version,
+            "LinkedIn-Version": self.version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
 
@@ -285,10 +341,13 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
                 detail=message,
             )
         if status == 426:
+            fix = (f'remove version = "{self.options.version}" from the channel (autopublish then picks a recent month) or pin '
+                   "a month from the last twelve" if self.options.version else
+                   'pin a month from the last twelve with version = "YYYYMM" in the channel')
             return self.error(
                 AuthError,
-                f'LinkedIn no longer accepts API version {self.options.version}; set version = "YYYYMM" to a current month '
-                f"in the config, then run: {resume}",
+                f"LinkedIn no longer accepts API version {self.version} (it serves each version for about a year); {fix}, "
+                f"then run: {resume}",
                 code=code or status,
                 detail=message,
             )

@@ -5,15 +5,27 @@ Calls (https://docs.joinmastodon.org/methods/):
     POST /api/v2/media                         the article image with its alt text
     GET  /api/v1/media/:id                     while the image is still processing (bounded)
     POST /api/v1/statuses                      the post, with ``Idempotency-Key: <post.key>``
-    GET  /api/v1/accounts/verify_credentials   the account (check, read-back)
-    GET  /api/v1/accounts/:id/statuses         read-back: the account's recent statuses
+    GET  /api/v1/apps/verify_credentials       check: the token works (no scope), its scopes on 4.3+
+    GET  /api/v1/accounts/verify_credentials   the account, only where the token has read:accounts
+    GET  /api/v1/accounts/lookup?acct=         the account by name: public, called without the token
+    GET  /api/v1/accounts/:id/statuses         read-back: the account's recent statuses (read:statuses)
+
+Permissions: posting needs ``write:statuses`` (and ``write:media`` for images); settling
+a post in doubt needs ``read:statuses`` plus the account's id, which comes from an
+earlier post's answer (remembered in the state directory), from the ``account`` key
+(looked up publicly), or from ``verify_credentials`` where the token has ``read:accounts``.
+A read-back refused for want of a scope is CannotCheckError: the channel keeps posting.
 
 Idempotency: Mastodon remembers an ``Idempotency-Key`` per account for one hour and
 answers a repeat with the status it already created, so a retry of the same post.key
 within the hour cannot post twice. That is why a 5xx to the create call is a
 TransientError here, not Uncertain. A read timeout or dropped connection stays
 Uncertain, so the core reconciles by reading back (can_read_back) instead of relying on
-the one-hour window.
+the one-hour window; where it cannot read back, the core resends with the same key
+while Mastodon still remembers it (``idempotency_window``).
+
+The content warning counts toward the limit together with the text (Mastodon's
+StatusLengthValidator), so ``current_limits`` leaves the text what the warning does not use.
 
 Length: graphemes, every http(s) URL counting ``characters_reserved_per_url`` (23) and a
 remote mention ``@user@domain`` counting only ``@user``, up to ``max_characters`` (500)
@@ -31,9 +43,12 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import logging
+import os
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -41,6 +56,7 @@ from pydantic import AliasChoices, Field, field_validator
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -97,6 +113,9 @@ class MastodonOptions(PlatformOptions):
         default="", validation_alias=AliasChoices("content_warning", "spoiler_text")
     )
     sensitive: bool = False
+    # The account's name ("bot" or "@bot@mastodon.social"): lets autopublish find the account
+    # to read back without the read:accounts scope. Optional: an earlier post also tells it.
+    account: str | None = None
 
     @field_validator("instance")
     @classmethod
@@ -136,6 +155,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
     limits = PostLimits(max_length=DEFAULT_MAX_CHARACTERS, url_length=DEFAULT_URL_LENGTH, images=True, link_card=False)
     idempotent: ClassVar[bool] = True  # Idempotency-Key (one hour, per account)
     can_read_back: ClassVar[bool] = True
+    idempotency_window: ClassVar[float | None] = 3600.0  # methods/statuses.md: keys are kept for 1 hour
     default_template = "{title}\n\n{summary}\n\n{link}\n\n{hashtags}"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -150,8 +170,14 @@ class MastodonPublisher(Publisher[MastodonOptions]):
 
     # --- length ------------------------------------------------------------------
     def current_limits(self) -> PostLimits:
-        """The instance's limits once fetched (by publish or check), else the default 500/23."""
-        return self._limits or self.limits
+        """The instance's limits once fetched (by publish or check), else the default 500/23,
+        less what the content warning uses: Mastodon counts the warning and the text together."""
+        limits = self._limits or self.limits
+        warning = self.options.content_warning
+        if not warning:
+            return limits
+        used = count_status(warning, url_length=limits.url_length or DEFAULT_URL_LENGTH)
+        return replace(limits, max_length=max(0, limits.max_length - used))
 
     def count(self, text: str) -> int:
         limits = self.current_limits()
@@ -160,25 +186,25 @@ class MastodonPublisher(Publisher[MastodonOptions]):
     def load_limits(self) -> PostLimits:
         """Fetch and cache the instance's limits; on any failure keep the defaults (no error)."""
         if self._limits is not None:
-            return self._limits
+            return self.current_limits()
         for path in ("/api/v2/instance", "/api/v1/instance"):
             try:
                 response = self.request("GET", self.options.instance + path, writes=False, what=f"Mastodon instance {self.host}")
             except PublishError:
-                return self.limits
+                return self.current_limits()
             if response.status_code == 404:
                 continue  # Mastodon before 4.0 has only v1
             if response.status_code != 200:
-                return self.limits
+                return self.current_limits()
             try:
                 data = response.json()
             except ValueError:
-                return self.limits
+                return self.current_limits()
             limits = _limits_from_instance(data)
             if limits is not None:
                 self._limits = limits
-                return limits
-        return self.limits
+                return self.current_limits()
+        return self.current_limits()
 
     # --- publish -------------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:
@@ -189,9 +215,10 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         if length > limits.max_length:
             # Fitted to the default before the instance's own (lower) limit was known;
             # a later attempt is fitted to the now-cached limit.
+            left = " (what the content warning leaves of it)" if self.options.content_warning else ""
             raise self.error(
                 TransientError,
-                f"The post is {length} characters, over this Mastodon instance's limit of {limits.max_length}; "
+                f"The post is {length} characters, over this Mastodon instance's limit of {limits.max_length}{left}; "
                 "it will be shortened and sent again",
                 code="too_long",
             )
@@ -223,6 +250,9 @@ class MastodonPublisher(Publisher[MastodonOptions]):
             status = self.read_json(response, writes=True, what=f"Mastodon ({self.host})")
             if not isinstance(status, dict) or not status.get("id"):
                 raise self.error(UncertainError, f"Mastodon ({self.host}) answered without a status id; the post may have been published")
+            account = status.get("account")
+            if isinstance(account, dict) and account.get("id"):
+                self._remember_account(account)
             return Receipt(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
         raise self._status_error(response, creating=True)
 
@@ -263,16 +293,21 @@ class MastodonPublisher(Publisher[MastodonOptions]):
 
     # --- read-back ---------------------------------------------------------------------
     def find_existing(self, post: Post) -> Receipt | None:
-        """The newest of the account's last 40 statuses that links to the article, else None."""
-        account = self._verify_credentials()
+        """The newest of the account's last 40 statuses that links to the article, else None.
+
+        CannotCheckError when the token may not read the account back (see the module docstring).
+        """
+        account_id = self._account_id()
         response = self.request(
             "GET",
-            f"{self.options.instance}/api/v1/accounts/{account['id']}/statuses",
+            f"{self.options.instance}/api/v1/accounts/{account_id}/statuses",
             writes=False,
             what=f"Mastodon ({self.host})",
             params={"limit": READ_BACK_LIMIT, "exclude_replies": "true", "exclude_reblogs": "true"},
-            headers=self._auth(),
+            headers=self._auth(),  # with the token: statuses that are not public show too
         )
+        if response.status_code == 403:
+            raise self._cannot_check("read:statuses", response)
         if response.status_code != 200:
             raise self._status_error(response, creating=False)
         statuses = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
@@ -284,40 +319,134 @@ class MastodonPublisher(Publisher[MastodonOptions]):
 
     # --- check --------------------------------------------------------------------------
     def check(self) -> Health:
-        try:
-            account = self._verify_credentials(refresh=True)
-        except AuthError:
-            raise
-        except PublishError as exc:
-            return Health(HealthLevel.ERROR, exc.message)
+        """Whether the token can post (``apps/verify_credentials``: any valid token) and settle doubts.
+
+        A token without read:accounts is not broken: it posts; only the account's name may be unknown.
+        """
+        response = self.request("GET", self.options.instance + "/api/v1/apps/verify_credentials", writes=False,
+                                what=f"Mastodon ({self.host})", headers=self._auth())
+        if response.status_code != 200:
+            error = self._status_error(response, creating=False)
+            if isinstance(error, AuthError):
+                raise error
+            return Health(HealthLevel.ERROR, error.message)
+        app = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
+        scopes = {str(s) for s in app.get("scopes") or []} if isinstance(app, dict) else set()
         limits = self.load_limits()
+        details: list[str] = []
+        if scopes and not _grants(scopes, "write:statuses"):
+            return Health(HealthLevel.ERROR, f"The Mastodon token on {self.host} may not post: it lacks write:statuses; "
+                          "create a token with write:statuses, write:media and read:statuses", settles_doubts=False)
+        if scopes and not _grants(scopes, "write:media"):
+            details.append("The token lacks write:media: posts go out without their images")
+        settles, missing, name = self._can_settle(scopes)
+        who = f"@{name}" if name else "the token's account"
+        if not settles:
+            why = f"the token lacks {missing}" if missing.startswith("read:") else missing
+            if missing == "read:accounts":
+                why += ' (or set account = "yourname" in the channel, or let one post go out first)'
+            details.append(f"Posts in doubt are resent with the same key for an hour; after that an editor must check them: {why}")
         return Health(
             HealthLevel.OK,
-            f"Posting as @{account.get('acct') or account.get('username')} on instance {self.host} "
-            f"(limit {limits.max_length} characters)",
+            f"Posting as {who} on instance {self.host} (limit {limits.max_length} characters)",
+            details=tuple(details),
+            settles_doubts=settles,
+            missing_permission=missing if missing.startswith("read:") else "",
         )
+
+    def _can_settle(self, scopes: set[str]) -> tuple[bool, str, str]:
+        """(can read back, what is missing, the account's name) by trying the read-back's own calls."""
+        try:
+            account_id = self._account_id()
+        except CannotCheckError as exc:
+            return False, exc.missing_permission, ""
+        except PublishError:
+            return False, "the account could not be found", ""
+        name = str((self._account or {}).get("acct") or (self._account or {}).get("username") or "")
+        if scopes and not _grants(scopes, "read:statuses"):
+            return False, "read:statuses", name
+        response = self.request("GET", f"{self.options.instance}/api/v1/accounts/{account_id}/statuses", writes=False,
+                                what=f"Mastodon ({self.host})", params={"limit": 1}, headers=self._auth())
+        if response.status_code == 403:
+            return False, "read:statuses", name
+        return response.status_code == 200, "" if response.status_code == 200 else f"reading statuses answered HTTP {response.status_code}", name
 
     # --- helpers --------------------------------------------------------------------------
     def _auth(self) -> dict[str, str]:
         return {"Authorization": "Bearer " + self.options.access_token.reveal()}
 
-    def _verify_credentials(self, *, refresh: bool = False) -> dict[str, Any]:
-        if self._account is not None and not refresh:
-            return self._account
-        response = self.request(
-            "GET",
-            self.options.instance + "/api/v1/accounts/verify_credentials",
-            writes=False,
-            what=f"Mastodon ({self.host})",
-            headers=self._auth(),
-        )
+    def _account_id(self) -> str:
+        """The account's id: the ``account`` key (looked up), else remembered from a post, else read:accounts.
+
+        The key wins over the memory: after a token for another account, a stale id would
+        find nothing and the post would be sent again.
+        """
+        if self._account is not None:
+            return str(self._account["id"])
+        if self.options.account:
+            return str(self._lookup(self.options.account)["id"])
+        self._account = self._remembered_account()
+        if self._account is not None:
+            return str(self._account["id"])
+        response = self.request("GET", self.options.instance + "/api/v1/accounts/verify_credentials", writes=False,
+                                what=f"Mastodon ({self.host})", headers=self._auth())
+        if response.status_code == 403:
+            raise self._cannot_check("read:accounts", response, hint=' (or set account = "yourname" in the channel)')
         if response.status_code != 200:
             raise self._status_error(response, creating=False)
         account = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
         if not isinstance(account, dict) or not account.get("id"):
             raise self.error(TransientError, f"Mastodon ({self.host}) answered without the account; will try again later")
-        self._account = account
+        self._remember_account(account)
+        return str(account["id"])
+
+    def _lookup(self, acct: str) -> dict[str, Any]:
+        """``accounts/lookup`` without the token: public, while with one it would need read:accounts."""
+        response = self.request("GET", self.options.instance + "/api/v1/accounts/lookup", writes=False,
+                                what=f"Mastodon ({self.host})", params={"acct": acct.strip().lstrip("@")})
+        if response.status_code == 404:
+            raise self.error(PermanentError, f"Mastodon ({self.host}) knows no account {acct}; check the channel's account key", code=404)
+        if response.status_code != 200:
+            raise self._status_error(response, creating=False)
+        account = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
+        if not isinstance(account, dict) or not account.get("id"):
+            raise self.error(TransientError, f"Mastodon ({self.host}) answered the account lookup without an id; will try again later")
+        self._remember_account(account)
         return account
+
+    def _memory_path(self) -> Path:
+        return Path(self.env.state_dir) / f"mastodon-account-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.channel)}.json"
+
+    def _remembered_account(self) -> dict[str, Any] | None:
+        """The account an earlier run learnt for this channel and instance (not a secret), or None."""
+        try:
+            data = json.loads(self._memory_path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if isinstance(data, dict) and data.get("instance") == self.options.instance and data.get("id"):
+            return {"id": str(data["id"]), "acct": str(data.get("acct") or "")}
+        return None
+
+    def _remember_account(self, account: dict[str, Any]) -> None:
+        known = self._account
+        self._account = account
+        if known is not None and str(known.get("id")) == str(account["id"]) and self._memory_path().exists():
+            return  # nothing new: no write per post
+        remembered = {"instance": self.options.instance, "id": str(account["id"]), "acct": str(account.get("acct") or account.get("username") or "")}
+        path = self._memory_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(remembered), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.warning("Mastodon: could not remember the account id (%s)", type(exc).__name__, extra={"channel": self.channel})
+
+    def _cannot_check(self, scope: str, response: Any, *, hint: str = "") -> CannotCheckError:
+        return CannotCheckError(
+            f"Mastodon ({self.host}) would not let the token read the account back: it lacks {scope}{hint}; posting is not affected",
+            missing_permission=scope, platform=self.name, channel=self.channel, code=response.status_code, detail=_error_text(response),
+        )
 
     def _status_error(self, response: Any, *, creating: bool) -> PublishError:
         """Map an HTTP error answer to the core's vocabulary (never echoing secrets)."""
@@ -361,6 +490,11 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         if status == 404 and not creating:
             return self.error(PermanentError, f"Mastodon ({self.host}) does not know this account or address; check the channel's instance", code=status, detail=text)
         return self.error(PermanentError, f"Mastodon ({self.host}) refused the request (HTTP {status}); check the channel's instance address", code=status, detail=text)
+
+
+def _grants(scopes: set[str], scope: str) -> bool:
+    """True when ``scopes`` include ``scope`` or its parent ("read" covers "read:statuses")."""
+    return scope in scopes or scope.split(":", 1)[0] in scopes
 
 
 def idempotency_key(key: str) -> str:

@@ -8,6 +8,13 @@
   account's posts (``GET /2/users/me``, ``GET /2/users/:id/tweets``) and matching the
   article link against ``entities.urls[].expanded_url`` (X rewrites links to t.co).
 - Errors are RFC 7807 problem JSON; 429 carries ``x-rate-limit-reset`` (epoch seconds).
+- Tiers: on the Free plan reading an account's posts is allowed once per 15 minutes and
+  100 posts a month, and posting 17 times per 24 hours. The adapter honours
+  ``x-rate-limit-*`` and the 24-hour caps (``x-app-limit-24hour-*``,
+  ``x-user-limit-24hour-*``): once a window is used up it waits for its reset without
+  spending a request, reads back only the last few posts, and takes the account id from
+  the access token (``<user id>-...``) instead of calling ``/2/users/me``. A 403
+  ``client-forbidden`` on a read is CannotCheckError: the channel keeps posting.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from pydantic import field_validator
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -41,7 +49,8 @@ from autopublish.secrets import SecretRef
 log = logging.getLogger(__name__)
 
 DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0  # X's windows are 15 minutes
-READ_BACK_COUNT = 50
+READ_BACK_COUNT = 10  # Free reads 100 posts a month: only the latest few, where a post in doubt is
+READ_ACCESS = "X API access to read the account's posts (GET /2/users/:id/tweets; the app must be in a Project)"
 
 
 class XOptions(PlatformOptions):
@@ -100,6 +109,8 @@ class XPublisher(Publisher[XOptions]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._user_id: str | None = None
+        self._read_blocked_until = 0.0  # epoch seconds: the read window is used up until then
+        self._post_blocked_until = 0.0  # epoch seconds: a 24-hour posting cap is reached until then
 
 
     def count(self, text: str) -> int:
@@ -118,12 +129,14 @@ class XPublisher(Publisher[XOptions]):
                 f"The post is {length} long by X's count, over X's limit of {twitter_text.MAX_WEIGHTED_LENGTH}; shorten the template",
                 code="too_long",
             )
+        self._still_blocked(self._post_blocked_until, "X's 24-hour posting cap is reached")
         body: dict[str, Any] = {"text": post.text}
         media_id = self._upload_image(post) if post.image else None
         if media_id:
             body["media"] = {"media_ids": [media_id]}
         url = f"{self.options.api_base}/2/tweets"
         response = self.request("POST", url, writes=True, what="X", json=body, headers=self._sign("POST", url))
+        self._post_blocked_until = max(self._post_blocked_until, _day_cap_reset(response) or 0.0)
         if response.status_code != 201 and response.status_code != 200:
             raise self._failure(response, writes=True)
         data = self.read_json(response, writes=True, what="X")
@@ -161,7 +174,8 @@ class XPublisher(Publisher[XOptions]):
     # --- read-back ---------------------------------------------------------------------
     def find_existing(self, post: Post) -> Receipt | None:
         """The account's recent post that carries the article link (or the same text), if any."""
-        user_id = self._user_id or str(self._me()["id"])
+        self._still_blocked(self._read_blocked_until, "X's limit on reading the account's posts is used up")
+        user_id = self._user_id or _user_of_token(self.options.access_token.reveal()) or str(self._me()["id"])
         url = f"{self.options.api_base}/2/users/{quote(user_id)}/tweets"
         params = {
             "max_results": str(READ_BACK_COUNT),
@@ -169,6 +183,15 @@ class XPublisher(Publisher[XOptions]):
             "tweet.fields": "created_at,entities",
         }
         response = self.request("GET", url, writes=False, what="X", params=params, headers=self._sign("GET", url, params))
+        if response.headers.get("x-rate-limit-remaining") == "0":
+            reset = _epoch(response.headers.get("x-rate-limit-reset"))
+            self._read_blocked_until = max(self._read_blocked_until, reset or self.env.now().timestamp() + DEFAULT_RATE_LIMIT_WAIT)
+        if response.status_code == 403:
+            problem = _problem(response)
+            raise CannotCheckError(
+                f"X would not let the app read the account's posts back ({problem.get('title') or 'forbidden'}); posting is not affected",
+                missing_permission=READ_ACCESS, platform=self.name, channel=self.channel, code=403, detail=str(problem.get("detail") or ""),
+            )
         if response.status_code != 200:
             raise self._failure(response, writes=False)
         data = self.read_json(response, writes=False)
@@ -191,8 +214,19 @@ class XPublisher(Publisher[XOptions]):
         return Health(
             HealthLevel.OK,
             f"Posting as @{username}" + (f" ({me['name']})" if me.get("name") else ""),
-            details=("X does not tell apps when OAuth 1.0a tokens expire; they last until revoked or regenerated",),
+            details=(
+                "X does not tell apps when OAuth 1.0a tokens expire; they last until revoked or regenerated",
+                "Posts in doubt are settled by reading the account's latest posts back; on X's Free plan that is allowed once "
+                "per 15 minutes and 100 posts a month, and autopublish waits for those limits",
+            ),
+            settles_doubts=True,  # /2/users/me answered: the app is in a Project and may read (not spent on a probe: Free reads are scarce)
         )
+
+    def _still_blocked(self, until: float, what: str) -> None:
+        """RateLimitedError, without spending a request, while a used-up window has not reset."""
+        wait = until - self.env.now().timestamp()
+        if wait > 0:
+            raise self.error(RateLimitedError, f"{what}; will try again after it resets", retry_after=wait, code=429)
 
     def _me(self) -> dict[str, Any]:
         url = f"{self.options.api_base}/2/users/me"
@@ -236,6 +270,10 @@ class XPublisher(Publisher[XOptions]):
         resume = f"autopublish resume {self.channel}"
         if status == 429:
             wait = seconds_until_epoch(response.headers.get("x-rate-limit-reset"), self.env.now())
+            day_reset = _day_cap_reset(response)
+            if day_reset is not None:  # a 24-hour cap, not the 15-minute window
+                wait = max(wait or 0.0, day_reset - self.env.now().timestamp())
+                self._post_blocked_until = max(self._post_blocked_until, day_reset) if writes else self._post_blocked_until
             if kind.endswith("/usage-capped"):
                 message = "X says the app's monthly usage cap is reached; posts wait until the cap resets"
             else:
@@ -265,7 +303,15 @@ class XPublisher(Publisher[XOptions]):
                     code="duplicate",
                     detail=detail,
                 )
-            if "permission" in detail.lower() or "oauth1" in detail.lower() or kind.endswith("/client-forbidden"):
+            if kind.endswith("/client-forbidden"):
+                return self.error(
+                    AuthError,
+                    "X says the app may not use the API: it must be attached to a Project with an API plan (Free or above) "
+                    f"in the X developer portal; fix that, then run: {resume}",
+                    code=status,
+                    detail=detail,
+                )
+            if "permission" in detail.lower() or "oauth1" in detail.lower():
                 return self.error(
                     AuthError,
                     "X says the app is not allowed to post; set the app's permissions to Read and Write in the X developer portal, "
@@ -292,6 +338,30 @@ class XPublisher(Publisher[XOptions]):
             if secret.env_name
         ]
         return ", ".join(names) if names else "the channel's four X secrets"
+
+
+def _user_of_token(token: str) -> str | None:
+    """The account id an OAuth 1.0a access token starts with ("2244994945-..."), if it does."""
+    head = token.split("-", 1)[0]
+    return head if head.isdigit() and "-" in token else None
+
+
+def _epoch(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _day_cap_reset(response: requests.Response) -> float | None:
+    """When a used-up 24-hour cap (app or user) resets, epoch seconds; None if none is used up."""
+    resets = [
+        _epoch(response.headers.get(f"x-{who}-limit-24hour-reset"))
+        for who in ("app", "user")
+        if response.headers.get(f"x-{who}-limit-24hour-remaining") == "0"
+    ]
+    found = [r for r in resets if r is not None]
+    return max(found) if found else None
 
 
 def _problem(response: requests.Response) -> dict[str, Any]:

@@ -53,6 +53,22 @@ class LogStore(ChannelStore, DeliveryStore):
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def failed_checks(self, delivery_id: int) -> tuple[int, float | None]:
+        """(read-backs that failed in a row, when the doubt began) from the delivery's own events.
+
+        The doubt began at the latest event that was not a failed check (the crash, the
+        lost answer); None when the delivery has no events.
+        """
+        query = select(e.kind, e.at).where(e.delivery_id == delivery_id).order_by(e.id.desc()).limit(200)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        count = 0
+        for kind, at in rows:
+            if kind != "check_failed":
+                return count, float(at)
+            count += 1
+        return count, None
+
     def prune_events(self, older_than: float) -> int:
         with self.db.tx() as conn:
             return int(conn.execute(delete(t.events).where(e.at < older_than)).rowcount)

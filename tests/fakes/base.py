@@ -234,6 +234,15 @@ class FakeServer:
         return None
 
     # --- for subclasses ----------------------------------------------------------
+    def grant(self, scopes: set[str] | tuple[str, ...] | list[str]) -> None:
+        """Let the fake's credentials hold exactly these permissions (OAuth scopes, tier names).
+
+        A fake that models permissions overrides this and refuses, as its platform does,
+        every call the granted set does not allow; the contract suite grants each platform's
+        ``ContractCase.minimal_scopes``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not model permissions")
+
     def route(self, request: Request) -> Response:
         raise NotImplementedError
 

@@ -1,7 +1,7 @@
 """A loopback LinkedIn REST API: /rest/posts, the image upload flow, read-back, ACLs.
 
-Speaks LinkedIn's shapes: 426 NONEXISTENT_VERSION when ``LinkedIn-Version`` is missing
-or retired, 201 with an empty body and the URN in ``x-restli-id``, 422 DUPLICATE_POST
+Speaks LinkedIn's shapes: 426 NONEXISTENT_VERSION when ``LinkedIn-Version`` is missing,
+older than twelve months or not yet released (the window moves with ``clock``), 201 with an empty body and the URN in ``x-restli-id``, 422 DUPLICATE_POST
 naming the existing URN, 401/403/429 in LinkedIn's error envelope. Like LinkedIn, it
 publishes commentary in the "little" text format: the published text is cut at the
 first unescaped reserved character (what LinkedIn does silently, with a 201).
@@ -13,6 +13,8 @@ import itertools
 import re
 import secrets
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.contract import CANARY, ContractCase
@@ -58,11 +60,11 @@ def render_little(commentary: str) -> str:
 class LinkedInFake(FakeServer):
     """LinkedIn for one member token that administers one organization."""
 
-    def __init__(self, *, token: str = "li-token", organization: str = ORGANIZATION, oldest_version: str = "202505", lifetime: float = 300.0) -> None:
+    def __init__(self, *, token: str = "li-token", organization: str = ORGANIZATION, lifetime: float = 300.0) -> None:
         super().__init__(lifetime)
         self.token = token
         self.organization = organization
-        self.oldest_version = oldest_version
+        self.clock: Callable[[], float] = time.time  # "today", for the version window
         self.scopes = {"w_organization_social", "r_organization_social", "r_organization_admin"}
         self.role = "ADMINISTRATOR"
         self.posts: list[dict[str, Any]] = []  # newest last
@@ -73,6 +75,22 @@ class LinkedInFake(FakeServer):
     def answer_next_publish(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         """Answer the next POST /rest/posts with this JSON (nothing is posted)."""
         self.overrides.append(Response.json_body(status, body, headers))
+
+    def grant(self, scopes: set[str] | tuple[str, ...] | list[str]) -> None:
+        """The member token holds exactly these OAuth permissions from now on."""
+        with self.lock:
+            self.scopes = set(scopes)
+
+    def version_window(self) -> tuple[str, str]:
+        """(oldest, newest) LinkedIn-Version served today."""
+        # marketing/versioning: each monthly version is served for (at least) one year; a later month does not exist yet.
+        today = datetime.fromtimestamp(self.clock(), UTC)
+        months = today.year * 12 + today.month - 1
+        oldest = months - 12
+        return f"{oldest // 12:04d}{oldest % 12 + 1:02d}", f"{today.year:04d}{today.month:02d}"
+
+    def _denied(self, resource: str) -> Response:
+        return self._error(403, f"Not enough permissions to access: {resource}", code="ACCESS_DENIED")
 
     # --- FakeServer hooks ------------------------------------------------------------
     def is_publish(self, request: Request) -> bool:
@@ -95,7 +113,8 @@ class LinkedInFake(FakeServer):
         version = request.header("linkedin-version")
         if not version:
             return self._error(426, "A version must be present. Please specify a version by adding the LinkedIn-Version header.", code="VERSION_MISSING")
-        if not re.fullmatch(r"\d{6}", version) or version < self.oldest_version:
+        oldest, newest = self.version_window()
+        if not re.fullmatch(r"\d{6}", version) or not oldest <= version <= newest:
             return self._error(426, f"Requested version {version} is not active", code="NONEXISTENT_VERSION")
         if request.header("authorization") != f"Bearer {self.token}":
             return self._error(401, "Invalid access token", code="INVALID_ACCESS_TOKEN", service=65600)
@@ -106,16 +125,26 @@ class LinkedInFake(FakeServer):
         if request.method == "POST" and request.path == "/rest/images" and request.query.get("action") == ["initializeUpload"]:
             return self._initialize_upload(request)
         if request.method == "GET" and request.path == "/rest/posts" and request.query.get("q") == ["author"]:
+            # posts-api "Find Posts by Authors": needs r_organization_social (w_organization_social only writes).
+            if "r_organization_social" not in self.scopes:
+                return self._denied("partnerApiPostsExternal.FINDER-author.20251001")
             return self._find_by_author(request)
         if request.method == "GET" and request.path == "/rest/organizationAcls" and request.query.get("q") == ["roleAssignee"]:
+            # organization-access-control-by-role: r_organization_admin or rw_organization_admin.
+            if not self.scopes & {"r_organization_admin", "rw_organization_admin"}:
+                return self._denied("organizationAcls.FINDER-roleAssignee.20251001")
             element = {"organization": self.organization, "role": self.role, "roleAssignee": "urn:li:person:AbC123", "state": "APPROVED"}
             return Response.json_body(200, {"elements": [element], "paging": {"start": 0, "count": 10, "links": []}})
         if request.method == "GET" and request.path == f"/rest/organizations/{self.organization.rsplit(':', 1)[1]}":
+            # organization-lookup-api: an administered organization needs r_organization_admin or rw_organization_admin (stricter reading).
+            if not self.scopes & {"r_organization_admin", "rw_organization_admin"}:
+                return self._denied("organizations.GET.20251001")
             return Response.json_body(200, {"id": int(self.organization.rsplit(":", 1)[1]), "localizedName": "Jakarta Berketahanan", "vanityName": "jakarta-berketahanan"})
         return self._error(404, f"No virtual resource found for {request.method} {request.path}", code="NOT_FOUND")
 
     # --- endpoints ----------------------------------------------------------------------
     def _create(self, request: Request) -> Response:
+        # posts-api "Create a Post" for an organization: w_organization_social.
         if "w_organization_social" not in self.scopes:
             return self._error(403, "Not enough permissions to access: partnerApiPostsExternal.CREATE.20251001", code="ACCESS_DENIED")
         body = request.json if isinstance(request.json, dict) else {}
@@ -227,7 +256,11 @@ TOKEN = f"{CANARY}-linkedin"
 
 def channel_options(fake: FakeServer) -> dict[str, Any]:
     """The channel's keys exactly as an admin writes them in TOML."""
-    return {"api_base": fake.url, "organization": ORGANIZATION, "access_token": "${LINKEDIN_TOKEN}", "version": "202510"}
+    return {"api_base": fake.url, "organization": ORGANIZATION, "access_token": "${LINKEDIN_TOKEN}"}
+
+
+# README: w_organization_social posts; r_organization_social reads posts back to settle doubts.
+MINIMAL_SCOPES = ("w_organization_social", "r_organization_social")
 
 
 CONTRACT = ContractCase(
@@ -236,4 +269,5 @@ CONTRACT = ContractCase(
     options=channel_options,
     env={"LINKEDIN_TOKEN": TOKEN},
     posts=lambda fake: len(fake.posts),  # type: ignore[attr-defined]
+    minimal_scopes=MINIMAL_SCOPES,
 )

@@ -4,6 +4,10 @@ Speaks the real paths and shapes (docs.joinmastodon.org): form or JSON bodies,
 ``media_ids[]``, ``{"error": "..."}`` envelopes, ISO-8601 ``X-RateLimit-Reset``, media
 that may stay "processing" (202 on upload, 206 on GET) for a while, link cards that
 appear only on later reads (Mastodon fetches them after posting).
+
+Like Mastodon it checks each endpoint's OAuth scope (``grant()`` sets what the token
+holds; a parent scope such as ``read`` covers ``read:statuses``), counts the content
+warning together with the text, and remembers an Idempotency-Key for one hour only.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
 from typing import Any
@@ -39,12 +44,27 @@ class FakeMastodon(FakeServer):
         self.account_id = "109000000000000042"
         self.statuses: list[dict[str, Any]] = []  # oldest first
         self.media: dict[str, dict[str, Any]] = {}
-        self.idempotency: dict[str, str] = {}  # key -> status id
+        self.idempotency: dict[str, tuple[str, float]] = {}  # key -> (status id, when first seen)
+        self.clock: Callable[[], float] = time.time  # tests move it to let keys expire
+        self.scopes: set[str] = {"read", "write"}  # what the token was granted
         self.processing_polls = 0  # a new upload stays "processing" for this many GETs
         self.revoked = False
         self._ids = itertools.count(113900000000000001)
 
     # --- helpers for tests -------------------------------------------------------
+    def grant(self, scopes: set[str] | tuple[str, ...] | list[str]) -> None:
+        """The token holds exactly these OAuth scopes from now on."""
+        with self.lock:
+            self.scopes = set(scopes)
+
+    def _has(self, scope: str) -> bool:
+        # docs.joinmastodon.org/api/oauth-scopes: "read" and "write" include every read:* / write:* scope.
+        return scope in self.scopes or scope.split(":", 1)[0] in self.scopes
+
+    def _outside_scopes(self) -> Response:
+        # methods/accounts.md (and every method page): a token without the scope gets 403 with this error.
+        return self._error(403, "This action is outside the authorized scopes")
+
     @property
     def posts(self) -> int:
         return len(self.statuses)
@@ -95,25 +115,55 @@ class FakeMastodon(FakeServer):
             return canned
         if method == "GET" and path in ("/api/v2/instance", "/api/v1/instance"):
             return self._instance(path)
-        if not self._authorized(request):
+        has_token = bool(request.header("authorization"))
+        if has_token and not self._authorized(request):
             return Response.json_body(401, {"error": "The access token is invalid"})
+        # methods/accounts.md: lookup and an account's statuses are public; "authorize_if_got_token!":
+        # called WITH a token, lookup needs read:accounts and statuses need read:statuses.
+        if method == "GET" and path == "/api/v1/accounts/lookup":
+            if has_token and not self._has("read:accounts"):
+                return self._outside_scopes()
+            return self._lookup(request)
+        match = re.fullmatch(r"/api/v1/accounts/(\d+)/statuses", path)
+        if method == "GET" and match:
+            if has_token and not self._has("read:statuses"):
+                return self._outside_scopes()
+            return self._list_statuses(request, match.group(1))
+        if not has_token:
+            return Response.json_body(401, {"error": "The access token is invalid"})
+        if method == "GET" and path == "/api/v1/apps/verify_credentials":
+            # methods/apps.md: any valid token, no scope; 4.3+ lists the token's scopes.
+            return self._ok({"name": "autopublish", "website": None, "scopes": sorted(self.scopes)})
         if method == "GET" and path == "/api/v1/accounts/verify_credentials":
+            # methods/accounts.md: "User token + read:accounts" (or "profile" since 4.3).
+            if not (self._has("read:accounts") or "profile" in self.scopes):
+                return self._outside_scopes()
             return self._ok(self._account())
         if method == "POST" and path == "/api/v2/media":
+            if not self._has("write:media"):  # methods/media.md: "User token + write:media"
+                return self._outside_scopes()
             return self._upload(request)
         match = re.fullmatch(r"/api/v1/media/(\d+)", path)
         if method == "GET" and match:
+            if not self._has("write:media"):  # methods/media.md: GET media/:id needs write:media
+                return self._outside_scopes()
             return self._get_media(match.group(1))
         if method == "POST" and path == "/api/v1/statuses":
+            if not self._has("write:statuses"):  # methods/statuses.md: "User token + write:statuses"
+                return self._outside_scopes()
             return self._create_status(request)
-        match = re.fullmatch(r"/api/v1/accounts/(\d+)/statuses", path)
-        if method == "GET" and match:
-            return self._list_statuses(request, match.group(1))
         return self._error(404, "Record not found")
 
     # --- endpoints ---------------------------------------------------------------
     def _authorized(self, request: Request) -> bool:
         return not self.revoked and request.header("authorization") == f"Bearer {self.token}"
+
+    def _lookup(self, request: Request) -> Response:
+        acct = (request.param("acct") or "").lstrip("@")
+        name, _, domain = acct.partition("@")
+        if name != "bot" or (domain and domain != request.header("host")):
+            return self._error(404, "Record not found")
+        return self._ok(self._account())
 
     def _account(self) -> dict[str, Any]:
         return {"id": self.account_id, "username": "bot", "acct": "bot", "display_name": "Berita Bot", "url": f"{self.url}/@bot"}
@@ -166,8 +216,10 @@ class FakeMastodon(FakeServer):
 
     def _create_status(self, request: Request) -> Response:
         key = request.header("idempotency-key")
-        if key and key in self.idempotency:
-            status = next(s for s in self.statuses if s["id"] == self.idempotency[key])
+        remembered = self.idempotency.get(key) if key else None
+        # methods/statuses.md: an Idempotency-Key is remembered for 1 hour; after that a repeat posts again.
+        if remembered is not None and self.clock() - remembered[1] < 3600:
+            status = next(s for s in self.statuses if s["id"] == remembered[0])
             return self._ok(_public(status))
         params = _params(request)
         text = params.get("status", "")
@@ -176,7 +228,9 @@ class FakeMastodon(FakeServer):
             return self._error(422, "Validation failed: Status is invalid")
         if not text.strip() and not media_ids:
             return self._error(422, "Validation failed: Text can't be blank")
-        if self.count(text) > self.max_characters:
+        spoiler = params.get("spoiler_text") or ""
+        # StatusLengthValidator: the content warning and the text count together against the limit.
+        if self.count(spoiler if isinstance(spoiler, str) else "") + self.count(text) > self.max_characters:
             return self._error(422, f"Validation failed: Text character limit of {self.max_characters} exceeded")
         visibility = params.get("visibility") or "public"
         if visibility not in ("public", "unlisted", "private", "direct"):
@@ -209,7 +263,7 @@ class FakeMastodon(FakeServer):
         }
         self.statuses.append(status)
         if key:
-            self.idempotency[key] = status_id
+            self.idempotency[key] = (status_id, self.clock())
         return self._ok(_public(status))
 
     def _list_statuses(self, request: Request, account_id: str) -> Response:
@@ -262,10 +316,14 @@ def _public(entity: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entity.items() if not k.startswith("_") and k != "text"}
 
 
+# The README's scopes: enough to post and to settle doubts (docs: api/oauth-scopes).
+MINIMAL_SCOPES = ("write:statuses", "write:media", "read:statuses")
+
 CONTRACT = ContractCase(
     platform="mastodon",
     make_fake=lambda: FakeMastodon(),
     options=lambda fake: {"instance": fake.url, "access_token": "${MASTODON_TOKEN}", "visibility": "public"},
+    minimal_scopes=MINIMAL_SCOPES,
     env={"MASTODON_TOKEN": CANARY},
     posts=lambda fake: fake.posts,  # type: ignore[attr-defined]
 )

@@ -5,6 +5,11 @@ Speaks X's shapes: 201 ``{"data": {"id", "text", "edit_history_tweet_ids"}}`` on
 errors, ``x-rate-limit-*`` headers on every response, 403 "duplicate content" for an
 identical text, 400 for a weighted length over 280, 401 for a bad OAuth signature.
 The signature check is written independently of the adapter (RFC 5849 section 3.4).
+
+Access levels (``grant()``): the app's permission ("read", "write") and its API plan
+("tier:free", "tier:basic", "tier:none" for an app outside a Project). On Free it enforces
+X's documented caps: reading an account's posts once per 15 minutes and 100 posts a
+month, 17 posts per 24 hours (``x-user-limit-24hour-*`` / ``x-app-limit-24hour-*``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hmac
 import html
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -52,6 +58,19 @@ class XFake(FakeServer):
         self._ids = itertools.count(1900000000000000123)
         self._media_ids = itertools.count(1900000000000000001)
         self._seen_nonces: set[str] = set()
+        self.permissions: set[str] = {"read", "write"}
+        self.tier = "pro"  # "pro": no caps the tests meet; "free": the Free plan's caps; "none": not enrolled
+        self.clock: Callable[[], float] = time.time
+        self.timeline_calls: list[float] = []  # when GET /2/users/:id/tweets answered (Free: 1 per 15 minutes)
+        self.posts_read = 0  # this month (Free: 100)
+        self.created_at: list[float] = []  # when each post was made (Free: 17 per 24 hours)
+
+    def grant(self, scopes: set[str] | tuple[str, ...] | list[str]) -> None:
+        """The app's permission ("read", "write") and plan ("tier:free", "tier:basic", "tier:none")."""
+        with self.lock:
+            self.permissions = {s for s in scopes if not s.startswith("tier:")}
+            tiers = [s.split(":", 1)[1] for s in scopes if s.startswith("tier:")]
+            self.tier = tiers[0] if tiers else "pro"
 
     # --- scripting beyond the base kinds ------------------------------------------
     def answer_next_publish(self, status: int, problem: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -81,6 +100,14 @@ class XFake(FakeServer):
         if not self._verify(request):
             self.rejected_signatures += 1
             return self._problem(401, "Unauthorized", "Unauthorized")
+        if self.tier == "none":
+            # docs.x.com, "client-forbidden": an app not attached to a Project may not call v2 endpoints.
+            return self._forbidden("client-forbidden", "Client Forbidden",
+                                   "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project.")
+        if self.is_publish(request) and "write" not in self.permissions:
+            # docs.x.com app permissions: posting needs "Read and write" (oauth1-permissions problem otherwise).
+            return self._forbidden("oauth1-permissions", "Forbidden",
+                                   "Your client app is not configured with the appropriate oauth1 app permissions for this endpoint.")
         if self.is_publish(request):
             if self.overrides:
                 response = self.overrides.pop(0)
@@ -92,11 +119,30 @@ class XFake(FakeServer):
         if request.method == "GET" and request.path == "/2/users/me":
             return self._json(200, {"data": dict(self.user)})
         if request.method == "GET" and request.path == f"/2/users/{self.user['id']}/tweets":
+            if self.tier == "free":
+                now = self.clock()
+                recent = [t for t in self.timeline_calls if now - t < 900]
+                if recent:  # docs.x.com rate limits, Free: GET /2/users/:id/tweets 1 request / 15 min per user
+                    return self._problem(429, "Too Many Requests", "Too Many Requests", remaining=0, limit=1, reset=recent[0] + 900)
+                if self.posts_read >= 100:  # docs.x.com Free plan: 100 posts read per month
+                    body = {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap", "type": "https://api.twitter.com/2/problems/usage-capped", "status": 429}
+                    return Response(429, body, {"Content-Type": PROBLEM, **self._limits(0)})
+                self.timeline_calls.append(now)
+                answer = self._timeline(request)
+                answer.headers.update(self._limits(0, limit=1, reset=now + 900))
+                return answer
             return self._timeline(request)
         return self._problem(404, "Not Found Error", "Could not find the requested resource.")
 
     # --- endpoints ----------------------------------------------------------------------
     def _create(self, request: Request) -> Response:
+        if self.tier == "free":
+            now = self.clock()
+            today = [t for t in self.created_at if now - t < 86400]
+            if len(today) >= 17:  # docs.x.com Free: 17 posts per 24 hours, signalled by the 24-hour headers
+                problem = self._problem(429, "Too Many Requests", "Too Many Requests")
+                problem.headers.update(self._day_limits(0, today[0] + 86400))
+                return problem
         body = request.json if isinstance(request.json, dict) else None
         text = body.get("text") if body else None
         if not isinstance(text, str) or not text.strip():
@@ -133,8 +179,13 @@ class XFake(FakeServer):
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
         }
         self.posts.append(record)
+        self.created_at.append(self.clock())
         data = {"id": post_id, "text": record["text"], "edit_history_tweet_ids": [post_id]}
-        return self._json(201, {"data": data})
+        response = self._json(201, {"data": data})
+        if self.tier == "free":
+            today = [t for t in self.created_at if self.clock() - t < 86400]
+            response.headers.update(self._day_limits(17 - len(today), today[0] + 86400))
+        return response
 
     def _upload(self, request: Request) -> Response:
         if "media" not in request.files or request.form.get("media_category", [""])[0] != "tweet_image":
@@ -163,6 +214,7 @@ class XFake(FakeServer):
             if "entities" in fields and post["urls"]:
                 item["entities"] = {"urls": post["urls"]}
             items.append(item)
+        self.posts_read += len(items)
         if not items:
             return self._json(200, {"meta": {"result_count": 0}})
         meta = {"result_count": len(items), "newest_id": items[0]["id"], "oldest_id": items[-1]["id"]}
@@ -219,19 +271,28 @@ class XFake(FakeServer):
         self._seen_nonces.add(nonce)
         return True
 
-    def _limits(self, remaining: int = 299) -> dict[str, str]:
+    def _limits(self, remaining: int = 299, *, limit: int = 300, reset: float | None = None) -> dict[str, str]:
         return {
-            "x-rate-limit-limit": "300",
+            "x-rate-limit-limit": str(limit),
             "x-rate-limit-remaining": str(remaining),
-            "x-rate-limit-reset": str(int(time.time()) + 900),
+            "x-rate-limit-reset": str(int(reset if reset is not None else self.clock() + 900)),
         }
+
+    def _day_limits(self, remaining: int, reset: float) -> dict[str, str]:
+        values = {"limit": "17", "remaining": str(max(0, remaining)), "reset": str(int(reset))}
+        return {f"x-{who}-limit-24hour-{k}": v for who in ("app", "user") for k, v in values.items()}
+
+    def _forbidden(self, kind: str, title: str, detail: str) -> Response:
+        body = {"title": title, "detail": detail, "type": f"https://api.twitter.com/2/problems/{kind}", "status": 403,
+                "reason": kind, "registration_url": "https://developer.x.com/en/portal/dashboard"}
+        return Response(403, body, {"Content-Type": PROBLEM})
 
     def _json(self, status: int, data: Any) -> Response:
         return Response.json_body(status, data, self._limits())
 
-    def _problem(self, status: int, title: str, detail: str, *, remaining: int = 299) -> Response:
+    def _problem(self, status: int, title: str, detail: str, *, remaining: int = 299, limit: int = 300, reset: float | None = None) -> Response:
         body = {"title": title, "detail": detail, "type": "about:blank", "status": status}
-        return Response(status, body, {"Content-Type": PROBLEM, **self._limits(remaining)})
+        return Response(status, body, {"Content-Type": PROBLEM, **self._limits(remaining, limit=limit, reset=reset)})
 
 
 SECRETS = {
@@ -262,10 +323,14 @@ def channel_options(fake: FakeServer) -> dict[str, Any]:
     }
 
 
+# README: an app with "Read and write" permission on the Free plan posts and settles doubts.
+MINIMAL_SCOPES = ("read", "write", "tier:free")
+
 CONTRACT = ContractCase(
     platform="x",
     make_fake=make_fake,
     options=channel_options,
     env=dict(SECRETS),
     posts=lambda fake: len(fake.posts),  # type: ignore[attr-defined]
+    minimal_scopes=MINIMAL_SCOPES,
 )
