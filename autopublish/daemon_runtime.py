@@ -57,6 +57,9 @@ class Reloader:
             if config.state_dir != self.app.config.state_dir:
                 log.error("state_dir cannot change while running; restart autopublish to use %s", config.state_dir)
                 return None
+            if config.database != self.app.config.database:
+                log.error("The database setting cannot change while running; restart autopublish to use the new one")
+                return None
             self.ctx.redactor.add(config.secret_values())
             pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers

@@ -315,6 +315,10 @@ class Pipeline:
         """
         with self.lock:
             result = SweepResult()
+            # no post of this node is in flight now (one sweep at a time): its own claims left over lost their answer
+            for delivery_id in self.store.settle_own_claims():
+                log.warning("Delivery %s was posted but its outcome could not be recorded; it is now uncertain and will be checked",
+                            delivery_id)
             for delivery_id in self.store.recover_dead_nodes():
                 log.warning("Delivery %s was being posted by a node that stopped answering; it is now uncertain and will be checked",
                             delivery_id)

@@ -416,3 +416,12 @@ def test_failed_read_backs_are_counted_from_the_deliverys_own_events(store: Stor
         store.log_event("check_failed", "the platform did not answer", delivery_id=delivery_id, channel="social", status="uncertain")
     assert store.failed_checks(delivery_id) == (2, began)
     assert store.failed_checks(9999) == (0, None)
+
+
+def test_a_claim_whose_answer_was_lost_is_settled_by_its_own_node_only(open_store: Callable[[], Store]) -> None:
+    mine, other = open_store(), open_store()
+    first, second = queue_one(mine, 1), queue_one(mine, 2)
+    assert mine.claim(first[0]) and other.claim(second[0])
+    assert mine.settle_own_claims() == first  # e.g. the database failed after the post went out
+    assert mine.delivery(first[0]).status == "uncertain"  # type: ignore[union-attr]
+    assert mine.delivery(second[0]).status == "sending"  # type: ignore[union-attr]

@@ -67,6 +67,18 @@ class NodeStore(ChannelStore):
             conn.execute(update(t.feeds).where(f.lease_node != self.node_id).values(lease_node=None, lease_until=None))
         return ids
 
+    def settle_own_claims(self) -> list[int]:
+        """This node's ``sending`` rows while it posts nothing (between sweeps) lost their outcome
+        (the database failed after the post): uncertain, to be checked, never left hanging."""
+        with self.db.tx() as conn:
+            ids = [r[0] for r in conn.execute(select(d.id).where(d.status == DeliveryStatus.SENDING, d.claimed_by == self.node_id)
+                                              .order_by(d.id))]
+            for delivery_id in ids:
+                self._transition(conn, delivery_id, DeliveryStatus.UNCERTAIN,
+                                 "The platform's answer could not be recorded; autopublish will check the platform before trying again",
+                                 expect=(DeliveryStatus.SENDING,), kind="interrupted", claimed_by=self.node_id)
+        return ids
+
     def recover_dead_nodes(self) -> list[int]:
         """Settle what dead nodes held: their claims become uncertain, their leases free. A live node is never touched."""
         if self.single_node:
