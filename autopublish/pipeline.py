@@ -326,7 +326,7 @@ class Pipeline:
             uncertain = [row for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN)
                          if not row.needs_editor and (row.next_attempt_at is None or row.next_attempt_at <= now)]
             self._hold_paused_channels()
-            channels = list(dict.fromkeys([row.channel for row in uncertain] + [row.channel for row in self.store.due_deliveries(now)]))
+            channels = list(dict.fromkeys([row.channel for row in uncertain] + self.store.due_channels(now)))
             ttl = self._lease_ttl()
             for channel in channels:
                 if stop is not None and stop.is_set():
@@ -353,7 +353,8 @@ class Pipeline:
                 if not self.store.lease_channel(channel, ttl):
                     return
                 leased = time.monotonic()
-            self._deliver(row, result)
+            if not self._deliver(row, result):
+                return  # never skip ahead of a row we could not claim: the channel's order holds
 
     def _hold_paused_channels(self) -> None:
         """Hold queued deliveries of paused channels, visibly, until the channel is resumed.
@@ -373,22 +374,23 @@ class Pipeline:
                 self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({channel.paused_reason})",
                                       expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
 
-    def _deliver(self, row: DeliveryRow, result: SweepResult) -> None:
+    def _deliver(self, row: DeliveryRow, result: SweepResult) -> bool:
+        """Try to post ``row``; False only when its claim was lost (another node or an editor moved it)."""
         channel = self.config.channels.get(row.channel)
         publisher = self.publishers.get(row.channel)
         if channel is None or publisher is None:
-            return  # a channel removed from the config keeps its history and its queue
+            return True  # a channel removed from the config keeps its history and its queue
         now = self.clock()
         state = self.store.channel(row.channel)
         if state.paused:
             self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({state.paused_reason})",
                                   expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.held += 1
-            return
+            return True
         wait_until = self._pacing(channel, now)
         if wait_until is not None:
             self.store.defer(row.id, wait_until, f"Waiting for the channel's pacing rules; goes out after {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wait_until))}")
-            return
+            return True
         article = self.store.article(row.article_id)
         key = delivery_key(row.id, row.channel, article.key)
         try:
@@ -396,24 +398,25 @@ class Pipeline:
         except FitError as exc:
             self.store.transition(row.id, DeliveryStatus.FAILED, f"Failed: {exc}", expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.failed += 1
-            return
+            return True
         if not self.store.claim(row.id):
-            return
+            return False
         tries = row.tries + 1
         extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
         try:
             receipt = publisher.publish(post)
         except PublishError as exc:
             self._record_failure(row, exc, tries, publisher, result, extra)
-            return
+            return True
         except Exception as exc:  # after the request may have left: never treat as safe to repeat
             log.error("Unexpected error while posting to %s (%s)", row.channel, type(exc).__name__, extra=extra)
             error = UncertainError("an unexpected error happened while posting", platform=publisher.name, channel=row.channel)
             self._record_failure(row, error, tries, publisher, result, extra)
-            return
+            return True
         self._record_sent(row.id, receipt, publisher, "Posted")
         log.info("Posted %r to %s", article.title, row.channel, extra=extra)
         result.sent += 1
+        return True
 
     def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher, message: str, actor: str = "autopublish") -> None:
         self.store.transition(delivery_id, DeliveryStatus.SENT, message, post_url=receipt.url or "", remote_id=receipt.remote_id,

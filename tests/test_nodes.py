@@ -99,3 +99,54 @@ def test_the_database_setting_takes_the_password_from_the_environment_only(tmp_p
     assert config.database is not None and str(config.database) == "***"
     assert config.database.reveal() == "postgresql://ap:p%40ss%2Fword@db/ap"
     assert "p@ss/word" in config.secret_values()  # the log redactor masks it
+
+
+def test_pacing_holds_when_two_nodes_sweep_one_channel_at_once(tmp_path: Path, postgres_url: str) -> None:
+    """A slow platform: without the channel lease both nodes would post at once, one each, past max_per_hour = 1."""
+    import threading
+    import time
+    from datetime import UTC, datetime, timedelta
+    from http.server import BaseHTTPRequestHandler
+
+    from autopublish.app import open_app
+    from tests.contract import CANARY
+    from tests.fakes.feed_server import Item
+    from tests.fakes.webhook import WebhookFake
+
+    class SlowWebhook(WebhookFake):
+        def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+            time.sleep(0.5)  # a slow receiver; the fake's own lock is not held meanwhile
+            super()._serve(handler)
+
+    with FeedServer(older_items(2)) as site, SlowWebhook() as hook:
+        extra = (f'\n[channels.hook]\nplatform = "webhook"\nurl = "{hook.hook_url}"\nsecret = "${{WEBHOOK_SECRET}}"\n'
+                 "pacing = { max_per_hour = 1 }\n")
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="hook",
+                                   settings=f'database = "{postgres_url}"', extra=extra)
+        assert run_cli(config_path, "db", "upgrade", env={"WEBHOOK_SECRET": CANARY}).exit_code == 0
+        config = load_config(config_path, {"WEBHOOK_SECRET": CANARY}, cwd=tmp_path)
+        nodes = [open_app(config), open_app(config)]
+        try:
+            nodes[0].pipeline.poll_all()  # the baseline
+            start = datetime.now(UTC) - timedelta(minutes=30)
+            for n in range(4):
+                site.add(Item(f"Urutan {n}", f"https://example.go.id/urut/{n}/", f"urut-{n}", start + timedelta(minutes=n), ["Berita"]))
+            nodes[1].pipeline.poll_all()
+            for _ in range(2):
+                barrier = threading.Barrier(2)
+
+                def sweep(app: object, delay: float) -> None:
+                    barrier.wait()
+                    time.sleep(delay)  # the second node looks while the first is posting
+                    app.pipeline.deliver_due()  # type: ignore[attr-defined]
+
+                threads = [threading.Thread(target=sweep, args=(app, delay)) for app, delay in zip(nodes, (0.0, 0.2), strict=True)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=60)
+        finally:
+            for app in nodes:
+                app.close()
+        titles = [delivery["json"]["article"]["title"] for delivery in hook.deliveries]
+    assert titles == ["Urutan 0"]  # one an hour across both nodes, the oldest first

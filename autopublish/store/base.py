@@ -48,6 +48,13 @@ class StoreBase:
         conn.execute(t.events.insert().values(at=self.now(), kind=kind, status=status, delivery_id=delivery_id, article_id=article_id,
                                               channel=channel, feed=feed, message=message, actor=actor))
 
+    def _alive(self, conn: Connection) -> None:
+        """This node is alive (it is claiming now): its row exists and its heartbeat is fresh."""
+        now = self.now()
+        statement = self.db.insert(t.nodes).values(id=self.node_id, host=socket.gethostname()[:100], pid=os.getpid(), started_at=now,
+                                                   heartbeat_at=now, stopped_at=None)
+        conn.execute(statement.on_conflict_do_update(index_elements=[t.nodes.c.id], set_={"heartbeat_at": now, "stopped_at": None}))
+
     def log_event(self, kind: str, message: str, **fields: Any) -> None:
         with self.db.tx() as conn:
             self._event(conn, kind, message, **fields)

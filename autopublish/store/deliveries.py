@@ -141,6 +141,12 @@ class DeliveryStore(FeedStore):
         with self.db.tx() as conn:
             return [DeliveryRow(*r) for r in conn.execute(query.with_for_update(skip_locked=True, of=t.deliveries))]
 
+    def due_channels(self, now: float) -> list[str]:
+        """Channels with a due delivery (a plain read: which rows to take is decided under the channel lease)."""
+        query = select(d.channel).where(d.status.in_(OPEN), or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now)).distinct()
+        with self.db.read() as conn:
+            return sorted(r[0] for r in conn.execute(query))
+
     def deliveries_with_status(self, *statuses: str, channel: str | None = None) -> list[DeliveryRow]:
         where: list[ColumnElement[bool]] = [d.status.in_(statuses)]
         if channel:
@@ -183,6 +189,7 @@ class DeliveryStore(FeedStore):
                 claimed_by=self.node_id).returning(d.channel, d.article_id, d.tries)).first()
             if claimed is None:
                 return False
+            self._alive(conn)  # a claim is never left by a node the others cannot see
             self._event(conn, "sending", f"Posting (try {claimed.tries})", status="sending", delivery_id=delivery_id,
                         article_id=claimed.article_id, channel=claimed.channel)
         return True

@@ -10,9 +10,6 @@ process left is settled the same way.
 
 from __future__ import annotations
 
-import os
-import socket
-
 from sqlalchemy import Connection, and_, delete, not_, or_, select, update
 
 from autopublish.models import DeliveryStatus
@@ -27,12 +24,8 @@ INTERRUPTED = "autopublish stopped while this was being posted; it will check th
 class NodeStore(ChannelStore):
     def register_node(self) -> None:
         """Announce this node (or say it is alive again)."""
-        now = self.now()
-        statement = self.db.insert(t.nodes).values(id=self.node_id, host=socket.gethostname()[:100], pid=os.getpid(), started_at=now,
-                                                   heartbeat_at=now, stopped_at=None)
-        statement = statement.on_conflict_do_update(index_elements=[n.id], set_={"heartbeat_at": now, "stopped_at": None})
         with self.db.tx() as conn:
-            conn.execute(statement)
+            self._alive(conn)
 
     def heartbeat(self) -> None:
         with self.db.tx() as conn:
