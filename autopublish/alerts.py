@@ -13,6 +13,7 @@ import ssl
 from email.message import EmailMessage
 
 from autopublish.config import Config
+from autopublish.feedtext import clean_line
 from autopublish.models import Article, Post
 from autopublish.platforms.base import Publisher
 from autopublish.store import Store
@@ -74,7 +75,7 @@ class Alerter:
         smtp = self.config.smtp
         assert smtp is not None
         message = EmailMessage()
-        message["Subject"] = text[:120]
+        message["Subject"] = clean_line(text)[:120]  # one line: a newline in a header is refused (or forges one)
         message["From"] = smtp.sender or smtp.user or "autopublish@localhost"
         message["To"] = ", ".join(self.config.alerts.email)
         message.set_content(text)

@@ -15,6 +15,7 @@ from autopublish.alerts import Alerter
 from autopublish.config import Config
 from autopublish.errors import AutopublishError, ConfigError, ConfigProblem
 from autopublish.feeds import USER_AGENT
+from autopublish.netguard import GuardedFetcher
 from autopublish.pipeline import Notifier, Pipeline
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
@@ -23,11 +24,9 @@ from autopublish.store import Store
 log = logging.getLogger(__name__)
 
 
-def feed_session() -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    session.max_redirects = 5
-    return session
+def feed_fetcher(config: Config) -> GuardedFetcher:
+    """The guarded fetcher for feeds and every URL taken from feed data (images)."""
+    return GuardedFetcher(allow_private_hosts=config.settings.allow_private_hosts, user_agent=USER_AGENT)
 
 
 def platform_session() -> requests.Session:
@@ -43,6 +42,7 @@ def build_publishers(config: Config, session: requests.Session, *, clock: Callab
         state_dir=config.state_dir,
         timeout=(min(10.0, config.settings.publish_timeout), config.settings.publish_timeout),
         now=lambda: datetime.fromtimestamp(clock(), UTC),
+        fetcher=feed_fetcher(config),
     )
     publishers: dict[str, Publisher] = {}
     for name, channel in config.channels.items():
@@ -109,7 +109,7 @@ def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] =
     """The pipeline for ``config`` over an open store (at start-up and on every reload)."""
     publishers = build_publishers(config, platform_session(), clock=clock)
     notifier = notifier or Alerter(config, store, publishers)
-    return Pipeline(config, store, publishers, feed_session(), clock=clock, notifier=notifier), publishers
+    return Pipeline(config, store, publishers, feed_fetcher(config), clock=clock, notifier=notifier), publishers
 
 
 def open_app(config: Config, *, clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> App:

@@ -175,13 +175,11 @@ def _open_store(ctx: Context) -> Store:
 @guarded
 def run(ctx: Context, once: bool) -> None:
     """Run the daemon (or one pass with --once)."""
-    from contextlib import nullcontext
-
-    from autopublish.lock import StateLock
+    from autopublish.lock import instance_lock
 
     config = ctx.config()
     # SQLite belongs to one process; on PostgreSQL several nodes share the work through leases.
-    with StateLock(config.state_dir) if config.database is None else nullcontext():
+    with instance_lock(config.state_dir, shared_database=config.database is not None):
         app = _open(ctx)
         try:
             app.join()
@@ -213,6 +211,29 @@ def run(ctx: Context, once: bool) -> None:
 
 def _fmt_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
+
+
+def csv_safe(value: Any) -> Any:
+    """A cell a spreadsheet will not run as a formula: text starting with = + - @ (or tab, CR) gets a leading quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def readable_secret_files(env_file: Path, config: Config) -> list[str]:
+    """Warnings for secret-holding files that other users of this machine can read."""
+    found = []
+    candidates = [(env_file, "holds the secrets")]
+    if not config.embedded and config.web.users:
+        candidates.append((config.path, "holds the editors' password hashes"))
+    for path, why in candidates:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue
+        if mode & 0o044:
+            found.append(f"{path} {why} and can be read by other users of this machine (mode {mode:o}); run: chmod 600 {path}")
+    return found
 
 
 def _log_rows(ctx: Context, since: str | None, channel: str | None, status: str | None, feed: str | None, limit: int) -> list[dict[str, Any]]:
@@ -258,7 +279,7 @@ def log_command(ctx: Context, since: str | None, channel: str | None, feed: str 
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: csv_safe(value) for key, value in row.items()} for row in rows)
         click.echo(buffer.getvalue(), nl=False)
         return
     if not rows:
@@ -412,8 +433,10 @@ def check(ctx: Context, offline: bool) -> None:
         from autopublish.store import redact_url
 
         click.echo(f"Database: {redact_url(config.database.reveal())} (shared by every node)")
+    for warning in readable_secret_files(Path(ctx.env_file), config):
+        click.echo(f"WARNING: {warning}")
     for feed in config.feeds.values():
-        click.echo(f"Feed {feed.name}: {feed.url} every {format_duration(feed.poll_interval)} -> {', '.join(feed.channels) or '(no channel)'}")
+        click.echo(f"Feed {feed.name}: {feed.display_url} every {format_duration(feed.poll_interval)} -> {', '.join(feed.channels) or '(no channel)'}")
     if offline:
         return
     from autopublish.app import build_publishers, platform_session
@@ -458,7 +481,7 @@ def doubts_line(health: Health, label: str, *, can_settle: bool) -> str:
 @guarded
 def preview(ctx: Context, feed_name: str | None, channel_name: str | None, limit: int) -> None:
     """Show the posts autopublish would make, publishing nothing."""
-    from autopublish.app import build_publishers, feed_session, platform_session
+    from autopublish.app import build_publishers, feed_fetcher, platform_session
     from autopublish.errors import FeedError
     from autopublish.feeds import fetch_feed, parse_feed
     from autopublish.pipeline import build_post, channel_filter_reason
@@ -466,19 +489,19 @@ def preview(ctx: Context, feed_name: str | None, channel_name: str | None, limit
 
     config = ctx.config()
     publishers = build_publishers(config, platform_session())
-    session = feed_session()
+    fetcher = feed_fetcher(config)
     failed = False
     for feed in config.feeds.values():
         if feed_name and feed.name != feed_name:
             continue
         try:
-            fetched = fetch_feed(session, feed.url, None)
+            fetched = fetch_feed(fetcher, feed.url, None)
             parsed = parse_feed(fetched.body or b"", feed=feed.name, content_type=fetched.content_type, url=fetched.url)
         except FeedError as exc:
             click.echo(f"Feed {feed.name}: {exc.message}")
             failed = True
             continue
-        click.echo(f"Feed {feed.name}: {parsed.title or feed.url} ({len(parsed.articles)} articles)")
+        click.echo(ctx.redactor(f"Feed {feed.name}: {parsed.title or feed.display_url} ({len(parsed.articles)} articles)"))
         for article in parsed.articles[:limit]:
             for name in feed.channels:
                 if channel_name and name != channel_name:

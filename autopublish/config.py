@@ -23,7 +23,7 @@ from autopublish.errors import ConfigError, ConfigProblem
 from autopublish.platforms import PUBLISHERS, publisher_class
 from autopublish.platforms.base import PlatformOptions
 from autopublish.render import TemplateError, template_fields
-from autopublish.secrets import MASK, Secret, SecretRef
+from autopublish.secrets import MASK, Redactor, Secret, SecretRef
 
 SAMPLES = Path(__file__).parent / "samples"
 DEFAULT_PATH = Path("config/autopublish.toml")
@@ -89,6 +89,9 @@ class SettingsModel(_Strict):
     publish_timeout: Duration = 30.0
     sweep_interval: Duration = 30.0
     timezone: str = "UTC"
+    # Hosts whose internal addresses may be fetched when feed data names them (images,
+    # enclosures); every other internal address is refused (autopublish.netguard).
+    allow_private_hosts: tuple[str, ...] = ()
     # Several nodes: "postgresql://user:${DB_PASSWORD}@host:5432/db"; unset = SQLite in state_dir.
     database: DatabaseUrl | None = None
     heartbeat: Duration = 10.0  # a node is dead after 3 heartbeats without one
@@ -99,6 +102,18 @@ class SettingsModel(_Strict):
     @classmethod
     def _timezone(cls, value: str) -> str:
         return _check_zone(value)
+
+    @field_validator("allow_private_hosts")
+    @classmethod
+    def _private_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not _HOST.fullmatch(host.strip()):
+                raise ValueError(f'{host!r} is not a host name or IP address; write only the host, like "media.intranet" or "10.0.0.5" '
+                                 "(no scheme, port or path)")
+        return tuple(h.strip().lower() for h in value)
+
+
+_HOST = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?|\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9A-Fa-f:.]+\]?")
 
 
 def _check_first_run(value: str) -> str:
@@ -240,12 +255,17 @@ class RootModel(_Strict):
 @dataclass(frozen=True)
 class FeedConfig:
     name: str
-    url: str
+    url: str  # with ${NAME} parts resolved: for fetching only, never shown
     channels: tuple[str, ...]
     poll_interval: float
     first_run: str
     max_age: float | None
     enabled: bool = True
+    display_url: str = ""  # as written (${NAME} parts kept, credentials masked): for logs, check, the store, the web page
+
+    def __post_init__(self) -> None:
+        if not self.display_url:
+            object.__setattr__(self, "display_url", redact_url(self.url))
 
 
 @dataclass(frozen=True)
@@ -421,9 +441,15 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
             if channel in alert_channels:
                 problems.append(ConfigProblem(shown, key, f'"{channel}" is an alert channel and cannot also receive articles', "use a separate channel for alerts"))
         fed.update(feed.channels)
+        url, url_secrets, missing = _resolve_references(feed.url, environ)
+        for variable in missing:
+            problems.append(ConfigProblem(shown, _key((*where, "url")), f"the environment variable {variable} is not set",
+                                          f"add {variable}=... to .env (see .env.example) or to the service's environment"))
+        secrets.extend(url_secrets)
         feeds[name] = FeedConfig(
             name=name,
-            url=feed.url,
+            url=url,
+            display_url=redact_url(feed.url),
             channels=tuple(feed.channels),
             poll_interval=feed.poll_interval or settings.poll_interval,
             first_run=feed.first_run or settings.first_run,
@@ -470,6 +496,32 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
         smtp=root.smtp,
         secrets=tuple(secrets),
     )
+
+
+_REFERENCE_PART = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _resolve_references(text: str, environ: Mapping[str, str]) -> tuple[str, list[Secret], list[str]]:
+    """``text`` with each ``${NAME}`` replaced from the environment: (resolved, the secrets used, names not set)."""
+    used: list[Secret] = []
+    missing: list[str] = []
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = environ.get(name)
+        if not value:
+            missing.append(name)
+            return match.group(0)
+        used.append(Secret(value, name))
+        return value
+
+    return _REFERENCE_PART.sub(value_of, text), used, missing
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to show: a password in it and token-like query values masked (``${NAME}`` parts stay as written)."""
+    shown = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:]*):[^/@\s]*@", r"\1:***@", url.strip())
+    return Redactor()(shown)
 
 
 def _safe(model: type[BaseModel], value: Any, context: dict[str, Any]) -> Any:

@@ -3,6 +3,8 @@
     AutopublishError
       ConfigError        refuse to start; carries every problem (file, key, fix)
       FeedError          this poll failed; try next tick
+      FetchError         a guarded fetch (autopublish.netguard) failed: deadline, size, redirects
+        AddressRefusedError  the URL is not http(s) or names an internal address
       StateError         the store is unusable; stop
       PublishError       one attempt failed (platform, channel, code, detail)
         TransientError     nothing was published; may succeed later
@@ -64,6 +66,14 @@ class FeedError(AutopublishError):
         super().__init__(message)
         self.feed = feed
         self.status = status
+
+
+class FetchError(AutopublishError):
+    """A URL could not be fetched by the guarded fetcher; ``message`` says why in plain words."""
+
+
+class AddressRefusedError(FetchError):
+    """The URL may not be fetched: not http(s), or it names an internal address (SSRF guard)."""
 
 
 class StateError(AutopublishError):

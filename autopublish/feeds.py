@@ -23,11 +23,12 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 import requests
-import urllib3
 
 from autopublish import __version__
-from autopublish.errors import FeedError
+from autopublish.errors import AddressRefusedError, FeedError, FetchError
+from autopublish.feedtext import clean_line, clean_text
 from autopublish.models import Article
+from autopublish.netguard import Fetched, GuardedFetcher, Origin, read_capped
 from autopublish.textify import first_image, html_to_text
 
 log = logging.getLogger(__name__)
@@ -90,35 +91,39 @@ def validators_for(state: FetchState | None) -> dict[str, str]:
 
 
 def fetch_feed(
-    session: requests.Session,
+    fetcher: GuardedFetcher,
     url: str,
     state: FetchState | None,
     limits: FetchLimits = FetchLimits(),
     *,
     clock: Any = time.time,
 ) -> FetchResult:
-    """One poll of ``url``. Raises FeedError with a plain reason; never parses."""
+    """One poll of ``url`` through the guarded fetcher. Raises FeedError with a plain reason; never parses.
+
+    The configured feed's own origin may be an internal address (a feed on the same
+    machine); every redirect hop is checked like any URL from feed data.
+    """
     if url.startswith(("file://", "sample:")):
         return _read_local(url, state, limits)
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, */*;q=0.5", "Accept-Encoding": "gzip, deflate"}
+    headers = {"Accept": "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, */*;q=0.5"}
+    if fetcher.user_agent == "":
+        headers["User-Agent"] = USER_AGENT
     conditional = validators_for(state)
     headers.update(conditional)
-    started = time.monotonic()
-    current = url
     try:
-        for _hop in range(limits.max_redirects + 1):
-            response = session.get(current, headers=headers, timeout=limits.timeout, stream=True, allow_redirects=False)
-            if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                response.close()
-                current = urljoin(current, response.headers["Location"])
-                continue
-            break
-        else:
-            raise FeedError(f"The feed redirects more than {limits.max_redirects} times (a redirect loop?); check its address", status=None)
-        with response:
-            return _read_response(response, current, state, limits, started, bool(conditional), clock)
+        with fetcher.open(url, allowed_origin=Origin.of(url), headers=headers, timeout=limits.timeout, deadline=limits.deadline,
+                          max_redirects=limits.max_redirects) as fetched:
+            return _read_response(fetched, state, limits, bool(conditional), clock)
     except FeedError:
         raise
+    except AddressRefusedError as exc:
+        raise FeedError(f"The feed redirects to an address autopublish does not fetch: {exc.message}") from None
+    except FetchError as exc:
+        if "redirects more than" in exc.message:
+            raise FeedError(f"The feed redirects more than {limits.max_redirects} times (a redirect loop?); check its address", status=None) from None
+        if "took longer than" in exc.message:
+            raise FeedError(f"The feed took longer than {int(limits.deadline)} s to download") from None
+        raise FeedError(f"The feed could not be fetched: {exc.message}") from None
     except requests.exceptions.ConnectTimeout:
         raise FeedError("The feed's server did not accept a connection in time") from None
     except requests.exceptions.ReadTimeout:
@@ -136,14 +141,13 @@ def fetch_feed(
 
 
 def _read_response(
-    response: requests.Response,
-    url: str,
+    fetched: Fetched,
     state: FetchState | None,
     limits: FetchLimits,
-    started: float,
     conditional: bool,
     clock: Any,
 ) -> FetchResult:
+    response, url = fetched.response, fetched.url
     status = response.status_code
     fetched_at = _response_time(response, clock)
     if status == 304:
@@ -157,12 +161,17 @@ def _read_response(
         raise FeedError(f"The feed's server refused access (HTTP {status})", status=status)
     if status == 429 or status >= 500:
         raise FeedError(f"The feed's server had a problem (HTTP {status}); will try again next poll", status=status)
+    if status in (301, 302, 303, 307, 308):
+        raise FeedError(f"The feed's server answered a redirect (HTTP {status}) without saying where to", status=status)
     if status >= 400 or status < 200:
         raise FeedError(f"The feed's server answered HTTP {status}", status=status)
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
         raise FeedError(f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit ({int(declared) // (1024 * 1024)} MB); raise max_feed_size if this is expected")
-    body = _read_capped(response, limits, started)
+    try:
+        body = read_capped(fetched, limits.max_bytes)
+    except FetchError as exc:
+        raise FeedError(_feed_read_problem(exc.message, limits)) from None
     digest = hashlib.sha256(body).hexdigest()
     new_state = FetchState(
         etag=response.headers.get("ETag"),
@@ -175,34 +184,16 @@ def _read_response(
     return FetchResult(body, new_state, status, response.headers.get("Content-Type", ""), url, conditional)
 
 
-def _read_capped(response: requests.Response, limits: FetchLimits, started: float) -> bytes:
-    """The decoded body, read as data arrives, within the size cap and the overall deadline.
-
-    read1 returns whatever has arrived, so a server that trickles a few bytes at a time
-    still meets the deadline check (a plain read waits to fill its buffer). Counting
-    decoded bytes makes gzip bombs hit the same cap.
-    """
-    mb = limits.max_bytes // (1024 * 1024)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while True:
-            chunk = response.raw.read1(65536, decode_content=True)  # b"" only at the end
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limits.max_bytes:
-                raise FeedError(f"The feed is larger than the {mb} MB limit; raise max_feed_size if this is expected")
-            if time.monotonic() - started > limits.deadline:
-                raise FeedError(f"The feed took longer than {int(limits.deadline)} s to download")
-            chunks.append(chunk)
-    except urllib3.exceptions.ReadTimeoutError:
-        raise FeedError("The feed's server stopped answering (read timeout)") from None
-    except urllib3.exceptions.DecodeError:
-        raise FeedError("The feed's body was cut off or badly compressed") from None
-    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError, OSError):
-        raise FeedError("The feed's server closed the connection before the feed was complete") from None
-    return b"".join(chunks)
+def _feed_read_problem(reason: str, limits: FetchLimits) -> str:
+    if "larger than" in reason:
+        return f"The feed is larger than the {limits.max_bytes // (1024 * 1024)} MB limit; raise max_feed_size if this is expected"
+    if "took longer than" in reason:
+        return f"The feed took longer than {int(limits.deadline)} s to download"
+    if "read timeout" in reason:
+        return "The feed's server stopped answering (read timeout)"
+    if "compressed" in reason:
+        return "The feed's body was cut off or badly compressed"
+    return "The feed's server closed the connection before the feed was complete"
 
 
 def _response_time(response: requests.Response, clock: Any) -> float:
@@ -239,6 +230,38 @@ class ParsedFeed:
     title: str
     articles: list[Article]
     warning: str = ""
+    skipped: tuple[str, ...] = ()  # entries that could not be read: which one and why, in plain words
+
+
+class EntryError(ValueError):
+    """One entry cannot be read (a date out of range, a field of the wrong type); the others go on."""
+
+
+def _describe(entry: Any, index: int) -> str:
+    """Which entry: its id, link or title where readable, else its position."""
+    try:
+        for field_name in ("id", "guid", "url", "link", "title"):
+            value = entry.get(field_name) if hasattr(entry, "get") else None
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+                shown = clean_line(str(value))
+                return f"entry {index + 1} ({field_name} \"{shown[:120] + ('…' if len(shown) > 120 else '')}\")"
+    except Exception:  # describing a hostile entry must not fail too
+        pass
+    return f"entry {index + 1}"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, EntryError):
+        return str(exc)
+    if isinstance(exc, OverflowError):
+        return "a value in it is out of range"
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(exc, UnicodeError):
+        return "its text is not valid Unicode"
+    if isinstance(exc, (TypeError, AttributeError, KeyError)):
+        return "a field has the wrong type"
+    return f"it could not be read ({type(exc).__name__})"
 
 
 def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "") -> ParsedFeed:
@@ -259,22 +282,57 @@ def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "")
             raise FeedError("The feed address returned a web page, not a feed; check the url (WordPress feeds end in /feed/)")
         raise FeedError("The feed's content is not RSS, Atom or JSON Feed")
     feed_info = parsed.get("feed", {})
-    title = html_to_text(feed_info.get("title", "")) if isinstance(feed_info, dict) else ""
-    language = (feed_info.get("language") or "") if isinstance(feed_info, dict) else ""
+    title = clean_line(html_to_text(_text(feed_info.get("title", "")))) if isinstance(feed_info, dict) else ""
+    language = _text(feed_info.get("language")) if isinstance(feed_info, dict) else ""
     articles = []
-    for entry in parsed.entries:
-        article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
+    skipped: list[str] = []
+    for index, entry in enumerate(parsed.entries):
+        try:
+            article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
+        except Exception as problem:  # one unreadable entry never stops the others
+            skipped.append(f"{_describe(entry, index)}: {_why(problem)}")
+            continue
         if article is not None:
             articles.append(article)
     warning = ""
     if parsed.get("bozo"):
-        exc = parsed.get("bozo_exception")
-        warning = f"the feed has errors but could be read ({type(exc).__name__ if exc else 'malformed'})"
-    return ParsedFeed(title=title, articles=articles, warning=warning)
+        bozo = parsed.get("bozo_exception")
+        warning = f"the feed has errors but could be read ({type(bozo).__name__ if bozo else 'malformed'})"
+    return ParsedFeed(title=title, articles=articles, warning=warning, skipped=tuple(skipped))
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A text field of an entry: '' unless it is a str; lone surrogates replaced."""
+    return clean_text(value) if isinstance(value, str) else ""
+
+
+def _field(item: dict[str, Any], name: str) -> str:
+    """A JSON Feed text field: absent or null is ''; any other non-string is an unreadable entry."""
+    value = item.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise EntryError(f"its \"{name}\" is not text")
+    return clean_text(value)
+
+
+def _finish(article: Article) -> Article:
+    """Clean every text field once more after HTML was turned into text (entities can hide control characters)."""
+    return replace(
+        article,
+        key=clean_line(article.key),
+        link=clean_line(article.link),
+        title=clean_line(article.title),
+        summary=clean_text(article.summary),
+        content=clean_text(article.content),
+        author=clean_line(article.author),
+        categories=tuple(c for c in (clean_line(c) for c in article.categories) if c),
+        tags=tuple(t for t in (clean_line(t) for t in article.tags) if t),
+        image=clean_line(article.image) or None if article.image else None,
+        image_alt=clean_line(article.image_alt),
+        feed_title=clean_line(article.feed_title),
+        language=clean_line(article.language),
+    )
 
 
 def _entry_to_article(entry: Any, *, feed: str, feed_title: str, language: str) -> Article | None:
@@ -308,7 +366,7 @@ def _entry_to_article(entry: Any, *, feed: str, feed_title: str, language: str) 
     image, alt = _image(entry, content_html or summary_html)
     summary = _clean_excerpt(html_to_text(summary_html))
     content = html_to_text(content_html) if content_html else summary
-    return Article(
+    return _finish(Article(
         feed=feed,
         key=key,
         link=link,
@@ -323,7 +381,7 @@ def _entry_to_article(entry: Any, *, feed: str, feed_title: str, language: str) 
         image_alt=alt or title,
         feed_title=feed_title,
         language=_lang(language),
-    )
+    ))
 
 
 def _when(parsed: Any) -> datetime | None:
@@ -376,78 +434,179 @@ def _lang(value: str) -> str:
 
 def _parse_json_feed(body: bytes, *, feed: str, url: str) -> ParsedFeed:
     try:
-        data = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FeedError("The feed looks like JSON but cannot be read as JSON") from None
+    try:
+        data = json.loads(text)
+        items_raw: list[Any] | None = None
+    except RecursionError:
+        # Deep nesting somewhere: read the items one by one, so one hostile entry fails alone.
+        data, items_raw = _split_json_items(text)
+    except ValueError:
         raise FeedError("The feed looks like JSON but cannot be read as JSON") from None
     if not isinstance(data, dict) or not str(data.get("version", "")).startswith("https://jsonfeed.org/version/"):
         raise FeedError("The feed is JSON but not a JSON Feed (no jsonfeed.org version)")
-    title = _text(data.get("title"))
+    title = clean_line(_text(data.get("title")))
     language = _text(data.get("language"))
     authors = data.get("authors") or ([data["author"]] if isinstance(data.get("author"), dict) else [])
+    if not isinstance(authors, list):
+        authors = []
+    items = items_raw if items_raw is not None else data.get("items", []) or []
+    if not isinstance(items, list):
+        raise FeedError("The feed's \"items\" is not a list; it is not a valid JSON Feed")
     articles = []
-    for item in data.get("items", []) or []:
+    skipped: list[str] = []
+    for index, item in enumerate(items):
+        if isinstance(item, _Unreadable):
+            skipped.append(f"entry {index + 1}: {item.reason}")
+            continue
         if not isinstance(item, dict):
+            skipped.append(f"entry {index + 1}: it is not a JSON object")
             continue
-        link = _text(item.get("url")) or _text(item.get("external_url"))
-        if link and url:
-            link = urljoin(url, link)
-        item_id = str(item.get("id") or "").strip()
-        content_html = _text(item.get("content_html"))
-        content = html_to_text(content_html) if content_html else _text(item.get("content_text"))
-        summary = _text(item.get("summary")) or _first_par(content)
-        item_authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else authors)
-        author = ", ".join(_text(a.get("name")) for a in item_authors if isinstance(a, dict) and a.get("name"))
-        image = _text(item.get("image")) or _text(item.get("banner_image")) or None
-        alt = ""
-        if not image:
-            for attachment in item.get("attachments", []) or []:
-                if isinstance(attachment, dict) and _text(attachment.get("mime_type")).startswith("image/"):
-                    image = _text(attachment.get("url")) or None
-                    break
-        if not image and content_html:
-            found = first_image(content_html)
-            if found:
-                image, alt = found
-        key = item_id or (canonical_link(link) if link else "")
-        item_title = _text(item.get("title"))
-        if not key:
+        try:
+            article = _json_item_to_article(item, feed=feed, url=url, feed_title=title, language=language, authors=authors)
+        except Exception as exc:  # one unreadable entry never stops the others
+            skipped.append(f"{_describe(item, index)}: {_why(exc)}")
             continue
-        tags = tuple(str(t) for t in item.get("tags", []) or [] if isinstance(t, str))
-        articles.append(
-            Article(
-                feed=feed,
-                key=key,
-                link=link,
-                title=item_title or _shorten_plain(summary or content, 80),
-                summary=summary,
-                content=content or summary,
-                author=author,
-                tags=tags,
-                published=_iso(item.get("date_published")) or _iso(item.get("date_modified")),
-                updated=_iso(item.get("date_modified")),
-                image=image,
-                image_alt=alt or item_title,
-                feed_title=title,
-                language=_lang(_text(item.get("language")) or language),
-            )
-        )
-    return ParsedFeed(title=title, articles=articles)
+        if article is not None:
+            articles.append(article)
+    return ParsedFeed(title=title, articles=articles, skipped=tuple(skipped))
+
+
+def _json_item_to_article(item: dict[str, Any], *, feed: str, url: str, feed_title: str, language: str,
+                          authors: list[Any]) -> Article | None:
+    link = _field(item, "url") or _field(item, "external_url")
+    if link and url:
+        link = urljoin(url, link)
+    raw_id = item.get("id")
+    if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, (str, int, float))):
+        raise EntryError('its "id" is not text')
+    item_id = clean_line(str(raw_id)) if raw_id is not None else ""
+    content_html = _field(item, "content_html")
+    content = html_to_text(content_html) if content_html else _field(item, "content_text")
+    summary = _field(item, "summary") or _first_par(content)
+    item_authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else authors)
+    if not isinstance(item_authors, list):
+        item_authors = []
+    author = ", ".join(_text(a.get("name")) for a in item_authors if isinstance(a, dict) and isinstance(a.get("name"), str))
+    image = _field(item, "image") or _field(item, "banner_image") or None
+    alt = ""
+    attachments = item.get("attachments")
+    if attachments is not None and not isinstance(attachments, list):
+        raise EntryError('its "attachments" is not a list')
+    if not image:
+        for attachment in attachments or []:
+            if isinstance(attachment, dict) and _text(attachment.get("mime_type")).startswith("image/"):
+                image = _text(attachment.get("url")) or None
+                break
+    if not image and content_html:
+        found = first_image(content_html)
+        if found:
+            image, alt = found
+    key = item_id or (canonical_link(link) if link else "")
+    item_title = _field(item, "title")
+    if not key:
+        return None
+    raw_tags = item.get("tags")
+    if raw_tags is not None and not isinstance(raw_tags, list):
+        raise EntryError('its "tags" is not a list')
+    tags = tuple(clean_text(t) for t in raw_tags or [] if isinstance(t, str))
+    return _finish(Article(
+        feed=feed,
+        key=key,
+        link=link,
+        title=item_title or _shorten_plain(summary or content, 80),
+        summary=summary,
+        content=content or summary,
+        author=author,
+        tags=tags,
+        published=_iso(item.get("date_published"), "date_published") or _iso(item.get("date_modified"), "date_modified"),
+        updated=_iso(item.get("date_modified"), "date_modified"),
+        image=image,
+        image_alt=alt or item_title,
+        feed_title=feed_title,
+        language=_lang(_field(item, "language") or language),
+    ))
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    reason: str
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _split_json_items(text: str) -> tuple[Any, list[Any]]:
+    """(the document with "items" emptied, each item parsed on its own or _Unreadable).
+
+    Used only when the whole document is nested too deeply for the JSON decoder. A scan
+    of strings and brackets (no recursion) finds the top-level "items" array and the
+    span of each of its elements.
+    """
+    depth = 0
+    last_key: tuple[int, str] | None = None  # (end offset, text) of the last string at depth 1
+    array_start = array_end = -1
+    spans: list[tuple[int, int]] = []
+    element_start = -1
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token.startswith('"'):
+            if depth == 1:
+                last_key = (match.end(), token)
+            continue
+        if token in "[{":
+            depth += 1
+            if token == "[" and depth == 2 and array_start < 0 and last_key is not None and last_key[1] == '"items"' \
+                    and text[last_key[0]:match.start()].strip() == ":":
+                array_start = match.start()
+            elif depth == 3 and array_start >= 0 and array_end < 0:
+                element_start = match.start()
+        else:
+            if depth == 3 and element_start >= 0 and array_end < 0:
+                spans.append((element_start, match.end()))
+                element_start = -1
+            if depth == 2 and array_start >= 0 and array_end < 0 and token == "]":
+                array_end = match.end()
+            depth -= 1
+    if array_start < 0 or array_end < 0:
+        raise FeedError("The feed's JSON is nested too deeply to be read")
+    try:
+        data = json.loads(text[:array_start] + "[]" + text[array_end:])
+    except (RecursionError, ValueError):
+        raise FeedError("The feed's JSON is nested too deeply to be read") from None
+    items: list[Any] = []
+    for start, end in spans:
+        try:
+            items.append(json.loads(text[start:end]))
+        except RecursionError:
+            items.append(_Unreadable("it is nested too deeply"))
+        except ValueError:
+            items.append(_Unreadable("it is not valid JSON"))
+    return data, items
 
 
 def _first_par(text: str) -> str:
     return text.split("\n\n", 1)[0] if text else ""
 
 
-def _iso(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+def _iso(value: Any, name: str = "date") -> datetime | None:
+    """An RFC 3339 date as aware UTC; None when absent or not a date; EntryError when out of range."""
+    if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        raise EntryError(f"its \"{name}\" is not text")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise EntryError(f"its \"{name}\" ({clean_line(value)[:40]}) is out of the range of dates") from None
 
 
 # --- identity ---------------------------------------------------------------------------

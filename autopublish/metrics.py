@@ -80,10 +80,11 @@ def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
     stale = []
     for feed in config.feeds.values():
         row = daemon.pipeline.store.feed(feed.name)
-        if row is None or row.last_ok_at is None:
+        if row is None:
             continue
         limit = max(config.settings.feed_down_after, 3 * feed.poll_interval)
-        if now - row.last_ok_at > limit:
+        last_good = row.last_ok_at if row.last_ok_at is not None else row.failing_since  # never read: failing since the first try
+        if last_good is not None and now - last_good > limit:
             stale.append(feed.name)
     if stale:
         return 503, {"status": "degraded", "reason": f"no successful poll recently for: {', '.join(stale)}"}

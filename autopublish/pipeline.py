@@ -15,21 +15,40 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-import requests
-
 from autopublish.config import ChannelConfig, Config, FeedConfig
 from autopublish.durations import format_duration
-from autopublish.errors import AuthError, FeedError, PublishError, UncertainError
-from autopublish.feeds import FetchLimits, FetchState, canonical_link, fetch_feed, parse_feed
-from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
+from autopublish.errors import (
+    AuthError,
+    FeedError,
+    PublishError,
+    StateError,
+    UncertainError,
+)
+from autopublish.feeds import (
+    FetchLimits,
+    FetchState,
+    canonical_link,
+    fetch_feed,
+    parse_feed,
+)
+from autopublish.models import (
+    Article,
+    DeliveryStatus,
+    Health,
+    HealthLevel,
+    Post,
+    Receipt,
+)
+from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.pacing import next_allowed
 from autopublish.platforms.base import Publisher
 from autopublish.render import FitError, article_values, fit
 from autopublish.retry import RetryPolicy, decide, decide_check, resend_is_safe
+from autopublish.secrets import Redactor
 from autopublish.store import DeliveryRow, FeedRow, Store
 
 log = logging.getLogger(__name__)
@@ -82,7 +101,8 @@ def delivery_key(delivery_id: int, channel: str, article_key: str) -> str:
     return f"ap-{delivery_id}-{digest}"
 
 
-def build_post(article: Article, channel: ChannelConfig, publisher: Publisher, key: str, tz: str = "UTC") -> Post:
+def build_post(article: Article, channel: ChannelConfig, publisher: Publisher, key: str, tz: str = "UTC", *,
+               source_origin: str | None = None) -> Post:
     """The post ``channel`` will publish for ``article``, fitted to the platform. FitError if impossible."""
     limits = publisher.current_limits()
     values = article_values(article, tz)
@@ -100,6 +120,7 @@ def build_post(article: Article, channel: ChannelConfig, publisher: Publisher, k
         alt_text=article.image_alt or article.title,
         title=article.title,
         description=description,
+        source_origin=source_origin,
     )
 
 
@@ -130,7 +151,7 @@ class Pipeline:
         config: Config,
         store: Store,
         publishers: dict[str, Publisher],
-        feed_session: requests.Session,
+        fetcher: GuardedFetcher,
         *,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -139,7 +160,8 @@ class Pipeline:
         self.config = config
         self.store = store
         self.publishers = publishers
-        self.feed_session = feed_session
+        self.fetcher = fetcher
+        self.redact = Redactor(config.secret_values())  # platform and feed texts are stored only after this
         self.clock = clock
         self.rand = rand
         self.notifier: Notifier = notifier or _Silent()
@@ -164,6 +186,12 @@ class Pipeline:
         s = self.config.settings
         return max(s.fetch_deadline, 4 * s.publish_timeout) + 60.0
 
+    def source_origin(self, article: Article) -> str | None:
+        """The origin of the feed that carried ``article``: URLs from its data may be fetched there."""
+        feed = self.config.feeds.get(article.feed)
+        origin = Origin.of(feed.url) if feed is not None else None
+        return str(origin) if origin is not None else None
+
     # --- polling ------------------------------------------------------------------------
     def poll_all(self, stop: threading.Event | None = None) -> list[PollResult]:
         results = []
@@ -180,32 +208,54 @@ class Pipeline:
             feed = self.config.feeds[name]
             # tolerate the scheduler's one-second tick jitter, never more than a quarter interval
             gap = None if every is None else max(0.0, every - min(0.5, every / 4))
-            row = self.store.lease_feed(feed.name, feed.url, ttl=self._lease_ttl(), every=gap)
+            row = self.store.lease_feed(feed.name, feed.display_url, ttl=self._lease_ttl(), every=gap)
             if row is None:
                 return PollResult(feed.name, True, changed=False, skipped=True, message="polled by another node")
             started = time.monotonic()
             try:
                 return self._poll_feed(feed, row)
+            except StateError:
+                self._give_back(feed.name)
+                raise
+            except Exception as exc:  # a bug or hostile input: fail this feed, never the tick or the run
+                message = (f"The feed could not be read because of an unexpected error ({type(exc).__name__}); "
+                           "the other feeds go on. Report this if it persists")
+                log.error("Feed %s: %s", name, message, extra={"feed": name}, exc_info=log.isEnabledFor(logging.DEBUG))
+                self.store.record_poll_error(name, message)  # gives the lease back too
+                self._feed_failing(name)
+                return PollResult(name, False, message=message)
             except BaseException:
-                self.store.release_feed(feed.name)
+                self._give_back(feed.name)
                 raise
             finally:
                 self.poll_seconds[name] = time.monotonic() - started
 
+    def _give_back(self, name: str) -> None:
+        """Release the feed's poll lease after a failed poll (best effort: it also expires)."""
+        try:
+            self.store.release_feed(name)
+        except StateError:
+            pass
+
     def _poll_feed(self, feed: FeedConfig, row: FeedRow) -> PollResult:
         state = FetchState(row.etag, row.last_modified, row.fetched_at, row.body_hash) if row.polls else None
         try:
-            fetched = fetch_feed(self.feed_session, feed.url, state, self.fetch_limits, clock=self.clock)
+            fetched = fetch_feed(self.fetcher, feed.url, state, self.fetch_limits, clock=self.clock)
             if fetched.body is None:
                 self.store.record_poll_unchanged(feed.name, fetched_at=fetched.state.fetched_at)
                 self._feed_recovered(feed.name, row.failing_since)
                 return PollResult(feed.name, True, changed=False, message="unchanged")
             parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
         except FeedError as exc:
-            self.store.record_poll_error(feed.name, exc.message)
-            log.warning("Feed %s: %s", feed.name, exc.message, extra={"feed": feed.name})
+            message = self.redact(exc.message)
+            self.store.record_poll_error(feed.name, message)
+            log.warning("Feed %s: %s", feed.name, message, extra={"feed": feed.name})
             self._feed_failing(feed.name)
-            return PollResult(feed.name, False, message=exc.message)
+            return PollResult(feed.name, False, message=message)
+        for skipped in parsed.skipped:
+            text = f"An entry of the feed was skipped: {skipped}"
+            if self.store.log_event_once("bad_entry", text, feed=feed.name, status="warning"):
+                log.warning("Feed %s: %s", feed.name, text, extra={"feed": feed.name})
         if parsed.warning:
             log.info("Feed %s: %s", feed.name, parsed.warning, extra={"feed": feed.name})
         result = self._take_new(feed, parsed.articles, baseline=row.baseline_at is None)
@@ -394,7 +444,7 @@ class Pipeline:
         article = self.store.article(row.article_id)
         key = delivery_key(row.id, row.channel, article.key)
         try:
-            post = build_post(article, channel, publisher, key, self.config.settings.timezone)
+            post = build_post(article, channel, publisher, key, self.config.settings.timezone, source_origin=self.source_origin(article))
         except FitError as exc:
             self.store.transition(row.id, DeliveryStatus.FAILED, f"Failed: {exc}", expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.failed += 1
@@ -403,9 +453,11 @@ class Pipeline:
             return False
         tries = row.tries + 1
         extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
+        publisher.take_notes()
         try:
             receipt = publisher.publish(post)
         except PublishError as exc:
+            publisher.take_notes()
             self._record_failure(row, exc, tries, publisher, result, extra)
             return True
         except Exception as exc:  # after the request may have left: never treat as safe to repeat
@@ -413,7 +465,8 @@ class Pipeline:
             error = UncertainError("an unexpected error happened while posting", platform=publisher.name, channel=row.channel)
             self._record_failure(row, error, tries, publisher, result, extra)
             return True
-        self._record_sent(row.id, receipt, publisher, "Posted")
+        notes = publisher.take_notes()
+        self._record_sent(row.id, receipt, publisher, self.redact("; ".join(["Posted", *notes])) if notes else "Posted")
         log.info("Posted %r to %s", article.title, row.channel, extra=extra)
         result.sent += 1
         return True
@@ -430,6 +483,7 @@ class Pipeline:
         first_try = current.first_try_at if current else now
         decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
                           idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
+        decision = replace(decision, message=self.redact(decision.message))
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
                               needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,))
         log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
@@ -448,7 +502,7 @@ class Pipeline:
             result.waiting += 1
 
     def _pause(self, channel: str, exc: PublishError) -> None:
-        reason = exc.message
+        reason = self.redact(exc.message)
         if self.store.pause_channel(channel, reason):
             log.error("Channel %s paused: %s", channel, reason, extra={"channel": channel})
         self.notifier.problem(f"paused:{channel}", f"Channel \"{channel}\" is paused and its posts are kept: {reason}")
@@ -477,7 +531,7 @@ class Pipeline:
         article = self.store.article(row.article_id)
         key = delivery_key(row.id, row.channel, article.key)
         try:
-            post = build_post(article, channel, publisher, key, self.config.settings.timezone)
+            post = build_post(article, channel, publisher, key, self.config.settings.timezone, source_origin=self.source_origin(article))
             found = publisher.find_existing(post)
         except NotImplementedError:
             if publisher.idempotent:
@@ -512,14 +566,15 @@ class Pipeline:
         extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed}
         window = publisher.idempotency_window if publisher.idempotent else None
         if resend_is_safe(window, row.first_try_at, now, self.policy):
-            message = (f"Could not check {publisher.label} ({exc.message}); it will be sent again with the same key, which "
-                       f"{publisher.label} still remembers, so it cannot appear twice")
+            message = self.redact(f"Could not check {publisher.label} ({exc.message}); it will be sent again with the same key, which "
+                                  f"{publisher.label} still remembers, so it cannot appear twice")
             self.store.transition(row.id, DeliveryStatus.WAITING, message, next_attempt_at=now, expect=(DeliveryStatus.UNCERTAIN,))
             log.info("Channel %s: %s", row.channel, message, extra=extra)
             return
         checks, since = self.store.failed_checks(row.id)
         decision = decide_check(exc, checks=checks + 1, doubt_since=since if since is not None else now, now=now,
                                 policy=self.policy, rand=self.rand())
+        decision = replace(decision, message=self.redact(decision.message))
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
                               needs_editor=decision.needs_editor, expect=(DeliveryStatus.UNCERTAIN,), kind="check_failed")
         log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)

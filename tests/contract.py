@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from autopublish.models import Article, Health, HealthLevel, Post
+from autopublish.netguard import Origin
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
 from tests.fakes.base import FakeServer
@@ -57,6 +58,7 @@ def sample_article(*, image: str | None = None, link: str = "https://example.go.
 
 def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None = None, text: str | None = None,
                 link: str | None = None) -> Post:
+    """A post of the seed article; its image counts as served by the feed's own site (source_origin)."""
     article = sample_article(image=image) if link is None else sample_article(image=image, link=link)
     body = text if text is not None else f"{article.title}\n\n{article.summary}\n\n{article.link}\n\n#Berita #JakartaBerketahanan #Kegiatan"
     return Post(
@@ -69,6 +71,7 @@ def sample_post(channel: str = "test", key: str = "ap-1", *, image: str | None =
         alt_text=article.image_alt,
         title=article.title,
         description=article.summary,
+        source_origin=str(Origin.of(image)) if image else None,
     )
 
 

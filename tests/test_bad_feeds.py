@@ -5,10 +5,10 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
-import requests
 
 from autopublish.errors import FeedError
 from autopublish.feeds import FetchLimits, fetch_feed, parse_feed
+from autopublish.netguard import GuardedFetcher
 from tests.fakes.base import Response
 from tests.fakes.feed_server import FeedServer, Trickle, older_items
 from tests.helpers import run_cli, write_config
@@ -18,7 +18,7 @@ FAST = FetchLimits(timeout=(1.0, 0.5), deadline=1.5, max_bytes=10 * 1024 * 1024)
 
 def _fetch_error(server: FeedServer, limits: FetchLimits = FAST) -> FeedError:
     with pytest.raises(FeedError) as info:
-        fetch_feed(requests.Session(), f"{server.url}/feed/", None, limits)
+        fetch_feed(GuardedFetcher(), f"{server.url}/feed/", None, limits)
     return info.value
 
 

@@ -13,6 +13,7 @@ import requests
 
 from autopublish.errors import FeedError
 from autopublish.feeds import FetchLimits, canonical_link, fetch_feed, parse_feed
+from autopublish.netguard import GuardedFetcher
 from tests.fakes.base import Response
 from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
 
@@ -20,40 +21,40 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "feeds" /
 
 
 @pytest.fixture
-def session() -> requests.Session:
-    return requests.Session()
+def fetcher() -> GuardedFetcher:
+    return GuardedFetcher()
 
 
-def test_conditional_get_sends_validators_and_skips_unchanged(session):
+def test_conditional_get_sends_validators_and_skips_unchanged(fetcher):
     with FeedServer(older_items(3)) as server:
-        first = fetch_feed(session, f"{server.url}/feed/", None)
+        first = fetch_feed(fetcher, f"{server.url}/feed/", None)
         assert first.body and first.status == 200 and first.state.etag
         # The newest item is days old, so the WordPress guard does not apply: validators go out.
-        second = fetch_feed(session, f"{server.url}/feed/", first.state)
+        second = fetch_feed(fetcher, f"{server.url}/feed/", first.state)
         assert second.body is None and second.status == 304 and second.sent_validators
         assert server.requests[-1].header("if-none-match") == first.state.etag
 
 
-def test_wordpress_same_second_post_is_not_hidden_by_304(session):
+def test_wordpress_same_second_post_is_not_hidden_by_304(fetcher):
     """A post published in the same second as the previous fetch must still be seen."""
     second_start = datetime.fromtimestamp(int(time.time()), UTC)
     first_item = Item("Pertama", "https://example.go.id/a/", "g1", second_start, ["Berita"])
     with FeedServer([first_item]) as server:
-        first = fetch_feed(session, f"{server.url}/feed/", None)
+        first = fetch_feed(fetcher, f"{server.url}/feed/", None)
         server.add(Item("Kedua, di detik yang sama", "https://example.go.id/b/", "g2", second_start + timedelta(milliseconds=500), ["Berita"]))
         # A naive client would send If-Modified-Since and get 304 (the server's clock has one-second resolution):
-        naive = session.get(f"{server.url}/feed/", headers={"If-Modified-Since": first.state.last_modified or ""}, timeout=5)
+        naive = requests.get(f"{server.url}/feed/", headers={"If-Modified-Since": first.state.last_modified or ""}, timeout=5)
         assert naive.status_code == 304
-        second = fetch_feed(session, f"{server.url}/feed/", first.state)
+        second = fetch_feed(fetcher, f"{server.url}/feed/", first.state)
         assert second.status == 200 and second.body is not None and not second.sent_validators
         titles = [a.title for a in parse_feed(second.body, feed="site").articles]
         assert "Kedua, di detik yang sama" in titles
 
 
-def test_gzip_body_is_decoded(session):
+def test_gzip_body_is_decoded(fetcher):
     with FeedServer([seed_item()]) as server:
         server.gzip = True
-        result = fetch_feed(session, f"{server.url}/feed/", None)
+        result = fetch_feed(fetcher, f"{server.url}/feed/", None)
         assert parse_feed(result.body or b"", feed="site").articles[0].title.startswith("Mendampingi CRO")
 
 
@@ -66,27 +67,27 @@ def test_gzip_body_is_decoded(session):
         (Response(200, b"x" * (2 * 1024 * 1024), {"Content-Type": "application/rss+xml"}), "larger than"),
     ],
 )
-def test_bad_responses_are_clear_feed_errors(session, response, words):
+def test_bad_responses_are_clear_feed_errors(fetcher, response, words):
     with FeedServer() as server:
         server.override = response
         with pytest.raises(FeedError) as info:
-            fetch_feed(session, f"{server.url}/feed/", None, FetchLimits(max_bytes=1024 * 1024))
+            fetch_feed(fetcher, f"{server.url}/feed/", None, FetchLimits(max_bytes=1024 * 1024))
         assert words in info.value.message
 
 
-def test_gzip_bomb_hits_the_size_cap(session):
+def test_gzip_bomb_hits_the_size_cap(fetcher):
     bomb = gzip.compress(b"<rss>" + b" " * (30 * 1024 * 1024))
     with FeedServer() as server:
         server.override = Response(200, bomb, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"})
         with pytest.raises(FeedError, match="larger than"):
-            fetch_feed(session, f"{server.url}/feed/", None, FetchLimits(max_bytes=1024 * 1024))
+            fetch_feed(fetcher, f"{server.url}/feed/", None, FetchLimits(max_bytes=1024 * 1024))
 
 
-def test_redirect_loop_is_bounded(session):
+def test_redirect_loop_is_bounded(fetcher):
     with FeedServer() as server:
         server.override = Response(302, b"", {"Location": "/feed/"})
         with pytest.raises(FeedError, match="redirect"):
-            fetch_feed(session, f"{server.url}/feed/", None, FetchLimits(max_redirects=3))
+            fetch_feed(fetcher, f"{server.url}/feed/", None, FetchLimits(max_redirects=3))
         assert len(server.requests) == 4
 
 

@@ -13,7 +13,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -24,12 +24,15 @@ import requests
 from pydantic import BaseModel, ConfigDict
 
 from autopublish.errors import (
+    AddressRefusedError,
+    FetchError,
     PermanentError,
     PublishError,
     TransientError,
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+from autopublish.netguard import GuardedFetcher, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class PublisherEnv:
     state_dir: Path
     timeout: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Every URL taken from feed data (article images) is fetched through this, never the session.
+    fetcher: GuardedFetcher = field(default_factory=GuardedFetcher)
 
 
 def count_graphemes(text: str) -> int:
@@ -117,6 +122,7 @@ class Publisher(ABC, Generic[OptionsT]):
         self.channel = channel
         self.options: OptionsT = options
         self.env = env
+        self._notes: list[str] = []
 
     # --- length -----------------------------------------------------------------
     def current_limits(self) -> PostLimits:
@@ -198,40 +204,48 @@ class Publisher(ABC, Generic[OptionsT]):
             return self.error(UncertainError, f"{what} failed in an unexpected way after sending; it may have been published", detail=detail)
         return self.error(TransientError, f"{what} failed in an unexpected way; will try again later", detail=detail)
 
-    def fetch_image(self, url: str, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageFile | None:
-        """Download the article image for upload; None (with a warning) when it cannot be used.
+    def fetch_image(self, url: str, *, origin: str | None = None, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageFile | None:
+        """Download the article image for upload; None when it cannot be used.
 
-        Never raises: a missing or oversized image never stops a post. The body is read
-        in chunks and abandoned past ``max_bytes``.
+        Never raises: a refused, missing, slow or oversized image never stops a post. The
+        download goes through the guarded fetcher (public addresses only, except the
+        ``origin`` of the feed that named the image), within the publish timeout as one
+        overall deadline and ``max_bytes``. Why an image was left out is logged and kept
+        as a note (``take_notes``) for the publish log.
         """
-        extra = {"channel": self.channel}
         try:
-            response = self.env.session.get(url, timeout=self.env.timeout, stream=True)
+            with self.env.fetcher.open(url, allowed_origin=origin, timeout=self.env.timeout, deadline=self.env.timeout[1],
+                                       max_redirects=5) as fetched:
+                response = fetched.response
+                ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if response.status_code != 200 or not ctype.startswith("image/"):
+                    return self._without_image(f"its address answered HTTP {response.status_code} ({ctype or 'no type'})")
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    return self._without_image(f"it is larger than {max_bytes} bytes")
+                data = read_capped(fetched, max_bytes)
+                final_url = fetched.url
+        except AddressRefusedError as exc:
+            return self._without_image(exc.message)
+        except FetchError as exc:
+            return self._without_image(exc.message)
         except requests.RequestException as exc:
-            log.warning("%s: could not download the article image (%s); posting without it", self.label, type(exc).__name__, extra=extra)
-            return None
-        with response:
-            ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if response.status_code != 200 or not ctype.startswith("image/"):
-                log.warning("%s: the article image answered HTTP %s (%s); posting without it", self.label, response.status_code, ctype or "no type", extra=extra)
-                return None
-            chunks, size = [], 0
-            try:
-                for chunk in response.iter_content(65536):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        log.warning("%s: the article image is larger than %d bytes; posting without it", self.label, max_bytes, extra=extra)
-                        return None
-                    chunks.append(chunk)
-            except requests.RequestException as exc:
-                log.warning("%s: the article image download broke off (%s); posting without it", self.label, type(exc).__name__, extra=extra)
-                return None
-        data = b"".join(chunks)
+            return self._without_image(f"it could not be downloaded ({type(exc).__name__})")
         if not data:
-            log.warning("%s: the article image is empty; posting without it", self.label, extra=extra)
-            return None
-        name = urlsplit(url).path.rsplit("/", 1)[-1] or "image"
+            return self._without_image("it is empty")
+        name = urlsplit(final_url).path.rsplit("/", 1)[-1] or "image"
         return ImageFile(data, ctype, name)
+
+    def _without_image(self, reason: str) -> ImageFile | None:
+        """None, after logging why the image is left out and keeping that as a note for the publish log."""
+        log.warning("%s: the article image is left out: %s; posting without it", self.label, reason, extra={"channel": self.channel})
+        self._notes.append(f"posted without its image: {reason}")
+        return None
+
+    def take_notes(self) -> list[str]:
+        """Plain-words notes about the last attempt (an image left out, and why); cleared on reading."""
+        notes, self._notes[:] = list(self._notes), []
+        return notes
 
     def read_json(self, response: requests.Response, *, writes: bool, what: str = "") -> Any:
         """The JSON body of a response; an unreadable body after a write is Uncertain."""

@@ -311,19 +311,19 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
                 "title": post.title or post.article.title,
                 "description": _shorten(post.description or post.article.summary, self.options.description_length),
             }
-            thumb = self._upload_image(post.image, MAX_THUMB_BYTES) if post.image else None
+            thumb = self._upload_image(post.image, MAX_THUMB_BYTES, post.source_origin) if post.image else None
             if thumb:
                 external["thumb"] = thumb
             return {"$type": "app.bsky.embed.external", "external": external}
         if post.image:
-            blob = self._upload_image(post.image, MAX_IMAGE_BYTES)
+            blob = self._upload_image(post.image, MAX_IMAGE_BYTES, post.source_origin)
             if blob:
                 return {"$type": "app.bsky.embed.images", "images": [{"image": blob, "alt": post.alt_text or ""}]}
         return None
 
-    def _upload_image(self, url: str, max_bytes: int) -> dict[str, Any] | None:
+    def _upload_image(self, url: str, max_bytes: int, origin: str | None) -> dict[str, Any] | None:
         """Download the image and upload it as a blob; None (with a warning) when it cannot be used."""
-        image = self.fetch_image(url, max_bytes=max_bytes)
+        image = self.fetch_image(url, origin=origin, max_bytes=max_bytes)
         if image is None:
             return None
         response = self._xrpc("POST", "com.atproto.repo.uploadBlob", writes=False, data=image.data, content_type=image.content_type)

@@ -172,7 +172,7 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
         Auth and rate-limit answers still stop the publish: nothing was posted yet.
         """
         assert post.image is not None
-        image = self.fetch_image(post.image)
+        image = self.fetch_image(post.image, origin=post.source_origin)
         if image is None:
             return None
         try:

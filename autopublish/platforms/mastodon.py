@@ -259,7 +259,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
     def _upload_image(self, post: Post) -> str | None:
         """Upload post.image with its alt text; the media id, or None to post without it."""
         assert post.image
-        image = self.fetch_image(post.image, max_bytes=MAX_IMAGE_BYTES)
+        image = self.fetch_image(post.image, origin=post.source_origin, max_bytes=MAX_IMAGE_BYTES)
         if image is None:
             return None
         response = self.request(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from autopublish.errors import PermanentError, TransientError
+from autopublish.filemodes import private_dir, private_file
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import PlatformOptions, Publisher
 
@@ -53,7 +54,8 @@ class OutboxPublisher(Publisher[OutboxOptions]):
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_file(self.path)
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(line)
                 handle.flush()

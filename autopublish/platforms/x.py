@@ -151,7 +151,7 @@ class XPublisher(Publisher[XOptions]):
         Auth and rate-limit answers still stop the publish: nothing was posted yet.
         """
         assert post.image is not None
-        image = self.fetch_image(post.image)
+        image = self.fetch_image(post.image, origin=post.source_origin)
         if image is None:
             return None
         url = f"{self.options.api_base}/2/media/upload"

@@ -17,6 +17,7 @@ from typing import Self
 from sqlalchemy import text
 
 from autopublish.errors import StateError
+from autopublish.filemodes import private_dir, private_file
 from autopublish.store import migrations
 from autopublish.store.alerts import AlertStore
 from autopublish.store.connection import Database, redact_url
@@ -102,7 +103,8 @@ class Store(NodeStore, LogStore, AlertStore):
         """A consistent copy while the daemon runs (SQLite's online backup API)."""
         if not self.db.is_sqlite:
             raise StateError("autopublish backup copies the SQLite state database; back up PostgreSQL with its own tools (pg_dump)")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
+        private_file(target)
         with self.db.read() as conn:
             source = conn.connection.dbapi_connection
             assert isinstance(source, sqlite3.Connection)

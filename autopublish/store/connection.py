@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import StaticPool
 
 from autopublish.errors import StateError
+from autopublish.filemodes import private_dir, private_file
 
 SQLITE_FILENAME = "state.db"
 
@@ -64,7 +65,8 @@ class Database:
             if not self.path.exists() and not create:
                 raise StateError(f"There is no state database at {self.path}; run autopublish once to create it")
             try:
-                self.state_dir.mkdir(parents=True, exist_ok=True)
+                private_dir(self.state_dir)  # 0700; the database 0600 (its WAL files take its mode)
+                private_file(self.path)
             except OSError as exc:
                 raise StateError(f"The state directory {self.state_dir} cannot be used ({exc.strerror}); "
                                  "check its permissions and free space") from None

@@ -53,6 +53,14 @@ class LogStore(ChannelStore, DeliveryStore):
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def log_event_once(self, kind: str, message: str, *, feed: str = "", **fields: Any) -> bool:
+        """Log an event unless the same kind, feed and message is already in the log; True if logged."""
+        with self.db.tx() as conn:
+            if conn.execute(select(e.id).where(e.kind == kind, e.feed == feed, e.message == message).limit(1)).first():
+                return False
+            self._event(conn, kind, message, feed=feed, **fields)
+            return True
+
     def failed_checks(self, delivery_id: int) -> tuple[int, float | None]:
         """(read-backs that failed in a row, when the doubt began) from the delivery's own events.
 

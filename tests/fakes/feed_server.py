@@ -90,6 +90,7 @@ class Trickle:
     chunk: bytes = b"<rss><channel><title>slow</title>"
     interval: float = 0.1
     stall: bool = False
+    content_type: str = "application/rss+xml"
 
 
 class FeedServer(FakeServer):
@@ -141,7 +142,7 @@ class FeedServer(FakeServer):
             return
         try:
             handler.send_response(200)
-            handler.send_header("Content-Type", "application/rss+xml")
+            handler.send_header("Content-Type", response.content_type)
             handler.end_headers()
             handler.wfile.flush()
             while not self._stopping.wait(response.interval):
