@@ -204,6 +204,16 @@ class WebUserModel(_Strict):
             raise ValueError('must be "editor" or "viewer"')
         return value
 
+    @field_validator("password_hash")
+    @classmethod
+    def _password_hash(cls, value: str) -> str:
+        from autopublish.web.passwords import password_hash_problem
+
+        problem = password_hash_problem(value)
+        if problem:
+            raise ValueError(f"{problem}; make a new hash with: autopublish hash-password, and paste its last line here")
+        return value
+
 
 class WebModel(_Strict):
     host: str = "127.0.0.1"
@@ -211,6 +221,36 @@ class WebModel(_Strict):
     secret_key: SecretRef | None = None
     users: list[WebUserModel] = []
     refresh: Duration = 30.0
+    session_idle_timeout: Duration = 8 * 3600.0   # a session unused this long ends
+    session_lifetime: Duration = 7 * 86400.0      # and every session ends this long after sign-in
+    trusted_proxies: list[str] = []               # addresses/networks whose X-Forwarded-For/-Proto count
+    secure_cookies: bool = False                  # Secure cookies always (on by itself for HTTPS via a trusted proxy)
+
+    @field_validator("session_idle_timeout")
+    @classmethod
+    def _idle(cls, value: float) -> float:
+        if not 300 <= value <= 30 * 86400:
+            raise ValueError('must be between 5 minutes and 30 days, for example "8h"')
+        return value
+
+    @field_validator("session_lifetime")
+    @classmethod
+    def _lifetime(cls, value: float) -> float:
+        if not 300 <= value <= 365 * 86400:
+            raise ValueError('must be between 5 minutes and 365 days, for example "7d"')
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f'"{entry}" is not an IP address or network; write one like "127.0.0.1" or "10.0.0.0/8"') from None
+        return [entry.strip() for entry in value]
 
 
 class DaemonModel(_Strict):

@@ -10,6 +10,8 @@ import stat
 import subprocess
 import time
 
+from werkzeug.security import generate_password_hash
+
 from autopublish.app import open_app
 from autopublish.config import load_config
 from autopublish.errors import PermanentError
@@ -94,7 +96,7 @@ def test_state_directory_database_and_outbox_are_private(tmp_path):
 
 def test_check_warns_about_secret_files_others_can_read(tmp_path):
     config = write_config(tmp_path / "autopublish.toml", "https://example.go.id/feed/",
-                          extra='\n[[web.users]]\nname = "editor"\npassword_hash = "scrypt:32768:8:1$abc$def"\n')
+                          extra=f'\n[[web.users]]\nname = "editor"\npassword_hash = "{generate_password_hash("editor-password")}"\n')
     env_file = tmp_path / ".env"
     env_file.write_text("X=1\n")
     env_file.chmod(0o644)

@@ -20,7 +20,7 @@ PASSWORD = "db-canary-pw-5e1d"
 
 def _config(tmp_path: Path, feed_url: str, url: str) -> Path:
     with_password = url.replace("postgresql://autopublish@", "postgresql://autopublish:${DB_PASSWORD}@")
-    users = f'[[web.users]]\nname = "ed"\npassword_hash = "{generate_password_hash("ed-password", method="pbkdf2:sha256:1000")}"\n'
+    users = f'[[web.users]]\nname = "ed"\npassword_hash = "{generate_password_hash("ed-password", method="scrypt:16384:8:1")}"\n'
     return write_config(tmp_path / "autopublish.toml", feed_url, settings=f'database = "{with_password}"', extra=users)
 
 

@@ -425,3 +425,38 @@ def test_a_claim_whose_answer_was_lost_is_settled_by_its_own_node_only(open_stor
     assert mine.settle_own_claims() == first  # e.g. the database failed after the post went out
     assert mine.delivery(first[0]).status == "uncertain"  # type: ignore[union-attr]
     assert mine.delivery(second[0]).status == "sending"  # type: ignore[union-attr]
+
+
+def test_editors_sessions_and_the_queue_page(store: Store, clock: Clock) -> None:
+    store.create_web_session("h1", "ed", "fp-old", clock.now)
+    store.create_web_session("h2", "ed", "fp-new", clock.now + 1)
+    store.create_web_session("h3", "siti", "fp", clock.now + 2)
+    store.touch_web_session("h1", clock.now + 5)
+    first = store.web_session("h1")
+    assert first is not None and first.user == "ed" and first.last_seen_at == clock.now + 5
+    assert store.end_web_sessions("ed", except_fingerprint="fp-new") == 1
+    assert [s.id_hash for s in store.web_sessions()] == ["h2", "h3"]
+    assert store.end_web_session("h3") and not store.end_web_session("h3")
+    assert store.prune_web_sessions(seen_before=clock.now + 10, created_before=0) == 1
+    assert store.web_sessions() == []
+    ids = [queue_one(store, n)[0] for n in range(3)]
+    store.defer(ids[0], clock.now + 600, "pacing")
+    rows, more = store.queue_page(("queued",), now=clock.now, limit=2, offset=0)
+    assert [r.id for r in rows] == [ids[1], ids[2]] and more
+    rows, more = store.queue_page(("queued",), now=clock.now, limit=2, offset=2)
+    assert [r.id for r in rows] == [ids[0]] and not more
+
+
+def test_a_version_1_database_that_already_has_the_sessions_table_keeps_it(tmp_path: Path) -> None:
+    state = tmp_path / "queue"
+    state.mkdir()
+    old = sqlite3.connect(state / "state.db")
+    old.executescript(V1_SCHEMA + """
+        CREATE TABLE web_sessions (id_hash TEXT PRIMARY KEY, user TEXT NOT NULL, created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL, fingerprint TEXT NOT NULL);
+        CREATE INDEX web_sessions_user ON web_sessions (user);
+        INSERT INTO web_sessions VALUES ('h', 'ed', 1.0, 2.0, 'fp');
+    """)
+    old.close()
+    with Store(state) as store:
+        assert [s.user for s in store.web_sessions()] == ["ed"]

@@ -16,7 +16,7 @@ import pytest
 
 from autopublish.models import DeliveryStatus
 from autopublish.secrets import Redactor
-from autopublish.web.app import create_app
+from autopublish.web.app import create_app, make_server
 from tests.fakes.feed_server import SEED_TITLE, FeedServer
 from tests.test_web import PASSWORDS, Site, build_site, delivery_ids, status_of
 
@@ -55,18 +55,19 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Site]]:
     """The page served by waitress on 127.0.0.1:<free port>, over real state."""
-    from waitress.server import create_server
+    from waitress import wasyncore
 
     with FeedServer() as server:
         site = build_site(tmp_path, server)  # type: ignore[arg-type]
         app = create_app(site.config, redactor=Redactor(site.config.secret_values()))
-        httpd: Any = create_server(app, host="127.0.0.1", port=0, threads=4)
+        httpd: Any = make_server(app, "127.0.0.1", 0, threads=4)
         thread = threading.Thread(target=httpd.run, daemon=True)
         thread.start()
         try:
             yield f"http://127.0.0.1:{httpd.effective_port}", site
         finally:
             httpd.close()
+            wasyncore.close_all(httpd._map)  # kept-alive connections too, so the server's loop ends now
             thread.join(timeout=5)
             app.extensions["autopublish_store"].close()
 
@@ -147,3 +148,42 @@ def test_editor_signs_in_acts_and_viewer_cannot(browser: Any, served: tuple[str,
     assert with_token.status == 403
     assert status_of(site, target) == "sent"
     viewer.close()
+
+
+def test_a_captured_session_cookie_is_dead_after_sign_out(browser: Any, served: tuple[str, Site]) -> None:
+    base, site = served
+    target = delivery_ids(site, "outbox")[0]
+    editor = browser.new_context()
+    page = editor.new_page()
+    _sign_in(page, base, "ed")
+    captured = [cookie for cookie in editor.cookies() if cookie["name"] == "autopublish_session"]
+    assert len(captured) == 1 and captured[0]["httpOnly"]
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+
+    # Before sign-out the captured cookie works in another browser: the thief sees the log.
+    thief = browser.new_context()
+    thief.add_cookies(captured)
+    stolen = thief.new_page()
+    stolen.goto(base + "/activity")
+    assert stolen.url == base + "/activity" and stolen.get_by_text(SEED_TITLE).count() >= 1
+
+    page.click("form[action='/logout'] button[type=submit]")
+    page.wait_for_url(base + "/login")
+    editor.close()
+
+    # After it, the same cookie opens nothing and does nothing.
+    thief.clear_cookies()
+    thief.add_cookies(captured)
+    stolen.goto(base + "/activity")
+    assert "/login" in stolen.url and stolen.get_by_text(SEED_TITLE).count() == 0
+    stolen.goto(base + "/")
+    assert "/login" in stolen.url
+    acted = thief.request.post(f"{base}/deliveries/{target}/repost", form={"csrf": token}, max_redirects=0)
+    assert acted.status in (302, 303) and "/login" in acted.headers["location"]
+    store = site.store()
+    try:
+        assert store.deliveries_with_status("queued", channel="outbox") == []
+        assert store.web_sessions() == []
+    finally:
+        store.close()
+    thief.close()

@@ -2,8 +2,8 @@
 
 Split by concern: ``connection`` (engine, transactions, errors), ``migrations`` (Alembic),
 ``feeds``, ``deliveries`` (articles, claims, editors' actions), ``channels`` (pause,
-leases), ``log`` (the publish log and the editors' page), ``alerts`` and ``nodes``
-(heartbeats, settling a dead node's claims). Every SQL statement lives here.
+leases), ``log`` (the publish log and the editors' page), ``alerts``, ``sessions`` (the
+editors' page sign-ins) and ``nodes`` (heartbeats, settling a dead node's claims). Every SQL statement lives here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from autopublish.store.alerts import AlertStore
 from autopublish.store.connection import Database, redact_url
 from autopublish.store.log import LogStore
 from autopublish.store.nodes import NodeStore
+from autopublish.store.sessions import SessionStore
 from autopublish.store.rows import (
     RESOLVABLE_AS_POSTED,
     RETRYABLE,
@@ -32,17 +33,18 @@ from autopublish.store.rows import (
     DeliveryRow,
     FeedRow,
     NodeRow,
+    WebSessionRow,
     article_from_json,
     article_to_json,
 )
 
 __all__ = [
-    "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "Store",
+    "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "Store", "WebSessionRow",
     "article_from_json", "article_to_json", "redact_url",
 ]
 
 
-class Store(NodeStore, LogStore, AlertStore):
+class Store(NodeStore, LogStore, AlertStore, SessionStore):
     """One database: a state directory (SQLite, the default) or a ``postgresql://`` address.
 
     ``migrate``: bring an older schema up to date on open. Default: SQLite yes (one process

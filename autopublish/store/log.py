@@ -81,6 +81,14 @@ class LogStore(ChannelStore, DeliveryStore):
         with self.db.tx() as conn:
             return int(conn.execute(delete(t.events).where(e.at < older_than)).rowcount)
 
+    def queue_page(self, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
+        """Deliveries in these statuses, the next to go out first (no time means ``now``); and whether more follow."""
+        query = (delivery_select().where(d.status.in_(statuses)).order_by(func.coalesce(d.next_attempt_at, now), d.id)
+                 .limit(limit + 1).offset(offset))
+        with self.db.read() as conn:
+            rows = [DeliveryRow(*r) for r in conn.execute(query)]
+        return rows[:limit], len(rows) > limit
+
     def article_page(self, *, channel: str = "", feed: str = "", status: str = "", since: float | None = None,
                      until: float | None = None, search: str = "", limit: int, offset: int) -> tuple[list[ArticleLine], bool]:
         """Articles that have deliveries, newest first, each with all its deliveries; and whether more follow."""

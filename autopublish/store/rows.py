@@ -67,6 +67,15 @@ class ChannelRow:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSessionRow:
+    id_hash: str
+    user: str
+    created_at: float
+    last_seen_at: float
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class NodeRow:
     """One autopublish process sharing the database, and what it holds right now."""
 

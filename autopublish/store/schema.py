@@ -129,6 +129,16 @@ nodes = Table(
     Column("stopped_at", Float),
 )
 
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("user", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Index("web_sessions_user", "user"),
+)
+
 channel_leases = Table(
     "channel_leases", metadata,
     Column("channel", Text, primary_key=True),

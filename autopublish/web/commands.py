@@ -10,6 +10,7 @@ import sys
 import click
 
 from autopublish.cli import Context, guarded
+from autopublish.config import Config, load_config
 
 
 @click.command("web")
@@ -24,7 +25,13 @@ def web_command(ctx: Context, host: str | None, port: int | None) -> None:
     config = ctx.config()
     host = host or config.web.host
     port = port or config.web.port
-    app = create_app(config, redactor=ctx.redactor)
+
+    def reload_config() -> Config:  # edits to [[web.users]] apply without a restart
+        fresh = load_config(config.path, ctx.environ(), embedded=config.embedded)
+        ctx.redactor.add(fresh.secret_values())
+        return fresh
+
+    app = create_app(config, redactor=ctx.redactor, config_loader=reload_config)
     if not config.web.users:
         click.echo("Warning: no [[web.users]] in the config, so nobody can sign in; create a password hash with: autopublish hash-password",
                    err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from autopublish.store import ArticleLine, Store
+from autopublish.store import ArticleLine, DeliveryRow, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,15 @@ def event_page(store: Store, filters: LogFilter, *, limit: int, offset: int) -> 
     rows = store.events(since=filters.since, until=filters.until, channel=filters.channel or None, feed=filters.feed or None,
                         status=filters.status or None, search=filters.search or None, limit=limit + 1, offset=offset)
     return rows[:limit], len(rows) > limit
+
+
+UPCOMING = ("queued", "sending", "waiting")
+HELD = ("held", "uncertain")
+
+
+def queue_page(store: Store, statuses: tuple[str, ...], *, now: float, limit: int, offset: int) -> tuple[list[DeliveryRow], bool]:
+    """Deliveries in these statuses, the next to go out first; and whether more follow."""
+    return store.queue_page(statuses, now=now, limit=limit, offset=offset)
 
 
 def channel_counts(store: Store, since: float) -> dict[str, dict[str, int]]:
