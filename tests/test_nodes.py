@@ -135,7 +135,7 @@ def test_pacing_holds_when_two_nodes_sweep_one_channel_at_once(tmp_path: Path, p
             for _ in range(2):
                 barrier = threading.Barrier(2)
 
-                def sweep(app: object, delay: float) -> None:
+                def sweep(app: object, delay: float, barrier: threading.Barrier = barrier) -> None:
                     barrier.wait()
                     time.sleep(delay)  # the second node looks while the first is posting
                     app.pipeline.deliver_due()  # type: ignore[attr-defined]

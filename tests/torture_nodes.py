@@ -85,7 +85,11 @@ def _sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall()) if cursor.description else []
 
 
-def _settled(url: str) -> bool:
+def _settled(url: str, expected: int) -> bool:
+    """Every article's deliveries exist (the last ones may still be unpolled) and none is open."""
+    [(recorded,)] = _sql(url, "SELECT COUNT(*) FROM deliveries")
+    if recorded < expected:
+        return False
     [(busy,)] = _sql(url, "SELECT COUNT(*) FROM deliveries WHERE status IN ('queued', 'waiting', 'sending') "
                           "OR (status = 'uncertain' AND needs_editor = 0) OR (status = 'held' AND needs_editor = 0)")
     [(paused,)] = _sql(url, "SELECT COUNT(*) FROM channels WHERE paused = 1")
@@ -143,9 +147,10 @@ def torture_nodes(workdir: Path, url: str, *, nodes: int = 3, rounds: int = 10, 
                 for fake in fakes:
                     fake.chaos(0.0, (), rng)
                 deadline = time.monotonic() + settle_timeout
-                while time.monotonic() < deadline and not _settled(url):
+                expected = len(links) * len(PLATFORMS)
+                while time.monotonic() < deadline and not _settled(url, expected):
                     _sql(url, "UPDATE deliveries SET next_attempt_at = %s WHERE status IN ('waiting', 'uncertain', 'queued')", time.time())
-                    wait_until(lambda: _settled(url), timeout=2)
+                    wait_until(lambda: _settled(url, expected), timeout=2)
                 report.seconds = time.monotonic() - started
                 report.fetches = len(site.statuses) - fetched_before
             finally:

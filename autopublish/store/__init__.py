@@ -23,7 +23,6 @@ from autopublish.store.alerts import AlertStore
 from autopublish.store.connection import Database, redact_url
 from autopublish.store.log import LogStore
 from autopublish.store.nodes import NodeStore
-from autopublish.store.sessions import SessionStore
 from autopublish.store.rows import (
     RESOLVABLE_AS_POSTED,
     RETRYABLE,
@@ -37,6 +36,7 @@ from autopublish.store.rows import (
     article_from_json,
     article_to_json,
 )
+from autopublish.store.sessions import SessionStore
 
 __all__ = [
     "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "Store", "WebSessionRow",
