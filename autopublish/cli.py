@@ -435,8 +435,12 @@ def check(ctx: Context, offline: bool) -> None:
         click.echo(f"Database: {redact_url(config.database.reveal())} (shared by every node)")
     for warning in readable_secret_files(Path(ctx.env_file), config):
         click.echo(f"WARNING: {warning}")
+    from autopublish.push.status import feed_sentences
+
+    how = feed_sentences(config)
     for feed in config.feeds.values():
         click.echo(f"Feed {feed.name}: {feed.display_url} every {format_duration(feed.poll_interval)} -> {', '.join(feed.channels) or '(no channel)'}")
+        click.echo(f"    {how[feed.name]}")
     if offline:
         return
     from autopublish.app import build_publishers, platform_session

@@ -264,6 +264,31 @@ class DaemonModel(_Strict):
         return value
 
 
+class PushModel(_Strict):
+    """[push]: the listener that turns pings, WebSub deliveries and hooks into an immediate poll (off by default)."""
+
+    listen: str | None = None
+    public_url: str | None = None  # how hubs reach the listener; enables WebSub subscriptions
+    token: SecretRef | None = None  # Bearer token of POST /poll/<feed>; also keys the WebSub secrets
+    coalesce: Duration = 2.0  # at most one extra push poll per feed within this time (keeps a second post within ~2 s)
+    websub: bool = True
+    lease: Duration = 7 * 86400.0  # the lease asked of WebSub hubs
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", value):
+            raise ValueError('must be "host:port", for example "0.0.0.0:8765"')
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError('must be the http(s) address that reaches the listener, like "https://autopublish.example.org"')
+        return value.rstrip("/") if value else value
+
+
 class AlertsModel(_Strict):
     channels: list[str] = []
     email: list[str] = []
@@ -287,6 +312,7 @@ class RootModel(_Strict):
     daemon: DaemonModel = DaemonModel()
     alerts: AlertsModel = AlertsModel()
     smtp: SmtpModel | None = None
+    push: PushModel = PushModel()
 
 
 # --- the result ------------------------------------------------------------------
@@ -336,6 +362,7 @@ class Config:
     alerts: AlertsModel
     smtp: SmtpModel | None
     secrets: tuple[Secret, ...] = ()
+    push: PushModel = field(default_factory=PushModel)
 
     def secret_values(self) -> list[str]:
         return [s.reveal() for s in self.secrets]
@@ -398,6 +425,7 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
             daemon=_safe(DaemonModel, raw.get("daemon"), context) or DaemonModel(),
             alerts=_safe(AlertsModel, raw.get("alerts"), context) or AlertsModel(),
             smtp=_safe(SmtpModel, raw.get("smtp"), context),
+            push=_safe(PushModel, raw.get("push"), context) or PushModel(),
         )
     settings = root.settings
 
@@ -506,13 +534,14 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
     names = [u.name for u in root.web.users]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(ConfigProblem(shown, "web.users", f'the user "{dup}" is listed twice', "give each user a unique name"))
+    problems.extend(_push_problems(shown, root))
     if not feeds and not embedded:
         problems.append(ConfigProblem(shown, "feeds", "no feed is configured", "add a [feeds.NAME] section with url and channels"))
 
     if problems:
         raise ConfigError(problems)
 
-    for model in (root.web, root.smtp):
+    for model in (root.web, root.smtp, root.push):
         if model is not None:
             secrets.extend(_secrets_in(model))
     if settings.database is not None:
@@ -535,7 +564,23 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
         alerts=root.alerts,
         smtp=root.smtp,
         secrets=tuple(secrets),
+        push=root.push,
     )
+
+
+def _push_problems(file: str, root: RootModel) -> list[ConfigProblem]:
+    push = root.push
+    found = []
+    if push.public_url and not push.listen:
+        found.append(ConfigProblem(file, "push.public_url", "is set but nothing listens", 'add listen = "HOST:PORT" to [push]'))
+    if push.public_url and push.websub and push.token is None:
+        found.append(ConfigProblem(file, "push.token", "WebSub needs a token (each subscription's secret is derived from it)",
+                                   'add token = "${AUTOPUBLISH_PUSH_TOKEN}" and a long random AUTOPUBLISH_PUSH_TOKEN to .env'))
+    if push.token is not None and len(push.token.reveal()) < 16:
+        found.append(ConfigProblem(file, "push.token", "the token is too short to be safe", "use at least 16 random characters (openssl rand -hex 32)"))
+    if push.listen and push.listen == root.daemon.metrics:
+        found.append(ConfigProblem(file, "push.listen", "uses the same address as daemon.metrics", "give the push listener its own port"))
+    return found
 
 
 _REFERENCE_PART = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -586,7 +631,7 @@ def _key(parts: tuple[Any, ...]) -> str:
 
 
 _ALL_KEYS: set[str] = set()
-for _model in (SettingsModel, FeedModel, PacingModel, ChannelCommonModel, WebModel, WebUserModel, DaemonModel, AlertsModel, SmtpModel, RootModel):
+for _model in (SettingsModel, FeedModel, PacingModel, ChannelCommonModel, WebModel, WebUserModel, DaemonModel, AlertsModel, SmtpModel, PushModel, RootModel):
     _ALL_KEYS.update(_model.model_fields)
 
 

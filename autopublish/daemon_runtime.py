@@ -60,6 +60,8 @@ class Reloader:
             if config.database != self.app.config.database:
                 log.error("The database setting cannot change while running; restart autopublish to use the new one")
                 return None
+            if (config.push.listen, config.push.coalesce) != (self.app.config.push.listen, self.app.config.push.coalesce):
+                log.warning("[push] listen and coalesce apply at the next restart; the other [push] keys apply now")
             self.ctx.redactor.add(config.secret_values())
             pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers
@@ -76,8 +78,16 @@ def run_daemon(ctx: Context, app: App) -> None:
         from autopublish.metrics import start_metrics_server
 
         metrics_server = start_metrics_server(app.config.daemon.metrics, lambda: daemon)
+    push = None
+    if app.config.push.listen:
+        from autopublish.push.service import PushService
+
+        push = PushService(lambda: daemon.pipeline.config, lambda: daemon.pipeline.store, daemon.poll_now)
+        push.start()
     try:
         daemon.run()
     finally:
+        if push is not None:
+            push.stop()
         if metrics_server is not None:
             metrics_server.shutdown()

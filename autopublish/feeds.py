@@ -61,6 +61,7 @@ class FetchResult:
     content_type: str = ""
     url: str = ""
     sent_validators: bool = False
+    link_header: str = ""  # the response's Link header (WebSub discovery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,8 @@ def _read_response(
     )
     if state is not None and state.body_hash == digest:
         return FetchResult(None, new_state, status, response.headers.get("Content-Type", ""), url, conditional)
-    return FetchResult(body, new_state, status, response.headers.get("Content-Type", ""), url, conditional)
+    return FetchResult(body, new_state, status, response.headers.get("Content-Type", ""), url, conditional,
+                       response.headers.get("Link", "")[:4096])
 
 
 def _feed_read_problem(reason: str, limits: FetchLimits) -> str:
@@ -230,6 +232,9 @@ class ParsedFeed:
     title: str
     articles: list[Article]
     warning: str = ""
+    home: str = ""  # the site's home page the feed declares (RSS/Atom <link>, JSON Feed home_page_url)
+    hub: str = ""  # a WebSub hub the body declares (atom:link rel="hub", JSON Feed hubs)
+    self_url: str = ""  # the feed's own URL as it declares it (rel="self", JSON Feed feed_url)
     skipped: tuple[str, ...] = ()  # entries that could not be read: which one and why, in plain words
 
 
@@ -298,7 +303,44 @@ def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "")
     if parsed.get("bozo"):
         bozo = parsed.get("bozo_exception")
         warning = f"the feed has errors but could be read ({type(bozo).__name__ if bozo else 'malformed'})"
-    return ParsedFeed(title=title, articles=articles, warning=warning, skipped=tuple(skipped))
+    home = _text(feed_info.get("link")) if isinstance(feed_info, dict) else ""
+    hub = self_url = ""
+    for link in (feed_info.get("links", []) if isinstance(feed_info, dict) else []) or []:
+        if not isinstance(link, dict):
+            continue
+        rel, href = _text(link.get("rel")), _text(link.get("href"))
+        if rel == "hub" and not hub:
+            hub = href
+        elif rel == "self" and not self_url:
+            self_url = href
+    return ParsedFeed(title=title, articles=articles, warning=warning, skipped=tuple(skipped), home=_http(home), hub=_http(hub),
+                      self_url=_http(self_url))
+
+
+def _http(url: str) -> str:
+    """``url`` if it is a plausible http(s) address (feed data is hostile), else ""."""
+    url = url.strip()
+    return url if len(url) <= 2048 and re.match(r"^https?://[^\s/]+", url) and not re.search(r"\s", url) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLinks:
+    home: str = ""
+    hub: str = ""
+    self_url: str = ""
+
+
+def feed_links(parsed: ParsedFeed, link_header: str = "") -> FeedLinks:
+    """Home page, WebSub hub and self URL of a fetched feed; the HTTP Link header wins over the body (W3C WebSub §4)."""
+    hub, self_url = "", ""
+    if link_header:
+        for link in requests.utils.parse_header_links(link_header):
+            rels = link.get("rel", "").split()
+            if "hub" in rels and not hub:
+                hub = _http(link.get("url", ""))
+            if "self" in rels and not self_url:
+                self_url = _http(link.get("url", ""))
+    return FeedLinks(home=parsed.home, hub=hub or parsed.hub, self_url=self_url or parsed.self_url)
 
 
 def _text(value: Any) -> str:
@@ -471,7 +513,11 @@ def _parse_json_feed(body: bytes, *, feed: str, url: str) -> ParsedFeed:
             continue
         if article is not None:
             articles.append(article)
-    return ParsedFeed(title=title, articles=articles, skipped=tuple(skipped))
+    hubs_raw = data.get("hubs")
+    hubs: list[Any] = hubs_raw if isinstance(hubs_raw, list) else []
+    hub = next((_text(h.get("url")) for h in hubs if isinstance(h, dict) and _text(h.get("type")).lower() == "websub"), "")
+    return ParsedFeed(title=title, articles=articles, skipped=tuple(skipped), home=_http(_text(data.get("home_page_url"))),
+                      hub=_http(hub), self_url=_http(_text(data.get("feed_url"))))
 
 
 def _json_item_to_article(item: dict[str, Any], *, feed: str, url: str, feed_title: str, language: str,

@@ -21,28 +21,9 @@ from typing import Protocol
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
 from autopublish.durations import format_duration
-from autopublish.errors import (
-    AuthError,
-    FeedError,
-    PublishError,
-    StateError,
-    UncertainError,
-)
-from autopublish.feeds import (
-    FetchLimits,
-    FetchState,
-    canonical_link,
-    fetch_feed,
-    parse_feed,
-)
-from autopublish.models import (
-    Article,
-    DeliveryStatus,
-    Health,
-    HealthLevel,
-    Post,
-    Receipt,
-)
+from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
+from autopublish.feeds import FetchLimits, FetchState, canonical_link, feed_links, fetch_feed, parse_feed
+from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
 from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.pacing import next_allowed
 from autopublish.platforms.base import Publisher
@@ -258,6 +239,8 @@ class Pipeline:
                 log.warning("Feed %s: %s", feed.name, text, extra={"feed": feed.name})
         if parsed.warning:
             log.info("Feed %s: %s", feed.name, parsed.warning, extra={"feed": feed.name})
+        links = feed_links(parsed, fetched.link_header)  # push: pings name the home page; WebSub needs hub and self
+        self.store.record_feed_links(feed.name, home=links.home, hub=links.hub, self_url=links.self_url)
         result = self._take_new(feed, parsed.articles, baseline=row.baseline_at is None)
         self.store.record_poll_ok(feed.name, etag=fetched.state.etag, last_modified=fetched.state.last_modified,
                                   fetched_at=fetched.state.fetched_at, body_hash=fetched.state.body_hash, title=parsed.title or None,

@@ -51,6 +51,7 @@ class Daemon:
         self.next_run: dict[str, float] = {}  # monotonic time each feed poll / sweep / check is due
         self.failed_state: str | None = None
         self.polled: set[str] = set()  # feeds this node has polled since it started
+        self.ready = threading.Event()  # set once start-up recovery is done; push polls wait for it
 
     # --- jobs ---------------------------------------------------------------------
     def _guard(self, job: Callable[[], Any], name: str) -> Callable[[], None]:
@@ -93,6 +94,23 @@ class Daemon:
             removed = pipeline.store.prune_events(time.time() - settings.log_retention)
             if removed:
                 log.info("Removed %d publish-log rows older than the retention period", removed)
+
+    def poll_now(self, name: str) -> bool:
+        """Poll one configured feed at once and send what it brought (push: a ping, a hook, a hub).
+
+        Runs on the caller's thread; the pipeline's lock keeps it from overlapping a tick.
+        False when ``name`` is not an enabled feed or the daemon is stopping.
+        """
+        if not self.ready.wait(60.0):
+            return False
+        pipeline = self.pipeline
+        feed = pipeline.config.feeds.get(name)
+        if self.stop_event.is_set() or feed is None or not feed.enabled:
+            return False
+        pipeline.poll_feed(name)
+        if not self.stop_event.is_set():
+            pipeline.deliver_due(self.stop_event)
+        return True
 
     def _due(self, name: str, now: float, interval: float, *, first_after: float = 0.0) -> bool:
         """True (and the next time set) when ``name`` is due; the first time after ``first_after``."""
@@ -137,6 +155,7 @@ class Daemon:
 
     def run(self) -> None:
         self.pipeline.recover()
+        self.ready.set()
         self.schedule()
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)

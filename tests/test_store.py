@@ -6,6 +6,7 @@ Two Store objects on one database are two nodes: each has its own node id, as tw
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -460,3 +461,22 @@ def test_a_version_1_database_that_already_has_the_sessions_table_keeps_it(tmp_p
     old.close()
     with Store(state) as store:
         assert [s.user for s in store.web_sessions()] == ["ed"]
+
+
+def test_push_links_pings_and_websub_subscriptions(store: Store, clock: Clock) -> None:
+    from autopublish.store import WebSubRow
+
+    store.record_feed_links("site", home="https://example.org/", hub="https://hub.example/", self_url="https://example.org/feed/")
+    store.note_push("site", "ping")
+    store.record_feed_links("site", home="https://example.org/", hub="", self_url="https://example.org/feed/")
+    links = store.push_feed("site")
+    assert links is not None and links.hub == "" and links.last_ping_at == clock.now and links.last_hook_at is None
+    assert [row.feed for row in store.push_feeds()] == ["site"]
+    row = WebSubRow("site", "https://hub.example/", "https://example.org/feed/", "https://me.example/websub/site", "n1", "subscribing")
+    store.save_websub(row)
+    store.save_websub(dataclasses.replace(row, state="active", lease_seconds=86400.0))  # the same feed: updated in place
+    saved = store.websub_subscription("site")
+    assert saved is not None and saved.state == "active" and saved.lease_seconds == 86400.0
+    assert len(store.websub_subscriptions()) == 1
+    store.delete_websub("site")
+    assert store.websub_subscription("site") is None

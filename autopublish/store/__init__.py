@@ -3,7 +3,7 @@
 Split by concern: ``connection`` (engine, transactions, errors), ``migrations`` (Alembic),
 ``feeds``, ``deliveries`` (articles, claims, editors' actions), ``channels`` (pause,
 leases), ``log`` (the publish log and the editors' page), ``alerts``, ``sessions`` (the
-editors' page sign-ins) and ``nodes`` (heartbeats, settling a dead node's claims). Every SQL statement lives here.
+editors' page sign-ins), ``push`` (feed links, WebSub) and ``nodes`` (heartbeats, settling a dead node's claims). Every SQL statement lives here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from autopublish.store.alerts import AlertStore
 from autopublish.store.connection import Database, redact_url
 from autopublish.store.log import LogStore
 from autopublish.store.nodes import NodeStore
+from autopublish.store.push import PushStore
 from autopublish.store.rows import (
     RESOLVABLE_AS_POSTED,
     RETRYABLE,
@@ -32,19 +33,21 @@ from autopublish.store.rows import (
     DeliveryRow,
     FeedRow,
     NodeRow,
+    PushFeedRow,
     WebSessionRow,
+    WebSubRow,
     article_from_json,
     article_to_json,
 )
 from autopublish.store.sessions import SessionStore
 
 __all__ = [
-    "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "Store", "WebSessionRow",
+    "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "PushFeedRow", "Store", "WebSessionRow", "WebSubRow",
     "article_from_json", "article_to_json", "redact_url",
 ]
 
 
-class Store(NodeStore, LogStore, AlertStore, SessionStore):
+class Store(NodeStore, LogStore, AlertStore, SessionStore, PushStore):
     """One database: a state directory (SQLite, the default) or a ``postgresql://`` address.
 
     ``migrate``: bring an older schema up to date on open. Default: SQLite yes (one process
@@ -66,14 +69,15 @@ class Store(NodeStore, LogStore, AlertStore, SessionStore):
             raise
 
     @classmethod
-    def for_config(cls, config: object, *, clock: Callable[[], float] = time.time, migrate: bool | None = None) -> Store:
+    def for_config(cls, config: object, *, clock: Callable[[], float] = time.time, migrate: bool | None = None,
+                   create: bool = True) -> Store:
         """The store a config names: [settings] database, else SQLite in state_dir."""
         from autopublish.config import Config
 
         assert isinstance(config, Config)
         database = config.database
         location: Path | str = database.reveal() if database is not None else config.state_dir
-        return cls(location, clock=clock, migrate=migrate, dead_after=3 * config.settings.heartbeat)
+        return cls(location, clock=clock, migrate=migrate, create=create, dead_after=3 * config.settings.heartbeat)
 
     @property
     def shown(self) -> str:

@@ -76,6 +76,40 @@ class WebSessionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PushFeedRow:
+    feed: str
+    home: str = ""
+    hub: str = ""
+    self_url: str = ""
+    links_at: float | None = None
+    last_ping_at: float | None = None
+    last_hook_at: float | None = None
+    last_websub_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSubRow:
+    """One WebSub subscription. ``state``: subscribing, active, denied, failing, unsubscribing.
+    ``pending`` is the mode (subscribe / unsubscribe) whose verification we await, else "".
+    The secret is never stored: it is derived from the push token and ``nonce``."""
+
+    feed: str
+    hub: str
+    topic: str
+    callback: str
+    nonce: str
+    state: str
+    pending: str = ""
+    lease_seconds: float | None = None
+    lease_expires_at: float | None = None
+    requested_at: float | None = None
+    verified_at: float | None = None
+    failures: int = 0
+    next_attempt_at: float | None = None
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NodeRow:
     """One autopublish process sharing the database, and what it holds right now."""
 

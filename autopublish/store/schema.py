@@ -139,6 +139,33 @@ web_sessions = Table(
     Index("web_sessions_user", "user"),
 )
 
+push_feeds = Table(
+    "push_feeds", metadata,
+    Column("feed", Text, primary_key=True),
+    Column("home", Text, nullable=False, server_default=""),
+    Column("hub", Text, nullable=False, server_default=""),
+    Column("self_url", Text, nullable=False, server_default=""),
+    Column("links_at", Float), Column("last_ping_at", Float), Column("last_hook_at", Float), Column("last_websub_at", Float),
+)
+
+websub_subscriptions = Table(
+    "websub_subscriptions", metadata,
+    Column("feed", Text, primary_key=True),
+    Column("hub", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("callback", Text, nullable=False),
+    Column("nonce", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("pending", Text, nullable=False, server_default=""),
+    Column("lease_seconds", Float),
+    Column("lease_expires_at", Float),
+    Column("requested_at", Float),
+    Column("verified_at", Float),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float),
+    Column("last_error", Text, nullable=False, server_default=""),
+)
+
 channel_leases = Table(
     "channel_leases", metadata,
     Column("channel", Text, primary_key=True),

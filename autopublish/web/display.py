@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, g, request
 
+from autopublish.durations import format_duration
 from autopublish.models import DeliveryStatus
 from autopublish.store import RETRYABLE, SKIPPABLE, ChannelRow, DeliveryRow
 from autopublish.web.context import web
@@ -110,4 +111,5 @@ def install(app: Flask, *, refresh: int, zone_name: str) -> None:
     app.jinja_env.globals.update(t=t, fmt_time=fmt_time, status_text=status_text, reason_text=reason_text, actions_for=actions_for,
                                  query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh,
                                  zone_name=zone_name)
+    app.jinja_env.globals["fmt_duration"] = format_duration
     app.jinja_env.filters["redact"] = lambda text: web().redactor(str(text or ""))

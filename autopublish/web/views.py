@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response as Redirect
 
 from autopublish.errors import AutopublishError, StateError
 from autopublish.models import DeliveryStatus
+from autopublish.push.status import push_status
 from autopublish.store import DeliveryRow
 from autopublish.web.auth import actor, current_user, editor_only, known_device, remember_device, safe_next, sign_in, sign_out
 from autopublish.web.context import web
@@ -242,7 +243,8 @@ def channels() -> str:
         state = channel_state(name)
         rows.append({"name": name, "platform": channel.platform, "enabled": channel.enabled, "state": state,
                      "counts": counts.get(name, {}), "expired": state.token_expires_at is not None and state.token_expires_at <= now})
-    return render_template("channels.html", rows=rows, nodes=context.store.nodes(), **common())
+    feed_modes = [push_status(context.config, context.store, name, now) for name in context.config.feeds]
+    return render_template("channels.html", rows=rows, feed_modes=feed_modes, nodes=context.store.nodes(), **common())
 
 
 @bp.get("/preview/<int:delivery_id>")
