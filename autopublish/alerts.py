@@ -14,6 +14,7 @@ from email.message import EmailMessage
 
 from autopublish.config import Config
 from autopublish.feedtext import clean_line
+from autopublish.messages import Message
 from autopublish.models import Article, Post
 from autopublish.platforms.base import Publisher
 from autopublish.store import Store
@@ -27,11 +28,12 @@ class Alerter:
         self.store = store
         self.publishers = publishers
 
-    def problem(self, key: str, message: str) -> None:
+    def problem(self, key: str, message: str | Message) -> None:
+        """``message`` is logged with its code (the editors' page translates it); admins get the English text."""
         try:
             repeat = self.config.alerts.repeat
             # read first (a paused channel is re-asserted every sweep), write only when due
-            if not self.store.alert_due(key, repeat) or not self.store.open_alert(key, message, repeat):
+            if not self.store.alert_due(key, repeat) or not self.store.open_alert(key, str(message), repeat):
                 return
             self.store.log_event("alert", message, status="alert")
         except Exception as exc:
@@ -39,7 +41,7 @@ class Alerter:
             return
         self._send(f"autopublish: {message}", key)
 
-    def resolved(self, key: str, message: str) -> None:
+    def resolved(self, key: str, message: str | Message) -> None:
         try:
             if not self.store.alert_is_open(key) or not self.store.resolve_alert(key):  # read first: called every sweep
                 return

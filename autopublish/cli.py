@@ -24,6 +24,8 @@ from autopublish import __version__
 from autopublish.config import Config, find_config, load_config
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AutopublishError, ConfigError
+from autopublish.messages import msg
+from autopublish.web.i18n import pick_language, say, translate
 from autopublish.models import Health, HealthLevel
 from autopublish.secrets import Redactor, RedactingFilter
 
@@ -252,6 +254,8 @@ def _log_rows(ctx: Context, since: str | None, channel: str | None, status: str 
             "status": STATUS_WORDS.get(row["status"], row["status"] or row["kind"]),
             "post_url": (row["post_url"] or "") if row["status"] == "sent" else "",
             "reason": ctx.redactor(row["message"] or ""),
+            "code": row["code"] or "",
+            "params": row["params"] or "",
             "delivery": row["delivery_id"],
             "event": row["kind"],
             "by": row["actor"],
@@ -271,29 +275,34 @@ def _log_rows(ctx: Context, since: str | None, channel: str | None, status: str 
 def log_command(ctx: Context, since: str | None, channel: str | None, feed: str | None, status: str | None, fmt: str, limit: int) -> None:
     """The publish log: what went where, with links, what failed and why."""
     rows = _log_rows(ctx, since, channel, status, feed, limit)
+    lang = reader_language()
+    for row in rows:  # the stored code and parameters say the reason in the reader's language; json and csv keep English
+        code, params = row.pop("code"), row.pop("params")
+        row["local"] = _said(ctx, lang, code, params, row["reason"])
     if fmt == "json":
         for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False))
+            click.echo(json.dumps({key: value for key, value in row.items() if key != "local"}, ensure_ascii=False))
         return
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["time", "feed", "channel", "title", "article_link", "status", "post_url", "reason", "delivery", "event", "by"])
         writer.writeheader()
-        writer.writerows({key: csv_safe(value) for key, value in row.items()} for row in rows)
+        writer.writerows({key: csv_safe(value) for key, value in row.items() if key != "local"} for row in rows)
         click.echo(buffer.getvalue(), nl=False)
         return
     if not rows:
-        click.echo("The publish log is empty for this selection.")
+        click.echo(translate(lang, "cli_log_empty"))
         return
     for row in rows:
-        head = f"{row['time'][:16].replace('T', ' ')}  {row['status']:<10} {row['channel'] or '-':<12} {row['feed'] or '-':<10}"
+        word = translate(lang, f"fs_{WORD_TO_STATUS.get(row['status'], row['status'])}") if lang != "en" else row["status"]
+        head = f"{row['time'][:16].replace('T', ' ')}  {word:<10} {row['channel'] or '-':<12} {row['feed'] or '-':<10}"
         title = row["title"] or ""
         click.echo(f"{head} {title[:70]}")
         details = []
         if row["delivery"]:
             details.append(f"#{row['delivery']}")
         if row["reason"] and row["reason"] not in ("Posted",):
-            details.append(row["reason"])
+            details.append(row["local"])
         if row["post_url"]:
             details.append(f"live: {row['post_url']}")
         elif row["article_link"] and row["status"] in ("queued",):
@@ -313,11 +322,14 @@ def queue(ctx: Context, show_all: bool) -> None:
     with _open_store(ctx) as store:
         rows = store.deliveries_with_status("queued", "waiting", "held", "uncertain", "sending")
         paused = {name: store.channel(name) for name in ctx.config().channels}
+        pause_codes = {name: store.channel_pause_code(name) for name, state in paused.items() if state.paused}
+        codes = {row.id: store.delivery_extras(row.id)[:2] for row in rows if row.reason and row.status != "queued"}
+    lang = reader_language()
     for name, state in paused.items():
         if state.paused:
-            click.echo(f"Channel {name} is PAUSED: {ctx.redactor(state.paused_reason)}")
+            click.echo(translate(lang, "cli_paused", name=name, reason=_said(ctx, lang, *pause_codes[name], state.paused_reason)))
     if not rows:
-        click.echo("Nothing is waiting.")
+        click.echo(translate(lang, "nothing_waiting"))
         return
     now = time.time()
     click.echo(f"{'ID':>5}  {'STATUS':<10} {'CHANNEL':<12} {'WHEN':<16} TITLE")
@@ -325,9 +337,27 @@ def queue(ctx: Context, show_all: bool) -> None:
         when = "now" if row.status == "queued" and (row.next_attempt_at or 0) <= now else _fmt_time(row.next_attempt_at)
         if row.status in ("held", "uncertain") and row.needs_editor:
             when = "editor"
-        click.echo(f"{row.id:>5}  {STATUS_WORDS.get(row.status, row.status):<10} {row.channel:<12} {when:<16} {row.title[:60]}")
-        if row.reason and row.status != "queued":
-            click.echo(" " * 7 + ctx.redactor(row.reason))
+        word = translate(lang, f"fs_{row.status}") if lang != "en" else STATUS_WORDS.get(row.status, row.status)
+        click.echo(f"{row.id:>5}  {word:<10} {row.channel:<12} {when:<16} {row.title[:60]}")
+        if row.id in codes:
+            click.echo(" " * 7 + _said(ctx, lang, *codes[row.id], row.reason))
+
+
+def reader_language() -> str:
+    """The language of ``log`` and ``queue`` from the locale (LANGUAGE, LC_ALL, LC_MESSAGES, LANG): "id" or "en"."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        if value and value not in ("C", "POSIX") and not value.startswith("C."):
+            return pick_language(value.split(":")[0])
+    return "en"
+
+
+def _said(ctx: Context, lang: str, code: str | None, params: str | None, english: str) -> str:
+    """A stored message in ``lang``: the sentence, then the platform's own words in quotes. English stays as stored."""
+    if lang == "en":
+        return ctx.redactor(english)
+    sentence, detail = say(lang, code, params, english)
+    return ctx.redactor(f"{sentence} “{detail}”" if detail else sentence)
 
 
 # --- editors' actions ---------------------------------------------------------------------
@@ -396,7 +426,7 @@ def pause(ctx: Context, channel: str) -> None:
     """Pause a channel; its queue is kept."""
     _known_channel(ctx, channel)
     with _open_store(ctx) as store:
-        store.pause_channel(channel, f"Paused by {_actor()}", actor=_actor())
+        store.pause_channel(channel, msg("paused_by_editor", actor=_actor()), actor=_actor())
     click.echo(f"Channel {channel} is paused; its posts are kept until: autopublish resume {channel}")
 
 

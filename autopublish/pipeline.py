@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
-from autopublish.durations import format_duration
 from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
 from autopublish.feeds import FetchLimits, FetchState, canonical_link, feed_links, fetch_feed, parse_feed
+from autopublish.messages import Message, msg
 from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
 from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.pacing import next_allowed
@@ -41,16 +41,16 @@ _UNDATED = datetime.min.replace(tzinfo=UTC)
 class Notifier(Protocol):
     """Where open problems go (admins' alert channels, e-mail). Never blocks publishing."""
 
-    def problem(self, key: str, message: str) -> None: ...
+    def problem(self, key: str, message: str | Message) -> None: ...
 
-    def resolved(self, key: str, message: str) -> None: ...
+    def resolved(self, key: str, message: str | Message) -> None: ...
 
 
 class _Silent:
-    def problem(self, key: str, message: str) -> None:
+    def problem(self, key: str, message: str | Message) -> None:
         return None
 
-    def resolved(self, key: str, message: str) -> None:
+    def resolved(self, key: str, message: str | Message) -> None:
         return None
 
 
@@ -105,22 +105,22 @@ def build_post(article: Article, channel: ChannelConfig, publisher: Publisher, k
     )
 
 
-def channel_filter_reason(article: Article, channel: ChannelConfig, now: float) -> str | None:
+def channel_filter_reason(article: Article, channel: ChannelConfig, now: float) -> Message | None:
     """Why ``channel``'s rules keep ``article`` off it, or None if it goes."""
     labels = {label.casefold() for label in article.labels}
     if channel.include_categories and not labels & {c.casefold() for c in channel.include_categories}:
-        return f"Skipped: not in the categories this channel takes ({', '.join(channel.include_categories)})"
+        return msg("skipped_categories", categories=", ".join(channel.include_categories))
     excluded = labels & {c.casefold() for c in channel.exclude_categories}
     if excluded:
-        return f"Skipped: in an excluded category ({', '.join(sorted(excluded))})"
+        return msg("skipped_excluded_category", categories=", ".join(sorted(excluded)))
     haystack = f"{article.title}\n{article.summary}\n{article.content}".casefold()
     if channel.include_keywords and not any(k.casefold() in haystack for k in channel.include_keywords):
-        return f"Skipped: mentions none of the keywords this channel takes ({', '.join(channel.include_keywords)})"
+        return msg("skipped_keywords", keywords=", ".join(channel.include_keywords))
     for keyword in channel.exclude_keywords:
         if keyword.casefold() in haystack:
-            return f"Skipped: mentions an excluded keyword ({keyword})"
+            return msg("skipped_excluded_keyword", keyword=keyword)
     if channel.max_age and article.published and now - article.published.timestamp() > channel.max_age:
-        return f"Skipped: older than this channel's max_age ({format_duration(channel.max_age)})"
+        return msg("skipped_max_age", max_age_seconds=channel.max_age)
     return None
 
 
@@ -254,12 +254,11 @@ class Pipeline:
             return
         down_for = self.clock() - row.failing_since
         if down_for >= self.config.settings.feed_down_after:
-            self.notifier.problem(f"feed:{name}", f"The feed \"{name}\" has failed for {format_duration(down_for)}: {row.last_error}. "
-                                  "Check that the site is up and the feed's url in the config is right")
+            self.notifier.problem(f"feed:{name}", msg("alert_feed_down", feed=name, down_seconds=round(down_for), detail=row.last_error or ""))
 
     def _feed_recovered(self, name: str, failing_since: float | None) -> None:
         if failing_since is not None:
-            self.notifier.resolved(f"feed:{name}", f"The feed \"{name}\" can be read again")
+            self.notifier.resolved(f"feed:{name}", msg("alert_feed_ok", feed=name))
 
     def _take_new(self, feed: FeedConfig, articles: list[Article], *, baseline: bool) -> PollResult:
         now = self.clock()
@@ -282,12 +281,10 @@ class Pipeline:
         flood = len(new) > self.config.settings.flood_threshold
         items = [(article, canonical, self._deliveries_for(feed, article, now, flood=flood, count=len(new))) for article, canonical in new]
         queued = _count_queued(items)
-        summary = f"{len(new)} new article(s), {queued} post(s) queued" if new else ""
+        summary = msg("poll_new", count=len(new), queued=queued) if new else ""
         self.store.record_articles(feed.name, items, summary=summary)
         if flood:
-            self.notifier.problem(f"flood:{feed.name}", f"The feed \"{feed.name}\" brought {len(new)} new articles at once (more than "
-                                  f"{self.config.settings.flood_threshold}); they are held, not posted. If the site really published them, "
-                                  "release them with autopublish retry (or on the web page); if the site changed its addresses, skip them")
+            self.notifier.problem(f"flood:{feed.name}", msg("alert_flood", feed=feed.name, count=len(new), threshold=self.config.settings.flood_threshold))
         return PollResult(feed.name, True, new=len(new), queued=queued)
 
     def _too_old(self, feed: FeedConfig, article: Article, now: float) -> bool:
@@ -295,7 +292,7 @@ class Pipeline:
         return feed.max_age is not None and article.published is not None and now - article.published.timestamp() > feed.max_age
 
     def _deliveries_for(self, feed: FeedConfig, article: Article, now: float, *, flood: bool = False,
-                        count: int = 0) -> list[tuple[str, str, str]]:
+                        count: int = 0) -> list[tuple[str, str, str | Message]]:
         """(channel, first status, reason) for each enabled channel of ``feed``."""
         too_old = self._too_old(feed, article, now)
         deliveries = []
@@ -306,19 +303,18 @@ class Pipeline:
         return deliveries
 
     def _first_status(self, article: Article, channel: ChannelConfig, now: float, *, too_old: bool, flood: bool, count: int,
-                      feed: FeedConfig) -> tuple[str, str]:
+                      feed: FeedConfig) -> tuple[str, Message]:
         if too_old:
-            return DeliveryStatus.SKIPPED, f"Skipped: published more than {format_duration(feed.max_age or 0)} before it was first seen"
+            return DeliveryStatus.SKIPPED, msg("skipped_too_old", max_age_seconds=feed.max_age or 0)
         reason = channel_filter_reason(article, channel, now)
         if reason:
             return DeliveryStatus.SKIPPED, reason
         publisher = self.publishers.get(channel.name)
         if publisher is not None and publisher.current_limits().image_required and not article.image:
-            return DeliveryStatus.SKIPPED, f"Skipped: {publisher.label} needs an image and this article has none"
+            return DeliveryStatus.SKIPPED, msg("skipped_needs_image", platform=publisher.label)
         if flood:
-            return DeliveryStatus.HELD, (f"Held by the flood guard: one poll brought {count} new articles (more than "
-                                         f"{self.config.settings.flood_threshold}); an editor must release or skip it")
-        return DeliveryStatus.QUEUED, "New article queued"
+            return DeliveryStatus.HELD, msg("held_flood", count=count, threshold=self.config.settings.flood_threshold)
+        return DeliveryStatus.QUEUED, msg("queued")
 
     def _baseline(self, feed: FeedConfig, new: list[tuple[Article, str]], now: float) -> PollResult:
         mode = feed.first_run
@@ -335,8 +331,7 @@ class Pipeline:
         ]
         queued = _count_queued(items)
         # one transaction: the articles and the baseline mark (written once, even when nodes start together)
-        self.store.record_articles(feed.name, items, baseline=f"First poll of this feed: {len(new)} existing article(s) recorded as "
-                                   f"already published; {queued} post(s) queued (first_run = \"{mode}\")")
+        self.store.record_articles(feed.name, items, baseline=msg("baseline", count=len(new), queued=queued, mode=mode))
         return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
 
     # --- delivering ---------------------------------------------------------------------
@@ -397,14 +392,14 @@ class Pipeline:
         for name in self.config.channels:
             channel = self.store.channel(name)
             if not channel.paused:
-                self.notifier.resolved(f"paused:{name}", f"Channel \"{name}\" was resumed and is posting again")
+                self.notifier.resolved(f"paused:{name}", msg("alert_resumed", channel=name))
                 continue
             if channel.paused_by != "autopublish":
                 continue  # paused on purpose by an editor: no reminders
             # paused by a failure: the admins are reminded every `repeat` until someone acts
-            self.notifier.problem(f"paused:{name}", f"Channel \"{name}\" is paused and its posts are kept: {channel.paused_reason}")
+            self.notifier.problem(f"paused:{name}", msg("alert_paused", channel=name, detail=channel.paused_reason))
             for row in self.store.deliveries_with_status(DeliveryStatus.QUEUED, DeliveryStatus.WAITING, channel=name):
-                self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({channel.paused_reason})",
+                self.store.transition(row.id, DeliveryStatus.HELD, msg("held_paused", detail=channel.paused_reason),
                                       expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
 
     def _deliver(self, row: DeliveryRow, result: SweepResult) -> bool:
@@ -416,20 +411,20 @@ class Pipeline:
         now = self.clock()
         state = self.store.channel(row.channel)
         if state.paused:
-            self.store.transition(row.id, DeliveryStatus.HELD, f"Held: the channel is paused ({state.paused_reason})",
+            self.store.transition(row.id, DeliveryStatus.HELD, msg("held_paused", detail=state.paused_reason),
                                   expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.held += 1
             return True
         wait_until = self._pacing(channel, now)
         if wait_until is not None:
-            self.store.defer(row.id, wait_until, f"Waiting for the channel's pacing rules; goes out after {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wait_until))}")
+            self.store.defer(row.id, wait_until, msg("pacing", time_at=wait_until))
             return True
         article = self.store.article(row.article_id)
         key = delivery_key(row.id, row.channel, article.key)
         try:
             post = build_post(article, channel, publisher, key, self.config.settings.timezone, source_origin=self.source_origin(article))
         except FitError as exc:
-            self.store.transition(row.id, DeliveryStatus.FAILED, f"Failed: {exc}", expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
+            self.store.transition(row.id, DeliveryStatus.FAILED, msg("failed_fit", detail=str(exc)), expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.failed += 1
             return True
         if not self.store.claim(row.id):
@@ -449,15 +444,17 @@ class Pipeline:
             self._record_failure(row, error, tries, publisher, result, extra)
             return True
         notes = publisher.take_notes()
-        self._record_sent(row.id, receipt, publisher, self.redact("; ".join(["Posted", *notes])) if notes else "Posted")
+        self._record_sent(row.id, receipt, publisher, msg("posted_notes", detail=self.redact("; ".join(notes))) if notes else msg("posted"),
+                          sent_text=post.text)
         log.info("Posted %r to %s", article.title, row.channel, extra=extra)
         result.sent += 1
         return True
 
-    def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher, message: str, actor: str = "autopublish") -> None:
+    def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher, message: Message, actor: str = "autopublish",
+                     sent_text: str | None = None) -> None:
         self.store.transition(delivery_id, DeliveryStatus.SENT, message, post_url=receipt.url or "", remote_id=receipt.remote_id,
-                              needs_editor=False, actor=actor)
-        self.notifier.resolved(f"failing:{publisher.channel}", f"Channel \"{publisher.channel}\" is posting again")
+                              needs_editor=False, actor=actor, sent_text=sent_text)
+        self.notifier.resolved(f"failing:{publisher.channel}", msg("alert_posting_again", channel=publisher.channel))
 
     def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
                         extra: dict[str, object]) -> None:
@@ -466,7 +463,7 @@ class Pipeline:
         first_try = current.first_try_at if current else now
         decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
                           idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
-        decision = replace(decision, message=self.redact(decision.message))
+        decision = replace(decision, message=decision.message.mapped(self.redact))
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
                               needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,))
         log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
@@ -474,11 +471,13 @@ class Pipeline:
             self._pause(row.channel, exc)
         if decision.status == DeliveryStatus.FAILED:
             result.failed += 1
-            self.notifier.problem(f"failed:{row.id}", f"A post to \"{row.channel}\" failed for good: \"{row.title}\". {decision.message}")
+            self.notifier.problem(f"failed:{row.id}", msg("alert_failed", channel=row.channel, title=row.title, reason=str(decision.message),
+                                                            detail=decision.message.params.get("detail", "")))
         elif decision.status == DeliveryStatus.UNCERTAIN:
             result.uncertain += 1
             if decision.needs_editor:
-                self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
+                self.notifier.problem(f"uncertain:{row.id}", msg("alert_uncertain", channel=row.channel, title=row.title,
+                                                                    reason=str(decision.message), detail=decision.message.params.get("detail", "")))
         elif decision.status == DeliveryStatus.HELD:
             result.held += 1
         else:
@@ -486,9 +485,9 @@ class Pipeline:
 
     def _pause(self, channel: str, exc: PublishError) -> None:
         reason = self.redact(exc.message)
-        if self.store.pause_channel(channel, reason):
+        if self.store.pause_channel(channel, msg("paused_by_platform", detail=reason, platform=exc.platform)):
             log.error("Channel %s paused: %s", channel, reason, extra={"channel": channel})
-        self.notifier.problem(f"paused:{channel}", f"Channel \"{channel}\" is paused and its posts are kept: {reason}")
+        self.notifier.problem(f"paused:{channel}", msg("alert_paused", channel=channel, detail=reason))
         if isinstance(exc, AuthError) and isinstance(exc.expires_at, datetime):
             self.store.set_token_expiry(channel, exc.expires_at.timestamp())
 
@@ -518,13 +517,12 @@ class Pipeline:
             found = publisher.find_existing(post)
         except NotImplementedError:
             if publisher.idempotent:
-                self.store.transition(row.id, DeliveryStatus.WAITING, "Will be sent again; the platform drops repeats of the same post",
+                self.store.transition(row.id, DeliveryStatus.WAITING, msg("resend_idempotent"),
                                       next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
                 return
-            self.store.transition(row.id, DeliveryStatus.UNCERTAIN,
-                                  f"Not sure it was posted, and {publisher.label} cannot be checked automatically; an editor must look "
-                                  "and mark it posted or not posted", needs_editor=True, expect=(DeliveryStatus.UNCERTAIN,))
-            self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\"")
+            self.store.transition(row.id, DeliveryStatus.UNCERTAIN, msg("uncertain_platform_no_check", platform=publisher.label),
+                                  needs_editor=True, expect=(DeliveryStatus.UNCERTAIN,))
+            self.notifier.problem(f"uncertain:{row.id}", msg("alert_uncertain_plain", channel=row.channel, title=row.title))
             return
         except FitError:
             found = None
@@ -536,10 +534,10 @@ class Pipeline:
             if original is not None and original.remote_id and original.remote_id == found.remote_id:
                 found = None  # that is the earlier post this re-post was asked to repeat
         if found is not None:
-            self._record_sent(row.id, found, publisher, "Posted (found on the platform when checking)")
+            self._record_sent(row.id, found, publisher, msg("posted_found"))
             result.reconciled += 1
         else:
-            self.store.transition(row.id, DeliveryStatus.WAITING, "Not found on the platform; it will be posted again",
+            self.store.transition(row.id, DeliveryStatus.WAITING, msg("not_found"),
                                   next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
             result.reconciled += 1
 
@@ -549,20 +547,20 @@ class Pipeline:
         extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed}
         window = publisher.idempotency_window if publisher.idempotent else None
         if resend_is_safe(window, row.first_try_at, now, self.policy):
-            message = self.redact(f"Could not check {publisher.label} ({exc.message}); it will be sent again with the same key, which "
-                                  f"{publisher.label} still remembers, so it cannot appear twice")
+            message = msg("resend_after_check_failed", platform=publisher.label, detail=self.redact(exc.message))
             self.store.transition(row.id, DeliveryStatus.WAITING, message, next_attempt_at=now, expect=(DeliveryStatus.UNCERTAIN,))
             log.info("Channel %s: %s", row.channel, message, extra=extra)
             return
         checks, since = self.store.failed_checks(row.id)
         decision = decide_check(exc, checks=checks + 1, doubt_since=since if since is not None else now, now=now,
                                 policy=self.policy, rand=self.rand())
-        decision = replace(decision, message=self.redact(decision.message))
+        decision = replace(decision, message=decision.message.mapped(self.redact))
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
                               needs_editor=decision.needs_editor, expect=(DeliveryStatus.UNCERTAIN,), kind="check_failed")
         log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
         if decision.needs_editor:
-            self.notifier.problem(f"uncertain:{row.id}", f"An editor must check \"{row.title}\" on \"{row.channel}\": {decision.message}")
+            self.notifier.problem(f"uncertain:{row.id}", msg("alert_uncertain", channel=row.channel, title=row.title,
+                                                                    reason=str(decision.message), detail=decision.message.params.get("detail", "")))
 
     # --- channel health ----------------------------------------------------------------------
     def check_channels(self) -> dict[str, Health]:
@@ -587,15 +585,15 @@ class Pipeline:
                 self.store.set_token_expiry(name, expires)
                 left = expires - self.clock()
                 if left < TOKEN_WARNING_DAYS * 86400:
-                    message = (f"The credentials of channel \"{name}\" expire on {health.expires_at:%Y-%m-%d} "
-                               f"({format_duration(max(0, left))} from now); renew them before then")
+                    said = msg("token_expiring", channel=name, date=f"{health.expires_at:%Y-%m-%d}", left_seconds=round(max(0, left)))
+                    message = str(said)
                     if self.store.open_alert(f"expiry-log:{name}", message, 86400):
-                        self.store.log_event("token_expiring", message, channel=name, status="warning")
-                    self.notifier.problem(f"expiry:{name}", message)
+                        self.store.log_event("token_expiring", said, channel=name, status="warning")
+                    self.notifier.problem(f"expiry:{name}", said)
                 else:
-                    self.notifier.resolved(f"expiry:{name}", f"The credentials of channel \"{name}\" were renewed")
+                    self.notifier.resolved(f"expiry:{name}", msg("alert_renewed", channel=name))
         return report
 
 
-def _count_queued(items: list[tuple[Article, str, list[tuple[str, str, str]]]]) -> int:
+def _count_queued(items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]]) -> int:
     return sum(status == DeliveryStatus.QUEUED for _article, _canonical, deliveries in items for _channel, status, _reason in deliveries)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autopublish.durations import format_duration
 from autopublish.errors import (
     AuthError,
     CannotCheckError,
@@ -18,6 +17,7 @@ from autopublish.errors import (
     TransientError,
     UncertainError,
 )
+from autopublish.messages import Message, msg
 from autopublish.models import DeliveryStatus
 
 
@@ -38,7 +38,7 @@ class RetryPolicy:
 class Decision:
     status: DeliveryStatus
     next_attempt_at: float | None
-    message: str
+    message: Message  # str() is the English text
     pause_channel: bool = False
     needs_editor: bool = False
 
@@ -63,39 +63,36 @@ def decide(
     """What to do after ``error`` on try number ``tries``."""
     age = now - (first_try_at if first_try_at is not None else now)
     if isinstance(error, AuthError):
-        return Decision(DeliveryStatus.HELD, None, f"Held: {error.message}", pause_channel=True)
+        return Decision(DeliveryStatus.HELD, None, msg("held_auth", detail=error.message, platform=error.platform), pause_channel=True)
     if isinstance(error, PermanentError):
-        return Decision(DeliveryStatus.FAILED, None, f"Failed: {error.message}")
+        return Decision(DeliveryStatus.FAILED, None, msg("failed_permanent", detail=error.message))
     if isinstance(error, UncertainError):
         # Read back first even where the platform drops repeats: its memory of keys can be
         # short (Mastodon keeps an Idempotency-Key for one hour).
         if can_read_back:
-            return Decision(DeliveryStatus.UNCERTAIN, now + policy.reconcile_after,
-                            f"Not sure it was posted: {error.message}. autopublish will check the platform before trying again")
+            return Decision(DeliveryStatus.UNCERTAIN, now + policy.reconcile_after, msg("uncertain_will_check", detail=error.message))
         if idempotent:
             delay = backoff(tries, policy, rand)
-            return _retry_or_give_up(error, tries, age, now, delay, policy, prefix="Not sure it went out; the platform drops repeats, so it will be sent again")
-        return Decision(DeliveryStatus.UNCERTAIN, None,
-                        f"Not sure it was posted: {error.message}. This platform cannot be checked automatically; "
-                        "an editor must look and mark it posted or not posted", needs_editor=True)
+            return _retry_or_give_up(error, tries, age, now, delay, policy, code="waiting_repeats_dropped")
+        return Decision(DeliveryStatus.UNCERTAIN, None, msg("uncertain_no_check", detail=error.message), needs_editor=True)
     if isinstance(error, RateLimitedError):
         wait = error.retry_after if error.retry_after and error.retry_after > 0 else backoff(tries, policy, rand)
         wait = wait * (1.0 + 0.05 * rand)
         if age + wait > policy.give_up_after:
-            return Decision(DeliveryStatus.FAILED, None, f"Failed: still rate-limited after {format_duration(age)}: {error.message}")
-        return Decision(DeliveryStatus.WAITING, now + wait, f"Rate-limited: {error.message}; next try in {format_duration(wait)}")
+            return Decision(DeliveryStatus.FAILED, None, msg("failed_rate_limited", age_seconds=round(age), detail=error.message))
+        return Decision(DeliveryStatus.WAITING, now + wait, msg("waiting_rate_limited", detail=error.message, wait_seconds=round(wait)))
     if isinstance(error, TransientError):
-        return _retry_or_give_up(error, tries, age, now, backoff(tries, policy, rand), policy, prefix=error.message)
+        return _retry_or_give_up(error, tries, age, now, backoff(tries, policy, rand), policy, code="waiting_transient")
     # A PublishError outside the tree: treat like an unknown outcome, never as safe to repeat.
-    return Decision(DeliveryStatus.UNCERTAIN, None, f"Not sure it was posted: {error.message}", needs_editor=True)
+    return Decision(DeliveryStatus.UNCERTAIN, None, msg("uncertain_unknown", detail=error.message), needs_editor=True)
 
 
-def _retry_or_give_up(error: PublishError, tries: int, age: float, now: float, delay: float, policy: RetryPolicy, *, prefix: str) -> Decision:
+def _retry_or_give_up(error: PublishError, tries: int, age: float, now: float, delay: float, policy: RetryPolicy, *, code: str) -> Decision:
     if tries >= policy.max_tries:
-        return Decision(DeliveryStatus.FAILED, None, f"Failed after {tries} tries: {error.message}")
+        return Decision(DeliveryStatus.FAILED, None, msg("failed_tries", tries=tries, detail=error.message))
     if age + delay > policy.give_up_after:
-        return Decision(DeliveryStatus.FAILED, None, f"Failed: gave up after {format_duration(age)} of tries: {error.message}")
-    return Decision(DeliveryStatus.WAITING, now + delay, f"{prefix}; next try in {format_duration(delay)}")
+        return Decision(DeliveryStatus.FAILED, None, msg("failed_gave_up", age_seconds=round(age), detail=error.message))
+    return Decision(DeliveryStatus.WAITING, now + delay, msg(code, detail=error.message, wait_seconds=round(delay)))
 
 
 def decide_check(
@@ -117,20 +114,17 @@ def decide_check(
     age = max(0.0, now - doubt_since)
     if isinstance(error, (CannotCheckError, AuthError)):
         missing = getattr(error, "missing_permission", "")
-        need = f" (it needs {missing})" if missing else ""
-        return Decision(DeliveryStatus.UNCERTAIN, None,
-                        f"Not sure it was posted, and autopublish may not read the account back{need}: {error.message}. "
-                        "An editor must look and mark it posted or not posted", needs_editor=True)
+        said = msg("uncertain_no_read_back_needs", permission=missing, detail=error.message) if missing else \
+            msg("uncertain_no_read_back", detail=error.message)
+        return Decision(DeliveryStatus.UNCERTAIN, None, said, needs_editor=True)
     first = max(policy.reconcile_after, policy.base)  # reconcile_after may be 0 ("look at once"); backoff never is
     delay = min(policy.cap, first * (2 ** max(0, checks - 1))) * (1.0 + policy.jitter * rand)
     if isinstance(error, RateLimitedError) and error.retry_after and error.retry_after > delay:
         delay = error.retry_after * (1.0 + 0.05 * rand)
     if checks >= policy.max_checks or age + delay > policy.check_give_up_after:
         return Decision(DeliveryStatus.UNCERTAIN, None,
-                        f"Not sure it was posted; checking the platform failed {checks} time(s) over {format_duration(age)} "
-                        f"({error.message}). An editor must look and mark it posted or not posted", needs_editor=True)
-    return Decision(DeliveryStatus.UNCERTAIN, now + delay,
-                    f"Not sure it was posted; checking the platform failed ({error.message}); will check again in {format_duration(delay)}")
+                        msg("uncertain_checks_exhausted", checks=checks, age_seconds=round(age), detail=error.message), needs_editor=True)
+    return Decision(DeliveryStatus.UNCERTAIN, now + delay, msg("uncertain_check_again", detail=error.message, wait_seconds=round(delay)))
 
 
 def resend_is_safe(window: float | None, first_try_at: float | None, now: float, policy: RetryPolicy) -> bool:

@@ -480,3 +480,33 @@ def test_push_links_pings_and_websub_subscriptions(store: Store, clock: Clock) -
     assert len(store.websub_subscriptions()) == 1
     store.delete_websub("site")
     assert store.websub_subscription("site") is None
+
+
+def test_message_codes_an_articles_story_and_the_month_at_a_glance(store: Store, clock: Clock) -> None:
+    from autopublish.messages import msg
+
+    since = clock.now - 3 * 86400
+    [first] = queue_one(store, 1)
+    [second] = queue_one(store, 2)
+    assert store.claim(first)
+    clock.now += 30
+    assert store.transition(first, DeliveryStatus.SENT, msg("posted"), expect=(DeliveryStatus.SENDING,), sent_text="Artikel 1 https://x/1/")
+    assert store.transition(second, DeliveryStatus.FAILED, msg("failed_tries", tries=3, detail="HTTP 500"), expect=(DeliveryStatus.QUEUED,))
+    code, _params, text = store.delivery_extras(first)
+    assert code == "posted" and text == "Artikel 1 https://x/1/"
+    code, params, _text = store.delivery_extras(second)
+    assert code == "failed_tries" and params is not None and "HTTP 500" in params
+    newest = store.events()[0]
+    assert newest["code"] == "failed_tries" and newest["message"].startswith("Failed after 3 tries")
+    assert store.pause_channel("social", msg("paused_by_editor", actor="ed"), actor="ed")
+    assert store.channel_pause_code("social")[0] == "paused_by_editor"
+    row = store.delivery(first)
+    assert row is not None
+    summary = store.article_summary(row.article_id)
+    assert summary is not None and summary["title"] == "Artikel 1"
+    assert [d.id for d in store.article_deliveries(row.article_id)] == [first]
+    assert [e["kind"] for e in store.article_events(row.article_id)] == ["queued", "sending", "sent"]
+    outcomes = sorted(store.daily_outcomes(since))
+    assert outcomes == [("social", 3, "failed", 1), ("social", 3, "sent", 1)]  # day 3 counted from ``since``, on both databases
+    delays = store.publish_delays(since)
+    assert list(delays) == ["social"] and len(delays["social"]) == 1

@@ -329,7 +329,8 @@ def test_pause_and_resume_channel(app: Flask, site: Site) -> None:
     response = client.post("/channels/spare/pause", data={"csrf": csrf, "reason": "Token is being renewed"})
     assert response.status_code == 303
     channels_page = client.get("/channels").get_data(as_text=True)
-    assert "paused: Paused by web:ed: Token is being renewed" in channels_page
+    # The editor's own words are quoted under the sentence; the stored English text keeps both.
+    assert 'paused: Paused by web:ed, who wrote:</span><blockquote class="detail">Token is being renewed</blockquote>' in channels_page
     assert 'action="/channels/spare/resume"' in channels_page
     store = site.store()
     try:

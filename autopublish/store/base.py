@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autopublish.messages import Message, code_of
 from autopublish.store import schema as t
 from autopublish.store.connection import Database
 
@@ -43,10 +44,11 @@ class StoreBase:
     def now(self) -> float:
         return float(self.clock())
 
-    def _event(self, conn: Connection, kind: str, message: str, *, status: str = "", delivery_id: int | None = None,
+    def _event(self, conn: Connection, kind: str, message: str | Message, *, status: str = "", delivery_id: int | None = None,
                article_id: int | None = None, channel: str = "", feed: str = "", actor: str = "autopublish") -> None:
+        code, params = code_of(message)
         conn.execute(t.events.insert().values(at=self.now(), kind=kind, status=status, delivery_id=delivery_id, article_id=article_id,
-                                              channel=channel, feed=feed, message=message, actor=actor))
+                                              channel=channel, feed=feed, message=str(message), actor=actor, code=code, params=params))
 
     def _alive(self, conn: Connection) -> None:
         """This node is alive (it is claiming now): its row exists and its heartbeat is fresh."""
@@ -55,6 +57,6 @@ class StoreBase:
                                                    heartbeat_at=now, stopped_at=None)
         conn.execute(statement.on_conflict_do_update(index_elements=[t.nodes.c.id], set_={"heartbeat_at": now, "stopped_at": None}))
 
-    def log_event(self, kind: str, message: str, **fields: Any) -> None:
+    def log_event(self, kind: str, message: str | Message, **fields: Any) -> None:
         with self.db.tx() as conn:
             self._event(conn, kind, message, **fields)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
+from autopublish.messages import Message, code_of, msg
 from autopublish.models import DeliveryStatus
 from autopublish.store import schema as t
 from autopublish.store.deliveries import DeliveryStore
@@ -25,12 +26,13 @@ class ChannelStore(DeliveryStore):
             return ChannelRow(name, False, "", None, "", None, None, None)
         return ChannelRow(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
 
-    def pause_channel(self, name: str, reason: str, actor: str = "autopublish") -> bool:
+    def pause_channel(self, name: str, reason: str | Message, actor: str = "autopublish") -> bool:
         """Pause a channel; its queue is kept. False if it was already paused."""
+        code, params = code_of(reason)
         with self.db.tx() as conn:
             conn.execute(self.db.insert_ignore(t.channels).values(name=name))
             done = conn.execute(update(t.channels).where(c.name == name, c.paused == 0).values(
-                paused=1, paused_reason=reason, paused_at=self.now(), paused_by=actor))
+                paused=1, paused_reason=str(reason), paused_at=self.now(), paused_by=actor, paused_code=code, paused_params=params))
             if done.rowcount:
                 self._event(conn, "paused", reason, channel=name, status="paused", actor=actor)
             return bool(done.rowcount)
@@ -40,13 +42,21 @@ class ChannelStore(DeliveryStore):
         now = self.now()
         with self.db.tx() as conn:
             conn.execute(self.db.insert_ignore(t.channels).values(name=name))
-            conn.execute(update(t.channels).where(c.name == name).values(paused=0, paused_reason="", paused_at=None, paused_by=""))
+            conn.execute(update(t.channels).where(c.name == name).values(paused=0, paused_reason="", paused_at=None, paused_by="",
+                                                                        paused_code=None, paused_params=None))
+            back = msg("resumed_row")
+            code, params = code_of(back)
             moved = conn.execute(update(t.deliveries).where(d.channel == name, d.status == DeliveryStatus.HELD, d.needs_editor == 0).values(
-                status=DeliveryStatus.QUEUED, reason="Back in the queue: the channel was resumed", next_attempt_at=now,
+                status=DeliveryStatus.QUEUED, reason=str(back), reason_code=code, reason_params=params, next_attempt_at=now,
                 updated_at=now).returning(d.id)).all()
-            self._event(conn, "resumed", f"Channel resumed; {len(moved)} held post(s) back in the queue", channel=name, status="active",
-                        actor=actor)
+            self._event(conn, "resumed", msg("resumed", count=len(moved)), channel=name, status="active", actor=actor)
             return len(moved)
+
+    def channel_pause_code(self, name: str) -> tuple[str | None, str | None]:
+        """(code, parameters as JSON) of why a channel is paused."""
+        with self.db.read() as conn:
+            row = conn.execute(select(c.paused_code, c.paused_params).where(c.name == name)).first()
+        return (row[0], row[1]) if row else (None, None)
 
     def set_token_expiry(self, name: str, expires_at: float | None) -> None:
         with self.db.tx() as conn:

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 
 from autopublish.errors import StateError
+from autopublish.messages import Message, code_of, msg
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import schema as t
 from autopublish.store.feeds import FeedStore
@@ -66,8 +67,8 @@ class DeliveryStore(FeedStore):
             raise StateError(f"Article {article_id} is not in the state database")
         return article_from_json(data)
 
-    def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str]]]], summary: str = "",
-                        *, baseline: str | None = None) -> list[int]:
+    def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]],
+                        summary: str | Message = "", *, baseline: str | Message | None = None) -> list[int]:
         """Store new articles and their deliveries in ONE transaction.
 
         ``items``: (article, canonical link, [(channel, status, reason), ...]). An article
@@ -90,7 +91,7 @@ class DeliveryStore(FeedStore):
                     delivery_id = self._insert_delivery(conn, article_id, channel, status, reason)
                     if delivery_id:
                         created.append(delivery_id)
-                        self._event(conn, "queued" if status == DeliveryStatus.QUEUED else status, reason or "New article queued",
+                        self._event(conn, "queued" if status == DeliveryStatus.QUEUED else status, reason or msg("queued"),
                                     status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, feed=feed)
             if summary:
                 self._event(conn, "poll", summary, feed=feed, status="ok")
@@ -102,13 +103,15 @@ class DeliveryStore(FeedStore):
             feed=article.feed, key=article.key, canonical=canonical, link=article.link, title=article.title, published=published,
             first_seen_at=self.now(), data=article_to_json(article)).returning(a.id)).scalar_one())
 
-    def _insert_delivery(self, conn: Connection, article_id: int, channel: str, status: str, reason: str,
+    def _insert_delivery(self, conn: Connection, article_id: int, channel: str, status: str, reason: str | Message,
                          generation: int = 0, repost_of: int | None = None) -> int | None:
         now = self.now()
         # Rows held by the flood guard wait for an editor, not for a channel to resume.
         needs_editor = int(status == DeliveryStatus.HELD)
+        code, params = code_of(reason)
         inserted = conn.execute(self.db.insert_ignore(t.deliveries).values(
-            article_id=article_id, channel=channel, generation=generation, repost_of=repost_of, status=status, reason=reason,
+            article_id=article_id, channel=channel, generation=generation, repost_of=repost_of, status=status, reason=str(reason),
+            reason_code=code, reason_params=params,
             next_attempt_at=now if status == DeliveryStatus.QUEUED else None, created_at=now, updated_at=now,
             needs_editor=needs_editor).returning(d.id)).scalar()
         return int(inserted) if inserted else None
@@ -190,7 +193,7 @@ class DeliveryStore(FeedStore):
             if claimed is None:
                 return False
             self._alive(conn)  # a claim is never left by a node the others cannot see
-            self._event(conn, "sending", f"Posting (try {claimed.tries})", status="sending", delivery_id=delivery_id,
+            self._event(conn, "sending", msg("sending", tries=int(claimed.tries)), status="sending", delivery_id=delivery_id,
                         article_id=claimed.article_id, channel=claimed.channel)
         return True
 
@@ -198,7 +201,7 @@ class DeliveryStore(FeedStore):
         self,
         delivery_id: int,
         status: str,
-        message: str,
+        message: str | Message,
         *,
         expect: tuple[str, ...] | None = None,
         next_attempt_at: float | None = None,
@@ -208,6 +211,7 @@ class DeliveryStore(FeedStore):
         actor: str = "autopublish",
         kind: str | None = None,
         reset_tries: bool = False,
+        sent_text: str | None = None,
     ) -> bool:
         """Move a delivery to ``status`` and log why, in one transaction.
 
@@ -216,14 +220,19 @@ class DeliveryStore(FeedStore):
         """
         with self.db.tx() as conn:
             return self._transition(conn, delivery_id, status, message, expect=expect, next_attempt_at=next_attempt_at, post_url=post_url,
-                                    remote_id=remote_id, needs_editor=needs_editor, actor=actor, kind=kind, reset_tries=reset_tries)
+                                    remote_id=remote_id, needs_editor=needs_editor, actor=actor, kind=kind, reset_tries=reset_tries,
+                                    sent_text=sent_text)
 
-    def _transition(self, conn: Connection, delivery_id: int, status: str, message: str, *, expect: tuple[str, ...] | None = None,
-                    next_attempt_at: float | None = None, post_url: str | None = None, remote_id: str | None = None,
-                    needs_editor: bool | None = None, actor: str = "autopublish", kind: str | None = None, reset_tries: bool = False,
-                    claimed_by: str | None = None) -> bool:
+    def _transition(self, conn: Connection, delivery_id: int, status: str, message: str | Message, *,
+                    expect: tuple[str, ...] | None = None, next_attempt_at: float | None = None, post_url: str | None = None,
+                    remote_id: str | None = None, needs_editor: bool | None = None, actor: str = "autopublish", kind: str | None = None,
+                    reset_tries: bool = False, claimed_by: str | None = None, sent_text: str | None = None) -> bool:
         now = self.now()
-        values: dict[str, Any] = {"status": status, "reason": message, "updated_at": now, "next_attempt_at": next_attempt_at}
+        code, params = code_of(message)
+        values: dict[str, Any] = {"status": status, "reason": str(message), "updated_at": now, "next_attempt_at": next_attempt_at,
+                                  "reason_code": code, "reason_params": params}
+        if sent_text is not None:
+            values["sent_text"] = sent_text
         if post_url is not None:
             values["post_url"] = post_url
         if remote_id is not None:
@@ -255,28 +264,30 @@ class DeliveryStore(FeedStore):
         conn.execute(self.db.insert_ignore(t.channels).values(name=name))
         conn.execute(update(t.channels).where(t.channels.c.name == name).values(**values))
 
-    def defer(self, delivery_id: int, until: float, reason: str) -> None:
+    def defer(self, delivery_id: int, until: float, reason: str | Message) -> None:
         """Move a queued delivery's next time without a state change (pacing); no log event."""
+        code, params = code_of(reason)
         with self.db.tx() as conn:
-            conn.execute(update(t.deliveries).where(d.id == delivery_id, d.status.in_(OPEN)).values(next_attempt_at=until, reason=reason))
+            conn.execute(update(t.deliveries).where(d.id == delivery_id, d.status.in_(OPEN)).values(
+                next_attempt_at=until, reason=str(reason), reason_code=code, reason_params=params))
 
     # --- editors' actions -----------------------------------------------------------------
     def retry(self, delivery_id: int, actor: str) -> bool:
         """Back to the queue now, tries reset. Never from ``uncertain``: that could post twice."""
-        return self.transition(delivery_id, DeliveryStatus.QUEUED, f"Retry requested by {actor}", next_attempt_at=self.now(),
+        return self.transition(delivery_id, DeliveryStatus.QUEUED, msg("retry", actor=actor), next_attempt_at=self.now(),
                                needs_editor=False, actor=actor, kind="retry", reset_tries=True, expect=RETRYABLE)
 
     def skip(self, delivery_id: int, actor: str) -> bool:
         """Never post this delivery."""
-        return self.transition(delivery_id, DeliveryStatus.SKIPPED, f"Skipped by {actor}", needs_editor=False, actor=actor,
+        return self.transition(delivery_id, DeliveryStatus.SKIPPED, msg("skip", actor=actor), needs_editor=False, actor=actor,
                                kind="skip", expect=SKIPPABLE)
 
     def resolve(self, delivery_id: int, *, posted_url: str | None, actor: str) -> bool:
         """An editor settles a delivery: posted (with its URL), or not posted (send it)."""
         if posted_url is not None:
-            return self.transition(delivery_id, DeliveryStatus.SENT, f"Marked as posted by {actor}", post_url=posted_url,
+            return self.transition(delivery_id, DeliveryStatus.SENT, msg("resolved_posted", actor=actor), post_url=posted_url,
                                    needs_editor=False, actor=actor, kind="resolved", expect=RESOLVABLE_AS_POSTED)
-        return self.transition(delivery_id, DeliveryStatus.QUEUED, f"Marked as not posted by {actor}; it will be posted",
+        return self.transition(delivery_id, DeliveryStatus.QUEUED, msg("resolved_not_posted", actor=actor),
                                next_attempt_at=self.now(), needs_editor=False, actor=actor, kind="resolved",
                                expect=(DeliveryStatus.UNCERTAIN,))
 
@@ -287,9 +298,9 @@ class DeliveryStore(FeedStore):
             if row is None:
                 return None
             top = conn.execute(select(func.max(d.generation)).where(d.article_id == row.article_id, d.channel == row.channel)).scalar()
-            new_id = self._insert_delivery(conn, row.article_id, row.channel, DeliveryStatus.QUEUED, f"Re-post requested by {actor}",
+            new_id = self._insert_delivery(conn, row.article_id, row.channel, DeliveryStatus.QUEUED, msg("repost_queued", actor=actor),
                                            generation=int(top or 0) + 1, repost_of=delivery_id)
             if new_id:
-                self._event(conn, "repost", f"Re-post of delivery {delivery_id} requested", status="queued", delivery_id=new_id,
+                self._event(conn, "repost", msg("repost", id=delivery_id), status="queued", delivery_id=new_id,
                             article_id=row.article_id, channel=row.channel, actor=actor)
             return new_id

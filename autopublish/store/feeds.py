@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, or_, select, update
 
+from autopublish.messages import Message, msg
 from autopublish.store import schema as t
 from autopublish.store.base import StoreBase
 from autopublish.store.rows import FeedRow
@@ -86,7 +87,7 @@ class FeedStore(StoreBase):
                 last_error=warning or None, failing_since=None, polls=f.polls + 1,
                 title=title if title is not None else f.title, **self._release()))
             if previous is not None and previous[0] is not None:
-                self._event(conn, "feed_ok", "The feed can be read again", feed=name, status="ok")
+                self._event(conn, "feed_ok", msg("feed_ok"), feed=name, status="ok")
 
     def record_poll_unchanged(self, name: str, *, fetched_at: float | None) -> None:
         now = self.now()
@@ -97,7 +98,7 @@ class FeedStore(StoreBase):
                 fetched_at=fetched_at if fetched_at is not None else f.fetched_at, last_poll_at=now, last_ok_at=now,
                 last_error=None, failing_since=None, polls=f.polls + 1, **self._release()))
             if previous is not None and previous[0] is not None:
-                self._event(conn, "feed_ok", "The feed can be read again", feed=name, status="ok")
+                self._event(conn, "feed_ok", msg("feed_ok"), feed=name, status="ok")
 
     def record_poll_error(self, name: str, message: str) -> None:
         now = self.now()
@@ -109,14 +110,14 @@ class FeedStore(StoreBase):
                 last_poll_at=now, last_error=message, failing_since=case((f.failing_since.is_(None), now), else_=f.failing_since),
                 polls=f.polls + 1, **self._release()))
             if first or (previous is not None and previous[1] != message):
-                self._event(conn, "feed_error", message, feed=name, status="error")
+                self._event(conn, "feed_error", msg("feed_error", detail=message), feed=name, status="error")
 
-    def mark_baseline(self, name: str, message: str) -> bool:
+    def mark_baseline(self, name: str, message: str | Message) -> bool:
         """Record the feed's first poll; False if another node already did (then nothing is written)."""
         with self.db.tx() as conn:
             return self._mark_baseline(conn, name, message)
 
-    def _mark_baseline(self, conn: Connection, name: str, message: str) -> bool:
+    def _mark_baseline(self, conn: Connection, name: str, message: str | Message) -> bool:
         done = conn.execute(update(t.feeds).where(t.feeds.c.name == name, t.feeds.c.baseline_at.is_(None)).values(baseline_at=self.now()))
         if done.rowcount != 1:
             return False

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Integer, cast, delete, func, select
 
+from autopublish.messages import Message
 from autopublish.store import schema as t
 from autopublish.store.channels import ChannelStore
 from autopublish.store.deliveries import DeliveryStore, delivery_select
@@ -45,7 +46,7 @@ class LogStore(ChannelStore, DeliveryStore):
             where.append(a.title.ilike(pattern, escape="\\") | e.message.ilike(pattern, escape="\\"))
         query = (
             select(e.id, e.at, e.kind, e.status, e.delivery_id, e.channel,
-                   func.coalesce(func.nullif(e.feed, ""), a.feed, "").label("feed"), e.message, e.actor,
+                   func.coalesce(func.nullif(e.feed, ""), a.feed, "").label("feed"), e.message, e.actor, e.code, e.params, e.article_id,
                    a.title, a.link, d.post_url, d.status.label("delivery_status"), d.needs_editor)
             .select_from(t.events.outerjoin(t.articles, a.id == e.article_id).outerjoin(t.deliveries, d.id == e.delivery_id))
             .where(*where).order_by(e.at.desc(), e.id.desc()).limit(limit).offset(offset)
@@ -53,10 +54,10 @@ class LogStore(ChannelStore, DeliveryStore):
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def log_event_once(self, kind: str, message: str, *, feed: str = "", **fields: Any) -> bool:
+    def log_event_once(self, kind: str, message: str | Message, *, feed: str = "", **fields: Any) -> bool:
         """Log an event unless the same kind, feed and message is already in the log; True if logged."""
         with self.db.tx() as conn:
-            if conn.execute(select(e.id).where(e.kind == kind, e.feed == feed, e.message == message).limit(1)).first():
+            if conn.execute(select(e.id).where(e.kind == kind, e.feed == feed, e.message == str(message)).limit(1)).first():
                 return False
             self._event(conn, kind, message, feed=feed, **fields)
             return True
@@ -76,6 +77,54 @@ class LogStore(ChannelStore, DeliveryStore):
                 return count, float(at)
             count += 1
         return count, None
+
+    # --- one article's story, the month at a glance ------------------------------------------------
+    def delivery_extras(self, delivery_id: int) -> tuple[str | None, str | None, str | None]:
+        """(reason code, its parameters as JSON, the post's text as sent) of one delivery."""
+        with self.db.read() as conn:
+            row = conn.execute(select(d.reason_code, d.reason_params, d.sent_text).where(d.id == delivery_id)).first()
+        return (row[0], row[1], row[2]) if row else (None, None, None)
+
+    def article_summary(self, article_id: int) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(a.id, a.feed, a.key, a.title, a.link, a.published, a.first_seen_at).where(a.id == article_id)).first()
+        return dict(row._mapping) if row else None
+
+    def article_deliveries(self, article_id: int) -> list[DeliveryRow]:
+        query = delivery_select().where(d.article_id == article_id).order_by(d.channel, d.generation, d.id)
+        with self.db.read() as conn:
+            return [DeliveryRow(*r) for r in conn.execute(query)]
+
+    def article_events(self, article_id: int, limit: int = 2000) -> list[dict[str, Any]]:
+        """Every event of one article (its deliveries' too), oldest first."""
+        mine = select(d.id).where(d.article_id == article_id)
+        query = (select(e.id, e.at, e.kind, e.status, e.delivery_id, e.channel, e.feed, e.message, e.actor, e.code, e.params)
+                 .where((e.article_id == article_id) | e.delivery_id.in_(mine)).order_by(e.at, e.id).limit(limit))
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def daily_outcomes(self, since: float) -> list[tuple[str, int, str, int]]:
+        """(channel, day number counted from ``since`` in 86400 s steps, outcome, count): posts sent,
+        and failures and holds as logged, since ``since``."""
+        sent_day = (cast(d.sent_at - since, Integer) // 86400).label("day")  # integer division on both databases
+        bad_day = (cast(e.at - since, Integer) // 86400).label("day")
+        with self.db.read() as conn:
+            sent = conn.execute(select(d.channel, sent_day, func.count()).where(d.sent_at >= since).group_by(d.channel, sent_day)).all()
+            bad = conn.execute(select(e.channel, bad_day, e.status, func.count())
+                               .where(e.at >= since, e.channel != "", e.status.in_(("failed", "held")))
+                               .group_by(e.channel, bad_day, e.status)).all()
+        return [(r[0], int(r[1]), "sent", int(r[2])) for r in sent] + [(r[0], int(r[1]), r[2], int(r[3])) for r in bad]
+
+    def publish_delays(self, since: float) -> dict[str, list[float]]:
+        """Per channel, seconds from the site's publish time to the post, for first posts sent since ``since``, sorted."""
+        delay = (d.sent_at - a.published).label("delay")
+        query = (select(d.channel, delay).select_from(t.deliveries.join(t.articles, a.id == d.article_id))
+                 .where(d.sent_at >= since, a.published.is_not(None), d.generation == 0).order_by(d.channel, delay))
+        out: dict[str, list[float]] = {}
+        with self.db.read() as conn:
+            for channel, seconds in conn.execute(query):
+                out.setdefault(channel, []).append(max(0.0, float(seconds)))
+        return out
 
     def prune_events(self, older_than: float) -> int:
         with self.db.tx() as conn:

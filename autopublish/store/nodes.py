@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, and_, delete, not_, or_, select, update
 
+from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
 from autopublish.store import schema as t
 from autopublish.store.channels import ChannelStore
 from autopublish.store.rows import NodeRow
 
 n, d, f, lease = t.nodes.c, t.deliveries.c, t.feeds.c, t.channel_leases.c
-INTERRUPTED = "autopublish stopped while this was being posted; it will check the platform before trying again"
+INTERRUPTED = msg("interrupted")
 
 
 class NodeStore(ChannelStore):
@@ -96,8 +97,7 @@ class NodeStore(ChannelStore):
                     return []
             owner = d.claimed_by.is_(None) if node is None else d.claimed_by == node
             ids = [r[0] for r in conn.execute(select(d.id).where(d.status == DeliveryStatus.SENDING, owner).order_by(d.id))]
-            message = (f"The node that was posting this ({node}) stopped answering; autopublish will check the platform before trying again"
-                       if node else INTERRUPTED)
+            message = INTERRUPTED  # that node's autopublish stopped mid-post, as after a crash
             for delivery_id in ids:
                 self._transition(conn, delivery_id, DeliveryStatus.UNCERTAIN, message, expect=(DeliveryStatus.SENDING,), kind="interrupted")
             if node is not None:

@@ -76,6 +76,8 @@ deliveries = Table(
     Column("updated_at", Float, nullable=False),
     Column("sent_at", Float),
     Column("claimed_by", Text),  # the node that set it to sending
+    Column("reason_code", Text), Column("reason_params", Text),  # the reason's message code (autopublish.messages), JSON
+    Column("sent_text", Text),  # the post's text exactly as sent
     UniqueConstraint("channel", "article_id", "generation"),
     Index("deliveries_due", "status", "next_attempt_at"),
     Index("deliveries_channel", "channel", "status"),
@@ -92,6 +94,7 @@ channels = Table(
     Column("token_expires_at", Float),
     Column("last_success_at", Float),
     Column("last_failure_at", Float),
+    Column("paused_code", Text), Column("paused_params", Text),
 )
 
 events = Table(
@@ -106,6 +109,7 @@ events = Table(
     Column("feed", Text, nullable=False, server_default=""),
     Column("message", Text, nullable=False, server_default=""),
     Column("actor", Text, nullable=False, server_default="autopublish"),
+    Column("code", Text), Column("params", Text),  # the message's code (autopublish.messages) and parameters, JSON
     Index("events_at", "at"),
     Index("events_delivery", "delivery_id"),
 )

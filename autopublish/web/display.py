@@ -12,7 +12,7 @@ from autopublish.durations import format_duration
 from autopublish.models import DeliveryStatus
 from autopublish.store import RETRYABLE, SKIPPABLE, ChannelRow, DeliveryRow
 from autopublish.web.context import web
-from autopublish.web.i18n import translate
+from autopublish.web.i18n import say, translate
 
 
 def safe_href(url: str | None) -> str | None:
@@ -61,14 +61,45 @@ def status_text(row: DeliveryRow) -> str:
     return t(f"st_{status}")
 
 
-def reason_text(row: DeliveryRow) -> str:
-    """The reason in plain words, for the statuses where it matters."""
+def said(code: str | None, params: str | None, english: str) -> tuple[str, str]:
+    """(sentence in the page's language, the platform's own words or "") for a stored message, redacted."""
     redactor = web().redactor
+    sentence, detail = say(g.get("lang", "en"), code, params, english, moment=fmt_time)
+    return redactor(sentence), redactor(detail)
+
+
+def pause_said(name: str) -> tuple[str, str]:
+    """Why a channel is paused, in the page's language."""
+    code, params = web().store.channel_pause_code(name)
+    return said(code, params, channel_state(name).paused_reason)
+
+
+def delivery_extras(row: DeliveryRow) -> tuple[str | None, str | None, str | None]:
+    """(reason code, parameters, text as sent) of a delivery, read once per request."""
+    cache: dict[int, tuple[str | None, str | None, str | None]] = g.setdefault("delivery_extras", {})
+    if row.id not in cache:
+        cache[row.id] = web().store.delivery_extras(row.id)
+    return cache[row.id]
+
+
+def reason_said(row: DeliveryRow) -> tuple[str, str]:
+    """The reason as (sentence, platform's words), for the statuses where it matters; ("", "") otherwise."""
     if row.status == DeliveryStatus.HELD and channel_state(row.channel).paused:
-        return redactor(channel_state(row.channel).paused_reason or row.reason)
-    if row.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED, DeliveryStatus.SENDING):
-        return ""
-    return redactor(row.reason or "")
+        return pause_said(row.channel)
+    if row.status in (DeliveryStatus.SENT, DeliveryStatus.QUEUED, DeliveryStatus.SENDING) or not row.reason:
+        return "", ""
+    code, params, _text = delivery_extras(row)
+    return said(code, params, row.reason)
+
+
+def reason_text(row: DeliveryRow) -> str:
+    """The reason's sentence in the page's language."""
+    return reason_said(row)[0]
+
+
+def event_said(event: dict[str, Any]) -> tuple[str, str]:
+    """A publish-log event's message in the page's language."""
+    return said(event.get("code"), event.get("params"), event.get("message") or "")
 
 
 def actions_for(row: DeliveryRow) -> list[str]:
@@ -109,6 +140,7 @@ def event_word(status: str, kind: str) -> str:
 def install(app: Flask, *, refresh: int, zone_name: str) -> None:
     """Make these helpers available to every template."""
     app.jinja_env.globals.update(t=t, fmt_time=fmt_time, status_text=status_text, reason_text=reason_text, actions_for=actions_for,
+                                 reason_said=reason_said, event_said=event_said, pause_said=pause_said, delivery_extras=delivery_extras,
                                  query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh,
                                  zone_name=zone_name)
     app.jinja_env.globals["fmt_duration"] = format_duration

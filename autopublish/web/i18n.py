@@ -1,12 +1,18 @@
 """Interface text in English and Bahasa Indonesia: one dict per language, no framework.
 
-Messages written by the daemon into the store (reasons, the publish log) stay as written;
-only the page's own words are translated here.
+``TEXTS`` are the page's own words. ``MESSAGES`` say what the daemon stored as a message code
+(autopublish.messages) in the reader's language, without the ``detail`` (a platform's own
+words), which the page quotes under the sentence. A code missing here falls back to English,
+then to the English text stored with the event, so a new code never breaks the page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from autopublish.durations import format_duration
+from autopublish.messages import load_params, render
 
 LANGUAGES = ("en", "id")
 DEFAULT = "en"
@@ -154,7 +160,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "node_stopped": "stopped",
         "node_dead": "not answering",
         "heartbeat": "Last heartbeat",
-        "holds": "Holds now",
+        "node_holds": "Holds now",
         "holds_nothing": "nothing",
         "holds_posting": "posting {ids}",
         "holds_channels": "channels: {names}",
@@ -171,6 +177,28 @@ TEXTS: dict[str, dict[str, str]] = {
         "none": "none",
         "cannot_fit": "This post cannot be built: {reason}",
         "counts": "Posted {sent} · waiting {waiting} · uncertain {uncertain} · held {held} · failed {failed} · queued {queued}",
+        # one article
+        "cli_paused": "Channel {name} is PAUSED: {reason}",
+        "cli_log_empty": "The publish log is empty for this selection.",
+        "first_seen": "first seen",
+        "deliveries": "Channels",
+        "text_as_sent": "Text as sent",
+        "text_not_kept": "The text was not kept (posted before autopublish kept it).",
+        "not_sent_yet": "Not posted yet.",
+        "history": "Everything that happened, in order",
+        "story": "whole story",
+        # the month at a glance
+        "glance": "The last 30 days",
+        "posts_per_day": "Posts per day, {channel}",
+        "day": "Day",
+        "posts": "Posted",
+        "failures": "Failed",
+        "holds": "Held",
+        "delay_title": "Time from the site's publishing to the post",
+        "median": "Median",
+        "worst": "Worst",
+        "no_posts": "no posts",
+        "chart_summary": "{channel}: {sent} posted, {failed} failed, {held} held in the last 30 days.",
     },
     "id": {
         "app_title": "autopublish",
@@ -307,7 +335,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "node_stopped": "berhenti",
         "node_dead": "tidak menjawab",
         "heartbeat": "Detak terakhir",
-        "holds": "Sedang memegang",
+        "node_holds": "Sedang memegang",
         "holds_nothing": "tidak ada",
         "holds_posting": "mengunggah {ids}",
         "holds_channels": "kanal: {names}",
@@ -322,6 +350,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "none": "tidak ada",
         "cannot_fit": "Unggahan ini tidak dapat dibuat: {reason}",
         "counts": "Terunggah {sent} · menunggu {waiting} · belum pasti {uncertain} · ditahan {held} · gagal {failed} · antre {queued}",
+        "cli_paused": "Kanal {name} DIJEDA: {reason}",
+        "cli_log_empty": "Log publikasi kosong untuk pilihan ini.",
+        "first_seen": "pertama terlihat",
+        "deliveries": "Kanal",
+        "text_as_sent": "Teks yang dikirim",
+        "text_not_kept": "Teksnya tidak disimpan (diunggah sebelum autopublish menyimpannya).",
+        "not_sent_yet": "Belum diunggah.",
+        "history": "Semua yang terjadi, berurutan",
+        "story": "riwayat lengkap",
+        "glance": "30 hari terakhir",
+        "posts_per_day": "Unggahan per hari, {channel}",
+        "day": "Hari",
+        "posts": "Terunggah",
+        "failures": "Gagal",
+        "holds": "Ditahan",
+        "delay_title": "Waktu dari terbit di situs sampai diunggah",
+        "median": "Median",
+        "worst": "Terlama",
+        "no_posts": "tidak ada unggahan",
+        "chart_summary": "{channel}: {sent} terunggah, {failed} gagal, {held} ditahan dalam 30 hari terakhir.",
     },
 }
 
@@ -345,3 +393,163 @@ def translate(language: str, key: str, **values: object) -> str:
         except (KeyError, IndexError, ValueError):
             return text
     return text
+
+
+# Sentences for message codes, as the page and the CLI show them: {detail} is never in them.
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "queued": "New article queued.",
+        "skipped_too_old": "Skipped: published more than {max_age_seconds} before it was first seen.",
+        "skipped_categories": "Skipped: not in the categories this channel takes ({categories}).",
+        "skipped_excluded_category": "Skipped: in an excluded category ({categories}).",
+        "skipped_keywords": "Skipped: mentions none of the keywords this channel takes ({keywords}).",
+        "skipped_excluded_keyword": "Skipped: mentions an excluded keyword ({keyword}).",
+        "skipped_max_age": "Skipped: older than this channel's max_age ({max_age_seconds}).",
+        "skipped_needs_image": "Skipped: {platform} needs an image and this article has none.",
+        "held_flood": "Held by the flood guard: one poll brought {count} new articles (more than {threshold}); release or skip it.",
+        "sending": "Posting (try {tries}).",
+        "posted": "Posted.",
+        "posted_notes": "Posted, with a note from the platform.",
+        "posted_found": "Posted (found on the platform when checking).",
+        "held_paused": "Held: the channel is paused.",
+        "pacing": "Waiting for the channel's pacing rules; goes out after {time_at}.",
+        "failed_fit": "Failed: this article cannot be made into a post for this channel.",
+        "held_auth": "Held: the platform refused this channel's credentials or a permission. Fix them, then resume the channel.",
+        "failed_permanent": "Failed: the platform refused this post and would refuse it again.",
+        "failed_tries": "Failed after {tries} tries.",
+        "failed_gave_up": "Failed: gave up after {age_seconds} of tries.",
+        "failed_rate_limited": "Failed: still rate-limited after {age_seconds}.",
+        "waiting_rate_limited": "The platform asked us to slow down; next try in {wait_seconds}.",
+        "waiting_transient": "Not posted this time; next try in {wait_seconds}.",
+        "waiting_repeats_dropped": "Not sure it went out; the platform drops repeats, so it will be sent again; next try in {wait_seconds}.",
+        "uncertain_will_check": "Not sure it was posted; autopublish will check the platform before trying again.",
+        "uncertain_no_check": "Not sure it was posted, and this platform cannot be checked automatically. Look, then mark it posted or not posted.",
+        "uncertain_unknown": "Not sure it was posted. Look, then mark it posted or not posted.",
+        "interrupted": "autopublish stopped while this was being posted; it will check the platform before trying again.",
+        "resend_idempotent": "Will be sent again; the platform drops repeats of the same post.",
+        "uncertain_platform_no_check": "Not sure it was posted, and {platform} cannot be checked automatically. Look, then mark it posted or not posted.",
+        "not_found": "Not found on the platform; it will be posted again.",
+        "resend_after_check_failed": "Could not check {platform}; it will be sent again with the same key, which {platform} still remembers, so it cannot appear twice.",
+        "uncertain_no_read_back": "Not sure it was posted, and autopublish may not read the account back. Look, then mark it posted or not posted.",
+        "uncertain_no_read_back_needs": "Not sure it was posted, and autopublish may not read the account back (it needs {permission}). Look, then mark it posted or not posted.",
+        "uncertain_checks_exhausted": "Not sure it was posted; checking the platform failed {checks} time(s) over {age_seconds}. Look, then mark it posted or not posted.",
+        "uncertain_check_again": "Not sure it was posted; checking the platform failed; will check again in {wait_seconds}.",
+        "retry": "Retry requested by {actor}.",
+        "skip": "Skipped by {actor}.",
+        "resolved_posted": "Marked as posted by {actor}.",
+        "resolved_not_posted": "Marked as not posted by {actor}; it will be posted.",
+        "repost_queued": "Re-post requested by {actor}.",
+        "repost": "Re-post of delivery {id} requested.",
+        "paused_by_platform": "The platform refused this channel's credentials or a permission. Fix them, then resume the channel.",
+        "paused_by_editor": "Paused by {actor}.",
+        "paused_by_editor_why": "Paused by {actor}, who wrote:",
+        "resumed": "Channel resumed; {count} held post(s) back in the queue.",
+        "resumed_row": "Back in the queue: the channel was resumed.",
+        "token_expiring": "The credentials of channel \"{channel}\" expire on {date} ({left_seconds} from now); renew them before then.",
+        "feed_ok": "The feed can be read again.",
+        "feed_error": "The feed could not be read.",
+        "poll_new": "{count} new article(s), {queued} post(s) queued.",
+        "baseline": "First poll of this feed: {count} existing article(s) recorded as already published; {queued} post(s) queued (first_run = \"{mode}\").",
+        "alert_feed_down": "The feed \"{feed}\" has failed for {down_seconds}. Check that the site is up and the feed's url in the config is right.",
+        "alert_feed_ok": "The feed \"{feed}\" can be read again.",
+        "alert_flood": ("The feed \"{feed}\" brought {count} new articles at once (more than {threshold}); they are held, not posted. "
+                        "If the site really published them, release them; if the site changed its addresses, skip them."),
+        "alert_paused": "Channel \"{channel}\" is paused and its posts are kept.",
+        "alert_resumed": "Channel \"{channel}\" was resumed and is posting again.",
+        "alert_posting_again": "Channel \"{channel}\" is posting again.",
+        "alert_failed": "A post to \"{channel}\" failed for good: \"{title}\".",
+        "alert_uncertain": "Check \"{title}\" on \"{channel}\": it may or may not have been posted.",
+        "alert_uncertain_plain": "Check \"{title}\" on \"{channel}\": it may or may not have been posted.",
+        "alert_renewed": "The credentials of channel \"{channel}\" were renewed.",
+    },
+    "id": {
+        "queued": "Artikel baru masuk antrean.",
+        "skipped_too_old": "Dilewati: terbit lebih dari {max_age_seconds} sebelum pertama kali terlihat.",
+        "skipped_categories": "Dilewati: tidak termasuk kategori yang diterima kanal ini ({categories}).",
+        "skipped_excluded_category": "Dilewati: termasuk kategori yang dikecualikan ({categories}).",
+        "skipped_keywords": "Dilewati: tidak menyebut satu pun kata kunci yang diterima kanal ini ({keywords}).",
+        "skipped_excluded_keyword": "Dilewati: menyebut kata kunci yang dikecualikan ({keyword}).",
+        "skipped_max_age": "Dilewati: lebih lama dari max_age kanal ini ({max_age_seconds}).",
+        "skipped_needs_image": "Dilewati: {platform} memerlukan gambar dan artikel ini tidak punya gambar.",
+        "held_flood": "Ditahan oleh pengaman banjir: satu kali baca feed membawa {count} artikel baru (lebih dari {threshold}); lepaskan atau lewati.",
+        "sending": "Sedang diunggah (percobaan ke-{tries}).",
+        "posted": "Terunggah.",
+        "posted_notes": "Terunggah, dengan catatan dari platform.",
+        "posted_found": "Terunggah (ditemukan di platform saat diperiksa).",
+        "held_paused": "Ditahan: kanal sedang dijeda.",
+        "pacing": "Menunggu aturan jeda kanal; keluar setelah {time_at}.",
+        "failed_fit": "Gagal: artikel ini tidak dapat dijadikan unggahan untuk kanal ini.",
+        "held_auth": "Ditahan: platform menolak kredensial atau izin kanal ini. Perbaiki, lalu lanjutkan kanal.",
+        "failed_permanent": "Gagal: platform menolak unggahan ini dan akan menolaknya lagi.",
+        "failed_tries": "Gagal setelah {tries} percobaan.",
+        "failed_gave_up": "Gagal: berhenti mencoba setelah {age_seconds}.",
+        "failed_rate_limited": "Gagal: masih dibatasi platform setelah {age_seconds}.",
+        "waiting_rate_limited": "Platform meminta kita memperlambat; coba lagi dalam {wait_seconds}.",
+        "waiting_transient": "Belum terunggah kali ini; coba lagi dalam {wait_seconds}.",
+        "waiting_repeats_dropped": "Belum pasti sudah keluar; platform membuang unggahan ganda, jadi akan dikirim lagi; coba lagi dalam {wait_seconds}.",
+        "uncertain_will_check": "Belum pasti sudah terunggah; autopublish akan memeriksa platform sebelum mencoba lagi.",
+        "uncertain_no_check": "Belum pasti sudah terunggah, dan platform ini tidak dapat diperiksa otomatis. Periksa, lalu tandai sudah atau belum terunggah.",
+        "uncertain_unknown": "Belum pasti sudah terunggah. Periksa, lalu tandai sudah atau belum terunggah.",
+        "interrupted": "autopublish berhenti saat ini sedang diunggah; platform akan diperiksa sebelum mencoba lagi.",
+        "resend_idempotent": "Akan dikirim lagi; platform membuang unggahan yang sama.",
+        "uncertain_platform_no_check": "Belum pasti sudah terunggah, dan {platform} tidak dapat diperiksa otomatis. Periksa, lalu tandai sudah atau belum terunggah.",
+        "not_found": "Tidak ditemukan di platform; akan diunggah lagi.",
+        "resend_after_check_failed": "{platform} tidak dapat diperiksa; akan dikirim lagi dengan kunci yang sama, yang masih diingat {platform}, jadi tidak akan muncul dua kali.",
+        "uncertain_no_read_back": "Belum pasti sudah terunggah, dan autopublish tidak diizinkan membaca akun. Periksa, lalu tandai sudah atau belum terunggah.",
+        "uncertain_no_read_back_needs": "Belum pasti sudah terunggah, dan autopublish tidak diizinkan membaca akun (perlu {permission}). Periksa, lalu tandai sudah atau belum terunggah.",
+        "uncertain_checks_exhausted": "Belum pasti sudah terunggah; pemeriksaan platform gagal {checks} kali selama {age_seconds}. Periksa, lalu tandai sudah atau belum terunggah.",
+        "uncertain_check_again": "Belum pasti sudah terunggah; pemeriksaan platform gagal; diperiksa lagi dalam {wait_seconds}.",
+        "retry": "{actor} meminta coba lagi.",
+        "skip": "Dilewati oleh {actor}.",
+        "resolved_posted": "Ditandai sudah terunggah oleh {actor}.",
+        "resolved_not_posted": "Ditandai belum terunggah oleh {actor}; akan diunggah.",
+        "repost_queued": "{actor} meminta unggah ulang.",
+        "repost": "Unggah ulang pengiriman {id} diminta.",
+        "paused_by_platform": "Platform menolak kredensial atau izin kanal ini. Perbaiki, lalu lanjutkan kanal.",
+        "paused_by_editor": "Dijeda oleh {actor}.",
+        "paused_by_editor_why": "Dijeda oleh {actor}, dengan catatan:",
+        "resumed": "Kanal dilanjutkan; {count} unggahan yang ditahan kembali ke antrean.",
+        "resumed_row": "Kembali ke antrean: kanal dilanjutkan.",
+        "token_expiring": "Kredensial kanal \"{channel}\" berakhir pada {date} ({left_seconds} lagi); perbarui sebelum itu.",
+        "feed_ok": "Feed dapat dibaca lagi.",
+        "feed_error": "Feed tidak dapat dibaca.",
+        "poll_new": "{count} artikel baru, {queued} unggahan masuk antrean.",
+        "baseline": "Pembacaan pertama feed ini: {count} artikel yang sudah ada dicatat sebagai sudah terbit; {queued} unggahan masuk antrean (first_run = \"{mode}\").",
+        "alert_feed_down": "Feed \"{feed}\" gagal dibaca selama {down_seconds}. Periksa apakah situs berjalan dan url feed di konfigurasi benar.",
+        "alert_feed_ok": "Feed \"{feed}\" dapat dibaca lagi.",
+        "alert_flood": ("Feed \"{feed}\" membawa {count} artikel baru sekaligus (lebih dari {threshold}); semuanya ditahan, tidak diunggah. "
+                        "Jika situs memang menerbitkannya, lepaskan; jika situs mengubah alamatnya, lewati."),
+        "alert_paused": "Kanal \"{channel}\" dijeda dan unggahannya disimpan.",
+        "alert_resumed": "Kanal \"{channel}\" dilanjutkan dan mengunggah lagi.",
+        "alert_posting_again": "Kanal \"{channel}\" mengunggah lagi.",
+        "alert_failed": "Unggahan ke \"{channel}\" gagal permanen: \"{title}\".",
+        "alert_uncertain": "Periksa \"{title}\" di \"{channel}\": mungkin sudah atau belum terunggah.",
+        "alert_uncertain_plain": "Periksa \"{title}\" di \"{channel}\": mungkin sudah atau belum terunggah.",
+        "alert_renewed": "Kredensial kanal \"{channel}\" sudah diperbarui.",
+    },
+}
+
+
+def duration_text(language: str, seconds: float) -> str:
+    """A duration in the language: "3h 5m" in English, "3 jam 5 menit" in Indonesian."""
+    short = format_duration(seconds)
+    if language != "id":
+        return short
+    words = {"s": "detik", "m": "menit", "h": "jam", "d": "hari"}
+    return " ".join(f"{part[:-1]} {words.get(part[-1], part[-1])}" for part in short.split())
+
+
+def say(language: str, code: str | None, params: str | Mapping[str, Any] | None, fallback: str,
+        moment: Callable[[float], str] | None = None) -> tuple[str, str]:
+    """(sentence in ``language``, the platform's own words or "") for a stored message.
+
+    ``fallback`` (the stored English text) is the sentence when the code is unknown or missing.
+    """
+    values = load_params(params) if isinstance(params, str) or params is None else dict(params)
+    detail = str(values.get("detail") or "")
+    if code:
+        template = MESSAGES.get(language, {}).get(code) or MESSAGES[DEFAULT].get(code)
+        if template:
+            sentence = render(template, values, duration=lambda s: duration_text(language, s), moment=moment)
+            return sentence, detail
+    return fallback, ""

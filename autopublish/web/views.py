@@ -12,18 +12,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, get_flashed_messages, jsonify, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as Redirect
 
 from autopublish.errors import AutopublishError, StateError
+from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
 from autopublish.push.status import push_status
 from autopublish.store import DeliveryRow
 from autopublish.web.auth import actor, current_user, editor_only, known_device, remember_device, safe_next, sign_in, sign_out
 from autopublish.web.context import web
 from autopublish.web.display import channel_state, t
-from autopublish.web.i18n import pick_language
+from autopublish.web.glance import day_chart, delay_chart, month
+from autopublish.web.i18n import duration_text, pick_language
 from autopublish.web.queries import HELD, UPCOMING, LogFilter, article_page, channel_counts, event_page, queue_page
 
 log = logging.getLogger(__name__)
@@ -243,8 +246,26 @@ def channels() -> str:
         state = channel_state(name)
         rows.append({"name": name, "platform": channel.platform, "enabled": channel.enabled, "state": state,
                      "counts": counts.get(name, {}), "expired": state.token_expires_at is not None and state.token_expires_at <= now})
+    glance = month(context.store, list(context.config.channels), now=now, zone=context.zone)
+    words = {key: t(key) for key in ("posts", "failures", "holds", "median", "worst")}
+    lang = g.lang
+    charts = {c.name: Markup(day_chart(c, glance.days, label=t("posts_per_day", channel=c.name), words=words)) for c in glance.channels}
+    delays = Markup(delay_chart(glance.channels, label=t("delay_title"), words=words, duration=lambda s: duration_text(lang, s)))
     feed_modes = [push_status(context.config, context.store, name, now) for name in context.config.feeds]
-    return render_template("channels.html", rows=rows, feed_modes=feed_modes, nodes=context.store.nodes(), **common())
+    return render_template("channels.html", rows=rows, feed_modes=feed_modes, glance=glance, charts=charts, delays=delays,
+                           duration=lambda s: duration_text(lang, s), nodes=context.store.nodes(), **common())
+
+
+@bp.get("/articles/<int:article_id>")
+def article(article_id: int) -> str:
+    """One article's whole story: each channel's delivery and text as sent, every event in order, the actions."""
+    store = web().store
+    summary = store.article_summary(article_id)
+    if summary is None:
+        abort(404)
+    deliveries = store.article_deliveries(article_id)
+    events = store.article_events(article_id)
+    return render_template("article.html", article=summary, deliveries=deliveries, events=events, **common())
 
 
 @bp.get("/preview/<int:delivery_id>")
@@ -333,7 +354,7 @@ def pause(name: str) -> Redirect:
     if name not in web().config.channels:
         abort(404)
     why = " ".join(request.form.get("reason", "").split())[:300]
-    reason = f"Paused by {actor()}" + (f": {why}" if why else "")
+    reason = msg("paused_by_editor_why", actor=actor(), detail=why) if why else msg("paused_by_editor", actor=actor())
     ok = web().store.pause_channel(name, reason, actor=actor())
     done(ok, "done_pause", "refused_pause", name=name)
     return back("web.channels")
