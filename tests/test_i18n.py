@@ -20,9 +20,9 @@ from autopublish.messages import ENGLISH, msg
 from autopublish.models import DeliveryStatus
 from autopublish.retry import RetryPolicy, decide
 from autopublish.store import Store
-from tests.test_store import V1_SCHEMA
 from autopublish.web.i18n import MESSAGES, duration_text, say
 from tests.helpers import outbox_lines, run_cli, sqlite_of
+from tests.test_store import V1_SCHEMA
 from tests.test_web import Site, app, delivery_ids, sign_in, site  # noqa: F401  (fixtures)
 
 PLATFORM_WORDS = "Facebook says the Page token has expired; create a new Page token"
