@@ -85,6 +85,7 @@ class SettingsModel(_Strict):
     fetch_deadline: Duration = 60.0
     max_feed_size: Size = 10 * 1024 * 1024
     max_redirects: int = Field(5, ge=0, le=20)
+    fetch_concurrency: int = Field(16, ge=1, le=256)  # feeds fetched at once (at most 2 per host)
     feed_down_after: Duration = 6 * 3600.0
     publish_timeout: Duration = 30.0
     sweep_interval: Duration = 30.0

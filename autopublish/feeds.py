@@ -26,6 +26,7 @@ import requests
 
 from autopublish import __version__
 from autopublish.errors import AddressRefusedError, FeedError, FetchError
+from autopublish.fastfeed import parse_fast
 from autopublish.feedtext import clean_line, clean_text
 from autopublish.models import Article
 from autopublish.netguard import Fetched, GuardedFetcher, Origin, read_capped
@@ -274,6 +275,32 @@ def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "")
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"[") or "json" in content_type.lower():
         return _parse_json_feed(body, feed=feed, url=url)
+    fast = parse_fast(body, content_type)
+    if fast is not None:
+        return _from_entries(fast, feed=feed)
+    return parse_feed_slow(body, feed=feed, content_type=content_type, url=url)
+
+
+def _from_entries(fast: tuple[str, str, list[dict[str, Any]], dict[str, str]], *, feed: str) -> ParsedFeed:
+    """The fast path's entries (feedparser-shaped dicts) through the same mapping as parse_feed_slow."""
+    raw_title, language, entries, links = fast
+    title = clean_line(html_to_text(_text(raw_title)))
+    articles = []
+    skipped: list[str] = []
+    for index, entry in enumerate(entries):
+        try:
+            article = _entry_to_article(entry, feed=feed, feed_title=title, language=language)
+        except Exception as problem:  # one unreadable entry never stops the others
+            skipped.append(f"{_describe(entry, index)}: {_why(problem)}")
+            continue
+        if article is not None:
+            articles.append(article)
+    return ParsedFeed(title=title, articles=articles, skipped=tuple(skipped), home=_http(_text(links["home"])),
+                      hub=_http(_text(links["hub"])), self_url=_http(_text(links["self"])))
+
+
+def parse_feed_slow(body: bytes, *, feed: str, content_type: str = "", url: str = "") -> ParsedFeed:
+    """parse_feed through feedparser alone: every RSS/Atom dialect, encoding and oddity."""
     try:
         parsed = feedparser.parse(
             io.BytesIO(body),
@@ -679,5 +706,5 @@ def canonical_link(url: str) -> str:
     path = re.sub(r"/{2,}", "/", parts.path or "/")
     if len(path) > 1:
         path = path.rstrip("/")
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)))
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k))) if parts.query else ""
     return urlunsplit(("", host, path, query, "")).lstrip("/")

@@ -19,6 +19,8 @@ _LINE_BREAKS = re.compile("[\t\n\u2028\u2029\x85\r]+")
 
 def clean_text(value: str) -> str:
     """Multi-line text: surrogates become U+FFFD, CR LF becomes LF, other control characters go."""
+    if value.replace("\n", "").replace("\t", "").isprintable():
+        return value  # nothing to clean (surrogates, controls and CR are all non-printable): skips three scans
     value = _SURROGATES.sub("\ufffd", value)
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROLS.sub("", value)
@@ -26,6 +28,8 @@ def clean_text(value: str) -> str:
 
 def clean_line(value: str) -> str:
     """One-line text (titles, names, addresses): as ``clean_text``, and line breaks become spaces."""
+    if value.isprintable():
+        return value.strip()  # no surrogate, control character or line break in it
     value = _SURROGATES.sub("\ufffd", value)
     value = _LINE_BREAKS.sub(" ", value)
     return _CONTROLS.sub("", value).strip()

@@ -9,21 +9,48 @@ the platform back, or by an editor: never by posting again blindly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
-from autopublish.errors import AuthError, FeedError, PublishError, StateError, UncertainError
-from autopublish.feeds import FetchLimits, FetchState, canonical_link, feed_links, fetch_feed, parse_feed
+from autopublish.errors import (
+    AuthError,
+    FeedError,
+    PublishError,
+    StateError,
+    UncertainError,
+)
+from autopublish.feeds import (
+    FetchLimits,
+    FetchResult,
+    FetchState,
+    ParsedFeed,
+    canonical_link,
+    feed_links,
+    fetch_feed,
+    parse_feed,
+)
+from autopublish.lanes import Lanes
 from autopublish.messages import Message, msg
-from autopublish.models import Article, DeliveryStatus, Health, HealthLevel, Post, Receipt
+from autopublish.models import (
+    Article,
+    DeliveryStatus,
+    Health,
+    HealthLevel,
+    Post,
+    Receipt,
+)
 from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.pacing import next_allowed
 from autopublish.platforms.base import Publisher
@@ -36,6 +63,9 @@ log = logging.getLogger(__name__)
 
 TOKEN_WARNING_DAYS = 7
 _UNDATED = datetime.min.replace(tzinfo=UTC)
+PER_HOST = 2  # feed fetches at once to one host (scheme://host:port), to be polite to shared hosting
+BATCH_SIZE = 50  # polls recorded per transaction
+BATCH_SECONDS = 1.0  # ... or whatever has arrived after this long
 
 
 class Notifier(Protocol):
@@ -63,6 +93,19 @@ class PollResult:
     message: str = ""
     changed: bool = True
     skipped: bool = False  # another node polls it now, or polled it within the interval
+
+
+@dataclass
+class _Fetched:
+    """What one fetch-and-parse (on a pool thread, no store writes) brings back."""
+
+    feed: FeedConfig
+    row: FeedRow
+    state: FetchState | None = None
+    parsed: ParsedFeed | None = None  # None: unchanged (304 or the same bytes)
+    link_header: str = ""
+    error: str = ""
+    seconds: float = 0.0
 
 
 @dataclass
@@ -151,8 +194,11 @@ class Pipeline:
                                   reconcile_after=s.reconcile_after, check_give_up_after=s.reconcile_give_up_after)
         self.fetch_limits = FetchLimits(timeout=(min(10.0, s.fetch_timeout), s.fetch_timeout), deadline=s.fetch_deadline,
                                         max_bytes=s.max_feed_size, max_redirects=s.max_redirects)
-        self.lock = threading.RLock()  # one poll or sweep at a time
+        self.lock = threading.RLock()  # one poll cycle or sweep dispatch at a time
         self.poll_seconds: dict[str, float] = {}  # the last poll's duration per feed, for /metrics
+        self.lanes = Lanes()  # one delivery lane per channel; a reload hands it to the new pipeline
+        self.lane_errors: list[StateError] = []
+        self._later: list[Callable[[], None]] | None = None  # notifications held until a batch commits
 
     # --- start-up -----------------------------------------------------------------------
     def recover(self) -> list[int]:
@@ -175,75 +221,164 @@ class Pipeline:
 
     # --- polling ------------------------------------------------------------------------
     def poll_all(self, stop: threading.Event | None = None) -> list[PollResult]:
-        results = []
-        for feed in self.config.feeds.values():
-            if stop is not None and stop.is_set():
-                break
-            if feed.enabled:
-                results.append(self.poll_feed(feed.name))
-        return results
+        return self.poll_many([feed.name for feed in self.config.feeds.values() if feed.enabled], stop)
 
     def poll_feed(self, name: str, *, every: float | None = None) -> PollResult:
-        """Poll one feed under its lease (one node at a time). ``every``: only if no node polled it that recently."""
+        return self.poll_many([name], every=None if every is None else {name: every})[0]
+
+    def poll_many(self, names: list[str], stop: threading.Event | None = None, *, every: dict[str, float] | None = None) -> list[PollResult]:
+        """Poll these feeds: up to ``fetch_concurrency`` fetches at once, at most PER_HOST per host.
+
+        Fetching and parsing run on a pool; recording runs here, BATCH_SIZE polls per
+        transaction. A feed's articles and deliveries are written in the same transaction
+        as its new validators and body hash, so a crash can never mark a body seen whose
+        articles were not stored.
+
+        Each feed is polled under its lease (one node at a time); ``every``: a feed named there
+        is skipped if any node polled it less than that long ago, so N nodes poll it about once
+        per interval.
+        """
         with self.lock:
-            feed = self.config.feeds[name]
-            # tolerate the scheduler's one-second tick jitter, never more than a quarter interval
-            gap = None if every is None else max(0.0, every - min(0.5, every / 4))
-            row = self.store.lease_feed(feed.name, feed.display_url, ttl=self._lease_ttl(), every=gap)
-            if row is None:
-                return PollResult(feed.name, True, changed=False, skipped=True, message="polled by another node")
-            started = time.monotonic()
+            feeds = [self.config.feeds[name] for name in dict.fromkeys(names)]
+            skipped: list[PollResult] = []
+            rows: dict[str, FeedRow] = {}
+            with self.store.batch():
+                for feed in feeds:
+                    interval = (every or {}).get(feed.name)
+                    # tolerate the scheduler's one-second tick jitter, never more than a quarter interval
+                    gap = None if interval is None else max(0.0, interval - min(0.5, interval / 4))
+                    row = self.store.lease_feed(feed.name, feed.display_url, ttl=self._lease_ttl(), every=gap)
+                    if row is None:
+                        skipped.append(PollResult(feed.name, True, changed=False, skipped=True, message="polled by another node"))
+                    else:
+                        rows[feed.name] = row
+            leased = [feed for feed in feeds if feed.name in rows]
+            results: list[PollResult] = []
             try:
-                return self._poll_feed(feed, row)
-            except StateError:
-                self._give_back(feed.name)
-                raise
-            except Exception as exc:  # a bug or hostile input: fail this feed, never the tick or the run
-                message = (f"The feed could not be read because of an unexpected error ({type(exc).__name__}); "
-                           "the other feeds go on. Report this if it persists")
-                log.error("Feed %s: %s", name, message, extra={"feed": name}, exc_info=log.isEnabledFor(logging.DEBUG))
-                self.store.record_poll_error(name, message)  # gives the lease back too
-                self._feed_failing(name)
-                return PollResult(name, False, message=message)
-            except BaseException:
-                self._give_back(feed.name)
-                raise
+                if len(leased) <= 1:
+                    results = [self._record_all([self._fetch_and_parse(feed, rows[feed.name])])[0] for feed in leased]
+                else:
+                    results = self._poll_pool(leased, rows, stop)
             finally:
-                self.poll_seconds[name] = time.monotonic() - started
+                # a recorded poll gave its lease back; give back the others (stopped, or the store failed)
+                recorded = {r.feed for r in results}
+                with contextlib.suppress(StateError):
+                    for feed in leased:
+                        if feed.name not in recorded:
+                            self.store.release_feed(feed.name)
+            return results + skipped
 
-    def _give_back(self, name: str) -> None:
-        """Release the feed's poll lease after a failed poll (best effort: it also expires)."""
-        try:
-            self.store.release_feed(name)
-        except StateError:
-            pass
+    def _poll_pool(self, feeds: list[FeedConfig], rows: dict[str, FeedRow], stop: threading.Event | None) -> list[PollResult]:
+        limit = self.config.settings.fetch_concurrency
+        pending: deque[FeedConfig] = deque(feeds)
+        parked: dict[str, deque[FeedConfig]] = {}  # feeds waiting for a free slot on their host
+        active: Counter[str] = Counter()
+        in_flight: dict[Future[_Fetched], str] = {}
+        results: list[PollResult] = []
+        ready: list[_Fetched] = []
+        first_ready = 0.0
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="fetch") as pool:
+            while pending or in_flight:
+                while pending and len(in_flight) < limit and not (stop is not None and stop.is_set()):
+                    feed = pending.popleft()
+                    host = _host(feed.url)
+                    if active[host] >= PER_HOST:
+                        parked.setdefault(host, deque()).append(feed)
+                        continue
+                    active[host] += 1
+                    in_flight[pool.submit(self._fetch_and_parse, feed, rows[feed.name])] = host
+                if not in_flight:
+                    break  # stopped
+                done, _ = wait(in_flight, timeout=BATCH_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    host = in_flight.pop(future)
+                    active[host] -= 1
+                    if parked.get(host):
+                        pending.appendleft(parked[host].popleft())
+                    if not ready:
+                        first_ready = time.monotonic()
+                    ready.append(future.result())
+                if ready and (len(ready) >= BATCH_SIZE or not in_flight or time.monotonic() - first_ready >= BATCH_SECONDS):
+                    results.extend(self._record_all(ready))
+                    ready = []
+        if ready:
+            results.extend(self._record_all(ready))
+        return results
 
-    def _poll_feed(self, feed: FeedConfig, row: FeedRow) -> PollResult:
+    def _fetch_and_parse(self, feed: FeedConfig, row: FeedRow) -> _Fetched:
+        """The network and CPU part of a poll; thread-safe, touches nothing shared but the session."""
+        started = time.monotonic()
+        outcome = _Fetched(feed, row)
         state = FetchState(row.etag, row.last_modified, row.fetched_at, row.body_hash) if row.polls else None
         try:
-            fetched = fetch_feed(self.fetcher, feed.url, state, self.fetch_limits, clock=self.clock)
-            if fetched.body is None:
-                self.store.record_poll_unchanged(feed.name, fetched_at=fetched.state.fetched_at)
-                self._feed_recovered(feed.name, row.failing_since)
-                return PollResult(feed.name, True, changed=False, message="unchanged")
-            parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
+            fetched: FetchResult = fetch_feed(self.fetcher, feed.url, state, self.fetch_limits, clock=self.clock)
+            outcome.state, outcome.link_header = fetched.state, fetched.link_header
+            if fetched.body is not None:
+                outcome.parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
         except FeedError as exc:
-            message = self.redact(exc.message)
+            outcome.error = self.redact(exc.message)
+        except Exception as exc:  # a bug or hostile input: fail this feed, never the cycle, the tick or the run
+            outcome.error = _unexpected(feed.name, exc)
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    def _record_all(self, outcomes: list[_Fetched]) -> list[PollResult]:
+        """Record polls in one transaction; alerts go out after it commits."""
+        self._later = []
+        try:
+            with self.store.batch():
+                results = [self._record_one(outcome) for outcome in outcomes]
+            later = self._later
+        finally:
+            self._later = None
+        for notify in later:
+            notify()
+        return results
+
+    def _notify(self, notify: Callable[[], None]) -> None:
+        if self._later is not None:
+            self._later.append(notify)
+        else:
+            notify()
+
+    def _record_one(self, outcome: _Fetched) -> PollResult:
+        """Record one poll inside the batch; an unexpected error undoes only this feed's writes and fails only it."""
+        try:
+            with self.store.savepoint():
+                return self._record(outcome)
+        except StateError:
+            raise
+        except Exception as exc:  # a bug or hostile input: fail this feed, never the tick or the run
+            message = _unexpected(outcome.feed.name, exc)
+            self.store.record_poll_error(outcome.feed.name, message)
+            self._feed_failing(outcome.feed.name)
+            return PollResult(outcome.feed.name, False, message=message)
+
+    def _record(self, outcome: _Fetched) -> PollResult:
+        feed, row = outcome.feed, outcome.row
+        self.poll_seconds[feed.name] = outcome.seconds
+        if outcome.error or outcome.state is None:
+            message = outcome.error or "The feed could not be read"
             self.store.record_poll_error(feed.name, message)
             log.warning("Feed %s: %s", feed.name, message, extra={"feed": feed.name})
             self._feed_failing(feed.name)
             return PollResult(feed.name, False, message=message)
+        state, parsed = outcome.state, outcome.parsed
+        if parsed is None:
+            self.store.record_poll_unchanged(feed.name, fetched_at=state.fetched_at)
+            self._feed_recovered(feed.name, row.failing_since)
+            return PollResult(feed.name, True, changed=False, message="unchanged")
         for skipped in parsed.skipped:
             text = f"An entry of the feed was skipped: {skipped}"
             if self.store.log_event_once("bad_entry", text, feed=feed.name, status="warning"):
                 log.warning("Feed %s: %s", feed.name, text, extra={"feed": feed.name})
         if parsed.warning:
             log.info("Feed %s: %s", feed.name, parsed.warning, extra={"feed": feed.name})
-        links = feed_links(parsed, fetched.link_header)  # push: pings name the home page; WebSub needs hub and self
+        links = feed_links(parsed, outcome.link_header)  # push: pings name the home page; WebSub needs hub and self
         self.store.record_feed_links(feed.name, home=links.home, hub=links.hub, self_url=links.self_url)
         result = self._take_new(feed, parsed.articles, baseline=row.baseline_at is None)
-        self.store.record_poll_ok(feed.name, etag=fetched.state.etag, last_modified=fetched.state.last_modified,
-                                  fetched_at=fetched.state.fetched_at, body_hash=fetched.state.body_hash, title=parsed.title or None,
+        self.store.record_poll_ok(feed.name, etag=state.etag, last_modified=state.last_modified,
+                                  fetched_at=state.fetched_at, body_hash=state.body_hash, title=parsed.title or None,
                                   warning=parsed.warning)
         self._feed_recovered(feed.name, row.failing_since)
         return result
@@ -254,23 +389,28 @@ class Pipeline:
             return
         down_for = self.clock() - row.failing_since
         if down_for >= self.config.settings.feed_down_after:
-            self.notifier.problem(f"feed:{name}", msg("alert_feed_down", feed=name, down_seconds=round(down_for), detail=row.last_error or ""))
+            message = msg("alert_feed_down", feed=name, down_seconds=round(down_for), detail=row.last_error or "")
+            self._notify(lambda: self.notifier.problem(f"feed:{name}", message))
 
     def _feed_recovered(self, name: str, failing_since: float | None) -> None:
         if failing_since is not None:
-            self.notifier.resolved(f"feed:{name}", msg("alert_feed_ok", feed=name))
+            self._notify(lambda: self.notifier.resolved(f"feed:{name}", msg("alert_feed_ok", feed=name)))
 
     def _take_new(self, feed: FeedConfig, articles: list[Article], *, baseline: bool) -> PollResult:
         now = self.clock()
         new: list[tuple[Article, str]] = []
         seen_keys: set[str] = set()
+        candidates: list[tuple[Article, str]] = []
         for article in articles:
             canonical = canonical_link(article.link) if article.link else ""
             marker = canonical or article.key
             if article.key in seen_keys or marker in seen_keys:
                 continue
             seen_keys.update({article.key, marker})
-            if self.store.known_article(feed.name, article.key, canonical) is None:
+            candidates.append((article, canonical))
+        known_keys, known_links = self.store.known_keys(feed.name, [a.key for a, _ in candidates], [c for _, c in candidates])
+        for article, canonical in candidates:
+            if article.key not in known_keys and not (canonical and canonical in known_links):
                 new.append((article, canonical))
         # oldest first: by date where given; undated entries keep the feed's order reversed
         # (feeds list newest first), and a stable sort keeps ties that way too
@@ -284,7 +424,8 @@ class Pipeline:
         summary = msg("poll_new", count=len(new), queued=queued) if new else ""
         self.store.record_articles(feed.name, items, summary=summary)
         if flood:
-            self.notifier.problem(f"flood:{feed.name}", msg("alert_flood", feed=feed.name, count=len(new), threshold=self.config.settings.flood_threshold))
+            count, threshold = len(new), self.config.settings.flood_threshold
+            self._notify(lambda: self.notifier.problem(f"flood:{feed.name}", msg("alert_flood", feed=feed.name, count=count, threshold=threshold)))
         return PollResult(feed.name, True, new=len(new), queued=queued)
 
     def _too_old(self, feed: FeedConfig, article: Article, now: float) -> bool:
@@ -335,54 +476,84 @@ class Pipeline:
         return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
 
     # --- delivering ---------------------------------------------------------------------
-    def deliver_due(self, stop: threading.Event | None = None) -> SweepResult:
+    def deliver_due(self, stop: threading.Event | None = None, *, wait: bool = True) -> SweepResult:
         """Send every due delivery once (oldest first, within pacing); settle uncertain ones.
 
-        Channel by channel, each under its lease: one node at a time posts for a channel,
-        so its order and pacing hold across nodes.
+        Each channel's work runs on its own lane, so a hanging platform delays only its own
+        channel; a channel whose lane is still busy from an earlier sweep is left for the
+        next one. ``wait=False`` (the daemon) returns at once; the result then counts nothing.
         """
         with self.lock:
-            result = SweepResult()
-            # no post of this node is in flight now (one sweep at a time): its own claims left over lost their answer
-            for delivery_id in self.store.settle_own_claims():
+            # own claims on a channel whose lane is idle lost their answer (the store failed after the post)
+            for delivery_id in self.store.settle_own_claims(except_channels=self.lanes.in_flight()):
                 log.warning("Delivery %s was posted but its outcome could not be recorded; it is now uncertain and will be checked",
                             delivery_id)
             for delivery_id in self.store.recover_dead_nodes():
                 log.warning("Delivery %s was being posted by a node that stopped answering; it is now uncertain and will be checked",
                             delivery_id)
-            now = self.clock()
-            uncertain = [row for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN)
-                         if not row.needs_editor and (row.next_attempt_at is None or row.next_attempt_at <= now)]
             self._hold_paused_channels()
-            channels = list(dict.fromkeys([row.channel for row in uncertain] + self.store.due_channels(now)))
-            ttl = self._lease_ttl()
-            for channel in channels:
+            now = self.clock()
+            due: dict[str, None] = {}  # channels with work, in the order of their oldest due delivery
+            for row in self.store.due_deliveries(now):
+                due.setdefault(row.channel)
+            for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN):
+                if not row.needs_editor and (row.next_attempt_at is None or row.next_attempt_at <= now):
+                    due.setdefault(row.channel)
+            started: list[tuple[threading.Thread, SweepResult]] = []
+            for channel in due:
+                result = SweepResult()
+                thread = self.lanes.start(channel, self._lane_job(channel, result, stop))
+                if thread is not None:
+                    started.append((thread, result))
+        total = SweepResult()
+        if wait:
+            for thread, result in started:
+                thread.join()
+                for name in ("sent", "failed", "waiting", "uncertain", "held", "reconciled"):
+                    setattr(total, name, getattr(total, name) + getattr(result, name))
+                total.outcomes.extend(result.outcomes)
+            self.raise_lane_error()
+        return total
+
+    def raise_lane_error(self) -> None:
+        """Re-raise, once, a store failure that stopped a lane (the store failing stops publishing)."""
+        if self.lane_errors:
+            error = self.lane_errors[0]
+            self.lane_errors.clear()
+            raise error
+
+    def _lane_job(self, channel: str, result: SweepResult, stop: threading.Event | None) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                self._sweep_channel(channel, result, stop)
+            except StateError as exc:  # the store failed: the caller (or the daemon's next tick) must see it
+                self.lane_errors.append(exc)
+            except Exception as exc:  # a lane must not die silently; the next sweep tries again
+                log.error("Delivering to channel %s stopped (%s); it will go on at the next sweep", channel,
+                          getattr(exc, "message", type(exc).__name__), extra={"channel": channel})
+        return run
+
+    def _sweep_channel(self, channel: str, result: SweepResult, stop: threading.Event | None) -> None:
+        """One channel's doubts and due posts, under its lease: one node at a time posts for a channel,
+        so its order and pacing hold across nodes."""
+        ttl = self._lease_ttl()
+        if not self.store.lease_channel(channel, ttl):
+            return  # another node posts for this channel now
+        try:
+            leased = time.monotonic()
+            self._reconcile_due(result, stop, channel=channel)
+            # read after settling doubts: one found missing is due again in this same sweep
+            for row in self.store.due_deliveries(self.clock(), channels=[channel]):
                 if stop is not None and stop.is_set():
                     break
-                if not self.store.lease_channel(channel, ttl):
-                    continue  # another node posts for this channel now
-                try:
-                    self._sweep_channel(channel, [row for row in uncertain if row.channel == channel], ttl, result, stop)
-                finally:
-                    self.store.release_channel(channel)
-            return result
-
-    def _sweep_channel(self, channel: str, uncertain: list[DeliveryRow], ttl: float, result: SweepResult,
-                       stop: threading.Event | None) -> None:
-        leased = time.monotonic()
-        for row in uncertain:
-            if stop is not None and stop.is_set():
-                return
-            self._reconcile(row, result)
-        for row in self.store.due_deliveries(self.clock(), [channel]):
-            if stop is not None and stop.is_set():
-                return
-            if time.monotonic() - leased > ttl / 3:
-                if not self.store.lease_channel(channel, ttl):
-                    return
-                leased = time.monotonic()
-            if not self._deliver(row, result):
-                return  # never skip ahead of a row we could not claim: the channel's order holds
+                if time.monotonic() - leased > ttl / 3:
+                    if not self.store.lease_channel(channel, ttl):
+                        return
+                    leased = time.monotonic()
+                if not self._deliver(row, result):
+                    return  # never skip ahead of a row we could not claim: the channel's order holds
+        finally:
+            self.store.release_channel(channel)
 
     def _hold_paused_channels(self) -> None:
         """Hold queued deliveries of paused channels, visibly, until the channel is resumed.
@@ -505,6 +676,15 @@ class Pipeline:
                             last_sent_at=recent[0] if recent else None, oldest_in_hour=oldest_hour, oldest_in_day=oldest_day)
 
     # --- reconciling ------------------------------------------------------------------------
+    def _reconcile_due(self, result: SweepResult, stop: threading.Event | None, channel: str | None = None) -> None:
+        now = self.clock()
+        for row in self.store.deliveries_with_status(DeliveryStatus.UNCERTAIN, channel=channel):
+            if stop is not None and stop.is_set():
+                return
+            if row.needs_editor or (row.next_attempt_at is not None and row.next_attempt_at > now):
+                continue
+            self._reconcile(row, result)
+
     def _reconcile(self, row: DeliveryRow, result: SweepResult) -> None:
         channel = self.config.channels.get(row.channel)
         publisher = self.publishers.get(row.channel)
@@ -567,6 +747,8 @@ class Pipeline:
         """Ask every channel for its health; record token expiry and warn when it is near."""
         report: dict[str, Health] = {}
         for name, publisher in self.publishers.items():
+            if self.lanes.busy(name):
+                continue  # posting right now (a publisher is used by one thread at a time); checked next time
             try:
                 health = publisher.check()
             except AuthError as exc:
@@ -593,6 +775,18 @@ class Pipeline:
                 else:
                     self.notifier.resolved(f"expiry:{name}", msg("alert_renewed", channel=name))
         return report
+
+
+def _unexpected(feed: str, exc: Exception) -> str:
+    message = (f"The feed could not be read because of an unexpected error ({type(exc).__name__}); "
+               "the other feeds go on. Report this if it persists")
+    log.error("Feed %s: %s", feed, message, extra={"feed": feed}, exc_info=log.isEnabledFor(logging.DEBUG))
+    return message
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _count_queued(items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]]) -> int:

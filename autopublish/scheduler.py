@@ -5,8 +5,9 @@ interval has passed, sends what is due (retries, reconciliation), checks channel
 and prunes the log, each on its own timetable read from the current config; and a watch
 that reloads an edited config. Jobs never add or remove jobs: a reload only swaps the
 pipeline, so it cannot deadlock with a shutdown (APScheduler's shutdown holds the job
-store lock while it waits for the running job). SIGTERM/SIGINT finish the publish in
-flight, record it and exit.
+store lock while it waits for the running job). SIGTERM/SIGINT wait a bounded time for the
+posts in flight (one lane per channel), record them and exit; a post still hanging is
+left ``sending`` and becomes ``uncertain`` at the next start.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from autopublish.errors import StateError
 from autopublish.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 60.0  # at most this long (and no longer than publish_timeout) for posts in flight at SIGTERM
 
 
 class ConfigReloader(Protocol):
@@ -75,19 +77,19 @@ class Daemon:
         """Whatever is due now, in order: feed polls, then one sweep, then checks and pruning."""
         pipeline, now = self.pipeline, time.monotonic()  # a reload swaps self.pipeline between ticks
         settings = pipeline.config.settings
-        polled = False
-        for feed in pipeline.config.feeds.values():
-            if self.stop_event.is_set():
-                return
-            if feed.enabled and self._due(f"poll:{feed.name}", now, feed.poll_interval):
-                # At start a node polls every feed once; after that it skips a feed another node
-                # polls now or polled within the interval, so N nodes poll it about once per interval.
-                every = feed.poll_interval if feed.name in self.polled else None
-                self.polled.add(feed.name)
-                polled = not pipeline.poll_feed(feed.name, every=every).skipped or polled
+        due = [feed.name for feed in pipeline.config.feeds.values() if feed.enabled and self._due(f"poll:{feed.name}", now, feed.poll_interval)]
+        if due:
+            # At start a node polls every feed once; after that it skips a feed another node polls
+            # now or polled within the interval, so N nodes poll it about once per interval.
+            every = {name: pipeline.config.feeds[name].poll_interval for name in due if name in self.polled}
+            self.polled.update(due)
+            pipeline.poll_many(due, self.stop_event, every=every)  # concurrently, bounded by fetch_concurrency
+        if self.stop_event.is_set():
+            return
         sweep_due = self._due("sweep", now, settings.sweep_interval)
-        if polled or sweep_due:
-            pipeline.deliver_due(self.stop_event)
+        if due or sweep_due:
+            pipeline.deliver_due(self.stop_event, wait=False)  # one lane per channel; a hanging platform holds only its own
+        pipeline.raise_lane_error()  # a lane's store failure from this or an earlier sweep
         if self._due("check", now, settings.check_interval, first_after=5.0):
             pipeline.check_channels()
         if self._due("prune", now, 86400.0, first_after=60.0):
@@ -109,7 +111,7 @@ class Daemon:
             return False
         pipeline.poll_feed(name)
         if not self.stop_event.is_set():
-            pipeline.deliver_due(self.stop_event)
+            pipeline.deliver_due(self.stop_event, wait=False)  # lanes: a hanging platform holds only its own channel
         return True
 
     def _due(self, name: str, now: float, interval: float, *, first_after: float = 0.0) -> bool:
@@ -151,6 +153,7 @@ class Daemon:
         replacement = self.reloader.reload()
         if replacement is not None:
             replacement.poll_seconds.update(self.pipeline.poll_seconds)
+            replacement.lanes = self.pipeline.lanes  # a channel never gets a second lane across a reload
             self.pipeline = replacement  # the next tick uses it; added feeds are polled at once
 
     def run(self) -> None:
@@ -163,4 +166,9 @@ class Daemon:
             signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, daemon=True).start())
         log.info("autopublish is running: %d feed(s), %d channel(s)", len(self.pipeline.config.feeds), len(self.pipeline.config.channels))
         self.scheduler.start()
+        grace = min(self.pipeline.config.settings.publish_timeout, STOP_GRACE_SECONDS)
+        busy = self.pipeline.lanes.wait(grace)
+        if busy:
+            log.warning("Stopping with post(s) still in flight after %d s on: %s; they will be checked on the platform at the next start",
+                        grace, ", ".join(busy))
         log.info("autopublish stopped")

@@ -123,3 +123,38 @@ def test_a_reload_during_shutdown_cannot_deadlock(tmp_path):
         runner.join(timeout=30)
         assert not runner.is_alive()
         app.close()
+
+
+def test_sigterm_waits_a_bounded_time_for_a_hanging_post_and_leaves_it_recoverable(tmp_path):
+    import time
+
+    from autopublish.store import Store
+    from tests.fakes.mastodon import FakeMastodon
+
+    with FeedServer(older_items(3)) as site, FakeMastodon() as fake:
+        fake.hang_seconds = 120.0  # far past the daemon's bounded wait
+        fake.script("hang")
+        table = f'[channels.social]\nplatform = "mastodon"\ninstance = "{fake.url}"\naccess_token = "${{MASTODON_TOKEN}}"\n'
+        config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social,outbox", extra=table,
+                              first_run="latest:1", max_age="3650d", settings='publish_timeout = "4s"')
+        (tmp_path / ".env").write_text("MASTODON_TOKEN=t0ken\n")
+        log = tmp_path / "daemon.log"
+        daemon = autopublish_process(config, "run", output=log)
+        try:
+            # the outbox post goes out although Mastodon (first in the channel list) hangs
+            assert wait_until(lambda: len(outbox_lines(config)) == 1, timeout=30)
+            assert wait_until(lambda: any(fake.is_publish(r) for r in list(fake.requests)), timeout=10)
+            started = time.monotonic()
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+            assert time.monotonic() - started < 45  # bounded: publish_timeout, not the platform's hang
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+            print(log.read_text(errors="replace")[-4000:])
+        assert daemon.returncode == 0
+        with Store(tmp_path / "queue") as store:
+            store.recover_interrupted()  # what the next start does
+            social = [r for r in store.deliveries_with_status("uncertain", "sending", "sent", "failed", "queued", "waiting") if r.channel == "social"]
+            assert [r.status for r in social] == ["uncertain"]  # never marked failed or safe to resend blindly
+        assert len(outbox_lines(config)) == 1

@@ -510,3 +510,18 @@ def test_message_codes_an_articles_story_and_the_month_at_a_glance(store: Store,
     assert outcomes == [("social", 3, "failed", 1), ("social", 3, "sent", 1)]  # day 3 counted from ``since``, on both databases
     delays = store.publish_delays(since)
     assert list(delays) == ["social"] and len(delays["social"]) == 1
+
+
+def test_a_batch_commits_once_and_a_savepoint_undoes_only_its_own_writes(store: Store) -> None:
+    with store.batch():
+        store.ensure_feed("a", "https://a.example/feed/")
+        with pytest.raises(RuntimeError), store.savepoint():
+            store.ensure_feed("b", "https://b.example/feed/")
+            raise RuntimeError("a bug while recording feed b")
+        store.record_poll_error("a", "down")
+    assert [f.name for f in store.feeds()] == ["a"] and store.feed("a").last_error == "down"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), store.batch():
+        store.ensure_feed("c", "https://c.example/feed/")
+        raise RuntimeError("all or nothing")
+    assert [f.name for f in store.feeds()] == ["a"]
+    assert store.known_keys("a", ["x"], ["example.org/x"]) == (set(), set())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Self
 
@@ -99,6 +100,14 @@ class Store(NodeStore, LogStore, AlertStore, SessionStore, PushStore):
         if row is None or row[0] != "ok":
             raise StateError(f"The state database {self.path} is damaged; publishing stopped. Restore it from a backup "
                              "(autopublish backup makes one); autopublish will not start from an empty database, because that would post every article again")
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Many writes in one transaction (see Database.batch)."""
+        return self.db.batch()
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside batch(): undo only this block's writes on an exception."""
+        return self.db.savepoint()
 
     def ping(self) -> None:
         """Raise StateError unless the database answers."""

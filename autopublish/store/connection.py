@@ -84,6 +84,7 @@ class Database:
             except (NoSuchModuleError, ImportError):
                 raise StateError("PostgreSQL support is missing; reinstall autopublish (pip install .) to get psycopg") from None
             self._lock = None
+        self._batch = threading.local()  # the connection of this thread's open batch(), if any
 
     def close(self) -> None:
         self.engine.dispose()
@@ -91,9 +92,41 @@ class Database:
     def _guard(self) -> AbstractContextManager[Any]:
         return self._lock if self._lock is not None else nullcontext()
 
+    def _joined(self) -> Connection | None:
+        return getattr(self._batch, "conn", None)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many writes in ONE transaction (one commit; on SQLite one fsync): every tx() and read() of
+        this thread inside joins it. On SQLite it holds the store's lock throughout, so keep network
+        calls out of it; another thread's claim waits for it, then commits on its own, durably."""
+        if self._joined() is not None:
+            yield
+            return
+        with self.tx() as conn:
+            self._batch.conn = conn
+            try:
+                yield
+            finally:
+                self._batch.conn = None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside batch(): on an exception, undo only the writes made in this block (then re-raise)."""
+        conn = self._joined()
+        if conn is None:
+            yield
+            return
+        with conn.begin_nested():
+            yield
+
     @contextmanager
     def tx(self) -> Iterator[Connection]:
         """One write transaction: committed when the block ends, rolled back on any error."""
+        joined = self._joined()
+        if joined is not None:
+            yield joined  # an error propagates to batch(), which rolls everything back
+            return
         with self._guard():
             try:
                 with self.engine.connect() as conn:
@@ -105,7 +138,11 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read: one snapshot on SQLite, autocommit on PostgreSQL."""
+        """A read: one snapshot on SQLite, autocommit on PostgreSQL (inside batch(): its transaction)."""
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
         with self._guard():
             try:
                 with self.engine.connect() as conn:

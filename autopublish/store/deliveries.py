@@ -15,7 +15,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
-    and_,
     func,
     or_,
     select,
@@ -46,6 +45,11 @@ OPEN = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING)
 ARTICLES_LOCK = 4412032  # PostgreSQL advisory lock: one node records new articles at a time
 
 
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    """Bounded IN lists (each database caps the number of parameters)."""
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
 def delivery_select() -> Select[Any]:
     return select(*DELIVERY_COLUMNS).select_from(t.deliveries.join(t.articles, a.id == d.article_id))
 
@@ -59,6 +63,20 @@ class DeliveryStore(FeedStore):
             if found is None and canonical:
                 found = conn.execute(select(a.id).where(a.canonical == canonical).order_by(a.id).limit(1)).scalar()
         return int(found) if found is not None else None
+
+    def known_keys(self, feed: str, keys: list[str], canonicals: list[str]) -> tuple[set[str], set[str]]:
+        """known_article for a whole feed at once: (keys of ``feed`` already seen, canonical links seen anywhere)."""
+        with self.db.read() as conn:
+            return self._known_keys(conn, feed, keys, canonicals)
+
+    def _known_keys(self, conn: Connection, feed: str, keys: list[str], canonicals: list[str]) -> tuple[set[str], set[str]]:
+        seen_keys: set[str] = set()
+        seen_links: set[str] = set()
+        for part in _chunks(keys):
+            seen_keys.update(r[0] for r in conn.execute(select(a.key).where(a.feed == feed, a.key.in_(part))))
+        for part in _chunks([c for c in canonicals if c]):
+            seen_links.update(r[0] for r in conn.execute(select(a.canonical).where(a.canonical.in_(part))))
+        return seen_keys, seen_links
 
     def article(self, article_id: int) -> Article:
         with self.db.read() as conn:
@@ -82,10 +100,14 @@ class DeliveryStore(FeedStore):
                 conn.execute(text(f"SELECT pg_advisory_xact_lock({ARTICLES_LOCK})"))
             if baseline is not None and not self._mark_baseline(conn, feed, baseline):
                 return []
+            # one lookup for the whole list, then the ones added by this call
+            known_keys, known_links = self._known_keys(conn, feed, [item[0].key for item in items], [item[1] for item in items])
             for article, canonical, deliveries in items:
-                seen = or_(and_(a.feed == feed, a.key == article.key), and_(a.canonical != "", a.canonical == canonical))
-                if conn.execute(select(a.id).where(seen).limit(1)).first():
+                if article.key in known_keys or (canonical and canonical in known_links):
                     continue
+                known_keys.add(article.key)
+                if canonical:
+                    known_links.add(canonical)
                 article_id = self._add_article(conn, article, canonical)
                 for channel, status, reason in deliveries:
                     delivery_id = self._insert_delivery(conn, article_id, channel, status, reason)

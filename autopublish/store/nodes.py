@@ -10,6 +10,8 @@ process left is settled the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, and_, delete, not_, or_, select, update
 
 from autopublish.messages import msg
@@ -61,12 +63,12 @@ class NodeStore(ChannelStore):
             conn.execute(update(t.feeds).where(f.lease_node != self.node_id).values(lease_node=None, lease_until=None))
         return ids
 
-    def settle_own_claims(self) -> list[int]:
-        """This node's ``sending`` rows while it posts nothing (between sweeps) lost their outcome
-        (the database failed after the post): uncertain, to be checked, never left hanging."""
+    def settle_own_claims(self, *, except_channels: Sequence[str] = ()) -> list[int]:
+        """This node's ``sending`` rows on channels it posts nothing to right now (``except_channels`` are
+        busy) lost their outcome (the database failed after the post): uncertain, to be checked, never left hanging."""
         with self.db.tx() as conn:
-            ids = [r[0] for r in conn.execute(select(d.id).where(d.status == DeliveryStatus.SENDING, d.claimed_by == self.node_id)
-                                              .order_by(d.id))]
+            ids = [r[0] for r in conn.execute(select(d.id).where(d.status == DeliveryStatus.SENDING, d.claimed_by == self.node_id,
+                                                                 d.channel.not_in(list(except_channels))).order_by(d.id))]
             for delivery_id in ids:
                 self._transition(conn, delivery_id, DeliveryStatus.UNCERTAIN,
                                  "The platform's answer could not be recorded; autopublish will check the platform before trying again",

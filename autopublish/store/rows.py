@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from autopublish.models import Article, DeliveryStatus
@@ -138,8 +138,12 @@ class ArticleLine:
     deliveries: list[DeliveryRow] = field(default_factory=list)
 
 
+_ARTICLE_FIELDS = tuple(f.name for f in fields(Article))
+
+
 def article_to_json(article: Article) -> str:
-    data = asdict(article)
+    # a shallow copy: an Article holds only strings, tuples of strings and datetimes (asdict deep-copies, 3x slower)
+    data = {name: getattr(article, name) for name in _ARTICLE_FIELDS}
     for key in ("published", "updated"):
         if data[key] is not None:
             data[key] = data[key].isoformat()

@@ -82,6 +82,7 @@ deliveries = Table(
     Index("deliveries_due", "status", "next_attempt_at"),
     Index("deliveries_channel", "channel", "status"),
     Index("deliveries_article", "article_id"),
+    Index("deliveries_sent", "channel", "sent_at"),  # pacing and the month at a glance
 )
 
 channels = Table(

@@ -162,6 +162,12 @@ class FakeServer:
                     fake._connections.discard(self.connection)
                 super().finish()
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionError:  # the client hung up (a reset after a body it did not read): as a real server, no traceback
+                    self.close_connection = True
+
             def _handle(self) -> None:
                 fake._serve(self)
 
