@@ -525,3 +525,15 @@ def test_a_batch_commits_once_and_a_savepoint_undoes_only_its_own_writes(store: 
         raise RuntimeError("all or nothing")
     assert [f.name for f in store.feeds()] == ["a"]
     assert store.known_keys("a", ["x"], ["example.org/x"]) == (set(), set())
+
+
+def test_a_node_that_stopped_with_a_post_hanging_has_it_checked_by_the_others(open_store: Callable[[], Store],
+                                                                               database: Path | str) -> None:
+    if isinstance(database, Path):
+        pytest.skip("SQLite is single-node: its start-up recovery is tested in test_crash.py")
+    leaving, other = open_store(), open_store()
+    [delivery_id] = queue_one(leaving)
+    assert leaving.claim(delivery_id)
+    leaving.leave()  # SIGTERM's grace ran out with this post still hanging
+    assert other.recover_dead_nodes() == [delivery_id]
+    assert other.recover_dead_nodes() == []  # settled once

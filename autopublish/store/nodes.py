@@ -82,7 +82,11 @@ class NodeStore(ChannelStore):
         limit = self.now() - self.dead_after
         with self.db.read() as conn:
             claimers = {r[0] for r in conn.execute(select(d.claimed_by).where(d.status == DeliveryStatus.SENDING).distinct())}
-            dead = {r[0] for r in conn.execute(select(n.id).where(n.stopped_at.is_(None), n.heartbeat_at < limit))}
+            holders = {r[0] for r in conn.execute(select(lease.node).distinct())}
+            holders |= {r[0] for r in conn.execute(select(f.lease_node).where(f.lease_node.is_not(None)).distinct())}
+            # dead: stopped (a post may have been left hanging at shutdown) or silent for too long
+            dead = {r[0] for r in conn.execute(select(n.id).where(or_(n.stopped_at.is_not(None), n.heartbeat_at < limit),
+                                                                  n.id.in_([c for c in claimers | holders if c])))}
             known = {r[0] for r in conn.execute(select(n.id).where(n.id.in_([c for c in claimers if c])))} if claimers else set()
         suspects = dead | {c for c in claimers if c is None or c not in known}
         settled: list[int] = []
@@ -94,8 +98,8 @@ class NodeStore(ChannelStore):
         with self.db.tx() as conn:
             if node is not None:
                 # Lock the node's row: a heartbeat arriving now waits, and a fresh one wins.
-                row = conn.execute(select(n.id, n.heartbeat_at).where(n.id == node).with_for_update()).first()
-                if row is not None and row.heartbeat_at >= limit:
+                row = conn.execute(select(n.id, n.heartbeat_at, n.stopped_at).where(n.id == node).with_for_update()).first()
+                if row is not None and row.stopped_at is None and row.heartbeat_at >= limit:
                     return []
             owner = d.claimed_by.is_(None) if node is None else d.claimed_by == node
             ids = [r[0] for r in conn.execute(select(d.id).where(d.status == DeliveryStatus.SENDING, owner).order_by(d.id))]
