@@ -125,7 +125,10 @@ class Database:
         """One write transaction: committed when the block ends, rolled back on any error."""
         joined = self._joined()
         if joined is not None:
-            yield joined  # an error propagates to batch(), which rolls everything back
+            try:
+                yield joined  # an error propagates to batch(), which rolls everything back
+            except DBAPIError as exc:
+                raise self.translate(exc) from None
             return
         with self._guard():
             try:
@@ -141,7 +144,10 @@ class Database:
         """A read: one snapshot on SQLite, autocommit on PostgreSQL (inside batch(): its transaction)."""
         joined = self._joined()
         if joined is not None:
-            yield joined
+            try:
+                yield joined
+            except DBAPIError as exc:
+                raise self.translate(exc) from None
             return
         with self._guard():
             try:
