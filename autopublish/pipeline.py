@@ -535,9 +535,9 @@ class Pipeline:
 
     def _sweep_channel(self, channel: str, result: SweepResult, stop: threading.Event | None) -> None:
         """One channel's doubts and due posts, under its lease: one node at a time posts for a channel,
-        so its order and pacing hold across nodes."""
-        ttl = self._lease_ttl()
-        if not self.store.lease_channel(channel, ttl):
+        so its order and pacing hold across nodes. (SQLite has one node, whose lane is enough.)"""
+        shared, ttl = not self.store.single_node, self._lease_ttl()
+        if shared and not self.store.lease_channel(channel, ttl):
             return  # another node posts for this channel now
         try:
             leased = time.monotonic()
@@ -546,14 +546,15 @@ class Pipeline:
             for row in self.store.due_deliveries(self.clock(), channels=[channel]):
                 if stop is not None and stop.is_set():
                     break
-                if time.monotonic() - leased > ttl / 3:
+                if shared and time.monotonic() - leased > ttl / 3:
                     if not self.store.lease_channel(channel, ttl):
                         return
                     leased = time.monotonic()
                 if not self._deliver(row, result):
                     return  # never skip ahead of a row we could not claim: the channel's order holds
         finally:
-            self.store.release_channel(channel)
+            if shared:
+                self.store.release_channel(channel)
 
     def _hold_paused_channels(self) -> None:
         """Hold queued deliveries of paused channels, visibly, until the channel is resumed.
