@@ -634,7 +634,8 @@ def _register_optional() -> None:
     for module_name, attribute, group in (
         ("autopublish.web.commands", "web_command", None),
         ("autopublish.web.commands", "hash_password_command", None),
-        ("autopublish.connect_facebook", "facebook_command", "connect"),
+        ("autopublish.retract_command", "retract_command", None),
+        ("autopublish.platforms.meta.connect", "facebook_command", "connect"),
     ):
         try:
             module = importlib.import_module(module_name)

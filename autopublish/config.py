@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -96,6 +96,10 @@ class SettingsModel(_Strict):
     # Several nodes: "postgresql://user:${DB_PASSWORD}@host:5432/db"; unset = SQLite in state_dir.
     database: DatabaseUrl | None = None
     heartbeat: Duration = 10.0  # a node is dead after 3 heartbeats without one
+    # Off by default: every check_interval, ask the site for each article with live posts
+    # (posted within watch_removed_for); a 404 or 410 alerts the editors with a retract link.
+    watch_removed: bool = False
+    watch_removed_for: Duration = 14 * 86400.0
 
     _first_run = field_validator("first_run")(lambda value: _check_first_run(value))
 
@@ -176,7 +180,7 @@ class PacingModel(_Strict):
 
 COMMON_CHANNEL_KEYS = {
     "platform", "template", "enabled", "include_categories", "exclude_categories",
-    "include_keywords", "exclude_keywords", "max_age", "pacing",
+    "include_keywords", "exclude_keywords", "max_age", "pacing", "on_edit",
 }
 
 
@@ -190,6 +194,7 @@ class ChannelCommonModel(_Strict):
     exclude_keywords: list[str] = []
     max_age: OptionalDuration = None
     pacing: PacingModel = PacingModel()
+    on_edit: Literal["update", "ignore"] = "update"  # an article edited on the site updates its live posts
 
 
 class WebUserModel(_Strict):
@@ -222,6 +227,7 @@ class WebModel(_Strict):
     secret_key: SecretRef | None = None
     users: list[WebUserModel] = []
     refresh: Duration = 30.0
+    public_url: str | None = None  # the page's address as editors open it (for links in alerts)
     session_idle_timeout: Duration = 8 * 3600.0   # a session unused this long ends
     session_lifetime: Duration = 7 * 86400.0      # and every session ends this long after sign-in
     trusted_proxies: list[str] = []               # addresses/networks whose X-Forwarded-For/-Proto count
@@ -348,6 +354,7 @@ class ChannelConfig:
     exclude_keywords: tuple[str, ...] = ()
     max_age: float | None = None
     pacing: PacingModel = field(default_factory=PacingModel)
+    on_edit: str = "update"
 
 
 @dataclass(frozen=True)
@@ -481,6 +488,7 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
             exclude_keywords=tuple(common.exclude_keywords),
             max_age=common.max_age,
             pacing=common.pacing,
+            on_edit=common.on_edit,
         )
 
     alert_channels = set(root.alerts.channels)

@@ -9,8 +9,12 @@
       PublishError       one attempt failed (platform, channel, code, detail)
         TransientError     nothing was published; may succeed later
           RateLimitedError   ... and the platform said when (retry_after seconds)
+          NotReadyError      ... the platform is still preparing the post: ask again with
+                             ``progress`` after retry_after (not a failed try)
         PermanentError     nothing was published; will fail the same way
           AuthError          credentials or permissions: pause the channel, tell admins
+          HeldError          refused for a reason only a person can clear (a policy block):
+                             hold this post for an editor, alert once
         UncertainError     it may have been published: never retried blindly
         CannotCheckError   a read-back was refused for want of a permission: an editor checks
 
@@ -111,6 +115,22 @@ class RateLimitedError(TransientError):
         self.retry_after = retry_after
 
 
+class NotReadyError(TransientError):
+    """Nothing was published yet: the platform is still preparing this post.
+
+    Two-step platforms (Threads, Instagram) prepare a media container before it can be
+    published. ``progress`` (the container id and its creation time, in the adapter's own
+    format) is stored on the delivery and handed back in ``Post.progress`` on the next
+    attempt, so the same container is published instead of a new one being made. The core
+    waits ``retry_after`` seconds and does not count the attempt as a failed try.
+    """
+
+    def __init__(self, message: str, *, retry_after: float, progress: str, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        self.progress = progress
+
+
 class PermanentError(PublishError):
     """Nothing was published, and this post will fail the same way every time."""
 
@@ -125,6 +145,11 @@ class AuthError(PermanentError):
     def __init__(self, message: str, *, expires_at: object = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.expires_at = expires_at
+
+
+class HeldError(PermanentError):
+    """Nothing was published: the platform refused this post for a reason a person must look
+    at (Facebook's policy block, code 368). Held for an editor (retry or skip), one alert."""
 
 
 class UncertainError(PublishError):

@@ -44,6 +44,9 @@ ENGLISH: dict[str, str] = {
     "failed_fit": "Failed: {detail}",
     "held_auth": "Held: {detail}",
     "failed_permanent": "Failed: {detail}",
+    "held_policy": "Held for an editor: {detail}",
+    "waiting_not_ready": "{detail}; next check in {wait_seconds}",
+    "failed_not_ready": "Failed: still not ready after {age_seconds}: {detail}",
     "failed_tries": "Failed after {tries} tries: {detail}",
     "failed_gave_up": "Failed: gave up after {age_seconds} of tries: {detail}",
     "failed_rate_limited": "Failed: still rate-limited after {age_seconds}: {detail}",
@@ -100,8 +103,19 @@ ENGLISH: dict[str, str] = {
     "alert_posting_again": "Channel \"{channel}\" is posting again",
     "alert_failed": "A post to \"{channel}\" failed for good: \"{title}\". {reason}",
     "alert_uncertain": "An editor must check \"{title}\" on \"{channel}\": {reason}",
+    "alert_held": "An editor must look at \"{title}\" on \"{channel}\": {reason}",
     "alert_uncertain_plain": "An editor must check \"{title}\" on \"{channel}\"",
     "alert_renewed": "The credentials of channel \"{channel}\" were renewed",
+    # corrections and takedowns (issue 16)
+    "updated_in_place": "Updated with the text corrected on the site",
+    "deleted_from": "Deleted from {platform}",
+    "skipped_not_live": "Skipped: the post is not live, so there is nothing to change",
+    "skipped_cannot_edit": "Skipped: {platform} cannot edit posts; correct it by hand{link}",
+    "skipped_cannot_delete": "Skipped: {platform} cannot delete posts; remove it by hand{link}",
+    "resend_repeatable": "Will be sent again; repeating an edit or a delete changes nothing",
+    "alert_removed": ("The article \"{title}\" now answers HTTP {status} on the site ({link}), but its posts are still up. "
+                      "If it was withdrawn, take them down with one click at {where} or run: autopublish retract {link}"),
+    "alert_removed_back": "The article \"{title}\" answers again on the site",
 }
 
 

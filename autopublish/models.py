@@ -67,6 +67,7 @@ class Post:
     alt_text: str = ""
     title: str = ""
     description: str = ""  # for link cards: the article summary, shortened
+    progress: str | None = None  # what an earlier attempt prepared (NotReadyError.progress), handed back
     # The origin (scheme://host:port) of the feed that carried the article: URLs from its
     # data may be fetched there even when it is an internal address (autopublish.netguard).
     source_origin: str | None = None

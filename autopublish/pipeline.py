@@ -24,23 +24,9 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from autopublish.config import ChannelConfig, Config, FeedConfig
-from autopublish.errors import (
-    AuthError,
-    FeedError,
-    PublishError,
-    StateError,
-    UncertainError,
-)
-from autopublish.feeds import (
-    FetchLimits,
-    FetchResult,
-    FetchState,
-    ParsedFeed,
-    canonical_link,
-    feed_links,
-    fetch_feed,
-    parse_feed,
-)
+from autopublish.corrections import detect_edit
+from autopublish.errors import AuthError, FeedError, NotReadyError, PublishError, StateError, UncertainError
+from autopublish.feeds import FetchLimits, FetchResult, FetchState, ParsedFeed, canonical_link, feed_links, fetch_feed, parse_feed
 from autopublish.lanes import Lanes
 from autopublish.messages import Message, msg
 from autopublish.models import (
@@ -412,6 +398,8 @@ class Pipeline:
         for article, canonical in candidates:
             if article.key not in known_keys and not (canonical and canonical in known_links):
                 new.append((article, canonical))
+            elif not baseline:
+                detect_edit(self.store, self.config, feed.name, article)
         # oldest first: by date where given; undated entries keep the feed's order reversed
         # (feeds list newest first), and a stable sort keeps ties that way too
         new.reverse()
@@ -587,6 +575,10 @@ class Pipeline:
                                   expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.held += 1
             return True
+        kind, target_id = self.store.delivery_action(row.id)
+        if kind != "post":
+            self._deliver_action(row, kind, target_id, channel, publisher, result)
+            return True
         wait_until = self._pacing(channel, now)
         if wait_until is not None:
             self.store.defer(row.id, wait_until, msg("pacing", time_at=wait_until))
@@ -599,6 +591,8 @@ class Pipeline:
             self.store.transition(row.id, DeliveryStatus.FAILED, msg("failed_fit", detail=str(exc)), expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.failed += 1
             return True
+        if row.progress:  # what an earlier try prepared on the platform (a media container)
+            post = replace(post, progress=row.progress)
         if not self.store.claim(row.id):
             return False
         tries = row.tries + 1
@@ -629,16 +623,19 @@ class Pipeline:
         self.notifier.resolved(f"failing:{publisher.channel}", msg("alert_posting_again", channel=publisher.channel))
 
     def _record_failure(self, row: DeliveryRow, exc: PublishError, tries: int, publisher: Publisher, result: SweepResult,
-                        extra: dict[str, object]) -> None:
+                        extra: dict[str, object], *, repeatable: bool = False) -> None:
+        """``repeatable``: sending it again cannot double anything (an edit, a delete)."""
         now = self.clock()
         current = self.store.delivery(row.id)
         first_try = current.first_try_at if current else now
         decision = decide(exc, tries=tries, first_try_at=first_try, now=now, policy=self.policy, rand=self.rand(),
-                          idempotent=publisher.idempotent, can_read_back=publisher.can_read_back)
+                          idempotent=publisher.idempotent or repeatable, can_read_back=publisher.can_read_back and not repeatable)
         decision = replace(decision, message=decision.message.mapped(self.redact))
+        progress = exc.progress if isinstance(exc, NotReadyError) else None
         self.store.transition(row.id, decision.status, decision.message, next_attempt_at=decision.next_attempt_at,
-                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,))
-        log.warning("Channel %s: %s", row.channel, decision.message, extra=extra)
+                              needs_editor=decision.needs_editor, expect=(DeliveryStatus.SENDING,), progress=progress,
+                              uncount_try=not decision.count_try)
+        log.log(logging.WARNING if decision.count_try else logging.INFO, "Channel %s: %s", row.channel, decision.message, extra=extra)
         if decision.pause_channel:
             self._pause(row.channel, exc)
         if decision.status == DeliveryStatus.FAILED:
@@ -652,6 +649,9 @@ class Pipeline:
                                                                     reason=str(decision.message), detail=decision.message.params.get("detail", "")))
         elif decision.status == DeliveryStatus.HELD:
             result.held += 1
+            if decision.needs_editor:  # refused by the platform's policy: one alert per channel
+                self.notifier.problem(f"held:{row.channel}", msg("alert_held", channel=row.channel, title=row.title,
+                                                                  reason=str(decision.message), detail=decision.message.params.get("detail", "")))
         else:
             result.waiting += 1
 
@@ -676,6 +676,57 @@ class Pipeline:
         return next_allowed(pacing, now, sent_last_hour=len(in_hour), sent_last_day=len(in_day),
                             last_sent_at=recent[0] if recent else None, oldest_in_hour=oldest_hour, oldest_in_day=oldest_day)
 
+    def _deliver_action(self, row: DeliveryRow, kind: str, target_id: int | None, channel: ChannelConfig, publisher: Publisher,
+                        result: SweepResult) -> None:
+        """Send one edit or delete of a live post: claimed before, recorded after, like a post."""
+        pending = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING)
+        target = self.store.delivery(target_id) if target_id is not None else None
+        if target is None or target.status != DeliveryStatus.SENT or not target.remote_id or (kind == "edit" and self.store.taken_down(target.id)):
+            self.store.transition(row.id, DeliveryStatus.SKIPPED, msg("skipped_not_live"), expect=pending)
+            return
+        able = publisher.edits_with(publisher.options) if kind == "edit" else publisher.deletes_with(publisher.options)
+        if not able:
+            link = f": {target.post_url}" if target.post_url else ""
+            self.store.transition(row.id, DeliveryStatus.SKIPPED, msg(f"skipped_cannot_{kind}", platform=publisher.label, link=link),
+                                  expect=pending)
+            return
+        article = self.store.article(row.article_id)
+        post: Post | None = None
+        if kind == "edit":
+            wait_until = self._pacing(channel, self.clock())
+            if wait_until is not None:
+                self.store.defer(row.id, wait_until, msg("pacing", time_at=wait_until))
+                return
+            try:
+                post = build_post(article, channel, publisher, delivery_key(target.id, row.channel, article.key), self.config.settings.timezone,
+                                  source_origin=self.source_origin(article))
+            except FitError as exc:
+                self.store.transition(row.id, DeliveryStatus.FAILED, msg("failed_fit", detail=str(exc)), expect=pending)
+                result.failed += 1
+                return
+        if not self.store.claim(row.id):
+            return
+        extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
+        live = Receipt(target.remote_id, target.post_url or None)
+        try:
+            if post is not None:
+                receipt = publisher.edit(live, post)
+            else:
+                publisher.delete(live)
+                receipt = live
+        except PublishError as exc:
+            self._record_failure(row, exc, row.tries + 1, publisher, result, extra, repeatable=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - the request may have left; an edit or delete is safe to send again
+            log.error("Unexpected error while changing a post on %s (%s)", row.channel, type(exc).__name__, extra=extra)
+            error = UncertainError("an unexpected error happened while changing the post", platform=publisher.name, channel=row.channel)
+            self._record_failure(row, error, row.tries + 1, publisher, result, extra, repeatable=True)
+            return
+        message = msg("updated_in_place") if post is not None else msg("deleted_from", platform=publisher.label)
+        self._record_sent(row.id, Receipt(receipt.remote_id or live.remote_id, receipt.url or live.url), publisher, message)
+        log.info("%s: %r on %s", message, article.title, row.channel, extra=extra)
+        result.sent += 1
+
     # --- reconciling ------------------------------------------------------------------------
     def _reconcile_due(self, result: SweepResult, stop: threading.Event | None, channel: str | None = None) -> None:
         now = self.clock()
@@ -687,6 +738,11 @@ class Pipeline:
             self._reconcile(row, result)
 
     def _reconcile(self, row: DeliveryRow, result: SweepResult) -> None:
+        if self.store.delivery_action(row.id)[0] != "post":  # an edit or a delete can simply be sent again
+            self.store.transition(row.id, DeliveryStatus.WAITING, msg("resend_repeatable"),
+                                  next_attempt_at=self.clock(), expect=(DeliveryStatus.UNCERTAIN,))
+            result.reconciled += 1
+            return
         channel = self.config.channels.get(row.channel)
         publisher = self.publishers.get(row.channel)
         if channel is None or publisher is None or self.store.channel(row.channel).paused:
@@ -742,6 +798,44 @@ class Pipeline:
         if decision.needs_editor:
             self.notifier.problem(f"uncertain:{row.id}", msg("alert_uncertain", channel=row.channel, title=row.title,
                                                                     reason=str(decision.message), detail=decision.message.params.get("detail", "")))
+
+    # --- articles withdrawn from the site (optional) -------------------------------------------
+    def check_removed(self) -> list[int]:
+        """Ask the site for each article with live posts; a 404 or 410 alerts the editors (``watch_removed``).
+
+        Returns the ids of the articles that answered 404/410. Network failures say nothing:
+        only the site's own "not found"/"gone" counts.
+        """
+        settings = self.config.settings
+        if not settings.watch_removed:
+            return []
+        gone: list[int] = []
+        for article_id, feed, link, title in self.store.live_articles(self.clock() - settings.watch_removed_for):
+            if not link.startswith(("http://", "https://")):
+                continue
+            feed_config = self.config.feeds.get(feed)
+            origin = Origin.of(feed_config.url) if feed_config is not None else None
+            try:
+                with self.fetcher.open(link, allowed_origin=origin, timeout=(5.0, 10.0), deadline=20.0) as fetched:
+                    status = fetched.response.status_code
+            except Exception as exc:  # noqa: BLE001 - a failed look says nothing about the article
+                log.info("Could not check whether %s is still on the site (%s)", link, type(exc).__name__)
+                continue
+            key = f"removed:{article_id}"
+            if status in (404, 410):
+                gone.append(article_id)
+                where = self.retract_address(article_id)
+                message = msg("alert_removed", title=title, status=status, link=link, where=where).mapped(self.redact)
+                self.notifier.problem(key, message)  # the alerter also writes it to the publish log
+            elif status < 400:
+                self.notifier.resolved(key, msg("alert_removed_back", title=title))
+        return gone
+
+    def retract_address(self, article_id: int) -> str:
+        """Where an editor confirms "take down everywhere" for the article."""
+        web = self.config.web
+        base = web.public_url or f"http://{web.host}:{web.port}"
+        return f"{base.rstrip('/')}/articles/{article_id}/retract"
 
     # --- channel health ----------------------------------------------------------------------
     def check_channels(self) -> dict[str, Health]:

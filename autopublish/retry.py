@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from autopublish.errors import (
     AuthError,
     CannotCheckError,
+    HeldError,
+    NotReadyError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -41,6 +43,7 @@ class Decision:
     message: Message  # str() is the English text
     pause_channel: bool = False
     needs_editor: bool = False
+    count_try: bool = True  # False: the attempt does not count toward max_tries (NotReadyError)
 
 
 def backoff(tries: int, policy: RetryPolicy, rand: float) -> float:
@@ -64,6 +67,14 @@ def decide(
     age = now - (first_try_at if first_try_at is not None else now)
     if isinstance(error, AuthError):
         return Decision(DeliveryStatus.HELD, None, msg("held_auth", detail=error.message, platform=error.platform), pause_channel=True)
+    if isinstance(error, HeldError):
+        return Decision(DeliveryStatus.HELD, None, msg("held_policy", detail=error.message, platform=error.platform), needs_editor=True)
+    if isinstance(error, NotReadyError):
+        # Not a failed try: the platform is preparing the post; only the age bound applies.
+        wait = max(1.0, error.retry_after)
+        if age + wait > policy.give_up_after:
+            return Decision(DeliveryStatus.FAILED, None, msg("failed_not_ready", age_seconds=age, detail=error.message))
+        return Decision(DeliveryStatus.WAITING, now + wait, msg("waiting_not_ready", wait_seconds=wait, detail=error.message), count_try=False)
     if isinstance(error, PermanentError):
         return Decision(DeliveryStatus.FAILED, None, msg("failed_permanent", detail=error.message))
     if isinstance(error, UncertainError):

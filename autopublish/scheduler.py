@@ -92,6 +92,7 @@ class Daemon:
         pipeline.raise_lane_error()  # a lane's store failure from this or an earlier sweep
         if self._due("check", now, settings.check_interval, first_after=5.0):
             pipeline.check_channels()
+            pipeline.check_removed()
         if self._due("prune", now, 86400.0, first_after=60.0):
             removed = pipeline.store.prune_events(time.time() - settings.log_retention)
             if removed:

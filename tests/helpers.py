@@ -53,9 +53,10 @@ template = "{{title}}\\n\\n{{summary}}\\n\\n{{link}}\\n\\n{{hashtags}}"
     return path
 
 
-def run_cli(config: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+def run_cli(config: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
     runner = CliRunner()
-    return runner.invoke(cli, ["--config", str(config), "--env-file", str(config.parent / ".env"), *args], env=env, catch_exceptions=False)
+    return runner.invoke(cli, ["--config", str(config), "--env-file", str(config.parent / ".env"), *args], env=env, catch_exceptions=False,
+                         input=input)
 
 
 def outbox_lines(config: Path, channel: str = "outbox") -> list[dict]:

@@ -19,7 +19,7 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
-from tests.contract import CANARY, ContractCase, build_publisher, error_texts_under_every_fault, sample_post
+from tests.contract import CANARY, ContractCase, build_publisher, error_texts_under_every_fault, publish_when_ready, sample_post
 
 
 def _cases() -> list[ContractCase]:
@@ -57,7 +57,7 @@ def _no_secret(exc: BaseException) -> None:
 
 def test_success_makes_one_post(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
-    receipt = publisher.publish(sample_post(image=fake.image_url()))
+    receipt = publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert receipt.remote_id
     assert case.posts(fake) == 1
 
@@ -66,11 +66,11 @@ def test_rate_limit_says_when(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("rate_limit")
     with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert info.value.retry_after is not None and info.value.retry_after > 0
     assert case.posts(fake) == 0
     _no_secret(info.value)
-    publisher.publish(sample_post(image=fake.image_url()))
+    publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert case.posts(fake) == 1
 
 
@@ -78,7 +78,7 @@ def test_expired_credentials_are_auth_errors(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("auth")
     with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert case.posts(fake) == 0
     assert info.value.message and "Traceback" not in info.value.message
     _no_secret(info.value)
@@ -88,7 +88,7 @@ def test_bad_request_is_permanent(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("bad_request")
     with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert not isinstance(info.value, AuthError)
     assert case.posts(fake) == 0
     _no_secret(info.value)
@@ -98,7 +98,7 @@ def test_refused_connection_is_transient(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.stop()
     with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     _no_secret(info.value)
 
 
@@ -108,11 +108,11 @@ def test_act_then_fail_never_posts_twice(case, fake, tmp_path, fault):
     post = sample_post(image=fake.image_url())
     fake.script(fault)
     with pytest.raises(PublishError) as info:
-        publisher.publish(post)
+        publish_when_ready(publisher, post, fake)
     _no_secret(info.value)
     if publisher.idempotent:
         assert isinstance(info.value, (TransientError, UncertainError))
-        publisher.publish(post)  # the core's retry, same key
+        publish_when_ready(publisher, post, fake)  # the core's retry, same key
     else:
         assert isinstance(info.value, UncertainError)
         if publisher.can_read_back:
@@ -125,7 +125,7 @@ def test_server_error_is_never_a_success(case, fake, tmp_path):
     publisher = build_publisher(case, fake, tmp_path)
     fake.script("server_error")
     with pytest.raises((TransientError, UncertainError)) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     _no_secret(info.value)
     assert case.posts(fake) <= 1
 
@@ -137,7 +137,7 @@ def test_read_back_finds_nothing_before_posting(case, fake, tmp_path):
             publisher.find_existing(sample_post(image=fake.image_url()))
         return
     assert publisher.find_existing(sample_post(image=fake.image_url())) is None
-    receipt = publisher.publish(sample_post(image=fake.image_url()))
+    receipt = publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     found = publisher.find_existing(sample_post(image=fake.image_url()))
     assert found is not None and found.remote_id == receipt.remote_id
 
@@ -176,14 +176,14 @@ def test_doubts_settle_under_the_minimal_documented_permissions(minimal: Contrac
     try:
         server.grant(minimal.minimal_scopes or ())
         publisher = build_publisher(minimal, server, tmp_path)
-        publisher.publish(sample_post(key="ap-earlier", link="https://example.go.id/berita/lebih-awal/", image=server.image_url()))
+        publish_when_ready(publisher, sample_post(key="ap-earlier", link="https://example.go.id/berita/lebih-awal/", image=server.image_url()), server)
         health = publisher.check()
         assert health.level in (HealthLevel.OK, HealthLevel.WARNING), health.summary
         assert health.settles_doubts is not False, f"check says doubts cannot be settled: {health.missing_permission}"
         post = sample_post(key="ap-doubt", image=server.image_url())
         server.script("drop")  # the platform acts, the answer is lost
         with pytest.raises((UncertainError, TransientError)):
-            publisher.publish(post)
+            publish_when_ready(publisher, post, server)
         assert minimal.posts(server) == 2
         restarted = build_publisher(minimal, server, tmp_path)  # a new process; the state directory remains
         if restarted.can_read_back:
@@ -191,7 +191,7 @@ def test_doubts_settle_under_the_minimal_documented_permissions(minimal: Contrac
             assert found is not None and found.remote_id
         else:
             assert restarted.idempotent
-            restarted.publish(post)  # the same key: the platform drops the repeat
+            publish_when_ready(restarted, post, server)  # the same key: the platform drops the repeat
         assert minimal.posts(server) == 2
     finally:
         server.stop()

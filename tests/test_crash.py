@@ -29,6 +29,10 @@ CHANNELS = {
     # platform: (channel table, env, how to count posts, can the platform be read back?)
     "mastodon": ('[channels.social]\nplatform = "mastodon"\ninstance = "{url}"\naccess_token = "${{MASTODON_TOKEN}}"\n',
                  "MASTODON_TOKEN", "tests.fakes.mastodon", True),
+    # Two steps: the container is prepared (waits are options, shortened for a test server),
+    # then threads_publish is the call that hangs.
+    "threads": ('[channels.social]\nplatform = "threads"\napi_base = "{url}"\nuser_id = "{user_id}"\naccess_token = "${{THREADS_TOKEN}}"\n'
+                'container_wait = "1s"\ncontainer_poll = "1s"\n', "THREADS_TOKEN", "tests.fakes.threads", True),
     "webhook": ('[channels.social]\nplatform = "webhook"\nurl = "{url}/hooks/articles"\nsecret = "${{WEBHOOK_SECRET}}"\n',
                 "WEBHOOK_SECRET", "tests.fakes.webhook", False),
 }
@@ -41,8 +45,10 @@ def test_sigkill_mid_post_never_posts_twice(tmp_path, platform):
     contract = module.CONTRACT
     with FeedServer(older_items(3)) as site, contract.make_fake() as fake:
         fake.hang_seconds = 30.0
+        if hasattr(fake, "ready_after"):
+            fake.ready_after = 0.5  # seconds of real time: the daemon cannot be told to skip ahead
         config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social",
-                              extra=table.format(url=fake.url, page_id=getattr(fake, "page_id", "")), settings='publish_timeout = "60s"')
+                              extra=table.format(url=fake.url, page_id=getattr(fake, "page_id", ""), user_id=getattr(fake, "user_id", "")), settings='publish_timeout = "60s"')
         (tmp_path / ".env").write_text(f"{env_name}={CANARY}\n")
         assert run_cli(config, "run", "--once").exit_code == 0  # baseline
         site.add(seed_item())

@@ -16,9 +16,10 @@ import requests
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from autopublish.connect_facebook import facebook_command
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
+    HeldError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -28,14 +29,9 @@ from autopublish.errors import (
 from autopublish.models import HealthLevel
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import PublisherEnv
-from autopublish.platforms.facebook import (
-    MAX_MESSAGE,
-    FacebookOptions,
-    FacebookPublisher,
-    expiry_from_message,
-    normalise_link,
-    usage_wait,
-)
+from autopublish.platforms.meta.connect import facebook_command
+from autopublish.platforms.meta.facebook import MAX_MESSAGE, FacebookOptions, FacebookPublisher
+from autopublish.platforms.meta.graph import expiry_from_message, link_key, usage_wait
 from tests.contract import CANARY, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.facebook import EXPIRED_MESSAGE, FakeGraph
@@ -47,6 +43,7 @@ APP_SECRET = "CANARY-app-secret-31337"
 @pytest.fixture
 def fake() -> Iterator[FakeGraph]:
     server = FakeGraph()
+    server.app_secret = APP_SECRET  # the app whose id and secret the channel may be given
     server.start()
     yield server
     server.stop()
@@ -153,7 +150,7 @@ def test_failed_rescrape_does_not_block_the_post(failure, fake, tmp_path, caplog
         fake.script("server_error", when=is_scrape)
     else:
         fake.script("hang", when=is_scrape)
-    with caplog.at_level(logging.WARNING, logger="autopublish.platforms.facebook"):
+    with caplog.at_level(logging.WARNING, logger="autopublish.platforms.meta.facebook"):
         receipt = publisher.publish(sample_post())
     assert receipt.remote_id and len(fake.posts) == 1
     assert "link preview" in caplog.text
@@ -186,6 +183,22 @@ def test_photo_facebook_cannot_fetch_falls_back_to_the_link(fake, tmp_path):
     post = sample_post(image=fake.url + "/missing/foto.png")
     make(fake, tmp_path, post_as="photo").publish(post)
     assert len(fake.posts) == 1 and fake.feed_posts[0]["link"] == post.link
+
+
+@pytest.mark.parametrize("code, message", [(100, "(#100) url should represent a valid URL"), (324, "(#324) Missing or invalid image file"),
+                                           (100, "(#100) Failed to fetch the image")])
+def test_any_image_fetch_failure_falls_back_to_the_link(code, message, fake, tmp_path):
+    fake.fail_next(code=code, message=message, when=lambda r: r.path.endswith("/photos"))
+    post = sample_post(image=fake.image_url())
+    make(fake, tmp_path, post_as="photo").publish(post)
+    assert fake.photo_posts == [] and len(fake.feed_posts) == 1 and fake.feed_posts[0]["link"] == post.link
+
+
+def test_a_server_error_on_the_photo_is_not_a_fallback(fake, tmp_path):
+    fake.fail_next(code=2, is_transient=True, when=lambda r: r.path.endswith("/photos"))
+    with pytest.raises(UncertainError):  # the photo may have been posted: never post the link as well
+        make(fake, tmp_path, post_as="photo").publish(sample_post(image=fake.image_url()))
+    assert fake.feed_posts == []
 
 
 def test_text_post_sends_the_message_alone(fake, tmp_path):
@@ -285,17 +298,19 @@ BUC = {"X-Business-Use-Case-Usage": json.dumps({"1122334455": [{"type": "pages",
 @pytest.mark.parametrize(
     "code, subcode, status, headers, expected, retry_after",
     [
-        (1, None, 400, None, TransientError, None),
-        (2, None, 400, None, TransientError, None),
-        (2, None, 500, None, UncertainError, None),  # a 5xx to a post may have been applied
+        (1, None, 400, None, UncertainError, None),  # codes 1/2 after a write may have been applied
+        (2, None, 400, None, UncertainError, None),
+        (2, None, 500, None, UncertainError, None),
         (4, None, 403, None, RateLimitedError, 900),
         (17, None, 400, None, RateLimitedError, 900),
         (32, None, 400, BUC, RateLimitedError, 42 * 60),
         (341, None, 400, None, RateLimitedError, 900),
         (613, None, 400, None, RateLimitedError, 900),
         (80001, None, 400, BUC, RateLimitedError, 42 * 60),
-        (368, 1390008, 400, None, RateLimitedError, 6 * 3600),
-        (368, None, 400, None, RateLimitedError, 6 * 3600),
+        (368, 1390008, 400, None, RateLimitedError, 6 * 3600),  # only "posting too fast" is a rate limit
+        (368, None, 400, None, HeldError, None),  # any other 368 is a policy block
+        (368, 1404102, 400, None, HeldError, None),
+        (100, 463, 400, None, AuthError, None),  # a token subcode without code 190 is still a dead token
         (190, 463, 400, None, AuthError, None),
         (190, 460, 400, None, AuthError, None),
         (190, 458, 400, None, AuthError, None),
@@ -323,10 +338,22 @@ def test_graph_error_codes_map_to_the_core_vocabulary(code, subcode, status, hea
     no_secret_anywhere(fake, str(error), repr(error), repr(vars(error)))
 
 
-def test_is_transient_flag_makes_an_unknown_code_transient(fake, tmp_path):
+def test_is_transient_flag_is_uncertain_on_a_write_and_transient_on_a_read(fake, tmp_path):
     fake.fail_next(code=9999, is_transient=True)
-    with pytest.raises(TransientError):
+    with pytest.raises(UncertainError):
         make(fake, tmp_path).publish(sample_post())
+    fake.fail_next(code=9999, is_transient=True, when=lambda r: r.method == "GET")
+    with pytest.raises(TransientError) as info:
+        make(fake, tmp_path).find_existing(sample_post())
+    assert not isinstance(info.value, UncertainError)
+
+
+def test_policy_block_is_held_with_the_platforms_own_words(fake, tmp_path):
+    fake.fail_next(code=368, message="(#368) The action attempted has been deemed abusive or is otherwise disallowed")
+    with pytest.raises(HeldError) as info:
+        make(fake, tmp_path).publish(sample_post())
+    assert "deemed abusive or is otherwise disallowed" in info.value.message
+    assert "retry or skip" in info.value.message and fake.posts == []
 
 
 def test_expired_token_tells_the_admin_what_to_do(fake, tmp_path):
@@ -357,9 +384,9 @@ def test_missing_permission_names_it(fake, tmp_path):
     assert "pages_manage_posts" in info.value.message
     assert "autopublish resume test" in info.value.message
     fake.missing_permission = "pages_read_engagement"
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(CannotCheckError) as refused:  # a refused read-back never pauses the channel
         make(fake, tmp_path).find_existing(sample_post())
-    assert "pages_read_engagement" in info.value.message
+    assert refused.value.missing_permission == "pages_read_engagement"
 
 
 def test_duplicate_is_uncertain(fake, tmp_path):
@@ -452,15 +479,39 @@ def test_find_existing_matches_a_link_inside_the_message(fake, tmp_path):
     assert publisher.find_existing(post) is not None
 
 
-def test_normalise_link():
-    assert normalise_link("https://www.Example.go.id/a/") == normalise_link("http://example.go.id/a")
-    assert normalise_link("https://example.go.id/a?p=1#x") == "example.go.id/a?p=1"
-    assert normalise_link("https://example.go.id/a") != normalise_link("https://example.go.id/b")
+def test_link_key_is_the_feeds_canonical_link():
+    assert link_key("https://www.Example.go.id/a/") == link_key("http://example.go.id/a")
+    assert link_key("https://example.go.id/a?p=1&utm_source=fb#x") == "example.go.id/a?p=1"
+    assert link_key("https://l.facebook.com/l.php?u=http%3A%2F%2Fexample.go.id%2Fa&h=AT") == link_key("https://example.go.id/a")
+    assert link_key("https://example.go.id/a") != link_key("https://example.go.id/b")
 
 
 # --- check ---------------------------------------------------------------------------------------
-def test_check_names_the_page_and_a_token_that_never_expires(fake, tmp_path):
+APP = {"app_id": "4400112233", "app_secret": "${FACEBOOK_APP_SECRET}"}
+
+
+def test_check_without_app_credentials_says_what_it_cannot_know(fake, tmp_path):
     health = make(fake, tmp_path).check()
+    assert health.level == HealthLevel.OK  # no false warning: the token works, its details are unknown
+    assert "Jakarta Berketahanan" in health.summary
+    assert "cannot be read" in " ".join(health.details) and "app_id and app_secret" in " ".join(health.details)
+    assert not [r for r in fake.requests if r.param("batch")]  # no debug_token call it knows would fail
+
+
+def test_debug_token_refuses_a_page_token_as_facebook_does(fake, tmp_path):
+    publisher = make(fake, tmp_path)
+    status, body = publisher.client.batch_get(f"debug_token?input_token={CANARY}")
+    assert status == 400 and body["error"]["code"] == 100 and "app access token" in body["error"]["message"]
+
+
+def test_check_with_a_wrong_app_secret_warns_plainly(fake, tmp_path):
+    fake.app_secret = "another-secret"
+    health = make(fake, tmp_path, **APP).check()
+    assert health.level == HealthLevel.WARNING and "app_secret" in " ".join(health.details)
+
+
+def test_check_names_the_page_and_a_token_that_never_expires(fake, tmp_path):
+    health = make(fake, tmp_path, **APP).check()
     assert health.level == HealthLevel.OK
     assert "Jakarta Berketahanan" in health.summary and fake.page_id in health.summary
     assert "does not expire" in " ".join(health.details)
@@ -470,29 +521,33 @@ def test_check_names_the_page_and_a_token_that_never_expires(fake, tmp_path):
 def test_check_warns_a_week_before_expiry(fake, tmp_path):
     soon = NOW + timedelta(days=3)
     fake.token_expires_at = int(soon.timestamp())
-    health = make(fake, tmp_path).check()
+    health = make(fake, tmp_path, **APP).check()
     assert health.level == HealthLevel.WARNING and health.expires_at == soon
     assert "30 November 2026" in " ".join(health.details)
     fake.token_expires_at = int((NOW + timedelta(days=40)).timestamp())
-    assert make(fake, tmp_path).check().level == HealthLevel.OK
+    assert make(fake, tmp_path, **APP).check().level == HealthLevel.OK
 
 
 def test_check_errors_on_an_expired_or_foreign_or_user_token(fake, tmp_path):
     fake.token_expires_at = int((NOW - timedelta(days=1)).timestamp())
-    assert make(fake, tmp_path).check().level == HealthLevel.ERROR
+    assert make(fake, tmp_path, **APP).check().level == HealthLevel.ERROR
     fake.token_expires_at = 0
     fake.token_type = "USER"
-    health = make(fake, tmp_path).check()
+    health = make(fake, tmp_path, **APP).check()
     assert health.level == HealthLevel.ERROR and "not a Page token" in health.summary
 
 
 def test_check_names_missing_scopes(fake, tmp_path):
     fake.token_scopes = ["pages_show_list", "pages_read_engagement"]
-    health = make(fake, tmp_path).check()
+    health = make(fake, tmp_path, **APP).check()
     assert health.level == HealthLevel.ERROR and "pages_manage_posts" in health.summary
-    fake.token_scopes = ["pages_show_list", "pages_manage_posts"]
-    health = make(fake, tmp_path).check()
-    assert health.level == HealthLevel.WARNING and "pages_read_engagement" in " ".join(health.details)
+    fake.token_scopes = ["pages_show_list", "pages_manage_posts"]  # Facebook wants both to post
+    health = make(fake, tmp_path, **APP).check()
+    assert health.level == HealthLevel.ERROR and "pages_read_engagement" in health.summary
+    assert health.settles_doubts is False and health.missing_permission == "pages_read_engagement"
+    fake.token_scopes = ["pages_manage_posts", "pages_read_engagement"]
+    assert make(fake, tmp_path, **APP).check().settles_doubts is True
+    assert make(fake, tmp_path).check().settles_doubts is None  # without the app's credentials: unknown
 
 
 def test_check_reports_a_version_facebook_no_longer_serves(fake, tmp_path):
@@ -502,9 +557,10 @@ def test_check_reports_a_version_facebook_no_longer_serves(fake, tmp_path):
 
 
 def test_debug_token_rides_in_a_post_body(fake, tmp_path):
-    make(fake, tmp_path).check()
+    make(fake, tmp_path, **APP).check()
     batch = [r for r in fake.requests if r.param("batch")]
     assert len(batch) == 1 and batch[0].method == "POST" and CANARY in batch[0].param("batch")
+    assert batch[0].param("access_token") == f"{fake.app_id}|{APP_SECRET}"  # debug_token answers only to the app
     assert all(CANARY not in json.dumps(r.query) for r in fake.requests)
 
 
@@ -557,7 +613,10 @@ def test_connect_writes_the_page_token_without_printing_it(fake, tmp_path):
     env_file.write_text("# autopublish\nMASTODON_TOKEN=abc\nFACEBOOK_PAGE_TOKEN=old-token\nOTHER=1\n")
     result = CliRunner().invoke(facebook_command, connect_args(fake, env_file, "--page", fake.page_id))
     assert result.exit_code == 0, result.output
-    assert env_file.read_text() == f"# autopublish\nMASTODON_TOKEN=abc\nFACEBOOK_PAGE_TOKEN={CANARY}\nOTHER=1\n"
+    assert env_file.read_text() == (
+        f"# autopublish\nMASTODON_TOKEN=abc\nFACEBOOK_PAGE_TOKEN={CANARY}\nOTHER=1\nFACEBOOK_APP_SECRET={fake.app_secret}\n"
+    )
+    assert f'app_id = "{fake.app_id}"' in result.output and "does not expire" in result.output
     assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
     assert "Jakarta Berketahanan" in result.output and fake.page_id in result.output
     assert "FACEBOOK_PAGE_TOKEN" in result.output
@@ -573,7 +632,7 @@ def test_connect_asks_which_page(fake, tmp_path):
     result = CliRunner().invoke(facebook_command, connect_args(fake, env_file, "--env-name", "FB_TOKEN"), input="1\n")
     assert result.exit_code == 0, result.output
     assert "1. Balai Kota Jakarta (id 2233445566)" in result.output
-    assert env_file.read_text() == "FB_TOKEN=other-page-token-2233\n"
+    assert env_file.read_text() == f"FB_TOKEN=other-page-token-2233\nFACEBOOK_APP_SECRET={fake.app_secret}\n"
     assert "other-page-token-2233" not in result.output
 
 
@@ -629,7 +688,7 @@ def test_publisher_post_from_a_fresh_connect_works(fake, tmp_path):
     """The token connect writes is the one the channel then posts with."""
     env_file = tmp_path / ".env"
     CliRunner().invoke(facebook_command, connect_args(fake, env_file, "--page", fake.page_id))
-    name, _, value = env_file.read_text().strip().partition("=")
+    name, _, value = env_file.read_text().splitlines()[0].partition("=")
     options = FacebookOptions.model_validate(
         {"page_id": fake.page_id, "access_token": "${" + name + "}", "api_base": fake.url}, context={"env": {name: value}}
     )

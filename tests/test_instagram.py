@@ -11,6 +11,7 @@ import pytest
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -18,14 +19,14 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
-from autopublish.platforms.instagram import (
+from autopublish.platforms.base import count_utf16 as utf16_length
+from autopublish.platforms.meta.instagram import (
     NO_IMAGE,
     InstagramOptions,
     InstagramPublisher,
     limit_hashtags,
 )
-from autopublish.platforms.base import count_utf16 as utf16_length
-from tests.contract import CANARY, build_publisher, sample_post
+from tests.contract import CANARY, build_publisher, publish_when_ready, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.instagram import CONTRACT, InstagramFake
 from tests.fakes.threads import TIMESTAMP_FORMAT, graph_error
@@ -62,7 +63,7 @@ def requests_to(fake: InstagramFake, predicate) -> list[Request]:
 
 # --- posting -----------------------------------------------------------------------------
 def test_image_post_uses_the_versioned_graph_path_and_returns_the_permalink(fake, publisher):
-    receipt = publisher.publish(sample_post(image=fake.image_url()))
+    receipt = publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     [create] = requests_to(fake, creates)
     assert create.path == f"/v23.0/{fake.user_id}/media"
     assert create.form["image_url"] == [fake.image_url()]
@@ -76,7 +77,7 @@ def test_image_post_uses_the_versioned_graph_path_and_returns_the_permalink(fake
 
 def test_article_without_an_image_is_refused_without_a_request(fake, publisher):
     with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post(image=None))
+        publish_when_ready(publisher, sample_post(image=None), fake)
     assert info.value.message == NO_IMAGE
     assert not isinstance(info.value, AuthError)
     assert fake.requests == []
@@ -89,7 +90,7 @@ def test_limits_tell_the_core_an_image_is_required():
 
 def test_hashtags_past_thirty_are_dropped_from_the_end(fake, publisher):
     tags = " ".join(f"#tag{n}" for n in range(35))
-    publisher.publish(sample_post(image=fake.image_url(), text=f"Kunjungan #Berita\n\n{LINK}\n\n{tags}"))
+    publish_when_ready(publisher, sample_post(image=fake.image_url(), text=f"Kunjungan #Berita\n\n{LINK}\n\n{tags}"), fake)
     caption = requests_to(fake, creates)[0].form["caption"][0]
     assert caption.count("#") == 30
     assert caption.startswith("Kunjungan #Berita") and caption.endswith("#tag28")
@@ -104,29 +105,54 @@ def test_limit_hashtags_keeps_urls_fragments_and_entities():
     assert limit_hashtags("#satu #dua") == "#satu #dua"
 
 
-def test_container_not_ready_after_quick_reads_is_transient_with_no_post(fake, publisher):
-    fake.polls_until_ready = 10
-    with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
-    assert not isinstance(info.value, UncertainError)
-    assert "nothing was published" in info.value.message
-    assert requests_to(fake, publishes) == [] and fake.media == []
-    fake.polls_until_ready = 1  # the core's later attempt makes a new container
-    publisher.publish(sample_post(image=fake.image_url()))
-    assert len(fake.media) == 1 and len(requests_to(fake, creates)) == 2
-
-
-def test_image_instagram_cannot_fetch_is_permanent(fake, publisher):
+def test_image_instagram_cannot_process_fails_after_a_bounded_number_of_containers(fake, publisher):
     fake.image_fails = True
     with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
-    assert "could not use the article's image" in info.value.message
-    assert fake.media == []
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
+    assert "could not prepare the post" in info.value.message and "3 attempts" in info.value.message
+    assert fake.media == [] and len(requests_to(fake, creates)) == 3
+
+
+@pytest.mark.parametrize("name, body, kind", [("foto.png", None, "a PNG"), ("foto.jpg", "png", "a PNG"), ("foto.gif", b"GIF89a....", "a GIF")])
+def test_only_a_jpeg_is_sent_and_the_type_is_read_from_the_bytes(fake, publisher, name, body, kind):
+    from tests.fakes.base import TINY_PNG
+
+    if body is not None:  # a PNG (or GIF) behind a .jpg-looking URL and an image/jpeg header
+        fake.images[name] = (TINY_PNG if body == "png" else body, "image/jpeg")
+    url = f"{fake.url}/_image/{name}"
+    with pytest.raises(PermanentError) as info:
+        publisher.publish(sample_post(image=url))
+    assert info.value.message.startswith(f"Instagram takes JPEG images only, and this article's image is {kind}")
+    assert requests_to(fake, creates) == [] and fake.media == []
+
+
+def test_the_fake_refuses_what_instagram_refuses(fake, publisher):
+    """The fake itself fetches the image and refuses anything but a JPEG, as Meta does."""
+    answer = requests_post(fake, {"image_url": f"{fake.url}/_image/plain.png", "caption": "x"})
+    assert answer["error"]["error_subcode"] == 2207083
+    ok = requests_post(fake, {"image_url": fake.image_url(), "caption": "x"})
+    assert "id" in ok
+
+
+def requests_post(fake: InstagramFake, data: dict[str, str]) -> dict:
+    import requests as http
+
+    return http.post(f"{fake.url}/v23.0/{fake.user_id}/media", data={**data, "access_token": CANARY}, timeout=5).json()
+
+
+def test_an_image_that_cannot_be_downloaded_now_is_transient_and_a_missing_one_permanent(fake, publisher):
+    with pytest.raises(PermanentError) as info:
+        publisher.publish(sample_post(image=f"{fake.url}/nothing-here.jpg"))  # the fake answers a Graph 400 for unknown paths
+    assert "cannot be downloaded" in info.value.message
+    fake.stop()
+    with pytest.raises(TransientError) as transient:
+        publisher.publish(sample_post(image=f"{fake.url}/_image/foto.jpg"))
+    assert not isinstance(transient.value, PermanentError)
 
 
 def test_permalink_read_failure_does_not_fail_the_publish(fake, publisher):
     fake.permalink_fails = True
-    receipt = publisher.publish(sample_post(image=fake.image_url()))
+    receipt = publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert receipt.remote_id == fake.media[0]["id"] and receipt.url is None
 
 
@@ -161,14 +187,14 @@ def multilingual(length: int, count) -> str:
 def test_multilingual_caption_at_the_limit_is_posted(fake, publisher):
     text = multilingual(2200, publisher.count)
     assert publisher.count(text) == 2200
-    publisher.publish(sample_post(image=fake.image_url(), text=text))
+    publish_when_ready(publisher, sample_post(image=fake.image_url(), text=text), fake)
     assert fake.media[0]["caption"] == text
 
 
 def test_multilingual_caption_over_the_limit_is_refused_before_any_request(fake, publisher):
     text = multilingual(2200, publisher.count) + "👨‍👩‍👧‍👦"
     with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post(image=fake.image_url(), text=text))
+        publish_when_ready(publisher, sample_post(image=fake.image_url(), text=text), fake)
     assert "over Instagram's limit of 2200" in info.value.message
     assert fake.requests == []
 
@@ -179,7 +205,7 @@ def test_used_up_quota_is_respected_until_the_window_frees(fake, publisher):
     fake.add_media("old", timestamp=(datetime.now(UTC) - timedelta(hours=20)).strftime(TIMESTAMP_FORMAT))
     fake.add_media("new")
     with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert 4 * 3600 - 300 < info.value.retry_after <= 4 * 3600 + 60
     assert requests_to(fake, creates) == []
 
@@ -187,7 +213,7 @@ def test_used_up_quota_is_respected_until_the_window_frees(fake, publisher):
 def test_quota_error_on_media_publish_is_rate_limited(fake, publisher):
     fake.script("rate_limit")  # code 9 / subcode 2207042
     with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert info.value.code == 9 and info.value.retry_after == 3600
     assert fake.media == []
 
@@ -204,7 +230,6 @@ def test_quota_error_on_media_publish_is_rate_limited(fake, publisher):
         (creates, 400, 4, None, RateLimitedError),
         (publishes, 400, 4, 2207051, PermanentError),
         (creates, 400, -2, 2207003, TransientError),
-        (publishes, 400, -2, 2207020, TransientError),
         (creates, 500, 2, None, TransientError),
         (publishes, 500, 2, None, UncertainError),
         (publishes, 500, -1, 2207001, UncertainError),
@@ -215,7 +240,7 @@ def test_quota_error_on_media_publish_is_rate_limited(fake, publisher):
 def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, status, code, subcode, expected):
     fake.inject(graph_error(status, f"(#{code}) something", code, subcode=subcode, transient=code in (1, 2, -1, -2)), step)
     with pytest.raises(PublishError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert type(info.value) is expected
     assert fake.media == []
 
@@ -223,7 +248,7 @@ def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, sta
 def test_permission_error_names_instagram_content_publish(fake, publisher):
     fake.inject(graph_error(403, "(#10) Application does not have permission for this action", 10), creates)
     with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert "instagram_content_publish" in info.value.message
     assert "INSTAGRAM_TOKEN" in info.value.message and "autopublish resume test" in info.value.message
 
@@ -244,7 +269,7 @@ def test_instagram_login_host_names_its_own_permission(tmp_path):
 def test_html_5xx_on_media_publish_is_uncertain(fake, publisher):
     fake.inject(Response(503, b"Service Unavailable", {"Content-Type": "text/plain"}), publishes)
     with pytest.raises(UncertainError):
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
 
 
 # --- reconciliation -----------------------------------------------------------------------------------
@@ -252,7 +277,7 @@ def test_act_then_drop_on_media_publish_is_reconciled_to_one_post(fake, publishe
     post = sample_post(image=fake.image_url())
     fake.script("drop")
     with pytest.raises(UncertainError):
-        publisher.publish(post)
+        publish_when_ready(publisher, post, fake)
     assert len(fake.media) == 1
     receipt = publisher.find_existing(post)
     assert receipt is not None and receipt.remote_id == fake.media[0]["id"]
@@ -264,7 +289,7 @@ def test_read_back_matches_the_caption_when_the_template_has_no_link(fake, publi
     post = sample_post(image=fake.image_url(), text="Kunjungan delegasi Myanmar #Berita")
     fake.add_media("Another article https://example.go.id/berita/lain/")
     assert publisher.find_existing(post) is None
-    receipt = publisher.publish(post)
+    receipt = publish_when_ready(publisher, post, fake)
     assert publisher.find_existing(post).remote_id == receipt.remote_id
 
 
@@ -305,16 +330,39 @@ def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     for kind in ("auth", "bad_request", "server_error", "rate_limit", "hang"):
         fake.script(kind)
         with pytest.raises(PublishError) as info:
-            publisher.publish(sample_post(image=fake.image_url(), key=kind))
+            publish_when_ready(publisher, sample_post(image=fake.image_url(), key=kind), fake)
         errors.append(info.value)
     fake.inject(graph_error(400, f"Malformed access token {CANARY}", 190), creates)
     with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
+        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     errors.append(info.value)
     fake.permalink_fails = True
-    publisher.publish(sample_post(image=fake.image_url(), text="#a " * 31 + LINK))
+    publish_when_ready(publisher, sample_post(image=fake.image_url(), text="#a " * 31 + LINK), fake)
     for error in errors:
         assert CANARY not in f"{error} {error!r} {vars(error)!r}"
     ours = [r for r in caplog.records if r.name.startswith("autopublish")]
     assert ours
     assert all(CANARY not in r.getMessage() for r in ours)
+
+
+def test_check_says_whether_doubts_can_be_settled(fake, publisher):
+    assert publisher.check().settles_doubts is True
+    fake.inject(graph_error(403, "(#10) Application does not have permission for this action", 10),
+                lambda r: r.method == "GET" and r.path.endswith("/media"))
+    health = publisher.check()
+    assert health.settles_doubts is False and health.level is HealthLevel.OK
+    assert health.missing_permission == "instagram_basic and pages_read_engagement"
+    fake.grant({"instagram_content_publish"})  # reading media back is refused: an editor settles doubts
+    with pytest.raises(CannotCheckError) as info:
+        publisher.find_existing(sample_post(image=fake.image_url()))
+    assert info.value.missing_permission == "instagram_basic and pages_read_engagement"
+
+
+def test_the_image_check_goes_through_the_guarded_fetcher(fake, publisher):
+    from dataclasses import replace
+
+    post = replace(sample_post(image=fake.image_url()), source_origin=None)  # a loopback image the feed did not name
+    with pytest.raises(PermanentError) as info:
+        publisher.publish(post)
+    assert "may not be fetched" in info.value.message
+    assert requests_to(fake, creates) == [] and not [r for r in fake.requests if r.path.startswith("/_image/")]

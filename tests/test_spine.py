@@ -214,9 +214,9 @@ def test_a_token_expiring_within_7_days_is_warned_once_in_the_publish_log(tmp_pa
     with FakeGraph() as graph:
         graph.token_expires_at = int(datetime.now(UTC).timestamp()) + 3 * 86400
         table = (f'[channels.page]\nplatform = "facebook"\npage_id = "{graph.page_id}"\naccess_token = "${{FACEBOOK_PAGE_TOKEN}}"\n'
-                 f'api_base = "{graph.url}"\n')
+                 f'api_base = "{graph.url}"\napp_id = "{graph.app_id}"\napp_secret = "${{FACEBOOK_APP_SECRET}}"\n')  # debug_token needs the app
         config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="page", extra=table)
-        app = open_app(load_config(config_path, {"FACEBOOK_PAGE_TOKEN": CANARY}, cwd=tmp_path))
+        app = open_app(load_config(config_path, {"FACEBOOK_PAGE_TOKEN": CANARY, "FACEBOOK_APP_SECRET": graph.app_secret}, cwd=tmp_path))
         app.pipeline.check_channels()
         app.pipeline.check_channels()  # the daemon checks every few hours: one warning a day, not one per check
         warnings = app.store.events(kinds=("token_expiring",))

@@ -537,3 +537,24 @@ def test_a_node_that_stopped_with_a_post_hanging_has_it_checked_by_the_others(op
     leaving.leave()  # SIGTERM's grace ran out with this post still hanging
     assert other.recover_dead_nodes() == [delivery_id]
     assert other.recover_dead_nodes() == []  # settled once
+
+
+def test_progress_edits_and_takedowns_of_live_posts(store: Store, clock: Clock) -> None:
+    [post] = queue_one(store)
+    assert store.claim(post)
+    assert store.transition(post, DeliveryStatus.WAITING, "the container is not ready", expect=(DeliveryStatus.SENDING,),
+                            progress="container-17", uncount_try=True)
+    row = store.delivery(post)
+    assert row is not None and row.progress == "container-17" and row.tries == 0
+    assert store.claim(post)
+    assert store.transition(post, DeliveryStatus.SENT, "Posted", expect=(DeliveryStatus.SENDING,), remote_id="r1")
+    assert [a[0] for a in store.live_articles(clock.now - 60)] == [row.article_id]
+    first_edit = store.queue_action(post, "edit", "The site corrected the article")
+    second_edit = store.queue_action(post, "edit", "Corrected again")
+    assert first_edit and second_edit and store.delivery(first_edit).status == "skipped"  # type: ignore[union-attr]
+    assert store.delivery_action(second_edit) == ("edit", post) and store.delivery_action(post) == ("post", None)
+    delete = store.queue_action(post, "delete", "Retracted by ed", actor="ed")
+    assert delete is not None and store.queue_action(post, "delete", "again") is None
+    assert store.taken_down(post) and store.live_articles(clock.now - 60) == []
+    assert store.find_article(f"#{post}") == row.article_id == store.find_article("https://example.org/1/")
+    assert [kind for _row, kind, _target in store.article_actions(row.article_id)] == ["post", "edit", "edit", "delete"]

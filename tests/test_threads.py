@@ -19,8 +19,8 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
-from autopublish.platforms.threads import ThreadsOptions, ThreadsPublisher, threads_length
-from tests.contract import CANARY, build_publisher, sample_post
+from autopublish.platforms.meta.threads import ThreadsOptions, ThreadsPublisher, threads_length
+from tests.contract import CANARY, build_publisher, publish_when_ready, sample_post
 from tests.fakes.base import Request
 from tests.fakes.threads import CONTRACT, TIMESTAMP_FORMAT, ThreadsFake, graph_error
 
@@ -56,7 +56,7 @@ def posted(fake: ThreadsFake, predicate) -> list[Request]:
 
 # --- posting ---------------------------------------------------------------------------
 def test_text_post_attaches_the_article_link(fake, publisher):
-    receipt = publisher.publish(sample_post())
+    receipt = publish_when_ready(publisher, sample_post(), fake)
     [create] = posted(fake, creates)
     assert create.form["media_type"] == ["TEXT"]
     assert create.form["link_attachment"] == [LINK]
@@ -69,16 +69,15 @@ def test_text_post_attaches_the_article_link(fake, publisher):
 
 
 def test_token_travels_in_the_form_body_never_in_a_post_url(fake, publisher):
-    publisher.publish(sample_post())
+    publish_when_ready(publisher, sample_post(), fake)
     for request in fake.requests:
         if request.method == "POST":
             assert "access_token" not in request.query
             assert request.form["access_token"] == [CANARY]
 
 
-def test_image_post_waits_a_few_quick_reads_for_the_container(fake, publisher):
-    fake.polls_until_ready = 2
-    receipt = publisher.publish(sample_post(image=fake.image_url()))
+def test_image_post_is_published_once_its_container_is_ready(fake, publisher):
+    receipt = publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     [create] = posted(fake, creates)
     assert create.form["media_type"] == ["IMAGE"]
     assert create.form["image_url"] == [fake.image_url()]
@@ -89,30 +88,21 @@ def test_image_post_waits_a_few_quick_reads_for_the_container(fake, publisher):
 
 
 def test_image_post_without_the_link_in_its_text_goes_out_as_text_with_a_card(fake, publisher):
-    publisher.publish(sample_post(image=fake.image_url(), text="Kunjungan delegasi Myanmar"))
+    publish_when_ready(publisher, sample_post(image=fake.image_url(), text="Kunjungan delegasi Myanmar"), fake)
     [create] = posted(fake, creates)
     assert create.form["media_type"] == ["TEXT"] and create.form["link_attachment"] == [LINK]
 
 
 def test_image_that_threads_cannot_fetch_falls_back_to_a_text_post(fake, publisher):
     fake.image_fails = True
-    publisher.publish(sample_post(image=fake.image_url()))
+    publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     assert [r.form["media_type"][0] for r in posted(fake, creates)] == ["IMAGE", "TEXT"]
     assert len(fake.media) == 1 and fake.media[0]["media_type"] == "TEXT"
 
 
-def test_image_still_processing_is_transient_and_publishes_nothing(fake, publisher):
-    fake.polls_until_ready = 10
-    with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post(image=fake.image_url()))
-    assert not isinstance(info.value, UncertainError)
-    assert "nothing was published" in info.value.message
-    assert posted(fake, publishes) == [] and fake.media == []
-
-
 def test_permalink_read_failure_does_not_fail_the_publish(fake, publisher):
     fake.permalink_fails = True
-    receipt = publisher.publish(sample_post())
+    receipt = publish_when_ready(publisher, sample_post(), fake)
     assert receipt.remote_id == fake.media[0]["id"]
     assert receipt.url is None
     assert len(fake.media) == 1
@@ -126,7 +116,7 @@ def test_used_up_quota_is_respected_until_the_window_frees(fake, publisher):
     fake.add_media("older post", timestamp=stamp)
     fake.add_media("newer post")
     with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     assert 3000 < info.value.retry_after <= 3700  # the 23-hour-old post leaves the window in ~1 h
     assert "250" not in info.value.message and "2 posts per 24 hours" in info.value.message
     assert posted(fake, creates) == []
@@ -135,7 +125,7 @@ def test_used_up_quota_is_respected_until_the_window_frees(fake, publisher):
 def test_quota_error_from_publish_without_readable_history_waits_an_hour(fake, publisher):
     fake.inject(graph_error(400, "You reached the maximum number of posts", 9, subcode=2207042), publishes)
     with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     assert info.value.retry_after == 3600
     assert fake.media == []
 
@@ -163,7 +153,7 @@ def test_quota_error_from_publish_without_readable_history_waits_an_hour(fake, p
 def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, status, code, subcode, expected):
     fake.inject(graph_error(status, f"(#{code}) something", code, subcode=subcode, transient=code in (1, 2)), step)
     with pytest.raises(PublishError) as info:
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     assert type(info.value) is expected
     assert info.value.code == code
     if expected is RateLimitedError:
@@ -174,23 +164,23 @@ def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, sta
 def test_expired_token_tells_the_admin_what_to_do(fake, publisher):
     fake.inject(graph_error(400, "Error validating access token: Session has expired", 190, subcode=463), creates)
     with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     message = info.value.message
-    assert message.startswith("Threads says the access token expired;")
+    assert message.startswith("Threads says the access token is no longer valid because it expired;")
     assert "THREADS_TOKEN" in message and "autopublish resume test" in message
 
 
 def test_missing_permission_is_named(fake, publisher):
     fake.inject(graph_error(403, "(#10) Application does not have permission for this action", 10), creates)
     with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     assert "threads_content_publish" in info.value.message
 
 
 def test_call_rate_limit_reads_the_usage_header(fake, publisher):
     fake.script("rate_limit")  # the fake's BUC header says 5 minutes
     with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     assert info.value.retry_after == 300
 
 
@@ -199,10 +189,10 @@ def test_unreadable_5xx_on_publish_is_uncertain_and_on_create_transient(fake, pu
 
     fake.inject(Response(502, b"<html>Bad Gateway</html>", {"Content-Type": "text/html"}), publishes)
     with pytest.raises(UncertainError):
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     fake.inject(Response(502, b"<html>Bad Gateway</html>", {"Content-Type": "text/html"}), creates)
     with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post(key="ap-2"))
+        publish_when_ready(publisher, sample_post(key="ap-2"), fake)
     assert not isinstance(info.value, UncertainError)
 
 
@@ -212,7 +202,7 @@ def test_act_then_drop_on_publish_is_reconciled_to_one_post(fake, publisher, ima
     post = sample_post(image=fake.image_url() if image else None)
     fake.script("drop")
     with pytest.raises(UncertainError):
-        publisher.publish(post)
+        publish_when_ready(publisher, post, fake)
     receipt = publisher.find_existing(post)
     assert receipt is not None
     assert receipt.remote_id == fake.media[0]["id"] and receipt.url == fake.media[0]["permalink"]
@@ -262,13 +252,13 @@ def test_multilingual_text_fitted_by_our_count_is_accepted(fake, publisher):
         break
     text += LINK
     assert publisher.count(text) <= 500
-    publisher.publish(sample_post(text=text))
+    publish_when_ready(publisher, sample_post(text=text), fake)
     assert len(fake.media) == 1 and fake.media[0]["text"] == text
 
 
 def test_text_over_the_limit_is_refused_before_any_request(fake, publisher):
     with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post(text="👨‍👩‍👧‍👦" * 20 + " " + LINK))
+        publish_when_ready(publisher, sample_post(text="👨‍👩‍👧‍👦" * 20 + " " + LINK), fake)
     assert "over Threads' limit of 500" in info.value.message
     assert fake.requests == []
 
@@ -276,7 +266,7 @@ def test_text_over_the_limit_is_refused_before_any_request(fake, publisher):
 def test_more_than_five_links_is_refused(fake, publisher):
     text = " ".join(f"https://example.go.id/{n}" for n in range(6))
     with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post(text=text))
+        publish_when_ready(publisher, sample_post(text=text), fake)
     assert "at most 5" in info.value.message
     assert fake.requests == []
 
@@ -288,6 +278,13 @@ def test_check_names_the_account_and_the_quota(fake, publisher):
     assert health.level is HealthLevel.OK
     assert health.summary == "Posting as @jakartaberketahanan"
     assert "3 of 250 posts used in the last 24 hours" in " ".join(health.details)
+
+
+def test_check_says_whether_doubts_can_be_settled(fake, publisher):
+    assert publisher.check().settles_doubts is True
+    fake.grant({"threads_content_publish"})  # no threads_basic: nothing can be read back
+    with pytest.raises(AuthError):
+        publisher.check()  # reading the account itself needs threads_basic too
 
 
 def test_check_with_a_dead_token_is_an_auth_error(fake, publisher):
@@ -321,11 +318,11 @@ def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     for kind in ("auth", "bad_request", "server_error", "rate_limit", "hang"):
         fake.script(kind)
         with pytest.raises(PublishError) as info:
-            publisher.publish(sample_post(key=kind))
+            publish_when_ready(publisher, sample_post(key=kind), fake)
         errors.append(info.value)
     fake.image_fails = True
     fake.permalink_fails = True
-    publisher.publish(sample_post(image=fake.image_url(), key="last"))
+    publish_when_ready(publisher, sample_post(image=fake.image_url(), key="last"), fake)
     fake.add_media("filler", timestamp=(datetime.now(UTC) - timedelta(hours=1)).strftime(TIMESTAMP_FORMAT))
     publisher.find_existing(sample_post())
     for error in errors:
@@ -340,8 +337,8 @@ def test_unreadable_success_body_is_uncertain_on_publish_and_transient_on_create
 
     fake.inject(Response(200, b"{not json", {"Content-Type": "application/json; charset=UTF-8"}), creates)
     with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)
     assert not isinstance(info.value, UncertainError)
     fake.inject(Response(200, b"<html>ok</html>", {"Content-Type": "text/html"}), publishes)
     with pytest.raises(UncertainError):
-        publisher.publish(sample_post())
+        publish_when_ready(publisher, sample_post(), fake)

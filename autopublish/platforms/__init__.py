@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 PUBLISHERS: dict[str, str] = {
     "outbox": "autopublish.platforms.outbox:OutboxPublisher",
-    "facebook": "autopublish.platforms.facebook:FacebookPublisher",
+    "facebook": "autopublish.platforms.meta.facebook:FacebookPublisher",
     "mastodon": "autopublish.platforms.mastodon:MastodonPublisher",
     "bluesky": "autopublish.platforms.bluesky:BlueskyPublisher",
     "telegram": "autopublish.platforms.telegram:TelegramPublisher",
@@ -23,8 +23,8 @@ PUBLISHERS: dict[str, str] = {
     "webhook": "autopublish.platforms.webhook:WebhookPublisher",
     "x": "autopublish.platforms.x:XPublisher",
     "linkedin": "autopublish.platforms.linkedin:LinkedInPublisher",
-    "threads": "autopublish.platforms.threads:ThreadsPublisher",
-    "instagram": "autopublish.platforms.instagram:InstagramPublisher",
+    "threads": "autopublish.platforms.meta.threads:ThreadsPublisher",
+    "instagram": "autopublish.platforms.meta.instagram:InstagramPublisher",
 }
 
 

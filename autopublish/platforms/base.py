@@ -117,6 +117,8 @@ class Publisher(ABC, Generic[OptionsT]):
     # Seconds the platform remembers Post.key and drops a repeat (Mastodon: 3600); None: unbounded or unknown.
     idempotency_window: ClassVar[float | None] = None
     default_template: ClassVar[str] = "{title}\n\n{summary}\n\n{link}"
+    can_edit: ClassVar[bool] = False  # edit() changes a live post's text in place
+    can_delete: ClassVar[bool] = False  # delete() removes a live post
 
     def __init__(self, channel: str, options: OptionsT, env: PublisherEnv) -> None:
         self.channel = channel
@@ -161,6 +163,30 @@ class Publisher(ABC, Generic[OptionsT]):
     def check(self) -> Health:
         """A cheap authenticated call for ``autopublish check``."""
         return Health(HealthLevel.OK, f"{self.label}: nothing to check")
+
+    @classmethod
+    def edits_with(cls, options: PlatformOptions) -> bool:
+        """``can_edit`` for a channel with these options (Slack edits only with a bot token)."""
+        return cls.can_edit
+
+    @classmethod
+    def deletes_with(cls, options: PlatformOptions) -> bool:
+        """``can_delete`` for a channel with these options."""
+        return cls.can_delete
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """Replace the text of the live post ``receipt`` with ``post.text`` (one attempt; safe to repeat).
+
+        Only where ``can_edit``; raises the same errors as publish.
+        """
+        raise NotImplementedError
+
+    def delete(self, receipt: Receipt) -> None:
+        """Remove the live post ``receipt`` (one attempt). Already gone (404) counts as done.
+
+        Only where ``can_delete``; raises the same errors as publish.
+        """
+        raise NotImplementedError
 
     # --- helpers for subclasses --------------------------------------------------
     def error(self, cls: type[PublishError], message: str, **kwargs: Any) -> PublishError:

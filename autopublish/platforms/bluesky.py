@@ -514,6 +514,19 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
         return self.error(PermanentError, f"Bluesky refused the post: {message or name or f'HTTP {status}'}"[:300], code=name or status, detail=detail)
 
 
+    # --- takedowns (a Bluesky post cannot be edited) -----------------------------------------
+    can_delete: ClassVar[bool] = True
+
+    def delete(self, receipt: Receipt) -> None:
+        """``com.atproto.repo.deleteRecord`` for the post's rkey; a record already gone is a success."""
+        session = self._ensure_session()
+        rkey = receipt.remote_id.rstrip("/").rsplit("/", 1)[-1]
+        body = {"repo": session.did, "collection": POST_COLLECTION, "rkey": rkey}
+        response = self._xrpc("POST", "com.atproto.repo.deleteRecord", writes=True, json=body)
+        if not 200 <= response.status_code < 300:
+            raise self._xrpc_error(response)
+
+
 def _error_of(response: requests.Response) -> tuple[str, str]:
     """(error name, message) of an XRPC error body; ("", "") when there is none."""
     if response.status_code < 400:

@@ -260,6 +260,48 @@ class DiscordPublisher(Publisher[DiscordOptions]):
         return self.options.webhook_url.env_name or "DISCORD_WEBHOOK_URL"
 
 
+    # --- corrections and takedowns ----------------------------------------------------------
+    can_edit: ClassVar[bool] = True
+    can_delete: ClassVar[bool] = True
+
+    def _message_url(self, receipt: Receipt, verb: str) -> str:
+        if not receipt.remote_id.isdigit():  # posted without wait=true: Discord gave no message id
+            link = f": {receipt.url}" if receipt.url else ""
+            raise self.error(PermanentError, f"Discord gave no id for this message, so autopublish cannot {verb} it; do it by hand{link}",
+                             code="no_message_id")
+        return f"{self._url}/messages/{receipt.remote_id}"
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """PATCH {webhook_url}/messages/{id} with the new content and embed (name and avatar cannot change)."""
+        payload = self._payload(post)
+        payload.pop("username", None)
+        payload.pop("avatar_url", None)
+        response = self.request("PATCH", self._message_url(receipt, "update"), writes=True, what="Discord", json=payload)
+        if response.status_code == 404 and _error_code(response) == UNKNOWN_MESSAGE:
+            raise self.error(PermanentError, "The message is no longer in the Discord channel, so it cannot be updated", code=UNKNOWN_MESSAGE)
+        if response.status_code >= 300:
+            self._raise_for(response, writes=True)
+        return receipt
+
+    def delete(self, receipt: Receipt) -> None:
+        """DELETE {webhook_url}/messages/{id}; Unknown Message (10008) means already gone."""
+        response = self.request("DELETE", self._message_url(receipt, "delete"), writes=True, what="Discord")
+        if response.status_code < 300 or (response.status_code == 404 and _error_code(response) == UNKNOWN_MESSAGE):
+            return
+        self._raise_for(response, writes=True)
+
+
+UNKNOWN_MESSAGE = 10008  # discord.com/developers/docs/topics/opcodes-and-status-codes#json
+
+
+def _error_code(response: requests.Response) -> object:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
+
+
 def _shorten(text: str, limit: int) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"

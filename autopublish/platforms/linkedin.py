@@ -368,6 +368,37 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
         return self.error(PermanentError, f"LinkedIn refused the post: {_plain(message) or f'HTTP {status}'}", code=code or status, detail=message)
 
 
+    # --- corrections and takedowns ----------------------------------------------------------
+    can_edit: ClassVar[bool] = True
+    can_delete: ClassVar[bool] = True
+
+    def _post_url(self, receipt: Receipt) -> str:
+        return f"{self.options.api_base}/rest/posts/{quote(receipt.remote_id, safe='')}"
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """Partial update of the commentary: ``POST /rest/posts/{urn}`` with X-RestLi-Method PARTIAL_UPDATE
+        and ``{"patch": {"$set": {"commentary": ...}}}`` (only the commentary of a post can change)."""
+        length = self.count(post.text)
+        if length > MAX_LENGTH:
+            raise self.error(PermanentError, f"The post is {length} characters, over LinkedIn's limit of {MAX_LENGTH}; shorten the template", code="too_long")
+        body = {"patch": {"$set": {"commentary": escape_little_text(post.text)}}}
+        headers = {**self._headers(), "X-RestLi-Method": "PARTIAL_UPDATE"}
+        response = self.request("POST", self._post_url(receipt), writes=True, what="LinkedIn", json=body, headers=headers)
+        if response.status_code == 404:
+            raise self.error(PermanentError, "The post is no longer on the LinkedIn Page, so it cannot be updated", code=404)
+        if response.status_code >= 300:
+            raise self._failure(response, writes=True)
+        return receipt
+
+    def delete(self, receipt: Receipt) -> None:
+        """``DELETE /rest/posts/{urn}`` (X-RestLi-Method DELETE); deletes are idempotent, a 404 is also gone."""
+        headers = {**self._headers(), "X-RestLi-Method": "DELETE"}
+        response = self.request("DELETE", self._post_url(receipt), writes=True, what="LinkedIn", headers=headers)
+        if response.status_code < 300 or response.status_code == 404:
+            return
+        raise self._failure(response, writes=True)
+
+
 def _body(response: requests.Response) -> dict[str, Any]:
     try:
         data = response.json()

@@ -492,6 +492,40 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         return self.error(PermanentError, f"Mastodon ({self.host}) refused the request (HTTP {status}); check the channel's instance address", code=status, detail=text)
 
 
+    # --- corrections and takedowns --------------------------------------------------------
+    can_edit: ClassVar[bool] = True
+    can_delete: ClassVar[bool] = True
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """PUT /api/v1/statuses/:id with the new text (write:statuses). Without media_ids the
+        status keeps its attachments (Mastodon replaces media only when media_ids is sent)."""
+        data: list[tuple[str, str]] = [("status", post.text)]
+        language = self.options.language or _language_of(post.article.language)
+        if language:
+            data.append(("language", language))
+        if self.options.content_warning:
+            data.append(("spoiler_text", self.options.content_warning))
+        if self.options.sensitive:
+            data.append(("sensitive", "true"))
+        response = self.request("PUT", f"{self.options.instance}/api/v1/statuses/{receipt.remote_id}", writes=True,
+                                what=f"Mastodon ({self.host})", data=data, headers=self._auth())
+        if response.status_code == 404:
+            raise self.error(PermanentError, f"The post is no longer on Mastodon ({self.host}), so it cannot be updated", code=404)
+        if not 200 <= response.status_code < 300:
+            raise self._status_error(response, creating=True)
+        status = self.read_json(response, writes=True, what=f"Mastodon ({self.host})")
+        url = status.get("url") or status.get("uri") if isinstance(status, dict) else None
+        return Receipt(receipt.remote_id, url or receipt.url)
+
+    def delete(self, receipt: Receipt) -> None:
+        """DELETE /api/v1/statuses/:id (write:statuses); 404: already gone."""
+        response = self.request("DELETE", f"{self.options.instance}/api/v1/statuses/{receipt.remote_id}", writes=True,
+                                what=f"Mastodon ({self.host})", headers=self._auth())
+        if response.status_code == 404 or 200 <= response.status_code < 300:
+            return
+        raise self._status_error(response, creating=True)
+
+
 def _grants(scopes: set[str], scope: str) -> bool:
     """True when ``scopes`` include ``scope`` or its parent ("read" covers "read:statuses")."""
     return scope in scopes or scope.split(":", 1)[0] in scopes

@@ -25,7 +25,7 @@ import logging
 from typing import Any, ClassVar, NoReturn
 
 import requests
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, field_validator, model_validator
 
 from autopublish.errors import (
     AuthError,
@@ -57,6 +57,20 @@ _AUTH_PROBLEMS: dict[str, str] = {
     "posting_to_general_channel_denied": "only admins may post in the workspace's general channel",
 }
 
+# Web API errors (``{"ok": false, "error": ...}``) that no retry can fix: pause the channel.
+_BOT_AUTH_PROBLEMS: dict[str, str] = {
+    "invalid_auth": "the token is not valid",
+    "not_authed": "no token was accepted",
+    "token_revoked": "the token was revoked",
+    "token_expired": "the token expired",
+    "account_inactive": "the bot's account is deactivated",
+    "missing_scope": "the token lacks the chat:write scope",
+    "not_in_channel": "the bot is not a member of the channel (invite it)",
+    "channel_not_found": "the channel_id names no channel the bot can see",
+    "is_archived": "the channel is archived",
+    "restricted_action": "a workspace admin has restricted posting to the channel",
+}
+
 
 def escape_mrkdwn(text: str) -> str:
     """Slack's three control characters, escaped (the only ones Slack decodes)."""
@@ -73,14 +87,27 @@ class SlackOptions(PlatformOptions):
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    webhook_url: SecretRef
+    webhook_url: SecretRef | None = None
     unfurl_links: bool = False  # our blocks already show the article; Slack's own card would repeat it
     images: bool = True  # an image block with the article image
+    # Instead of a webhook: a bot token (xoxb-, scope chat:write) and the channel's id posts
+    # with chat.postMessage, so posts can later be updated (chat.update) and deleted (chat.delete).
+    bot_token: SecretRef | None = None
+    channel_id: str | None = None
+    api_base: str = "https://slack.com"
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackOptions:
+        if (self.webhook_url is None) == (self.bot_token is None):
+            raise ValueError("set either webhook_url (an incoming webhook) or bot_token with channel_id (a Slack app's bot)")
+        if self.bot_token is not None and not (self.channel_id or "").strip():
+            raise ValueError('bot_token needs channel_id, the id of the Slack channel to post in (like "C0123456789")')
+        return self
 
     @field_validator("webhook_url")
     @classmethod
-    def _check_url(cls, value: Secret) -> Secret:
-        if not value.reveal().strip().startswith(("https://", "http://")):
+    def _check_url(cls, value: Secret | None) -> Secret | None:
+        if value is not None and not value.reveal().strip().startswith(("https://", "http://")):
             raise ValueError(
                 "must be the incoming webhook's full URL (https://hooks.slack.com/services/...), "
                 "from your Slack app's Incoming Webhooks page"
@@ -103,12 +130,14 @@ class SlackPublisher(Publisher[SlackOptions]):
 
     @property
     def _url(self) -> str:
-        return self.options.webhook_url.reveal().strip()
+        return self.options.webhook_url.reveal().strip() if self.options.webhook_url is not None else ""
 
     # --- publish ----------------------------------------------------------------
     def publish(self, post: Post) -> Receipt:
         """POST once; if Slack refuses the blocks with an image (400 invalid_blocks: nothing was
-        posted), once more without the image."""
+        posted), once more without the image. With a bot token: chat.postMessage."""
+        if self.options.bot_token is not None:
+            return self._post_message(post)
         payload = self.payload(post, with_image=self.options.images)
         try:
             return self._send(payload, post)
@@ -170,7 +199,11 @@ class SlackPublisher(Publisher[SlackOptions]):
         """POST an empty message, which Slack refuses without posting: a 400 proves the URL is live.
 
         Slack has no read call for incoming webhooks; a removed webhook answers 403/404/410.
+        With a bot token: auth.test.
         """
+        if self.options.bot_token is not None:
+            self._api("auth.test", {}, writes=False)
+            return Health(HealthLevel.OK, f"Slack accepts the bot token; posts go to channel {self.options.channel_id}, and can be updated and deleted")
         response = self.request("POST", self._url, writes=False, what="Slack", json={})
         body = _body(response)
         if response.status_code == 400:
@@ -210,7 +243,86 @@ class SlackPublisher(Publisher[SlackOptions]):
         raise self.error(PermanentError, f"Slack refused the post ({body or f'HTTP {status}'})", code=body or status)
 
     def _url_name(self) -> str:
-        return self.options.webhook_url.env_name or "SLACK_WEBHOOK_URL"
+        return (self.options.webhook_url.env_name if self.options.webhook_url is not None else None) or "SLACK_WEBHOOK_URL"
+
+    # --- bot token: chat.postMessage / chat.update / chat.delete (api.slack.com/methods) -------------
+    can_edit: ClassVar[bool] = True  # with a bot token only; see edits_with
+    can_delete: ClassVar[bool] = True
+
+    @classmethod
+    def edits_with(cls, options: PlatformOptions) -> bool:
+        return isinstance(options, SlackOptions) and options.bot_token is not None
+
+    @classmethod
+    def deletes_with(cls, options: PlatformOptions) -> bool:
+        return isinstance(options, SlackOptions) and options.bot_token is not None
+
+    def _post_message(self, post: Post) -> Receipt:
+        payload = self.payload(post, with_image=self.options.images)
+        try:
+            answer = self._api("chat.postMessage", {"channel": self.options.channel_id, **payload}, writes=True)
+        except PermanentError as exc:
+            if isinstance(exc, AuthError) or exc.code != "invalid_blocks" or not _has_image(payload):
+                raise
+            log.warning("Slack refused the message with the article image (%s); posting it without the image", exc.code,
+                        extra={"channel": self.channel, "platform": self.name, "article_key": post.article.key})
+            answer = self._api("chat.postMessage", {"channel": self.options.channel_id, **self.payload(post, with_image=False)}, writes=True)
+        ts, channel = answer.get("ts"), answer.get("channel") or self.options.channel_id
+        if not isinstance(ts, str) or not ts:
+            raise self.error(UncertainError, "Slack answered without the message's timestamp; the post may have been published", code="no_ts")
+        return Receipt(remote_id=f"{channel}/{ts}")
+
+    def _message_ref(self, receipt: Receipt, verb: str) -> dict[str, str]:
+        channel, _, ts = receipt.remote_id.rpartition("/")
+        if self.options.bot_token is None or not channel or not ts:
+            raise self.error(PermanentError, f"This Slack message was posted through an incoming webhook, which cannot {verb} it; "
+                             "do it by hand in Slack", code="webhook_message")
+        return {"channel": channel, "ts": ts}
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """chat.update with the new text and blocks (bot token; a message posted by the same bot)."""
+        ref = self._message_ref(receipt, "update")
+        payload = self.payload(post, with_image=self.options.images)
+        payload.pop("unfurl_links", None)
+        payload.pop("unfurl_media", None)
+        try:
+            self._api("chat.update", {**ref, **payload}, writes=True)
+        except PermanentError as exc:
+            if exc.code == "message_not_found":
+                raise self.error(PermanentError, "The message is no longer in the Slack channel, so it cannot be updated", code=exc.code) from None
+            raise
+        return receipt
+
+    def delete(self, receipt: Receipt) -> None:
+        """chat.delete; message_not_found means already gone."""
+        try:
+            self._api("chat.delete", self._message_ref(receipt, "delete"), writes=True)
+        except PermanentError as exc:
+            if exc.code != "message_not_found" or isinstance(exc, AuthError):
+                raise
+
+    def _api(self, method: str, body: dict[str, Any], *, writes: bool) -> dict[str, Any]:
+        """One Web API call; the answer when ``ok`` is true, else a mapped error (the token never shown)."""
+        assert self.options.bot_token is not None
+        response = self.request("POST", f"{self.options.api_base.rstrip('/')}/api/{method}", writes=writes, what="Slack", json=body,
+                                headers={"Authorization": f"Bearer {self.options.bot_token.reveal()}"})
+        if response.status_code == 429:
+            self._raise_for(response, "ratelimited", writes=writes)
+        if response.status_code >= 500:
+            self._raise_for(response, "", writes=writes)
+        answer = self.read_json(response, writes=writes, what="Slack")
+        if not isinstance(answer, dict):
+            answer = {}
+        if answer.get("ok") is True:
+            return answer
+        error = str(answer.get("error") or f"HTTP {response.status_code}")
+        if error in _BOT_AUTH_PROBLEMS:
+            name = self.options.bot_token.env_name or "SLACK_BOT_TOKEN"
+            raise self.error(AuthError, f"Slack refused the bot token: {_BOT_AUTH_PROBLEMS[error]}; fix it in Slack (a new token goes in "
+                             f".env as {name}) and run: autopublish resume {self.channel}", code=error)
+        if error == "ratelimited":
+            self._raise_for(response, error, writes=writes)
+        raise self.error(PermanentError, f"Slack refused the request ({error})", code=error)
 
 
 def _body(response: requests.Response) -> str:

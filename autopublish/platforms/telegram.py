@@ -32,6 +32,7 @@ from pydantic import ConfigDict, field_validator
 from autopublish.errors import (
     AuthError,
     PermanentError,
+    PublishError,
     RateLimitedError,
     TransientError,
     UncertainError,
@@ -336,6 +337,57 @@ class TelegramPublisher(Publisher[TelegramOptions]):
 
     def _token_name(self) -> str:
         return self.options.bot_token.env_name or "TELEGRAM_BOT_TOKEN"
+
+
+    # --- corrections and takedowns ----------------------------------------------------------
+    can_edit: ClassVar[bool] = True
+    can_delete: ClassVar[bool] = True
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """editMessageText, or editMessageCaption for a photo post (the Bot API tells which by refusing).
+
+        "message is not modified" means the text is already the new one: done.
+        """
+        ids = {"chat_id": self._chat_id(), "message_id": int(receipt.remote_id)}
+        try:
+            payload = self._message_payload(post)
+            payload.pop("disable_notification", None)
+            self._call("editMessageText", {**ids, **payload}, writes=True)
+        except PermanentError as exc:
+            detail = exc.detail.lower()
+            if "not modified" in detail:
+                return receipt
+            if "no text in the message" not in detail:
+                raise self._edit_problem(exc) from None
+            try:
+                self._call("editMessageCaption", {**ids, "caption": html.escape(post.text, quote=False), "parse_mode": "HTML"}, writes=True)
+            except PermanentError as caption_exc:
+                if "not modified" in caption_exc.detail.lower():
+                    return receipt
+                raise self._edit_problem(caption_exc) from None
+        return receipt
+
+    def delete(self, receipt: Receipt) -> None:
+        """deleteMessage; "message to delete not found" means already gone."""
+        try:
+            self._call("deleteMessage", {"chat_id": self._chat_id(), "message_id": int(receipt.remote_id)}, writes=True)
+        except PermanentError as exc:
+            detail = exc.detail.lower()
+            if isinstance(exc, AuthError):
+                raise
+            if "not found" in detail and "chat not found" not in detail:
+                return
+            if "can't be deleted" in detail:
+                raise self.error(PermanentError, f"Telegram will not let the bot delete this message ({exc.detail}); remove it by hand"
+                                 + (f": {receipt.url}" if receipt.url else ""), code=exc.code, detail=exc.detail) from None
+            raise
+
+    def _edit_problem(self, exc: PermanentError) -> PublishError:
+        if isinstance(exc, AuthError):
+            return exc
+        if "not found" in exc.detail.lower() and "chat not found" not in exc.detail.lower():
+            return self.error(PermanentError, "The message is no longer in the Telegram chat, so it cannot be updated", code=exc.code, detail=exc.detail)
+        return self.error(PermanentError, f"Telegram refused the update: {exc.detail}", code=exc.code, detail=exc.detail)
 
 
 def _posting_problem(member: Any, chat_type: str) -> str:

@@ -239,6 +239,36 @@ class WebhookPublisher(Publisher[WebhookOptions]):
         return self.error(PermanentError, f"{where} refused the post (HTTP {status})", code=status, detail=detail)
 
 
+    # --- corrections and takedowns ----------------------------------------------------------
+    # The receiver gets {"type": "article.updated", ...the publish body..., "post_id"} or
+    # {"type": "article.deleted", "id", "channel", "post_id", "url"}, signed like a post. The
+    # delivery id names the change (the same on every try of it), so a receiver dropping
+    # repeats still sees each new correction. 404/410 on a delete: already gone.
+    can_edit: ClassVar[bool] = True
+    can_delete: ClassVar[bool] = True
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        data = json.loads(self.body(post))
+        digest = hashlib.sha256(post.text.encode("utf-8")).hexdigest()[:12]
+        data.update(type="article.updated", id=f"{post.key}:updated:{digest}", post_id=receipt.remote_id)
+        self._send_change(data, what="update")
+        return receipt
+
+    def delete(self, receipt: Receipt) -> None:
+        data = {"type": "article.deleted", "id": f"{receipt.remote_id}:deleted", "channel": self.channel,
+                "post_id": receipt.remote_id, "url": receipt.url}
+        self._send_change(data, what="delete", gone_ok=True)
+
+    def _send_change(self, data: dict[str, object], *, what: str, gone_ok: bool = False) -> None:
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        response = self.request("POST", self.options.url, writes=True, what=f"The webhook receiver at {self.host}", data=body,
+                                headers=self.headers(str(data["id"]), body))
+        if 200 <= response.status_code < 300 or (gone_ok and response.status_code in (404, 410)):
+            return
+        log.debug("Webhook: the receiver refused the %s", what, extra={"channel": self.channel, "platform": self.name})
+        raise self._error_for(response)
+
+
 def _short_text(response: requests.Response) -> str:
     """The start of the receiver's answer, for the log's detail column."""
     try:

@@ -340,6 +340,23 @@ class XPublisher(Publisher[XOptions]):
         return ", ".join(names) if names else "the channel's four X secrets"
 
 
+    # --- takedowns (X posts cannot be edited through the API) ------------------------------
+    can_delete: ClassVar[bool] = True
+
+    def delete(self, receipt: Receipt) -> None:
+        """``DELETE /2/tweets/:id`` (signed like a post); a 404 means already gone."""
+        url = f"{self.options.api_base}/2/tweets/{receipt.remote_id}"
+        response = self.request("DELETE", url, writes=True, what="X", headers=self._sign("DELETE", url))
+        if response.status_code == 404:
+            return
+        if response.status_code != 200:
+            raise self._failure(response, writes=True)
+        data = self.read_json(response, writes=True, what="X")
+        deleted = data.get("data", {}).get("deleted") if isinstance(data, dict) else None
+        if deleted is not True:
+            raise self.error(PermanentError, f"X did not delete the post; remove it by hand: {receipt.url or receipt.remote_id}", code="not_deleted")
+
+
 def _user_of_token(token: str) -> str | None:
     """The account id an OAuth 1.0a access token starts with ("2244994945-..."), if it does."""
     head = token.split("-", 1)[0]

@@ -22,10 +22,12 @@ from autopublish.filemodes import private_dir, private_file
 from autopublish.store import migrations
 from autopublish.store.alerts import AlertStore
 from autopublish.store.connection import Database, redact_url
+from autopublish.store.corrections import CorrectionStore
 from autopublish.store.log import LogStore
 from autopublish.store.nodes import NodeStore
 from autopublish.store.push import PushStore
 from autopublish.store.rows import (
+    PENDING,
     RESOLVABLE_AS_POSTED,
     RETRYABLE,
     SKIPPABLE,
@@ -43,12 +45,13 @@ from autopublish.store.rows import (
 from autopublish.store.sessions import SessionStore
 
 __all__ = [
+    "PENDING",
     "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "PushFeedRow", "Store", "WebSessionRow", "WebSubRow",
     "article_from_json", "article_to_json", "redact_url",
 ]
 
 
-class Store(NodeStore, LogStore, AlertStore, SessionStore, PushStore):
+class Store(NodeStore, LogStore, CorrectionStore, AlertStore, SessionStore, PushStore):
     """One database: a state directory (SQLite, the default) or a ``postgresql://`` address.
 
     ``migrate``: bring an older schema up to date on open. Default: SQLite yes (one process

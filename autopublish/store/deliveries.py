@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    case,
     func,
     or_,
     select,
@@ -39,7 +40,7 @@ from autopublish.store.rows import (
 d, a = t.deliveries.c, t.articles.c
 DELIVERY_COLUMNS = (d.id, d.article_id, d.channel, d.status, d.tries, d.next_attempt_at, d.first_try_at, d.reason, d.post_url,
                     d.remote_id, d.needs_editor, d.created_at, d.updated_at, d.sent_at, d.generation, d.repost_of,
-                    a.feed, a.title, a.link, a.published)
+                    a.feed, a.title, a.link, a.published, d.progress)
 OLDEST_FIRST = (func.coalesce(a.published, a.first_seen_at), d.id)
 OPEN = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING)
 ARTICLES_LOCK = 4412032  # PostgreSQL advisory lock: one node records new articles at a time
@@ -234,6 +235,8 @@ class DeliveryStore(FeedStore):
         kind: str | None = None,
         reset_tries: bool = False,
         sent_text: str | None = None,
+        progress: str | None = None,
+        uncount_try: bool = False,
     ) -> bool:
         """Move a delivery to ``status`` and log why, in one transaction.
 
@@ -243,18 +246,23 @@ class DeliveryStore(FeedStore):
         with self.db.tx() as conn:
             return self._transition(conn, delivery_id, status, message, expect=expect, next_attempt_at=next_attempt_at, post_url=post_url,
                                     remote_id=remote_id, needs_editor=needs_editor, actor=actor, kind=kind, reset_tries=reset_tries,
-                                    sent_text=sent_text)
+                                    sent_text=sent_text, progress=progress, uncount_try=uncount_try)
 
     def _transition(self, conn: Connection, delivery_id: int, status: str, message: str | Message, *,
                     expect: tuple[str, ...] | None = None, next_attempt_at: float | None = None, post_url: str | None = None,
                     remote_id: str | None = None, needs_editor: bool | None = None, actor: str = "autopublish", kind: str | None = None,
-                    reset_tries: bool = False, claimed_by: str | None = None, sent_text: str | None = None) -> bool:
+                    reset_tries: bool = False, claimed_by: str | None = None, sent_text: str | None = None,
+                    progress: str | None = None, uncount_try: bool = False) -> bool:
         now = self.now()
         code, params = code_of(message)
         values: dict[str, Any] = {"status": status, "reason": str(message), "updated_at": now, "next_attempt_at": next_attempt_at,
                                   "reason_code": code, "reason_params": params}
         if sent_text is not None:
             values["sent_text"] = sent_text
+        if progress is not None:  # kept until replaced: a later try continues what this one prepared
+            values["progress"] = progress or None
+        if uncount_try:
+            values["tries"] = case((d.tries > 0, d.tries - 1), else_=0)
         if post_url is not None:
             values["post_url"] = post_url
         if remote_id is not None:

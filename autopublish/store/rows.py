@@ -8,6 +8,8 @@ from datetime import datetime
 
 from autopublish.models import Article, DeliveryStatus
 
+PENDING = ("queued", "waiting", "held")
+
 # What an editor may do from which state (the CLI and the web page share these).
 RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING, DeliveryStatus.SKIPPED)
 SKIPPABLE = (DeliveryStatus.QUEUED, DeliveryStatus.WAITING, DeliveryStatus.HELD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
@@ -36,6 +38,7 @@ class DeliveryRow:
     title: str = ""
     link: str = ""
     published: float | None = None
+    progress: str | None = None  # what the platform is preparing for this delivery (a container)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,9 @@ deliveries = Table(
     Column("claimed_by", Text),  # the node that set it to sending
     Column("reason_code", Text), Column("reason_params", Text),  # the reason's message code (autopublish.messages), JSON
     Column("sent_text", Text),  # the post's text exactly as sent
+    Column("progress", Text),  # what the platform is preparing for this delivery (a media container)
+    Column("kind", Text, nullable=False, server_default="post"),  # "post", or "edit"/"delete" of the post named by target_id
+    Column("target_id", Integer),
     UniqueConstraint("channel", "article_id", "generation"),
     Index("deliveries_due", "status", "next_attempt_at"),
     Index("deliveries_channel", "channel", "status"),

@@ -112,9 +112,14 @@ def actions_for(row: DeliveryRow) -> list[str]:
         names.append("skip")
     if status == DeliveryStatus.UNCERTAIN or (status in (DeliveryStatus.FAILED, DeliveryStatus.HELD) and row.needs_editor):
         names.append("resolve")
-    if status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED):
+    if status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED) and kind_of(row) == "post":
         names.append("repost")
     return names
+
+
+def kind_of(row: DeliveryRow) -> str:
+    """"post", or "edit"/"delete" for an update or take-down of a post (issue 16)."""
+    return web().store.delivery_action(row.id)[0]
 
 
 def query_url(**changes: Any) -> str:
@@ -142,6 +147,6 @@ def install(app: Flask, *, refresh: int, zone_name: str) -> None:
     app.jinja_env.globals.update(t=t, fmt_time=fmt_time, status_text=status_text, reason_text=reason_text, actions_for=actions_for,
                                  reason_said=reason_said, event_said=event_said, pause_said=pause_said, delivery_extras=delivery_extras,
                                  query_url=query_url, here=here, event_word=event_word, safe_href=safe_href, refresh=refresh,
-                                 zone_name=zone_name)
+                                 zone_name=zone_name, kind_of=kind_of)
     app.jinja_env.globals["fmt_duration"] = format_duration
     app.jinja_env.filters["redact"] = lambda text: web().redactor(str(text or ""))

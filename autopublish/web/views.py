@@ -348,6 +348,40 @@ def repost(delivery_id: int) -> Redirect:
     return back()
 
 
+@bp.get("/articles/<int:article_id>/retract")
+@editor_only
+def retract_confirm(article_id: int) -> str:
+    """The confirmation step of "take down everywhere": what is live where, then one button."""
+    store = web().store
+    try:
+        article = store.article(article_id)
+    except StateError:
+        abort(404)
+    rows = store.article_actions(article_id)
+    live = [row for row, kind, _target in rows if kind == "post" and row.status == "sent" and not store.taken_down(row.id)]
+    queued = [row for row, _kind, _target in rows if row.status in ("queued", "waiting", "held", "failed", "uncertain")]
+    return render_template("retract.html", article=article, article_id=article_id, live=live, queued=queued, **common())
+
+
+@bp.post("/articles/<int:article_id>/retract")
+@editor_only
+def retract(article_id: int) -> Redirect:
+    """Take the article down everywhere (autopublish.corrections.retract), after the confirmation page."""
+    from autopublish.corrections import retract as take_down
+
+    store = web().store
+    try:
+        store.article(article_id)
+    except StateError:
+        abort(404)
+    if request.form.get("confirm") != "yes":
+        flash(t("retract_unconfirmed"), "error")
+        return redirect(url_for("web.retract_confirm", article_id=article_id), code=303)
+    for line in take_down(store, web().config, article_id, actor()):
+        flash(web().redactor(line), "ok")
+    return back()
+
+
 @bp.post("/channels/<name>/pause")
 @editor_only
 def pause(name: str) -> Redirect:

@@ -39,6 +39,12 @@ TINY_PNG = bytes.fromhex(
     "9f8e0000000049454e44ae426082"
 )
 
+# A 1x1 JPEG (SOI, DQT, arithmetic-coded SOF9, DAC, SOS, EOI), for platforms that take JPEG only.
+TINY_JPEG = bytes.fromhex(
+    "ffd8ffdb004300030202020202030202020303030304060404040404080606050609080a0a090809090a0c0f0c0a0b0e0b09090d110d0e0f101011100a0c12131210130f101010"
+    "ffc9000b080001000101011100ffcc000600101005ffda0008010100003f00d2cf20ffd9"
+)
+
 
 @dataclass
 class Request:
@@ -132,6 +138,7 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self._connections: set[socket.socket] = set()
+        self.images: dict[str, tuple[bytes, str]] = {}  # name -> (body, type) served at /_image/<name>; else TINY_PNG
         self.port = 0
 
     # --- lifecycle -------------------------------------------------------------
@@ -276,7 +283,8 @@ class FakeServer:
             json=data,
         )
         if request.path.startswith("/_image/"):
-            self._write(handler, Response(200, TINY_PNG, {"Content-Type": "image/png"}))
+            body, ctype = self.images.get(request.path[len("/_image/"):], (TINY_PNG, "image/png"))
+            self._write(handler, Response(200, body, {"Content-Type": ctype}))
             return
         with self.lock:
             self.requests.append(request)

@@ -66,6 +66,7 @@ class FakeBluesky(FakeServer):
         self.refresh_tokens: set[str] = set()
         self.records: dict[str, dict[str, Any]] = {}  # rkey -> {"uri","cid","value"}
         self.blobs: dict[str, bytes] = {}
+        self.deleted: list[str] = []  # rkeys removed by deleteRecord
         self.logins = 0
         self.refreshes = 0
         self.takedown = False
@@ -124,6 +125,7 @@ class FakeBluesky(FakeServer):
             ("POST", "com.atproto.repo.uploadBlob"): self._upload_blob,
             ("POST", "com.atproto.repo.createRecord"): self._create_record,
             ("GET", "com.atproto.repo.getRecord"): self._get_record,
+            ("POST", "com.atproto.repo.deleteRecord"): self._delete_record,
             ("GET", "com.atproto.repo.listRecords"): self._list_records,
         }.get((request.method, nsid))
         if handler is None:
@@ -233,6 +235,22 @@ class FakeBluesky(FakeServer):
         self.records[rkey] = {"uri": uri, "cid": cid, "value": record}
         rev = _tid()
         return self._ok({"uri": uri, "cid": cid, "commit": {"cid": "bafyreicommit" + rev, "rev": rev}, "validationStatus": "valid"})
+
+    def _delete_record(self, request: Request) -> Response:
+        # lexicon com.atproto.repo.deleteRecord: "Delete a repository record, or ensure it doesn't exist"
+        # (so a record already gone is a success); needs the account's own access token.
+        refused = self._check_access(request)
+        if refused:
+            return refused
+        body = request.json if isinstance(request.json, dict) else {}
+        if body.get("repo") not in (self.did, self.handle):
+            return self._error(400, "InvalidRequest", f"Could not find repo: {body.get('repo')}")
+        if body.get("collection") != POST or not TID.match(str(body.get("rkey") or "")):
+            return self._error(400, "InvalidRequest", "Invalid collection or record key")
+        if self.records.pop(str(body["rkey"]), None) is not None:
+            self.deleted.append(str(body["rkey"]))
+        rev = _tid()
+        return self._ok({"commit": {"cid": "bafyreicommit" + rev, "rev": rev}})
 
     def _get_record(self, request: Request) -> Response:
         repo, collection, rkey = (request.param(n) for n in ("repo", "collection", "rkey"))

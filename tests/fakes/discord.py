@@ -73,6 +73,14 @@ class DiscordFake(FakeServer):
             return Response.json_body(200, self._webhook())
         if request.method == "POST" and not message_id:
             return self._execute(request)
+        if request.method in ("PATCH", "DELETE") and message_id:
+            found = self.messages.get(message_id)
+            if found is None:  # docs: webhook#edit-webhook-message / #delete-webhook-message; error 10008
+                return _error(404, "Unknown Message", 10008)
+            if request.method == "DELETE":
+                del self.messages[message_id]
+                return Response(204)  # "Returns a 204 No Content response on success."
+            return self._edit(request, found)
         return _error(405, "405: Method Not Allowed", 0)
 
     def _webhook(self) -> dict[str, Any]:
@@ -121,6 +129,21 @@ class DiscordFake(FakeServer):
         if (request.query.get("wait") or ["false"])[0].lower() == "true":
             return Response.json_body(200, {k: v for k, v in message.items() if not k.startswith("_")})
         return Response(204)
+
+    def _edit(self, request: Request, message: dict[str, Any]) -> Response:
+        # docs: webhook#edit-webhook-message: JSON content/embeds/allowed_mentions, the same limits as
+        # executing; fields left out are kept; answers with the edited message.
+        data = request.json
+        if not isinstance(data, dict):
+            return _error(400, "Invalid Form Body", 50035)
+        content = data.get("content", message["content"]) or ""
+        embeds = data.get("embeds", message["embeds"]) or []
+        if not content and not embeds:
+            return _error(400, "Cannot send an empty message", 50006)
+        if len(content) > 2000:
+            return _too_long("content", 2000)
+        message.update(content=content, embeds=[{"type": "rich", **e} for e in embeds], edited_timestamp="2026-11-27T09:30:00.000000+00:00")
+        return Response.json_body(200, {k: v for k, v in message.items() if not k.startswith("_")})
 
     def error_response(self, kind: str, request: Request) -> Response:
         if kind == "rate_limit":

@@ -99,7 +99,8 @@ class FakeGraph(FakeServer):
         self.page_id = page_id
         self.page_name = page_name
         self.page_token = page_token
-        self.posts: list[dict[str, Any]] = []  # newest last
+        self.posts: list[dict[str, Any]] = []
+        self.deleted_posts: list[dict[str, Any]] = []  # removed by DELETE /{post-id}  # newest last
         self.scrapes: list[str] = []
         self.token_expired = False
         self.missing_permission: str | None = None
@@ -250,6 +251,9 @@ class FakeGraph(FakeServer):
             return self._create_photo(request)
         if rest in (f"{page}/published_posts", f"{page}/posts", f"{page}/feed") and method == "GET":
             return self._list_posts(request, token)
+        post = next((p for p in self.posts if rest == f"/{p['id']}"), None)
+        if post is not None and method in ("POST", "DELETE"):
+            return self._change_post(request, post)
         return graph_error(
             400, 100,
             f"Unsupported {method.lower()} request. Object with ID '{rest.strip('/')}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
@@ -257,9 +261,23 @@ class FakeGraph(FakeServer):
         )
 
     # --- endpoints --------------------------------------------------------------------
-    def _create_feed(self, request: Request) -> Response:
-        if self.missing_permission == "pages_manage_posts":
+    def grant(self, scopes: set[str] | tuple[str, ...] | list[str]) -> None:
+        with self.lock:
+            self.token_scopes = list(scopes)
+
+    def _lacks(self, permission: str) -> bool:
+        return permission == self.missing_permission or permission not in self.token_scopes
+
+    def _cannot_post(self) -> Response | None:
+        # Page feed/photos reference: posting needs pages_manage_posts AND pages_read_engagement.
+        if self._lacks("pages_manage_posts") or self._lacks("pages_read_engagement"):
             return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission")
+        return None
+
+    def _create_feed(self, request: Request) -> Response:
+        refused = self._cannot_post()
+        if refused is not None:
+            return refused
         message, link = request.param("message"), request.param("link")
         if not message and not link:
             return graph_error(400, 100, "(#100) Missing message or attachment")
@@ -268,8 +286,9 @@ class FakeGraph(FakeServer):
         return Response.json_body(200, {"id": self._store("feed", message=message or "", link=link)["id"]})
 
     def _create_photo(self, request: Request) -> Response:
-        if self.missing_permission == "pages_manage_posts":
-            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission")
+        refused = self._cannot_post()
+        if refused is not None:
+            return refused
         url = request.param("url")
         if not url and "source" not in request.files:
             return graph_error(400, 324, "(#324) Requires upload file")
@@ -279,6 +298,26 @@ class FakeGraph(FakeServer):
         photo_id = str(next(self._ids))
         post = self._store("photo", message=caption, link=None, image=url, photo_id=photo_id)
         return Response.json_body(200, {"id": photo_id, "post_id": post["id"]})
+
+    def _change_post(self, request: Request, post: dict[str, Any]) -> Response:
+        # Page post reference: "Updating" is POST /{page-post-id} with message, "Deleting" is
+        # DELETE /{page-post-id}; both need pages_manage_posts (with pages_read_engagement) and
+        # answer {"success": true}. A deleted post's id then gets the #100/33 "does not exist" error.
+        refused = self._cannot_post()
+        if refused is not None:
+            return refused
+        if request.method == "DELETE":
+            self.posts.remove(post)
+            self.deleted_posts.append(post)
+            return Response.json_body(200, {"success": True})
+        message = request.param("message")
+        if message is None:
+            return graph_error(400, 100, "(#100) Param message must be non-empty")
+        if len(message) > 63206:
+            return graph_error(400, 100, "(#100) The message is too long")
+        post.setdefault("history", []).append(post.get("message", ""))
+        post["message"] = message
+        return Response.json_body(200, {"success": True})
 
     def _store(self, kind: str, **fields: Any) -> dict[str, Any]:
         number = str(next(self._ids))
@@ -293,7 +332,8 @@ class FakeGraph(FakeServer):
         return post
 
     def _list_posts(self, request: Request, token: str) -> Response:
-        if self.missing_permission == "pages_read_engagement":
+        # Page published_posts reference: a Page token with pages_read_engagement.
+        if self._lacks("pages_read_engagement"):
             return graph_error(403, 10, "(#10) This endpoint requires the 'pages_read_engagement' permission or the 'Page Public Content Access' feature.")
         fields = _split_fields(request.param("fields") or "id,message,created_time")
         if "link" in fields:  # Post.link went away in v3.3; asking for it is an error
@@ -330,7 +370,12 @@ class FakeGraph(FakeServer):
 
     def _debug(self, request: Request, token: str) -> Response:
         app_token = f"{self.app_id}|{self.app_secret}"
-        if token not in (self.page_token, app_token, self.long_user_token):
+        if token == self.page_token or token.startswith(f"{self.app_id}|"):
+            if token != app_token:
+                # debug_token reference: "an app access token, or a user access token that is an owner
+                # or developer of the app"; anything else (a Page token, a wrong secret) answers #100.
+                return graph_error(400, 100, "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app", type="OAuthException")
+        elif token != self.long_user_token:
             return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
         input_token = request.param("input_token")
         if not input_token:
@@ -418,4 +463,6 @@ CONTRACT = ContractCase(
     },
     env={"FACEBOOK_PAGE_TOKEN": CANARY},
     posts=lambda fake: len(fake.posts),  # type: ignore[attr-defined]
+    # Posting needs pages_manage_posts + pages_read_engagement, which also reads the Page back.
+    minimal_scopes=("pages_manage_posts", "pages_read_engagement"),
 )

@@ -28,6 +28,7 @@ class Item:
     summary: str = ""
     content: str = ""
     image: str | None = None
+    modified: datetime | None = None  # set by FeedServer.edit
 
 
 SEED_TITLE = "Mendampingi CRO dalam Menerima Kunjungan dari Pemerintah Myanmar dan Cordaid Myanmar"
@@ -103,19 +104,33 @@ class FeedServer(FakeServer):
         self.override: Response | Trickle | None = None
         self.gzip = False
         self.statuses: list[int] = []
+        self.pages: dict[str, int] = {}  # path -> HTTP status of an article page
         self.mutex = threading.Lock()
 
     def add(self, item: Item) -> None:
         with self.mutex:
             self.items.append(item)
 
+    def edit(self, guid: str, **changes: object) -> None:
+        """Change a published item as an editor would (title, summary, content...), moving its modified time on."""
+        with self.mutex:
+            item = next(i for i in self.items if i.guid == guid)
+            later = max(datetime.now(UTC), self.last_modified() + timedelta(seconds=1))
+            for name, value in changes.items():
+                setattr(item, name, value)
+            item.modified = later
+
     def last_modified(self) -> datetime:
-        newest = max((i.published for i in self.items), default=datetime(2026, 1, 1, tzinfo=UTC))
+        # WordPress feeds send get_lastpostmodified(): an edited post moves Last-Modified too.
+        newest = max((i.modified or i.published for i in self.items), default=datetime(2026, 1, 1, tzinfo=UTC))
         return newest.replace(microsecond=0) if self.wordpress_resolution else newest
 
     def route(self, request: Request) -> Response:
         if self.override is not None:
             return self.override  # type: ignore[return-value]
+        if request.path in self.pages:  # an article page of the site: 200, or 404/410 once withdrawn
+            status = self.pages[request.path]
+            return Response(status, b"<html><body>article</body></html>", {"Content-Type": "text/html"})
         if request.path not in ("/feed/", "/feed"):
             return Response(404, b"<html><body>Not found</body></html>", {"Content-Type": "text/html"})
         with self.mutex:

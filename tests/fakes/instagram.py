@@ -1,19 +1,20 @@
 """A loopback Instagram Graph API (graph.facebook.com/vXX.X/{ig-user-id}/...).
 
-Containers from ``POST /{ig-user-id}/media`` (an image is required) start IN_PROGRESS and
-become FINISHED after ``polls_until_ready`` status reads (``status_code``); ``media_publish``
-refuses a container that is not FINISHED (code 9007 / 2207027) and a used-up quota
-(code 9 / 2207042). Shares the Graph plumbing of the Threads fake.
+Containers from ``POST /{ig-user-id}/media`` (an image is required, and it must be a JPEG:
+the fake fetches it, as Meta does) start IN_PROGRESS and become FINISHED with time
+(``status_code``); ``media_publish`` refuses a container that is not FINISHED (code 9007 /
+2207027) and a used-up quota (code 9 / 2207042). Shares the Graph plumbing of the Threads fake.
 """
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
 import regex
 
 from tests.contract import CANARY, ContractCase
-from tests.fakes.base import Request, Response
+from tests.fakes.base import TINY_JPEG, TINY_PNG, Request, Response
 from tests.fakes.threads import MetaGraphFake, graph_error, shortcode
 
 HASHTAG = regex.compile(r"(?<![\p{L}\p{M}\p{N}_#&/])#[\p{L}\p{M}\p{N}_]+")
@@ -29,10 +30,35 @@ class InstagramFake(MetaGraphFake):
     default_quota = 100
     text_field = "caption"
 
+    # Content publishing with Facebook Login: instagram_basic, instagram_content_publish and
+    # pages_read_engagement to publish; instagram_basic + pages_read_engagement to read media
+    # (instagram-platform/content-publishing, "Requirements"; ig-user/media reference).
+    all_scopes = ("instagram_basic", "instagram_content_publish", "pages_read_engagement")
+    write_scopes = frozenset({"instagram_basic", "instagram_content_publish", "pages_read_engagement"})
+    read_scopes = frozenset({"instagram_basic", "pages_read_engagement"})
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("user_id", "17841400000000000")
         super().__init__(**kwargs)
-        self.polls_until_ready = 1  # the first status read answers IN_PROGRESS, like a real upload
+        self.fetched: list[str] = []  # image URLs the fake downloaded, as Meta would
+
+    def image_url(self, name: str = "kunjungan.jpg") -> str:
+        """A JPEG this fake serves (Instagram takes nothing else)."""
+        self.images.setdefault(name, (TINY_JPEG, "image/jpeg"))
+        return f"{self.url}/_image/{name}"
+
+    def fetch(self, url: str) -> bytes | None:
+        """The image at ``url`` as Meta would download it (loopback only), or None."""
+        self.fetched.append(url)
+        if url.startswith(f"{self.url}/_image/"):
+            return self.images.get(url[len(f"{self.url}/_image/"):], (TINY_PNG, "image/png"))[0]
+        if not url.startswith(("http://127.0.0.1:", "http://[::1]:")):
+            return None
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # loopback only, checked above
+                return bytes(answer.read(1 << 20))
+        except OSError:
+            return None
 
     def permalink_for(self, media_id: str) -> str:
         return f"https://www.instagram.com/p/{shortcode(int(media_id) % 10**9)}/"
@@ -59,7 +85,18 @@ class InstagramFake(MetaGraphFake):
             return graph_error(400, "The caption is too long.", 100, subcode=2207010)
         if len(HASHTAG.findall(caption)) > 30:
             return graph_error(400, "The caption has more than 30 hashtags.", 100, subcode=2207016)
-        return self.new_container({"media_type": "IMAGE", "caption": caption, "image_url": image_url, "alt_text": request.param("alt_text")}, ready=False)
+        data = self.fetch(image_url)
+        if data is None:
+            return graph_error(400, "The media could not be fetched from this URI", 9004, subcode=2207052)
+        if not data.startswith(b"\xff\xd8\xff"):
+            # Content publishing: "JPEG is the only image format supported" (instagram-platform/content-publishing).
+            return graph_error(400, "Only photo or video can be accepted as media type. The image format is not supported", 9004, subcode=2207083)
+        return self.new_container({"media_type": "IMAGE", "caption": caption, "image_url": image_url, "alt_text": request.param("alt_text")})
+
+    def not_ready(self, container_id: str) -> Response:
+        # media_publish before the container is FINISHED: code 9007, subcode 2207027 "Media ID is
+        # not available" (instagram-platform error codes).
+        return graph_error(400, "Media ID is not available: the media is not ready for publishing, please wait for a moment", 9007, subcode=2207027)
 
     def error_response(self, kind: str, request: Request) -> Response:
         if kind == "rate_limit":  # Instagram's publishing quota
@@ -77,4 +114,5 @@ CONTRACT = ContractCase(
     env={"INSTAGRAM_TOKEN": CANARY},
     posts=lambda fake: len(fake.media),  # type: ignore[attr-defined]
     needs_image=True,
+    minimal_scopes=("instagram_basic", "instagram_content_publish", "pages_read_engagement"),
 )

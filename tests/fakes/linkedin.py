@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from tests.contract import CANARY, ContractCase
 from tests.fakes.base import FakeServer, Request, Response
@@ -68,6 +69,7 @@ class LinkedInFake(FakeServer):
         self.scopes = {"w_organization_social", "r_organization_social", "r_organization_admin"}
         self.role = "ADMINISTRATOR"
         self.posts: list[dict[str, Any]] = []  # newest last
+        self.deleted: list[dict[str, Any]] = []
         self.images: dict[str, dict[str, Any]] = {}  # urn -> {"upload": token, "data": bytes | None}
         self.overrides: list[Response] = []  # answered instead of the next publish request
         self._ids = itertools.count(7300000000000000001)
@@ -124,6 +126,8 @@ class LinkedInFake(FakeServer):
             return self.overrides.pop(0) if self.overrides else self._create(request)
         if request.method == "POST" and request.path == "/rest/images" and request.query.get("action") == ["initializeUpload"]:
             return self._initialize_upload(request)
+        if request.path.startswith("/rest/posts/") and request.method in ("POST", "DELETE"):
+            return self._change(request, unquote(request.path[len("/rest/posts/"):]))
         if request.method == "GET" and request.path == "/rest/posts" and request.query.get("q") == ["author"]:
             # posts-api "Find Posts by Authors": needs r_organization_social (w_organization_social only writes).
             if "r_organization_social" not in self.scopes:
@@ -143,6 +147,39 @@ class LinkedInFake(FakeServer):
         return self._error(404, f"No virtual resource found for {request.method} {request.path}", code="NOT_FOUND")
 
     # --- endpoints ----------------------------------------------------------------------
+    def _change(self, request: Request, urn: str) -> Response:
+        # posts-api "Update Posts": POST /rest/posts/{encoded urn}, X-RestLi-Method: PARTIAL_UPDATE,
+        # {"patch": {"$set": {...}}}; only commentary (and a few ad fields) may change; 204 on success.
+        # posts-api "Delete Posts": DELETE with X-RestLi-Method: DELETE; "Post deletions are idempotent":
+        # a post already deleted answers 204 too. Both need w_organization_social for a Page's post.
+        if "w_organization_social" not in self.scopes:
+            return self._denied("partnerApiPostsExternal.PARTIAL_UPDATE.20251001")
+        found = next((p for p in self.posts if p["id"] == urn), None)
+        method = request.header("x-restli-method").upper()
+        if request.method == "DELETE":
+            if method != "DELETE":
+                return self._error(400, "X-RestLi-Method header DELETE is required")
+            if found is not None:
+                self.posts.remove(found)
+                self.deleted.append(found)
+            return Response(204)
+        if method != "PARTIAL_UPDATE":
+            return self._error(400, "X-RestLi-Method header PARTIAL_UPDATE is required for a partial update")
+        if found is None:
+            return self._error(404, f"Post {urn} does not exist", code="NOT_FOUND")
+        patch = ((request.json or {}).get("patch") or {}).get("$set") if isinstance(request.json, dict) else None
+        if not isinstance(patch, dict) or not patch:
+            return self._input_error(422, "/patch", "MISSING_FIELD", "Field /patch/$set is required")
+        unknown = set(patch) - {"commentary", "contentCallToActionLabel", "contentLandingPage", "lifecycleState", "adContext"}
+        if unknown:
+            return self._input_error(422, f"/patch/$set/{min(unknown)}", "UNPROCESSABLE_FIELD", "This field cannot be updated")
+        commentary = patch.get("commentary")
+        if commentary is not None:
+            if not isinstance(commentary, str) or len(render_little(commentary).encode("utf-16-le")) // 2 > 3000:
+                return self._input_error(422, "/commentary", "MAX_LENGTH_EXCEEDED", "Commentary is longer than 3000 characters")
+            found.update(commentary=commentary, published_text=render_little(commentary), lastModifiedAt=int(time.time() * 1000))
+        return Response(204)
+
     def _create(self, request: Request) -> Response:
         # posts-api "Create a Post" for an organization: w_organization_social.
         if "w_organization_social" not in self.scopes:

@@ -43,6 +43,7 @@ class FakeMastodon(FakeServer):
         self.url_length = url_length
         self.account_id = "109000000000000042"
         self.statuses: list[dict[str, Any]] = []  # oldest first
+        self.deleted: list[dict[str, Any]] = []  # statuses removed by DELETE
         self.media: dict[str, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[str, float]] = {}  # key -> (status id, when first seen)
         self.clock: Callable[[], float] = time.time  # tests move it to let keys expire
@@ -152,6 +153,11 @@ class FakeMastodon(FakeServer):
             if not self._has("write:statuses"):  # methods/statuses.md: "User token + write:statuses"
                 return self._outside_scopes()
             return self._create_status(request)
+        match = re.fullmatch(r"/api/v1/statuses/(\d+)", path)
+        if match and method in ("PUT", "DELETE"):
+            if not self._has("write:statuses"):  # methods/statuses.md: edit and delete need "User token + write:statuses"
+                return self._outside_scopes()
+            return self._edit_status(request, match.group(1)) if method == "PUT" else self._delete_status(match.group(1))
         return self._error(404, "Record not found")
 
     # --- endpoints ---------------------------------------------------------------
@@ -264,6 +270,35 @@ class FakeMastodon(FakeServer):
         self.statuses.append(status)
         if key:
             self.idempotency[key] = (status_id, self.clock())
+        return self._ok(_public(status))
+
+    def _edit_status(self, request: Request, status_id: str) -> Response:
+        # methods/statuses.md#edit (3.5.0+): PUT replaces text, spoiler_text, sensitive, language;
+        # media_ids[] replaces the attachments only when sent; an unknown or deleted status is 404.
+        status = next((s for s in self.statuses if s["id"] == status_id), None)
+        if status is None:
+            return self._error(404, "Record not found")
+        params = _params(request)
+        text = params.get("status", "")
+        if not isinstance(text, str) or (not text.strip() and not status["media_attachments"]):
+            return self._error(422, "Validation failed: Text can't be blank")
+        spoiler = params.get("spoiler_text") or ""
+        if self.count(spoiler if isinstance(spoiler, str) else "") + self.count(text) > self.max_characters:
+            return self._error(422, f"Validation failed: Text character limit of {self.max_characters} exceeded")
+        status.setdefault("_history", []).append(status["text"])
+        status.update({"text": text, "content": _html(text), "spoiler_text": spoiler if isinstance(spoiler, str) else "",
+                       "edited_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+        if "media_ids" in params:
+            status["media_attachments"] = [_public(self.media[str(m)]) for m in params["media_ids"] if str(m) in self.media]
+        return self._ok(_public(status))
+
+    def _delete_status(self, status_id: str) -> Response:
+        # methods/statuses.md#delete: 200 with the deleted status (its source text); unknown or already deleted: 404.
+        status = next((s for s in self.statuses if s["id"] == status_id), None)
+        if status is None:
+            return self._error(404, "Record not found")
+        self.statuses.remove(status)
+        self.deleted.append(status)
         return self._ok(_public(status))
 
     def _list_statuses(self, request: Request, account_id: str) -> Response:

@@ -46,6 +46,11 @@ class SlackFake(FakeServer):
         self.removed = False
         self.archived = False
         self.messages: list[dict[str, Any]] = []
+        # The Web API side: a bot token with its scopes, member of one channel.
+        self.bot_token = f"xoxb-{token}"
+        self.bot_scopes = {"chat:write"}
+        self.channel_id = "C0AUTOPUB01"
+        self._ts = 1785000000
 
     def start(self, port: int = 0) -> SlackFake:
         super().start(port)
@@ -57,6 +62,8 @@ class SlackFake(FakeServer):
         return f"{self.url}/services/{TEAM}/{HOOK}/{self.token}"
 
     def route(self, request: Request) -> Response:
+        if request.path.startswith("/api/"):
+            return self._web_api(request, request.path[len("/api/"):])
         match = _PATH.match(request.path)
         if request.method != "POST":
             return _text(405, "invalid_method")
@@ -84,6 +91,73 @@ class SlackFake(FakeServer):
                 mentions.extend(fired)
         self.messages.append({"payload": data, "shown": shown, "mentions": mentions})
         return _text(200, "ok")
+
+    # --- Web API (api.slack.com/methods): HTTP 200 with {"ok": false, "error"} for refusals ------------
+    def _web_api(self, request: Request, method: str) -> Response:
+        if request.method != "POST":
+            return _api_error("invalid_request")
+        if request.header("authorization") != f"Bearer {self.bot_token}":
+            return _api_error("invalid_auth")
+        if method == "auth.test":
+            return Response.json_body(200, {"ok": True, "team": "Jakarta", "team_id": TEAM, "user": "autopublish", "bot_id": "B0BOT00001"})
+        handler = {"chat.postMessage": self._post_message, "chat.update": self._update, "chat.delete": self._delete}.get(method)
+        if handler is None:
+            return _api_error("unknown_method")
+        if "chat:write" not in self.bot_scopes:  # chat.postMessage/update/delete: "Required scopes: chat:write"
+            return Response.json_body(200, {"ok": False, "error": "missing_scope", "needed": "chat:write", "provided": ",".join(sorted(self.bot_scopes))})
+        data = request.json if isinstance(request.json, dict) else {}
+        if data.get("channel") != self.channel_id:
+            return _api_error("channel_not_found")
+        if self.archived:
+            return _api_error("is_archived")
+        return handler(data)
+
+    def _find(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        return next((m for m in self.messages if m.get("ts") == data.get("ts")), None)
+
+    def _render(self, data: dict[str, Any]) -> Response | tuple[list[str], list[str]]:
+        text, blocks = data.get("text"), data.get("blocks")
+        if not text and not blocks:
+            return _api_error("no_text")
+        problem = self._check_blocks(blocks or [])
+        if problem:
+            return _api_error(problem)
+        shown: list[str] = []
+        mentions: list[str] = []
+        for block in blocks or []:
+            for piece in _mrkdwn_of(block):
+                words, fired = render_mrkdwn(piece)
+                shown.append(words)
+                mentions.extend(fired)
+        return shown, mentions
+
+    def _post_message(self, data: dict[str, Any]) -> Response:
+        rendered = self._render(data)
+        if isinstance(rendered, Response):
+            return rendered
+        self._ts += 1
+        ts = f"{self._ts}.000100"
+        self.messages.append({"payload": data, "shown": rendered[0], "mentions": rendered[1], "ts": ts})
+        return Response.json_body(200, {"ok": True, "channel": self.channel_id, "ts": ts, "message": {"type": "message", "text": data.get("text"), "ts": ts}})
+
+    def _update(self, data: dict[str, Any]) -> Response:
+        # chat.update: the message by channel + ts; message_not_found once deleted; only the app's own messages.
+        message = self._find(data)
+        if message is None:
+            return _api_error("message_not_found")
+        rendered = self._render(data)
+        if isinstance(rendered, Response):
+            return rendered
+        message.update(payload=data, shown=rendered[0], mentions=rendered[1], edited=True)
+        return Response.json_body(200, {"ok": True, "channel": self.channel_id, "ts": data["ts"], "text": data.get("text")})
+
+    def _delete(self, data: dict[str, Any]) -> Response:
+        # chat.delete: message_not_found when it is already gone.
+        message = self._find(data)
+        if message is None:
+            return _api_error("message_not_found")
+        self.messages.remove(message)
+        return Response.json_body(200, {"ok": True, "channel": self.channel_id, "ts": data["ts"]})
 
     def _check_blocks(self, blocks: Any) -> str:
         if not isinstance(blocks, list) or len(blocks) > 50:
@@ -115,6 +189,10 @@ class SlackFake(FakeServer):
         if kind == "bad_request":
             return _text(400, "invalid_payload")
         return _text(500, "rollup_error")
+
+
+def _api_error(error: str) -> Response:
+    return Response.json_body(200, {"ok": False, "error": error})
 
 
 def _mrkdwn_of(block: dict[str, Any]) -> list[str]:

@@ -117,6 +117,8 @@ class TelegramFake(FakeServer):
         if method == "getme":
             return self._ok(self.bot)
         handler = {"getchat": self._get_chat, "getchatmember": self._get_member, "sendmessage": self._send_message, "sendphoto": self._send_photo}.get(method)
+        handler = handler or {"editmessagetext": self._edit_text, "editmessagecaption": self._edit_caption,
+                              "deletemessage": self._delete_message}.get(method)
         if handler is None:
             return _error(404, "Not Found: method not found")
         chat = self._find_chat(request)
@@ -180,6 +182,57 @@ class TelegramFake(FakeServer):
             return _error(400, "Bad Request: message caption is too long")
         message = self._store(request, chat, caption=caption, photo=photo)
         return self._ok(message)
+
+    # --- editing and deleting (core.telegram.org/bots/api#updating-messages) ---------
+    def _message(self, request: Request, chat: dict[str, Any]) -> dict[str, Any] | Response:
+        raw = request.param("message_id") or ""
+        found = next((m for m in self.messages if str(m["message_id"]) == raw.strip('"') and m["chat_id"] == chat["id"]), None)
+        return found if found is not None else _error(400, "Bad Request: message to edit not found")
+
+    def _edit_text(self, request: Request, chat: dict[str, Any]) -> Response:
+        # editMessageText edits text messages only; a photo's caption needs editMessageCaption.
+        message = self._message(request, chat)
+        if isinstance(message, Response):
+            return message
+        if "text" not in message:
+            return _error(400, "Bad Request: there is no text in the message to edit")
+        text = self._parsed(request, "text")
+        if isinstance(text, Response):
+            return text
+        if not text.strip():
+            return _error(400, "Bad Request: message text is empty")
+        if utf16_length(text) > 4096:
+            return _error(400, "Bad Request: message is too long")
+        if text == message["text"]:  # the Bot API refuses an edit that changes nothing
+            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+        message.update(text=text, raw=request.param("text"), edited=True)
+        return self._ok({"message_id": message["message_id"], "chat": chat, "date": 1785000000, "edit_date": 1785000100, "text": text})
+
+    def _edit_caption(self, request: Request, chat: dict[str, Any]) -> Response:
+        message = self._message(request, chat)
+        if isinstance(message, Response):
+            return message
+        if "photo" not in message:
+            return _error(400, "Bad Request: there is no caption in the message to edit")
+        caption = self._parsed(request, "caption")
+        if isinstance(caption, Response):
+            return caption
+        if utf16_length(caption) > 1024:  # the caption limit holds for edits too
+            return _error(400, "Bad Request: message caption is too long")
+        if caption == message.get("caption"):
+            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+        message.update(caption=caption, raw=request.param("caption"), edited=True)
+        return self._ok({"message_id": message["message_id"], "chat": chat, "date": 1785000000, "edit_date": 1785000100, "caption": caption})
+
+    def _delete_message(self, request: Request, chat: dict[str, Any]) -> Response:
+        # deleteMessage: True on success; a message already deleted answers 400 "message to delete not found".
+        if self.kicked:
+            return _error(403, "Forbidden: bot was kicked from the channel chat")
+        message = self._message(request, chat)
+        if isinstance(message, Response):
+            return _error(400, "Bad Request: message to delete not found")
+        self.messages.remove(message)
+        return self._ok(True)
 
     # --- helpers -------------------------------------------------------------------
     def _parsed(self, request: Request, name: str) -> str | Response:

@@ -3,9 +3,15 @@
 Speaks Meta's Graph conventions: versioned paths (``/v1.0/...``), the token as
 ``access_token`` in the query, form or JSON body (or an ``Authorization: OAuth|Bearer``
 header), JSON answers with ``Content-Type: application/json; charset=UTF-8``, errors in
-the ``{"error": {...}}`` envelope (classified by code, HTTP status secondary), containers
-whose status moves IN_PROGRESS -> FINISHED -> PUBLISHED, a 24 h publishing quota, and a
-listing of published media with permalinks. ``paging.next`` embeds the token, as Meta's does.
+the ``{"error": {...}}`` envelope (classified by code, HTTP status secondary), a 24 h
+publishing quota, and a listing of published media with permalinks. ``paging.next``
+embeds the token, as Meta's does.
+
+What it enforces, as the real service does (each rule cites its source where it is coded):
+containers are ready only with TIME (``ready_after`` seconds after creation on the fake's
+clock, which tests move with ``advance()``), publishing earlier is refused with Meta's "not
+found / not ready" error, containers expire after 24 h, and every endpoint needs its
+documented permissions (``grant()``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import itertools
 import json
 import re
 import string
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -64,11 +71,40 @@ class MetaGraphFake(FakeServer):
         self.media: list[dict[str, Any]] = []  # oldest first
         self.quota_total = self.default_quota
         self.quota_used = 0
-        self.polls_until_ready = 0  # status reads that answer IN_PROGRESS before FINISHED
+        # Meta: "wait on average 30 seconds" before a container can be published (threads/posts).
+        self.ready_after = 30.0
+        self.offset = 0.0  # seconds added to the real clock by advance()
+        self.status_reads: list[tuple[str, float]] = []  # (container id, fake time) of each status read
+        self.scopes: set[str] = set(self.all_scopes)
         self.image_fails = False  # image containers end in ERROR (the image cannot be fetched)
         self.permalink_fails = False  # GET of a media object's permalink answers a server error
         self.injected: list[tuple[Callable[[Request], bool], Response]] = []
         self._ids = itertools.count(1)
+
+    # Permissions per endpoint (overridden per platform): edge -> scopes a token must hold.
+    all_scopes: tuple[str, ...] = ("threads_basic", "threads_content_publish")
+    write_scopes: frozenset[str] = frozenset({"threads_basic", "threads_content_publish"})
+    read_scopes: frozenset[str] = frozenset({"threads_basic"})
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock on (containers get older; nothing else changes)."""
+        with self.lock:
+            self.offset += max(0.0, seconds)
+
+    def grant(self, scopes: set[str] | tuple[str, ...] | list[str]) -> None:
+        with self.lock:
+            self.scopes = set(scopes)
+
+    def lacks(self, needed: frozenset[str]) -> Response | None:
+        """The permission error for a token without ``needed`` (Graph: code 10, "Application does
+        not have permission for this action"), or None."""
+        missing = sorted(needed - self.scopes)
+        if not missing:
+            return None
+        return graph_error(403, f"(#10) Application does not have permission for this action (needs {', '.join(missing)})", 10)
 
     def inject(self, response: Response, when: Callable[[Request], bool]) -> None:
         """Answer the next request matching ``when`` with ``response`` (any Graph error)."""
@@ -132,16 +168,33 @@ class MetaGraphFake(FakeServer):
         if len(parts) == 2 and parts[0] in (self.user_id, "me"):
             edge = parts[1]
             if request.method == "POST" and edge == self.container_edge:
-                return self.create_container(request)
+                return self.lacks(self.write_scopes) or self.create_container(request)
             if request.method == "POST" and edge == self.publish_edge:
-                return self.publish_container(request)
+                return self.lacks(self.write_scopes) or self.publish_container(request)
             if request.method == "GET" and edge == self.quota_edge:
-                return self.answer({"data": [{"quota_usage": self.quota_used, "config": {"quota_total": self.quota_total, "quota_duration": 86400}}]})
+                return self.lacks(self.write_scopes) or self.answer(
+                    {"data": [{"quota_usage": self.quota_used, "config": {"quota_total": self.quota_total, "quota_duration": 86400}}]})
             if request.method == "GET" and edge == self.media_edge:
-                return self.list_media(request)
+                return self.lacks(self.read_scopes) or self.list_media(request)
         if len(parts) == 1 and request.method == "GET":
-            return self.get_object(parts[0], request)
+            return self.lacks(self.read_scopes) or self.get_object(parts[0], request)
+        if len(parts) == 1 and request.method == "DELETE" and self.delete_scopes:
+            return self.delete_media(parts[0])
         return graph_error(400, "Unsupported request - method type or path not supported", 100, subcode=33, kind="GraphMethodException")
+
+    delete_scopes: frozenset[str] = frozenset()  # where the platform lets a post be deleted (Threads)
+
+    def delete_media(self, media_id: str) -> Response:
+        # Threads "Delete posts": DELETE /{threads-media-id} with threads_basic + threads_delete;
+        # {"success": true, "deleted_id": ...}; an id that is not (or no longer) there: #100/33.
+        missing = sorted(self.delete_scopes - set(getattr(self, "scopes", self.delete_scopes)))
+        if missing:
+            return graph_error(403, f"(#10) Application does not have permission for this action (needs {', '.join(missing)})", 10)
+        for item in self.media:
+            if item["id"] == media_id:
+                self.media.remove(item)
+                return self.answer({"success": True, "deleted_id": media_id})
+        return graph_error(400, f"Unsupported delete request. Object with ID '{media_id}' does not exist", 100, subcode=33, kind="GraphMethodException")
 
     def get_object(self, object_id: str, request: Request) -> Response:
         fields = self.fields(request)
@@ -149,7 +202,8 @@ class MetaGraphFake(FakeServer):
             return self.answer(self.pick(self.profile(), fields))
         if object_id in self.containers:
             container = self.containers[object_id]
-            self.advance(container)
+            self.update(container)
+            self.status_reads.append((object_id, self.now()))
             return self.answer(self.pick(container, fields))
         for item in self.media:
             if item["id"] == object_id:
@@ -182,33 +236,45 @@ class MetaGraphFake(FakeServer):
     def status_of(self, container: dict[str, Any]) -> str:
         return container[self.container_status_field]
 
-    def advance(self, container: dict[str, Any]) -> None:
-        """A status read moves an IN_PROGRESS container on after ``polls_until_ready`` reads."""
-        if self.status_of(container) != "IN_PROGRESS":
-            return
-        container["reads"] += 1
-        if container["reads"] > container["polls"]:
+    def update(self, container: dict[str, Any]) -> None:
+        """Move a container on with time: ready ``ready_after`` seconds after creation (ERROR if
+        its image cannot be used); EXPIRED 24 h after creation if unpublished (threads/posts:
+        "containers expire after 24 hours")."""
+        age = self.now() - container["created"]
+        status = self.status_of(container)
+        if status in ("IN_PROGRESS", "FINISHED") and age >= 86400:
+            self.set_status(container, "EXPIRED")
+        elif status == "IN_PROGRESS" and age >= self.ready_after:
             if container.get("image_url") and self.image_fails:
                 self.set_status(container, "ERROR")
                 container["error_message"] = "The media could not be fetched from this URI"
             else:
                 self.set_status(container, "FINISHED")
 
-    def new_container(self, fields: dict[str, Any], *, ready: bool) -> Response:
+    def new_container(self, fields: dict[str, Any]) -> Response:
         container_id = self.new_id(17890000000000000)
-        container = {"id": container_id, "reads": 0, "polls": self.polls_until_ready, **fields}
-        self.set_status(container, "FINISHED" if ready else "IN_PROGRESS")
+        container = {"id": container_id, "created": self.now(), **fields}
+        self.set_status(container, "IN_PROGRESS")
         self.containers[container_id] = container
         return self.answer({"id": container_id})
 
+    def not_ready(self, container_id: str) -> Response:
+        # Threads, publishing before the container is FINISHED: 400, code 24, subcode 4279009,
+        # "The media with id ... cannot be found", is_transient false (threads/troubleshooting).
+        return graph_error(400, f"The media with id {container_id} cannot be found", 24, subcode=4279009, kind="THApiException")
+
     def publish_container(self, request: Request) -> Response:
-        container = self.containers.get(request.param("creation_id") or "")
+        container_id = request.param("creation_id") or ""
+        container = self.containers.get(container_id)
         if container is None:
-            return graph_error(400, "Media Not Found", 24, subcode=4279009, kind="THApiException")
+            return graph_error(400, f"The media with id {container_id} cannot be found", 24, subcode=4279009, kind="THApiException")
+        self.update(container)
         if self.status_of(container) == "PUBLISHED":
             return graph_error(400, "The media has already been published", 100, subcode=2207008)
+        if self.status_of(container) == "EXPIRED":
+            return graph_error(400, "The media has expired", -2, subcode=2207020)
         if self.status_of(container) != "FINISHED":
-            return graph_error(400, "Media ID is not available: the media is not ready for publishing, please wait for a moment", 9007, subcode=2207027)
+            return self.not_ready(container_id)
         if self.quota_used >= self.quota_total:
             return graph_error(400, "You reached the maximum number of posts that can be published in 24 hours", 9, subcode=2207042)
         self.quota_used += 1
@@ -249,6 +315,8 @@ def documented_length(text: str) -> int:
 class ThreadsFake(MetaGraphFake):
     """graph.threads.net: /{uid}/threads, /{uid}/threads_publish, /{uid}/threads_publishing_limit, /me."""
 
+    delete_scopes = frozenset({"threads_basic", "threads_delete"})
+
     def create_container(self, request: Request) -> Response:
         media_type = (request.param("media_type") or "").upper()
         text = request.param("text") or ""
@@ -261,14 +329,13 @@ class ThreadsFake(MetaGraphFake):
                 return graph_error(400, "The parameter text is required for TEXT posts", 100, kind="THApiException")
             if request.param("image_url"):
                 return graph_error(400, "image_url is not allowed for TEXT posts", 100, kind="THApiException")
-            return self.new_container({"media_type": "TEXT", "text": text, "link_attachment_url": request.param("link_attachment")}, ready=True)
+            return self.new_container({"media_type": "TEXT", "text": text, "link_attachment_url": request.param("link_attachment")})
         if not request.param("image_url"):
             return graph_error(400, "The parameter image_url is required for IMAGE posts", 100, kind="THApiException")
         if request.param("link_attachment"):
             return graph_error(400, "link_attachment is only allowed for TEXT posts", 100, kind="THApiException")
         return self.new_container(
             {"media_type": "IMAGE", "text": text, "image_url": request.param("image_url"), "alt_text": request.param("alt_text")},
-            ready=False,
         )
 
     def published_item(self, container: dict[str, Any]) -> dict[str, Any]:
@@ -287,4 +354,7 @@ CONTRACT = ContractCase(
     options=lambda fake: {"api_base": fake.url, "user_id": fake.user_id, "access_token": "${THREADS_TOKEN}"},  # type: ignore[attr-defined]
     env={"THREADS_TOKEN": CANARY},
     posts=lambda fake: len(fake.media),  # type: ignore[attr-defined]
+    # Threads posting guide: threads_basic + threads_content_publish to post; reading the
+    # account's threads back needs threads_basic only.
+    minimal_scopes=("threads_basic", "threads_content_publish"),
 )

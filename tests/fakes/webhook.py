@@ -50,6 +50,7 @@ class WebhookFake(FakeServer):
         self.reply: Response = Response(202)  # the answer to an accepted delivery
         self.refuse_with: Response | None = None  # answer every POST with this, storing nothing
         self.deliveries: list[dict[str, Any]] = []
+        self.changes: list[dict[str, Any]] = []  # article.updated / article.deleted events received
 
     @property
     def hook_url(self) -> str:
@@ -73,6 +74,15 @@ class WebhookFake(FakeServer):
             return Response.json_body(400, {"error": "body is not JSON"})
         delivery = request.header("webhook-id")
         if self.dedupe and any(d["id"] == delivery for d in self.deliveries):
+            return self.reply
+        if request.json.get("type") in ("article.updated", "article.deleted"):
+            # the documented change events (autopublish/platforms/webhook.py): they name the post they change
+            known = {d["id"] for d in self.deliveries if d["json"].get("type") == "article.published"}
+            if request.json.get("post_id") not in known:
+                return Response.json_body(404, {"error": "unknown post"})
+            self.changes.append({"id": delivery, "json": request.json})
+            if request.json["type"] == "article.deleted":
+                self.deliveries = [d for d in self.deliveries if d["id"] != request.json["post_id"]]
             return self.reply
         self.deliveries.append({"id": delivery, "json": request.json, "raw": request.body, "headers": request.headers})
         return self.reply

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import html
 import itertools
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +53,7 @@ class XFake(FakeServer):
         self.access_token, self.access_token_secret = access_token, access_token_secret
         self.user = {"id": "2244994945", "name": "Jakarta Berketahanan", "username": "jktberketahanan"}
         self.posts: list[dict[str, Any]] = []  # newest last
+        self.deleted: list[dict[str, Any]] = []
         self.media: dict[str, bytes] = {}
         self.rejected_signatures = 0
         self.overrides: list[Response] = []  # answered instead of the next publish request
@@ -116,6 +118,17 @@ class XFake(FakeServer):
             return self._create(request)
         if request.method == "POST" and request.path == "/2/media/upload":
             return self._upload(request)
+        match = re.fullmatch(r"/2/tweets/(\d+)", request.path)
+        if request.method == "DELETE" and match:
+            if "write" not in self.permissions:  # docs.x.com: DELETE /2/tweets/:id needs tweet.write ("Read and write")
+                return self._forbidden("oauth1-permissions", "Forbidden",
+                                       "Your client app is not configured with the appropriate oauth1 app permissions for this endpoint.")
+            found = next((p for p in self.posts if p["id"] == match.group(1)), None)
+            if found is None:  # stricter than unclear docs: a post already gone is a 404 problem
+                return self._problem(404, "Not Found Error", "Could not find tweet with id: [" + match.group(1) + "].")
+            self.posts.remove(found)
+            self.deleted.append(found)
+            return self._json(200, {"data": {"deleted": True}})  # docs.x.com: {"data": {"deleted": true}}
         if request.method == "GET" and request.path == "/2/users/me":
             return self._json(200, {"data": dict(self.user)})
         if request.method == "GET" and request.path == f"/2/users/{self.user['id']}/tweets":

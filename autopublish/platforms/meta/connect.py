@@ -15,25 +15,27 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import requests
 
-from autopublish.platforms.facebook import (
+from autopublish.platforms.meta.graph import GraphError, format_day
+from autopublish.platforms.meta.sdk import (
     DEFAULT_API_BASE,
     DEFAULT_API_VERSION,
+    GraphAPIError,
     GraphClient,
-    GraphFault,
     GraphResponseError,
     GraphTransportError,
-    facebook,
     validate_api_base,
     validate_api_version,
 )
 
 TIMEOUT = (5.0, 30.0)
+APP_SECRET_ENV = "FACEBOOK_APP_SECRET"
 MAX_ACCOUNT_PAGES = 10  # /me/accounts pages of 100 Pages each
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -90,6 +92,9 @@ def _not_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--page", "page_id", default=None, help="The id of the Page to connect (skips the question).")
 @click.option("--env-name", default="FACEBOOK_PAGE_TOKEN", show_default=True, callback=_env_name,
               help="The variable to write; the channel's config refers to it as access_token = \"${NAME}\".")
+@click.option("--save-app-secret/--no-save-app-secret", default=True, show_default=True,
+              help="Also write the app secret to .env as FACEBOOK_APP_SECRET, so that `autopublish check` can read "
+                   "the Page token's expiry and permissions (Facebook tells them only to the app).")
 def facebook_command(
     app_id: str,
     app_secret: str,
@@ -99,6 +104,7 @@ def facebook_command(
     api_version: str,
     page_id: str | None,
     env_name: str,
+    save_app_secret: bool,
 ) -> None:
     """Get a Page access token for a Facebook Page and write it into .env."""
     with requests.Session() as session:
@@ -107,7 +113,8 @@ def facebook_command(
 
         long_token = exchange_token(client(None), app_id=app_id, app_secret=app_secret, user_token=user_token)
         pages = list_pages(client(long_token))
-    page = choose_page(pages, page_id)
+        page = choose_page(pages, page_id)
+        expiry = token_expiry(client(None), str(page["access_token"]), app_token=f"{app_id}|{app_secret}")
     tasks = {str(t) for t in page.get("tasks") or []}
     if tasks and "CREATE_CONTENT" not in tasks:
         click.echo(
@@ -117,15 +124,18 @@ def facebook_command(
         )
     try:
         write_env_value(env_file, env_name, str(page["access_token"]))
+        if save_app_secret:
+            write_env_value(env_file, APP_SECRET_ENV, app_secret)
     except OSError as exc:
         raise ConnectError(f"Could not write {env_file} ({exc.strerror or type(exc).__name__})") from None
     click.echo(f"Connected the Facebook Page {page.get('name') or '(no name)'} (id {page['id']}).")
-    click.echo(f"Wrote {env_name} to {env_file} (readable only by you).")
-    click.echo(
-        "In the channel's config use:\n"
-        f'  page_id = "{page["id"]}"\n'
-        f'  access_token = "${{{env_name}}}"'
-    )
+    written = f"{env_name} and {APP_SECRET_ENV}" if save_app_secret else env_name
+    click.echo(f"Wrote {written} to {env_file} (readable only by you).")
+    click.echo(expiry)
+    lines = [f'  page_id = "{page["id"]}"', f'  access_token = "${{{env_name}}}"']
+    if save_app_secret:
+        lines += [f'  app_id = "{app_id}"', f'  app_secret = "${{{APP_SECRET_ENV}}}"']
+    click.echo("In the channel's config use:\n" + "\n".join(lines))
 
 
 # --- steps --------------------------------------------------------------------------------
@@ -155,7 +165,7 @@ def list_pages(client: GraphClient) -> list[dict[str, Any]]:
         params = {"fields": "id,name,access_token,tasks", "limit": "100"}
         if after:
             params["after"] = after
-        answer = _graph(lambda: client.get("me/accounts", **params), doing="list your Pages")
+        answer = _graph(lambda params=params: client.get("me/accounts", **params), doing="list your Pages")
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, list):
             raise ConnectError("Facebook's list of your Pages could not be read; try again later")
@@ -170,6 +180,28 @@ def list_pages(client: GraphClient) -> list[dict[str, Any]]:
             "was created with pages_show_list, pages_read_engagement and pages_manage_posts"
         )
     return pages
+
+
+def token_expiry(client: GraphClient, page_token: str, *, app_token: str) -> str:
+    """One sentence on when the Page token stops working, read with the app token (debug_token
+    answers only to the app). Never fails the connect: an unreadable answer says so."""
+    try:
+        status, body = client.batch_get(f"debug_token?input_token={page_token}", token=app_token)
+    except (GraphAPIError, GraphTransportError, GraphResponseError):
+        status, body = 0, None
+    data = body.get("data") if isinstance(body, dict) else None
+    if status != 200 or not isinstance(data, dict):
+        return "Facebook did not say when the Page token expires; autopublish check will ask again."
+    parts = []
+    expires_at = data.get("expires_at")
+    if isinstance(expires_at, int) and expires_at > 0:
+        parts.append(f"The Page token expires on {format_day(datetime.fromtimestamp(expires_at, UTC))}")
+    else:
+        parts.append("The Page token does not expire on a timer (a password change or a lost Page role ends it)")
+    data_expires = data.get("data_access_expires_at")
+    if isinstance(data_expires, int) and data_expires > 0:
+        parts.append(f"its data access lasts until {format_day(datetime.fromtimestamp(data_expires, UTC))}")
+    return "; ".join(parts) + "."
 
 
 def choose_page(pages: list[dict[str, Any]], page_id: str | None) -> dict[str, Any]:
@@ -225,8 +257,8 @@ def _graph(call: Any, *, doing: str) -> Any:
     failure: ConnectError | None = None
     try:
         return call()
-    except facebook.GraphAPIError as exc:
-        failure = ConnectError(_graph_sentence(GraphFault.from_result(exc.result), doing))
+    except GraphAPIError as exc:
+        failure = ConnectError(_graph_sentence(GraphError.from_body(0, exc.result), doing))
     except GraphTransportError as exc:
         if exc.kind == "bad_address":
             failure = ConnectError("The --api-base address is not valid")
@@ -239,7 +271,7 @@ def _graph(call: Any, *, doing: str) -> Any:
     raise failure
 
 
-def _graph_sentence(fault: GraphFault, doing: str) -> str:
+def _graph_sentence(fault: GraphError, doing: str) -> str:
     code, text = fault.code, fault.message.lower()
     if (code == 1 and "client secret" in text) or code == 101:
         return "Facebook did not accept the app id or app secret; copy both again from the app's Settings > Basic page"

@@ -1,47 +1,25 @@
-"""Facebook Pages: publish to a Page's feed through facebook-sdk's GraphAPI, made safe.
+"""Facebook Pages: publish to a Page's feed through facebook-sdk (see ``sdk.py``).
 
-facebook-sdk 3.1.0 (the user's choice) builds paths and parses Graph's JSON; everything
-it gets wrong for an unattended daemon is fixed underneath it by ``GraphTransport``,
-the object handed to ``GraphAPI(session=...)``:
-
-- the base URL: facebook-sdk's fixed ``https://graph.facebook.com/`` prefix is rewritten
-  to the configured ``api_base`` (tests point it at a loopback fake);
-- the version: ``GraphAPI`` rejects two-digit versions in its constructor, so it is built
-  without one and ``.version`` is set afterwards from the validated option;
-- timeouts: every call gets the channel's (connect, read) timeouts;
-- secrecy: facebook-sdk puts ``access_token`` in the query string of GETs, where
-  exception texts and urllib3's DEBUG request lines would show it. The transport moves
-  it to an ``Authorization: OAuth`` header; POSTs keep it in the form body. Calls whose
-  parameters are themselves secrets (debug_token's ``input_token``) go through Graph's
-  batch endpoint, in a POST body. No URL ever reaches a log line or an error message;
-  requests' exceptions (whose text holds the URL) are translated, never chained;
-- HTTP status: facebook-sdk ignores it (a 500 with a JSON body is "success", an HTML
-  error page a vague "Maintype" error). The transport records every status and refuses
-  any answer facebook-sdk would misread.
-
-Graph's errors are classified on ``error.code``/``error_subcode`` (plus the recorded
-status and usage headers) once, in ``FacebookPublisher._graph_error``.
+Not idempotent (Graph has no idempotency key; 506 only catches identical consecutive
+text), but reads back: ``find_existing`` looks for the article's link in the Page's newest
+published posts. Graph's errors are classified by the shared table in ``graph.py`` and
+turned into plain sentences here, in ``_graph_error``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import re
-import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-import requests
 from pydantic import field_validator
 
 from autopublish.errors import (
     AuthError,
+    CannotCheckError,
+    HeldError,
     PermanentError,
     PublishError,
     RateLimitedError,
@@ -49,70 +27,60 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import URL_PATTERN, PlatformOptions, Publisher, PublisherEnv, transport_failure
-from autopublish.platforms.meta_graph import as_int, usage_wait
+from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv
+from autopublish.platforms.meta.graph import (
+    PERMISSION_CODES,
+    GraphError,
+    Kind,
+    any_link_matches,
+    as_int,
+    classify,
+    expiry_from_message,
+    format_day,
+    links_in,
+    token_problem,
+    unshim,
+    usage_wait,
+)
+from autopublish.platforms.meta.sdk import (
+    DEFAULT_API_BASE,
+    DEFAULT_API_VERSION,
+    GraphAPI,
+    GraphAPIError,
+    GraphClient,
+    GraphResponseError,
+    GraphTransportError,
+    validate_api_base,
+    validate_api_version,
+)
 from autopublish.secrets import Redactor, SecretRef
-
-with warnings.catch_warnings():
-    # facebook-sdk 3.1.0 has a non-raw regex literal ("\d"): a Deprecation/SyntaxWarning
-    # when its source is compiled, an ImportError under -W error.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", SyntaxWarning)
-    import facebook
 
 log = logging.getLogger(__name__)
 
-SDK_GRAPH_URL = "https://graph.facebook.com/"  # facebook.FACEBOOK_GRAPH_URL, the prefix we rewrite
-DEFAULT_API_BASE = "https://graph.facebook.com"
-DEFAULT_API_VERSION = "v23.0"
 MAX_MESSAGE = 63206  # characters in a Page post's message
 PHOTO_LINK_RESERVE = 2050  # room kept in photo mode for "\n\n" + the article link
 EXPIRY_WARNING = timedelta(days=7)
 REQUIRED_SCOPES = ("pages_manage_posts", "pages_read_engagement")
-
 DEFAULT_RATE_WAIT = 15 * 60.0  # seconds, when throttled and the usage headers say nothing
-LONG_BLOCK_WAIT = 6 * 3600.0  # seconds, for 368 "temporarily blocked / posting too fast"
-TRANSIENT_CODES = frozenset({1, 2})
-RATE_CODES = frozenset({4, 17, 32, 341, 613})
-LONG_BLOCK_CODES = frozenset({368})
-LONG_BLOCK_SUBCODES = frozenset({1390008})
-TOKEN_CODES = frozenset({190, 102})
-TOKEN_SUBCODES = frozenset({458, 459, 460, 463, 464, 467, 492})
-PERMISSION_CODES = frozenset({10, *range(200, 300)})
-DUPLICATE_CODE = 506
-BAD_IMAGE_CODE = 324
-
-VERSION_PATTERN = re.compile(r"^v\d{2}\.\d$")
+LONG_BLOCK_WAIT = 6 * 3600.0  # seconds, for 368/1390008 "posting too fast"
 PAGE_ID_PATTERN = re.compile(r"^\d{1,32}$")
+APP_ID_PATTERN = re.compile(r"^\d{1,32}$")
 PERMISSION_PATTERN = re.compile(r"\b(pages_[a-z_]+|publish_[a-z_]+|business_management|read_insights)\b")
-EXPIRED_ON = re.compile(r"expired on (?:[A-Za-z]+, )?(\d{1,2})-([A-Za-z]{3})-(\d{2,4}) (\d{1,2}):(\d{2}):(\d{2}) ?([A-Z]{2,4})?")
-ZONES = {"PST": -8, "PDT": -7, "UTC": 0, "GMT": 0}
-MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+# debug_token answers #100 to a Page token: it needs the app's token (debug_token reference).
+APP_TOKEN_NEEDED = 100
+IMAGE_REFUSED = "image_refused"  # the code of the error that makes a photo post fall back to a link
 
 T = TypeVar("T")
 
 
+def permalink(remote_id: str) -> str:
+    page, _, post = remote_id.partition("_")
+    if post:
+        return f"https://www.facebook.com/{page}/posts/{post}"
+    return f"https://www.facebook.com/{remote_id}"
+
+
 # --- options --------------------------------------------------------------------------
-def validate_api_version(value: object) -> str:
-    """``"v23.0"`` (a leading v is added to ``"23.0"``); ValueError with the fix otherwise."""
-    text = str(value).strip()
-    if re.fullmatch(r"\d{2}\.\d", text):
-        text = "v" + text
-    if not VERSION_PATTERN.match(text):
-        raise ValueError(
-            f'api_version must look like "{DEFAULT_API_VERSION}" (v, two-digit major, dot, minor); got {str(value)!r}'
-        )
-    return text
-
-
-def validate_api_base(value: object) -> str:
-    text = str(value).strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f'api_base must be an http(s) address like "{DEFAULT_API_BASE}"')
-    return text
-
-
 class FacebookOptions(PlatformOptions):
     """``[channels.NAME]`` keys for a Facebook Page."""
 
@@ -122,7 +90,11 @@ class FacebookOptions(PlatformOptions):
     api_version: str = DEFAULT_API_VERSION
     post_as: Literal["link", "photo", "text"] = "link"
     rescrape: bool = True
-    app_secret: SecretRef | None = None  # optional: adds appsecret_proof to every call
+    # The app's id and secret (optional): with both, ``check`` reads the token's expiry and
+    # permissions through debug_token, which answers only to the app; the secret alone
+    # adds appsecret_proof to every call.
+    app_id: str | None = None
+    app_secret: SecretRef | None = None
     read_back_limit: int = 25  # newest posts read to settle an uncertain delivery
 
     @field_validator("page_id", mode="before")
@@ -134,6 +106,16 @@ class FacebookOptions(PlatformOptions):
                 "page_id must be the Page's numeric id (Page > About > Page transparency, "
                 "or printed by: autopublish connect facebook)"
             )
+        return text
+
+    @field_validator("app_id", mode="before")
+    @classmethod
+    def _app_id(cls, value: object) -> str | None:
+        if value is None or str(value).strip() == "":
+            return None
+        text = str(value).strip()
+        if not APP_ID_PATTERN.match(text):
+            raise ValueError("app_id must be the Meta app's numeric id (shown at the top of the app's dashboard)")
         return text
 
     @field_validator("api_version", mode="before")
@@ -153,237 +135,6 @@ class FacebookOptions(PlatformOptions):
             raise ValueError("read_back_limit must be between 1 and 100")
         return value
 
-
-# --- the transport under facebook-sdk ----------------------------------------------
-class GraphTransportError(Exception):
-    """The request failed below HTTP. ``sent`` is False only when it surely never left.
-
-    Carries no text from requests (it holds the URL, and so the token).
-    """
-
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(kind)
-        self.kind = kind  # "unreachable" | "no_answer" | "bad_address" | "other"
-        self.name = name
-        self.sent = kind not in ("unreachable", "bad_address")
-
-
-class GraphResponseError(Exception):
-    """An answer facebook-sdk would misread: not JSON, unparsable, or an error status
-    without Graph's error envelope (an HTML 5xx page, a proxy error)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"HTTP {status}: {reason}")
-        self.status = status
-        self.reason = reason
-
-
-def _classify_transport(exc: requests.RequestException) -> GraphTransportError:
-    return GraphTransportError(transport_failure(exc), type(exc).__name__)
-
-
-class GraphTransport:
-    """What facebook-sdk calls ``session``: forwards to the shared requests.Session.
-
-    Rewrites the Graph prefix to ``api_base``, adds timeouts, keeps tokens out of URLs
-    (query ``access_token`` -> Authorization header; ``appsecret_proof`` added when an app
-    secret is set), records the last status and headers, and raises GraphTransportError /
-    GraphResponseError instead of handing facebook-sdk something it would misread.
-    """
-
-    def __init__(
-        self,
-        session: requests.Session,
-        *,
-        api_base: str,
-        timeout: tuple[float, float],
-        app_secret: str | None = None,
-    ) -> None:
-        self.session = session
-        self.api_base = api_base.rstrip("/") + "/"
-        self.timeout = timeout
-        self.app_secret = app_secret
-        self.last_status: int | None = None
-        self.last_headers: Mapping[str, str] = {}
-
-    def _proof(self, token: str) -> str:
-        assert self.app_secret is not None
-        return hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
-
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        if url.startswith(SDK_GRAPH_URL):
-            url = self.api_base + url[len(SDK_GRAPH_URL) :]
-        params = dict(kwargs.pop("params", None) or {})
-        data = kwargs.pop("data", None)
-        headers = dict(kwargs.pop("headers", None) or {})
-        token = params.pop("access_token", None)
-        if token:
-            headers["Authorization"] = f"OAuth {token}"
-            if self.app_secret:
-                params["appsecret_proof"] = self._proof(token)
-        if isinstance(data, dict) and data.get("access_token") and self.app_secret:
-            data = {**data, "appsecret_proof": self._proof(str(data["access_token"]))}
-        kwargs.pop("timeout", None)
-        kwargs.pop("proxies", None)  # the shared session's own proxy settings apply
-        if not kwargs.get("files"):
-            kwargs.pop("files", None)
-        self.last_status, self.last_headers = None, {}
-        failure: GraphTransportError | None = None
-        try:
-            response = self.session.request(
-                method, url, params=params or None, data=data, headers=headers,
-                timeout=self.timeout, allow_redirects=False, **kwargs,
-            )
-        except requests.RequestException as exc:
-            failure = _classify_transport(exc)
-        if failure is not None:
-            raise failure  # outside the except block: the URL-bearing exception is not chained
-        self.last_status, self.last_headers = response.status_code, response.headers
-        self._vet(response)
-        return response
-
-    @staticmethod
-    def _vet(response: requests.Response) -> None:
-        """Refuse answers facebook-sdk would turn into success, KeyError or vague errors."""
-        ctype = response.headers.get("Content-Type", "")
-        status = response.status_code
-        if "json" not in ctype.lower():
-            raise GraphResponseError(status, "the answer was not JSON")
-        try:
-            body = json.loads(response.content or b"null")
-        except ValueError:
-            raise GraphResponseError(status, "the JSON could not be read") from None
-        if status >= 300 and not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
-            raise GraphResponseError(status, "an error status without Graph's error details")
-
-
-class GraphClient:
-    """facebook-sdk's GraphAPI over a GraphTransport, for the adapter and ``connect``."""
-
-    def __init__(
-        self,
-        session: requests.Session,
-        *,
-        api_base: str,
-        api_version: str,
-        access_token: str | None,
-        timeout: tuple[float, float],
-        app_secret: str | None = None,
-    ) -> None:
-        self.transport = GraphTransport(session, api_base=api_base, timeout=timeout, app_secret=app_secret)
-        # No version= here: GraphAPI.__init__ only accepts "2.8".."3.1"; paths use .version.
-        self.graph = facebook.GraphAPI(access_token=access_token, timeout=timeout, session=self.transport)
-        self.graph.version = validate_api_version(api_version)
-
-    @property
-    def version(self) -> str:
-        return str(self.graph.version)
-
-    def get(self, path: str, **params: str) -> Any:
-        """GET ``/{version}/{path}`` (the token travels in a header)."""
-        return self.graph.request(f"{self.version}/{path}", args=dict(params))
-
-    def post(self, path: str, **fields: str) -> Any:
-        """POST form fields to ``/{version}/{path}`` (the token travels in the body)."""
-        return self.graph.request(f"{self.version}/{path}", post_args=dict(fields), method="POST")
-
-    def batch_get(self, relative_url: str) -> tuple[int, Any]:
-        """One GET through Graph's batch endpoint, so its query (a secret) rides in a POST body.
-
-        Returns (HTTP code of the inner call, its parsed body or None).
-        """
-        answer = self.graph.request(
-            f"{self.version}/",
-            post_args={"batch": json.dumps([{"method": "GET", "relative_url": relative_url}]), "include_headers": "false"},
-            method="POST",
-        )
-        if not isinstance(answer, list) or not answer or not isinstance(answer[0], dict):
-            raise GraphResponseError(self.transport.last_status or 0, "the batch answer could not be read")
-        item = answer[0]
-        try:
-            body = json.loads(item.get("body") or "null")
-        except (TypeError, ValueError):
-            body = None
-        return int(item.get("code") or 0), body
-
-
-# --- Graph error details -------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class GraphFault:
-    """Graph's error envelope, read once."""
-
-    code: int | None
-    subcode: int | None
-    message: str
-    type: str
-    fbtrace_id: str
-    is_transient: bool
-
-    @classmethod
-    def from_result(cls, result: object) -> GraphFault:
-        error = result.get("error") if isinstance(result, dict) else None
-        if not isinstance(error, dict):
-            error = {}
-        return cls(
-            code=as_int(error.get("code")),
-            subcode=as_int(error.get("error_subcode")),
-            message=str(error.get("message") or ""),
-            type=str(error.get("type") or ""),
-            fbtrace_id=str(error.get("fbtrace_id") or ""),
-            is_transient=bool(error.get("is_transient")),
-        )
-
-    def detail(self, redact: Callable[[str], str]) -> str:
-        code = f"{self.code}" + (f"/{self.subcode}" if self.subcode else "")
-        trace = f" fbtrace_id={self.fbtrace_id}" if self.fbtrace_id else ""
-        return redact(f"Graph error {code}{trace}: {self.message[:300]}")
-
-
-def expiry_from_message(message: str) -> datetime | None:
-    """The date in "Session has expired on Saturday, 14-Nov-26 04:00:00 PST.", as aware UTC."""
-    match = EXPIRED_ON.search(message)
-    if not match:
-        return None
-    day, month, year, hour, minute, second, zone = match.groups()
-    month_no = MONTHS.get(month.lower())
-    if month_no is None:
-        return None
-    full_year = int(year) + (2000 if len(year) == 2 else 0)
-    offset = timezone(timedelta(hours=ZONES.get(zone or "UTC", 0)))
-    try:
-        when = datetime(full_year, month_no, int(day), int(hour), int(minute), int(second), tzinfo=offset)
-    except ValueError:
-        return None
-    return when.astimezone(UTC)
-
-
-def normalise_link(url: str) -> str:
-    """Compare links loosely: no scheme, lower-case host without www., no trailing slash or fragment."""
-    parts = urlsplit(url.strip())
-    host = parts.netloc.lower().removeprefix("www.")
-    path = parts.path.rstrip("/")
-    return urlunsplit(("", host, path, parts.query, "")).lstrip("/")
-
-
-def unshim(url: str) -> str:
-    """Facebook's l.facebook.com/l.php?u=<target> redirect -> the target."""
-    parts = urlsplit(url)
-    if parts.netloc.lower().endswith("facebook.com") and parts.path.startswith("/l.php"):
-        target = parse_qs(parts.query).get("u")
-        if target:
-            return target[0]
-    return url
-
-
-def permalink(remote_id: str) -> str:
-    page, _, post = remote_id.partition("_")
-    if post:
-        return f"https://www.facebook.com/{page}/posts/{post}"
-    return f"https://www.facebook.com/{remote_id}"
-
-
-def format_day(when: datetime) -> str:
-    return f"{when.day} {when.strftime('%B %Y')}"
 
 
 # --- the publisher -------------------------------------------------------------------
@@ -476,11 +227,13 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             answer = self._call(
                 lambda g: g.put_object(self.options.page_id, "photos", url=image, caption=caption, published="true"),
                 writes=True,
+                image=True,
             )
         except PermanentError as exc:
-            if exc.code == BAD_IMAGE_CODE:
+            if exc.code == IMAGE_REFUSED:
                 log.warning(
-                    "Facebook could not use the article's image; posting the link instead",
+                    "Facebook could not use the article's image (%s); posting the link instead",
+                    exc.detail,
                     extra={"channel": self.channel, "platform": self.name},
                 )
                 return None
@@ -515,16 +268,25 @@ class FacebookPublisher(Publisher[FacebookOptions]):
     def find_existing(self, post: Post) -> Receipt | None:
         """The Page's newest published post that carries the article's link (or exact text)."""
         fields = "id,message,permalink_url,created_time,attachments{url,unshimmed_url}"
-        answer = self._call(
-            lambda g: g.get_connections(
-                self.options.page_id, "published_posts", fields=fields, limit=str(self.options.read_back_limit)
-            ),
-            writes=False,
-        )
+        try:
+            answer = self._call(
+                lambda g: g.get_connections(
+                    self.options.page_id, "published_posts", fields=fields, limit=str(self.options.read_back_limit)
+                ),
+                writes=False,
+            )
+        except AuthError as exc:
+            if exc.code not in PERMISSION_CODES:
+                raise
+            # Only settling doubts is affected: the channel keeps posting, an editor settles this one.
+            raise CannotCheckError(
+                "Facebook refused to list the Page's posts: the Page token lacks pages_read_engagement",
+                missing_permission="pages_read_engagement", platform=self.name, channel=self.channel, code=exc.code, detail=exc.detail,
+            ) from None
         items = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(items, list):
             raise self.error(TransientError, "Facebook's list of the Page's posts could not be read; will try again later")
-        wanted = {normalise_link(u) for u in (post.link, post.article.link) if u}
+        wanted = [u for u in (post.link, post.article.link) if u]
         for item in items:
             if isinstance(item, dict) and item.get("id") and self._matches(item, wanted, post.text):
                 remote_id = str(item["id"])
@@ -532,22 +294,27 @@ class FacebookPublisher(Publisher[FacebookOptions]):
         return None
 
     @staticmethod
-    def _matches(item: dict[str, Any], wanted: set[str], text: str) -> bool:
+    def _matches(item: dict[str, Any], wanted: list[str], text: str) -> bool:
         message = str(item.get("message") or "")
-        links = [m.group(0).rstrip(".,;:!?)") for m in URL_PATTERN.finditer(message)]
+        links = links_in(message)
         attachments = item.get("attachments")
         for attachment in (attachments.get("data") or []) if isinstance(attachments, dict) else []:
             if isinstance(attachment, dict):
                 links += [unshim(str(attachment[k])) for k in ("unshimmed_url", "url") if attachment.get(k)]
         if item.get("link"):
             links.append(unshim(str(item["link"])))
-        if wanted and any(normalise_link(link) in wanted for link in links):
+        if any_link_matches(links, wanted):
             return True
         return bool(text.strip()) and message.strip() == text.strip()
 
     # --- check --------------------------------------------------------------------------
     def check(self) -> Health:
-        """The Page's name, and the token's validity, type, scopes and expiry (debug_token)."""
+        """The Page's name; with the app's id and secret also the token's type, scopes and expiry.
+
+        Facebook's debug_token answers only to the app (an app token ``app_id|app_secret``
+        or an app developer's user token); with the Page token itself it answers #100. So
+        without ``app_id`` and ``app_secret`` the check says plainly what it cannot know.
+        """
         page = self._call(lambda g: g.get_object(self.options.page_id, fields="name"), writes=False)
         name = page.get("name") if isinstance(page, dict) else None
         where = f"the Page {name!r} ({self.options.page_id})" if name else f"the Page {self.options.page_id}"
@@ -560,16 +327,40 @@ class FacebookPublisher(Publisher[FacebookOptions]):
                 f"Facebook answered with API {served} although {self.options.api_version} is configured "
                 f"(that version has expired); set api_version = \"{served}\""
             )
+        app_token = self._app_token()
+        if app_token is None:
+            details.append(
+                "The token's expiry and permissions cannot be read: Facebook tells them only to the app. "
+                "Add app_id and app_secret to this channel (autopublish connect facebook prints both) to check them"
+            )
+            return Health(level, f"Reached {where} with the Page token", tuple(details))
         token = self.options.access_token.reveal()
-        status, body = self._call(lambda g: self.client.batch_get(f"debug_token?input_token={token}"), writes=False)
+        status, body = self._call(lambda g: self.client.batch_get(f"debug_token?input_token={token}", token=app_token), writes=False)
         data = body.get("data") if isinstance(body, dict) else None
         if status != 200 or not isinstance(data, dict):
-            fault = GraphFault.from_result(body)
-            if fault.code in TOKEN_CODES:
-                raise self._token_error(fault)
+            fault = GraphError.from_body(status, body, self._secrets())
+            kind = classify(fault)
+            if fault.code == APP_TOKEN_NEEDED or kind in (Kind.TOKEN, Kind.PERMISSION):
+                details.append(
+                    "Facebook did not accept app_id and app_secret for reading the token's details "
+                    "(copy both again from the app's Settings > Basic page); its expiry and permissions are unknown"
+                )
+                return Health(HealthLevel.WARNING, f"Reached {where} with the Page token", tuple(details))
             details.append("Facebook did not say when the token expires or which permissions it has")
-            return Health(HealthLevel.WARNING, f"Can post to {where}", tuple(details))
+            return Health(HealthLevel.WARNING, f"Reached {where} with the Page token", tuple(details))
         return self._token_health(data, where, level, details)
+
+    def _app_token(self) -> str | None:
+        if self.options.app_id and self.options.app_secret is not None:
+            secret = self.options.app_secret.reveal()
+            if secret:
+                return f"{self.options.app_id}|{secret}"
+        return None
+
+    def _secrets(self) -> list[str]:
+        token = self.options.access_token.reveal()
+        secret = self.options.app_secret.reveal() if self.options.app_secret else ""
+        return [v for v in (token, secret) if v]
 
     def _token_health(self, data: dict[str, Any], where: str, level: HealthLevel, details: list[str]) -> Health:
         env_name = self.options.access_token.env_name or "the Page token"
@@ -588,11 +379,10 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             )
         scopes = {str(s) for s in data.get("scopes") or []}
         missing = [s for s in REQUIRED_SCOPES if s not in scopes]
-        if "pages_manage_posts" in missing:
-            return Health(HealthLevel.ERROR, f"The Page token lacks the permission pages_manage_posts, needed to post; {fix}", tuple(details))
-        if missing:
-            level = HealthLevel.WARNING
-            details.append(f"The Page token lacks {', '.join(missing)}: uncertain posts cannot be checked by reading the Page back")
+        if missing:  # Facebook asks for both to post; pages_read_engagement also reads the Page back
+            return Health(HealthLevel.ERROR, f"The Page token lacks {' and '.join(missing)}, needed to post; {fix}", tuple(details),
+                          settles_doubts="pages_read_engagement" in scopes, missing_permission="" if "pages_read_engagement" in scopes
+                          else "pages_read_engagement")
         expires_at = self._epoch(data.get("expires_at"))
         data_expires = self._epoch(data.get("data_access_expires_at"))
         now = self.env.now()
@@ -606,8 +396,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             details.append("The Page token does not expire")
         else:
             details.append(f"The Page token expires on {format_day(expires_at)}")
-        summary = f"Can post to {where} as the Page"
-        return Health(level, summary, tuple(details), expires_at=soonest)
+        return Health(level, f"Can post to {where} as the Page", tuple(details), expires_at=soonest, settles_doubts=True)
 
     @staticmethod
     def _epoch(value: object) -> datetime | None:
@@ -617,20 +406,25 @@ class FacebookPublisher(Publisher[FacebookOptions]):
         return datetime.fromtimestamp(seconds, UTC)
 
     # --- one Graph call, errors translated once --------------------------------------------
-    def _call(self, fn: Callable[[facebook.GraphAPI], T], *, writes: bool) -> T:
-        """Run one facebook-sdk call; every failure leaves as a PublishError, unchained."""
+    def _call(self, fn: Callable[[GraphAPI], T], *, writes: bool, image: bool = False) -> T:
+        """Run one facebook-sdk call; every failure leaves as a PublishError, unchained.
+
+        ``image``: the call posts a photo by URL, so a refused image is told apart
+        (code IMAGE_REFUSED) and the caller can post the link instead.
+        """
         failure: PublishError | None = None
         try:
             return fn(self.client.graph)
         except PublishError:
             raise
-        except facebook.GraphAPIError as exc:
-            failure = self._graph_error(GraphFault.from_result(exc.result), writes=writes)
+        except GraphAPIError as exc:
+            fault = GraphError.from_body(self.client.transport.last_status or 0, exc.result, self._secrets())
+            failure = self._graph_error(fault, writes=writes, image=image)
         except GraphResponseError as exc:
             failure = self._response_error(exc, writes=writes)
         except GraphTransportError as exc:
             failure = self._transport_failure(exc, writes=writes)
-        except Exception as exc:  # facebook-sdk tripping over an answer: after sending, never "success"
+        except Exception as exc:  # noqa: BLE001 - facebook-sdk tripping over an answer: after sending, never "success"
             cls = UncertainError if writes else TransientError
             text = "may have been published" if writes else "will try again later"
             failure = self.error(cls, f"Facebook's answer could not be understood; the post {text}", detail=type(exc).__name__)
@@ -662,47 +456,58 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             return self.error(TransientError, f"Facebook answered HTTP {status} ({exc.reason}); will try again later", code=status, detail=exc.reason)
         return self.error(PermanentError, f"Facebook refused the request with HTTP {status} ({exc.reason})", code=status, detail=exc.reason)
 
-    def _graph_error(self, fault: GraphFault, *, writes: bool) -> PublishError:
-        """Graph's error envelope -> the core's vocabulary (classified on code and subcode)."""
-        code, sub = fault.code, fault.subcode
-        status = self.client.transport.last_status or 0
+    def _graph_error(self, fault: GraphError, *, writes: bool, image: bool = False) -> PublishError:
+        """Graph's error envelope -> the core's vocabulary, through the shared code table."""
+        kind = classify(fault)
+        code = fault.code
+        detail = self._redact(fault.detail)
         headers = self.client.transport.last_headers
-        detail = fault.detail(self._redact)
-        if code in TOKEN_CODES or sub in TOKEN_SUBCODES:
+        if image and (kind is Kind.BAD_IMAGE or (code == 100 and fault.subcode != 33)):
+            # The Page could not fetch or use the image (#324, or #100 on the url): nothing was posted.
+            return self.error(PermanentError, "Facebook could not use the article's image", code=IMAGE_REFUSED, detail=detail)
+        if kind is Kind.TOKEN:
             return self._token_error(fault)
-        if code in PERMISSION_CODES:
+        if kind is Kind.PERMISSION:
             return self._permission_error(fault, writes=writes)
-        if code in LONG_BLOCK_CODES or sub in LONG_BLOCK_SUBCODES:
+        if kind is Kind.POSTING_TOO_FAST:
             wait = max(usage_wait(headers) or 0.0, LONG_BLOCK_WAIT)
             return self.error(
                 RateLimitedError,
-                f"Facebook has temporarily blocked posting to this Page (too many posts); will try again in about {round(wait / 3600)} hours",
+                f"Facebook has temporarily blocked posting to this Page (posting too fast); will try again in about {round(wait / 3600)} hours",
                 retry_after=wait, code=code, detail=detail,
             )
-        if code in RATE_CODES or (code is not None and 80000 <= code <= 80099):
+        if kind is Kind.POLICY_BLOCK:
+            said = f": \"{self._redact(fault.reason)}\"" if fault.reason else ""
+            return self.error(
+                HeldError,
+                f"Facebook blocked this post{said}. An editor should check the Page's notifications at facebook.com, "
+                "then retry or skip it",
+                code=code, detail=detail,
+            )
+        if kind in (Kind.RATE_LIMIT, Kind.QUOTA):
             wait = usage_wait(headers) or DEFAULT_RATE_WAIT
             return self.error(
                 RateLimitedError,
                 f"Facebook says this app or Page made too many calls; will try again in about {max(1, round(wait / 60))} minutes",
                 retry_after=wait, code=code, detail=detail,
             )
-        if code == DUPLICATE_CODE:
+        if kind is Kind.DUPLICATE:
             return self.error(
                 UncertainError,
                 "Facebook refused the post as a duplicate of a recent one; it may already have been published",
                 code=code, detail=detail,
             )
-        if writes and status >= 500:
-            return self.error(
-                UncertainError,
-                f"Facebook failed (HTTP {status}) while receiving the post; it may have been published",
-                code=code, detail=detail,
-            )
-        if code in TRANSIENT_CODES or fault.is_transient or status >= 500:
+        if kind is Kind.SERVER:
+            if writes:  # codes 1/2 and is_transient after a write may have been applied (platform-apis §1)
+                return self.error(
+                    UncertainError,
+                    "Facebook had a temporary problem while receiving the post; it may have been published",
+                    code=code, detail=detail,
+                )
             return self.error(TransientError, "Facebook had a temporary problem; will try again later", code=code, detail=detail)
-        if code == BAD_IMAGE_CODE:
+        if kind is Kind.BAD_IMAGE:
             return self.error(PermanentError, "Facebook could not use the article's image", code=code, detail=detail)
-        if code == 100 and sub == 33:
+        if code == 100 and fault.subcode == 33:
             return self.error(
                 PermanentError,
                 f"Facebook says the Page {self.options.page_id} does not exist or the token cannot reach it; check page_id in the channel's config",
@@ -712,34 +517,25 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             return self.error(PermanentError, "Facebook could not read the article's link to build its preview", code=code, detail=detail)
         return self.error(PermanentError, f"Facebook refused the request (error {code})", code=code, detail=detail)
 
-    def _token_error(self, fault: GraphFault) -> AuthError:
+    def _token_error(self, fault: GraphError) -> AuthError:
         env_name = self.options.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
         fix = (
             f"create a new Page token (autopublish connect facebook), put it in .env as {env_name} "
             f"and run: autopublish resume {self.channel}"
         )
         expires_at = expiry_from_message(fault.message)
-        reasons = {
-            458: "the app was removed from the account that created it",
-            459: "the account that created it must log in at facebook.com to clear a security check",
-            460: "the password of the account that created it was changed",
-            464: "the account that created it is not confirmed",
-            492: "the account that created it no longer manages the Page",
-        }
         if expires_at is not None:
             message = f"Facebook says the Page token expired on {format_day(expires_at)}; {fix}"
         elif fault.subcode == 463 or "expired" in fault.message.lower():
             message = f"Facebook says the Page token has expired; {fix}"
-        elif fault.subcode in reasons:
-            message = f"Facebook says the Page token is no longer valid because {reasons[fault.subcode]}; {fix}"
+        elif fault.subcode in (458, 459, 460, 464, 492):
+            message = f"Facebook says the Page token is no longer valid because {token_problem(fault.subcode)}; {fix}"
         else:
             message = f"Facebook says the Page token is invalid or was revoked; {fix}"
-        error = self.error(AuthError, message, code=fault.code, detail=fault.detail(self._redact))
-        assert isinstance(error, AuthError)
-        error.expires_at = expires_at
-        return error
+        return AuthError(message, platform=self.name, channel=self.channel, code=fault.code, detail=self._redact(fault.detail),
+                         expires_at=expires_at)
 
-    def _permission_error(self, fault: GraphFault, *, writes: bool) -> AuthError:
+    def _permission_error(self, fault: GraphError, *, writes: bool) -> AuthError:
         named = list(dict.fromkeys(PERMISSION_PATTERN.findall(fault.message)))
         if not named:
             named = ["pages_manage_posts"] if writes else ["pages_read_engagement"]
@@ -751,7 +547,38 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             f"with {noun} granted (autopublish connect facebook), put it in .env as {env_name} "
             f"and run: autopublish resume {self.channel}"
         )
-        error = self.error(AuthError, message, code=fault.code, detail=fault.detail(self._redact))
-        assert isinstance(error, AuthError)
-        return error
+        return AuthError(message, platform=self.name, channel=self.channel, code=fault.code, detail=self._redact(fault.detail))
 
+    # --- corrections and takedowns ----------------------------------------------------------
+    can_edit: ClassVar[bool] = True
+    can_delete: ClassVar[bool] = True
+
+    def edit(self, receipt: Receipt, post: Post) -> Receipt:
+        """``POST /{page-post-id}`` with the new ``message`` (pages_manage_posts); the link card stays."""
+        text = post.text
+        link = post.link or post.article.link
+        if self.options.post_as == "photo" and post.image and link and link not in text:
+            text = f"{text}\n\n{link}" if text else link  # a photo post carries its link in the caption
+        if not text.strip():
+            raise self.error(PermanentError, "The corrected post for Facebook is empty; check the channel's template")
+        self._check_length(text)
+        try:
+            self._call(lambda g: g.request(f"{g.version}/{receipt.remote_id}", post_args={"message": text}, method="POST"), writes=True)
+        except PermanentError as exc:
+            if _object_gone(exc):
+                raise self.error(PermanentError, "The post is no longer on the Facebook Page, so it cannot be updated", code=exc.code) from None
+            raise
+        return receipt
+
+    def delete(self, receipt: Receipt) -> None:
+        """``DELETE /{page-post-id}``; "does not exist" (#100, subcode 33) means already gone."""
+        try:
+            self._call(lambda g: g.delete_object(receipt.remote_id), writes=True)
+        except PermanentError as exc:
+            if not _object_gone(exc):
+                raise
+
+
+def _object_gone(exc: PermanentError) -> bool:
+    """Graph's "Object with ID ... does not exist" (#100, subcode 33): the post was deleted."""
+    return not isinstance(exc, AuthError) and exc.code == 100 and "100/33" in (exc.detail or "")

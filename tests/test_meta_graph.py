@@ -1,0 +1,188 @@
+"""The one Graph error table, and the three decisions it pins for Facebook, Threads and Instagram alike.
+
+Before platforms/meta/, Facebook and Threads/Instagram had two tables that disagreed on 368,
+on token subcodes without code 190, and on link matching across http -> https.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from autopublish.errors import AuthError, HeldError, NotReadyError, PublishError, RateLimitedError, UncertainError
+from autopublish.models import Post
+from autopublish.platforms.base import Publisher
+from autopublish.platforms.meta.graph import GraphError, Kind, classify, link_key, mentions_link
+from tests.contract import build_publisher, publish_when_ready, sample_post
+from tests.fakes import facebook, instagram, threads
+from tests.fakes.base import FakeServer
+
+CASES = {"facebook": facebook.CONTRACT, "threads": threads.CONTRACT, "instagram": instagram.CONTRACT}
+
+
+@pytest.mark.parametrize(
+    "code, subcode, status, transient, kind",
+    [
+        (368, 1390008, 400, False, Kind.POSTING_TOO_FAST),
+        (368, None, 400, False, Kind.POLICY_BLOCK),
+        (368, 1404078, 400, False, Kind.POLICY_BLOCK),
+        (190, None, 400, False, Kind.TOKEN),
+        (102, None, 400, False, Kind.TOKEN),
+        (100, 460, 400, False, Kind.TOKEN),  # a token subcode alone is enough
+        (None, 463, 400, False, Kind.TOKEN),
+        (None, None, 401, False, Kind.TOKEN),
+        (10, None, 403, False, Kind.PERMISSION),
+        (200, None, 403, False, Kind.PERMISSION),
+        (4, None, 400, True, Kind.RATE_LIMIT),
+        (80001, None, 400, False, Kind.RATE_LIMIT),
+        (9, 2207042, 400, False, Kind.QUOTA),
+        (4, 2207051, 400, False, Kind.SPAM),
+        (24, 4279009, 400, False, Kind.NOT_READY),
+        (9007, 2207027, 400, False, Kind.NOT_READY),
+        (-2, 2207020, 400, False, Kind.CONTAINER_GONE),
+        (506, None, 400, False, Kind.DUPLICATE),
+        (1, None, 500, True, Kind.SERVER),
+        (2, None, 400, False, Kind.SERVER),
+        (9999, None, 400, True, Kind.SERVER),
+        (324, None, 400, False, Kind.BAD_IMAGE),
+        (9004, 2207083, 400, False, Kind.BAD_IMAGE),
+        (100, None, 400, False, Kind.OTHER),
+    ],
+)
+def test_one_table(code, subcode, status, transient, kind):
+    assert classify(GraphError(status=status, code=code, subcode=subcode, transient=transient)) is kind
+
+
+def test_the_envelope_masks_secrets_and_keeps_the_platforms_words():
+    body = {"error": {"message": "Bad token SECRET-1", "error_user_msg": "You can't post right now", "code": 368, "error_subcode": 7,
+                      "type": "OAuthException", "fbtrace_id": "Ab", "is_transient": False}}
+    error = GraphError.from_body(400, body, ["SECRET-1"])
+    assert "SECRET-1" not in error.message + error.detail
+    assert error.reason == "You can't post right now" and error.code == 368 and error.subcode == 7
+
+
+def test_links_are_compared_as_the_feeds_canonical_links():
+    assert link_key("http://www.example.go.id/berita/a/") == link_key("https://example.go.id/berita/a")
+    assert mentions_link("Baca di http://example.go.id/berita/a?utm_source=x.", "https://www.example.go.id/berita/a/")
+    assert not mentions_link("Baca di https://example.go.id/berita/b", "https://example.go.id/berita/a")
+
+
+# --- the same behaviour on all three platforms ------------------------------------------------
+@pytest.fixture(params=sorted(CASES))
+def platform(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def fake(platform: str) -> Iterator[FakeServer]:
+    server = CASES[platform].make_fake()
+    server.start()
+    yield server
+    server.stop()
+
+
+def publisher_for(platform: str, fake: FakeServer, tmp_path) -> Publisher:
+    return build_publisher(CASES[platform], fake, tmp_path)
+
+
+def fail_publish(platform: str, fake: FakeServer, code: int, subcode: int | None, message: str = "") -> None:
+    text = message or f"(#{code}) refused"
+    if platform == "facebook":
+        fake.fail_next(code=code, subcode=subcode, message=text)  # type: ignore[attr-defined]
+    else:
+        fake.inject(threads.graph_error(400, text, code, subcode=subcode), fake.is_publish)  # type: ignore[attr-defined]
+
+
+def attempt(publisher: Publisher, post: Post, fake: FakeServer) -> PublishError:
+    with pytest.raises(PublishError) as info:
+        publish_when_ready(publisher, post, fake)
+    return info.value
+
+
+def test_368_posting_too_fast_is_a_long_rate_limit_everywhere(platform, fake, tmp_path):
+    fail_publish(platform, fake, 368, 1390008)
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is RateLimitedError and error.retry_after and error.retry_after > 0
+
+
+def test_other_368s_are_policy_blocks_held_for_an_editor_everywhere(platform, fake, tmp_path):
+    fail_publish(platform, fake, 368, None, "(#368) The action attempted has been deemed abusive or is otherwise disallowed")
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is HeldError
+    assert "deemed abusive" in error.message and CASES[platform].posts(fake) == 0
+
+
+def test_a_token_subcode_without_code_190_pauses_everywhere(platform, fake, tmp_path):
+    fail_publish(platform, fake, 100, 460)
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is AuthError and "password" in error.message
+
+
+def test_code_2_on_the_publishing_call_is_uncertain_everywhere(platform, fake, tmp_path):
+    fail_publish(platform, fake, 2, None)
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is UncertainError
+
+
+def test_read_back_matches_a_post_made_before_the_site_moved_to_https(platform, fake, tmp_path):
+    publisher = publisher_for(platform, fake, tmp_path)
+    old = sample_post(image=fake.image_url())
+    http_link = "http://www.example.go.id/berita/myanmar-cordaid"
+    old = replace(old, link=http_link, article=replace(old.article, link=http_link), text=f"Kunjungan delegasi {http_link}")
+    receipt = publish_when_ready(publisher, old, fake)
+    now = sample_post(image=fake.image_url(), text="Teks lain sama sekali")  # https, www-less, trailing slash
+    found = publisher.find_existing(now)
+    assert found is not None and found.remote_id == receipt.remote_id
+
+
+def test_not_ready_is_never_a_failure(platform, fake, tmp_path):
+    if platform == "facebook":
+        pytest.skip("Facebook publishes in one step")
+    with pytest.raises(NotReadyError) as info:
+        publisher_for(platform, fake, tmp_path).publish(sample_post(image=fake.image_url()))
+    assert info.value.progress and CASES[platform].posts(fake) == 0
+
+
+# --- the core: a policy block holds the post for an editor, with one alert, and never pauses ---
+class Recorder:
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append((key, message))
+
+    def resolved(self, key: str, message: str) -> None:
+        return None
+
+
+def test_a_policy_block_holds_each_post_for_an_editor_with_one_alert_key_and_keeps_the_channel(tmp_path):
+    from autopublish.app import open_app
+    from autopublish.config import load_config
+    from tests.contract import CANARY
+    from tests.fakes.feed_server import FeedServer, older_items, seed_item
+    from tests.helpers import write_config
+
+    with FeedServer(older_items(2)) as site, facebook.FakeGraph() as graph:
+        table = (f'[channels.page]\nplatform = "facebook"\npage_id = "{graph.page_id}"\naccess_token = "${{FACEBOOK_PAGE_TOKEN}}"\n'
+                 f'api_base = "{graph.url}"\nrescrape = false\n')
+        path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="page", extra=table)
+        recorder = Recorder()
+        app = open_app(load_config(path, {"FACEBOOK_PAGE_TOKEN": CANARY}, cwd=tmp_path), notifier=recorder)
+        try:
+            app.pipeline.poll_all()
+            site.add(seed_item())
+            app.pipeline.poll_all()
+            graph.fail_next(code=368, message="(#368) The action attempted has been deemed abusive or is otherwise disallowed")
+            app.pipeline.deliver_due()
+            [row] = app.store.deliveries_with_status("held")
+            assert row.needs_editor and "deemed abusive" in row.reason
+            assert not app.store.channel("page").paused  # other articles still go out
+            assert [key for key, _ in recorder.problems] == ["held:page"]
+            assert app.store.resume_channel("page") == 0  # an editor, not a resume, releases it
+            assert app.store.retry(row.id, "editor")
+            app.pipeline.deliver_due()
+            assert len(graph.posts) == 1 and app.store.deliveries_with_status("sent")
+        finally:
+            app.close()
