@@ -558,3 +558,13 @@ def test_progress_edits_and_takedowns_of_live_posts(store: Store, clock: Clock) 
     assert store.taken_down(post) and store.live_articles(clock.now - 60) == []
     assert store.find_article(f"#{post}") == row.article_id == store.find_article("https://example.org/1/")
     assert [kind for _row, kind, _target in store.article_actions(row.article_id)] == ["post", "edit", "edit", "delete"]
+
+
+def test_a_repost_only_from_a_finished_delivery_and_never_twice_at_once(store: Store) -> None:
+    [delivery_id] = queue_one(store)
+    assert store.repost(delivery_id, "ed") is None  # still queued: not finished
+    assert store.claim(delivery_id)
+    assert store.transition(delivery_id, DeliveryStatus.SENT, "Posted", expect=(DeliveryStatus.SENDING,))
+    again = store.repost(delivery_id, "ed")
+    assert again is not None
+    assert store.repost(delivery_id, "ed") is None  # a stale page: the first re-post is still on its way

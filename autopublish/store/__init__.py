@@ -28,6 +28,7 @@ from autopublish.store.nodes import NodeStore
 from autopublish.store.push import PushStore
 from autopublish.store.rows import (
     PENDING,
+    REPOSTABLE,
     RESOLVABLE_AS_POSTED,
     RETRYABLE,
     SKIPPABLE,
@@ -45,7 +46,7 @@ from autopublish.store.rows import (
 from autopublish.store.sessions import SessionStore
 
 __all__ = [
-    "PENDING",
+    "PENDING", "REPOSTABLE",
     "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "PushFeedRow", "Store", "WebSessionRow", "WebSubRow",
     "article_from_json", "article_to_json", "redact_url",
 ]

@@ -29,6 +29,7 @@ from autopublish.models import Article, DeliveryStatus
 from autopublish.store import schema as t
 from autopublish.store.feeds import FeedStore
 from autopublish.store.rows import (
+    REPOSTABLE,
     RESOLVABLE_AS_POSTED,
     RETRYABLE,
     SKIPPABLE,
@@ -322,10 +323,17 @@ class DeliveryStore(FeedStore):
                                expect=(DeliveryStatus.UNCERTAIN,))
 
     def repost(self, delivery_id: int, actor: str) -> int | None:
-        """A deliberate re-post by an editor: a new generation that points at the old row."""
+        """A deliberate re-post by an editor: a new generation that points at the old row.
+
+        None (nothing queued) unless the delivery is finished (``REPOSTABLE``) and no other
+        generation for its article and channel is still pending.
+        """
         with self.db.tx() as conn:
-            row = conn.execute(select(d.article_id, d.channel).where(d.id == delivery_id)).first()
-            if row is None:
+            row = conn.execute(select(d.article_id, d.channel, d.status).where(d.id == delivery_id)).first()
+            if row is None or row.status not in REPOSTABLE:
+                return None
+            if conn.execute(select(d.id).where(d.article_id == row.article_id, d.channel == row.channel,
+                                               d.status.not_in(REPOSTABLE)).limit(1)).first():
                 return None
             top = conn.execute(select(func.max(d.generation)).where(d.article_id == row.article_id, d.channel == row.channel)).scalar()
             new_id = self._insert_delivery(conn, row.article_id, row.channel, DeliveryStatus.QUEUED, msg("repost_queued", actor=actor),

@@ -9,6 +9,9 @@ from datetime import datetime
 from autopublish.models import Article, DeliveryStatus
 
 PENDING = ("queued", "waiting", "held")
+# A re-post starts only from a finished delivery, and only while no delivery of the same article
+# to the same channel is still on its way (else a stale page could queue the article twice).
+REPOSTABLE = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 
 # What an editor may do from which state (the CLI and the web page share these).
 RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.HELD, DeliveryStatus.WAITING, DeliveryStatus.SKIPPED)
