@@ -11,6 +11,7 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
+from typing import Any
 
 from autopublish.config import Config
 from autopublish.feedtext import clean_line
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Alerter:
-    def __init__(self, config: Config, store: Store, publishers: dict[str, Publisher]) -> None:
+    def __init__(self, config: Config, store: Store, publishers: dict[str, Publisher[Any]]) -> None:
         self.config = config
         self.store = store
         self.publishers = publishers

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 
@@ -15,6 +15,7 @@ from autopublish.alerts import Alerter
 from autopublish.config import Config
 from autopublish.errors import AutopublishError, ConfigError, ConfigProblem
 from autopublish.feeds import USER_AGENT
+from autopublish.heartbeat import Heartbeat
 from autopublish.netguard import GuardedFetcher
 from autopublish.pipeline import Notifier, Pipeline
 from autopublish.platforms import publisher_class
@@ -36,7 +37,7 @@ def platform_session() -> requests.Session:
     return session
 
 
-def build_publishers(config: Config, session: requests.Session, *, clock: Callable[[], float] = time.time) -> dict[str, Publisher]:
+def build_publishers(config: Config, session: requests.Session, *, clock: Callable[[], float] = time.time) -> dict[str, Publisher[Any]]:
     env = PublisherEnv(
         session=session,
         state_dir=config.state_dir,
@@ -44,7 +45,7 @@ def build_publishers(config: Config, session: requests.Session, *, clock: Callab
         now=lambda: datetime.fromtimestamp(clock(), UTC),
         fetcher=feed_fetcher(config),
     )
-    publishers: dict[str, Publisher] = {}
+    publishers: dict[str, Publisher[Any]] = {}
     for name, channel in config.channels.items():
         try:
             cls = publisher_class(channel.platform)
@@ -55,38 +56,12 @@ def build_publishers(config: Config, session: requests.Session, *, clock: Callab
     return publishers
 
 
-class Heartbeat:
-    """This node's heartbeat, on its own thread: a long publish or poll never makes a live node look dead."""
-
-    def __init__(self, store: Store, interval: float) -> None:
-        self.store = store
-        self.interval = interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="autopublish-heartbeat", daemon=True)
-
-    def start(self) -> Heartbeat:
-        self.store.register_node()
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                self.store.heartbeat()
-            except AutopublishError as exc:
-                log.error("The node heartbeat could not be written: %s", exc.message)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=30)
-
-
 @dataclass
 class App:
     config: Config
     store: Store
     pipeline: Pipeline
-    publishers: dict[str, Publisher]
+    publishers: dict[str, Publisher[Any]]
     heartbeat: Heartbeat | None = None
 
     def join(self) -> None:
@@ -101,11 +76,12 @@ class App:
         except AutopublishError as exc:
             log.error("%s", exc.message)
         finally:
+            self.pipeline.fetcher.close()  # its kept-alive feed connections
             self.store.close()
 
 
 def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
-                   notifier: Notifier | None = None) -> tuple[Pipeline, dict[str, Publisher]]:
+                   notifier: Notifier | None = None) -> tuple[Pipeline, dict[str, Publisher[Any]]]:
     """The pipeline for ``config`` over an open store (at start-up and on every reload)."""
     publishers = build_publishers(config, platform_session(), clock=clock)
     notifier = notifier or Alerter(config, store, publishers)

@@ -427,8 +427,8 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
         # keep going with what can be read, to report channel problems too
         root = RootModel.model_construct(
             settings=_safe(SettingsModel, raw.get("settings"), context) or SettingsModel(),
-            feeds=raw.get("feeds") if isinstance(raw.get("feeds"), dict) else {},
-            channels=raw.get("channels") if isinstance(raw.get("channels"), dict) else {},
+            feeds=_table(raw.get("feeds")),
+            channels=_table(raw.get("channels")),
             web=_safe(WebModel, raw.get("web"), context) or WebModel(),
             daemon=_safe(DaemonModel, raw.get("daemon"), context) or DaemonModel(),
             alerts=_safe(AlertsModel, raw.get("alerts"), context) or AlertsModel(),
@@ -438,7 +438,8 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
     settings = root.settings
 
     channels: dict[str, ChannelConfig] = {}
-    for name, body in root.channels.items():
+    channel_tables: dict[str, object] = dict(root.channels)  # after a failed validation, entries may be anything
+    for name, body in channel_tables.items():
         where = ("channels", name)
         if not isinstance(body, dict):
             problems.append(ConfigProblem(shown, _key(where), "must be a table", f"write it as [channels.{name}] with keys below it"))
@@ -494,7 +495,8 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
     alert_channels = set(root.alerts.channels)
     feeds: dict[str, FeedConfig] = {}
     fed: set[str] = set()
-    for name, body in root.feeds.items():
+    feed_tables: dict[str, object] = dict(root.feeds)  # after a failed validation, entries may be anything
+    for name, body in feed_tables.items():
         where = ("feeds", name)
         if not isinstance(body, dict):
             problems.append(ConfigProblem(shown, _key(where), "must be a table", f"write it as [feeds.{name}] with url = ... below it"))
@@ -516,7 +518,9 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
                 problems.append(ConfigProblem(shown, key, f'no channel is named "{channel}"',
                                               f"{hint}add a [channels.{channel}] section or fix the name"))
             if channel in alert_channels:
-                problems.append(ConfigProblem(shown, key, f'"{channel}" is an alert channel and cannot also receive articles', "use a separate channel for alerts"))
+                problems.append(
+                    ConfigProblem(shown, key, f'"{channel}" is an alert channel and cannot also receive articles', "use a separate channel for alerts")
+                )
         fed.update(feed.channels)
         url, url_secrets, missing = _resolve_references(feed.url, environ)
         for variable in missing:
@@ -575,6 +579,10 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
         secrets=tuple(secrets),
         push=root.push,
     )
+
+
+def _table(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _push_problems(file: str, root: RootModel) -> list[ConfigProblem]:

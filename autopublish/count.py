@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -33,7 +34,7 @@ def count_for(platform: str, text: str, *, instance: str | None = None) -> tuple
         overrides["instance"] = instance.rstrip("/")
     # Counting reads layout options (link shortening, photo mode), never credentials:
     # defaults where the platform has them, inert blanks for required keys, unvalidated.
-    blanks: dict[str, object] = {
+    blanks: dict[str, Any] = {
         name: Secret("") if _holds_secret(field.annotation) else ""
         for name, field in cls.Options.model_fields.items()
         if field.is_required()

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autopublish.config import Config
 from autopublish.errors import ConfigError
+from autopublish.messages import msg
 from autopublish.scheduler import Daemon
+from autopublish.secrets import Redactor
 
 if TYPE_CHECKING:
     from autopublish.app import App
-    from autopublish.cli import Context
     from autopublish.pipeline import Pipeline
+
+ConfigLoader = Callable[[], Config]  # reads the config file again (with the environment read again); ConfigError if invalid
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +26,9 @@ log = logging.getLogger(__name__)
 class Reloader:
     """Re-reads the config on SIGHUP or when the file changes; keeps the old one if the new one is invalid."""
 
-    def __init__(self, ctx: Context, app: App) -> None:
-        self.ctx = ctx
+    def __init__(self, app: App, load_config: ConfigLoader, redactor: Redactor) -> None:
+        self.load_config = load_config
+        self.redactor = redactor
         self.app = app
         self.path: Path = app.config.path
         self.mtime = self._mtime()
@@ -44,11 +50,10 @@ class Reloader:
     def reload(self) -> Pipeline | None:
         """The new pipeline, or None when the edited config is invalid (the old one stays)."""
         from autopublish.app import build_pipeline
-        from autopublish.config import load_config
 
         with self.lock:
             try:
-                config = load_config(self.path, self.ctx.environ(), embedded=self.app.config.embedded)
+                config = self.load_config()
             except ConfigError as exc:
                 message = ("The edited config was not applied; autopublish keeps running on the previous one. " + exc.message)
                 log.error("%s", message)
@@ -62,17 +67,18 @@ class Reloader:
                 return None
             if (config.push.listen, config.push.coalesce) != (self.app.config.push.listen, self.app.config.push.coalesce):
                 log.warning("[push] listen and coalesce apply at the next restart; the other [push] keys apply now")
-            self.ctx.redactor.add(config.secret_values())
+            self.redactor.add(config.secret_values())
             pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers
-            self.app.store.log_event("config_reloaded", "The config was reloaded")
+            self.app.store.log_event("config_reloaded", msg("config_reloaded"))
             pipeline.notifier.resolved("config", "The config is valid again and was applied")
             log.info("Config reloaded: %d feed(s), %d channel(s)", len(config.feeds), len(config.channels))
             return pipeline
 
 
-def run_daemon(ctx: Context, app: App) -> None:
-    daemon = Daemon(app.pipeline, reloader=Reloader(ctx, app))
+def run_daemon(app: App, load_config: ConfigLoader, redactor: Redactor) -> None:
+    """Run until stopped; ``load_config`` is used on reloads, ``redactor`` learns the secrets of each new config."""
+    daemon = Daemon(app.pipeline, reloader=Reloader(app, load_config, redactor))
     metrics_server = None
     if app.config.daemon.metrics:
         from autopublish.metrics import start_metrics_server

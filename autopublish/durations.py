@@ -38,7 +38,7 @@ def parse_size(value: object) -> int:
 
 def format_duration(seconds: float) -> str:
     """A short human form: 45s, 12m, 3h 5m, 2d 4h."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, _ = divmod(seconds, 60)

@@ -184,7 +184,7 @@ def _media(found: dict[str, list[Any]], entry: Entry) -> None:
 
 def _rss(root: Any) -> tuple[str, str, list[Entry], Links]:
     channels = [el for el in root if isinstance(el.tag, str)]
-    if len(channels) != 1 or channels[0].tag != "channel" or len(root.attrib) > 1 or root.text and root.text.strip():
+    if len(channels) != 1 or channels[0].tag != "channel" or len(root.attrib) > 1 or (root.text and root.text.strip()):
         raise _Unsure("not one plain channel")
     channel = channels[0]
     if _ANY_XML_LANG(root):

@@ -57,6 +57,8 @@ ENGLISH: dict[str, str] = {
     "uncertain_no_check": ("Not sure it was posted: {detail}. This platform cannot be checked automatically; "
                            "an editor must look and mark it posted or not posted"),
     "uncertain_unknown": "Not sure it was posted: {detail}",
+    "bad_entry": "An entry of the feed was skipped: {detail}",
+    "config_reloaded": "The config was reloaded",
     "interrupted": "autopublish stopped while this was being posted; it will check the platform before trying again",
     # settling doubts
     "resend_idempotent": "Will be sent again; the platform drops repeats of the same post",

@@ -94,7 +94,7 @@ def health(daemon: Daemon) -> tuple[int, dict[str, Any]]:
 def start_metrics_server(address: str, daemon: Callable[[], Daemon]) -> ThreadingHTTPServer:
     host, _, port = address.rpartition(":")
     registry = CollectorRegistry()
-    registry.register(StoreCollector(daemon))  # type: ignore[arg-type]
+    registry.register(StoreCollector(daemon))
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:

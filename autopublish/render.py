@@ -214,7 +214,7 @@ def _shrink_field(template: str, values: dict[str, str], field: str, used: set[s
 
     def render_with(keep: int) -> str:
         short = shorten(original, keep, units)
-        return fill(template, {**values, **{n: short for n in names}})
+        return fill(template, {**values, **dict.fromkeys(names, short)})
 
     if count(render_with(0)) > limit:
         for n in names:

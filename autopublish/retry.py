@@ -48,7 +48,7 @@ class Decision:
 
 def backoff(tries: int, policy: RetryPolicy, rand: float) -> float:
     """Exponential backoff with jitter: base * 2^(tries-1), capped, plus up to ``jitter``."""
-    delay = min(policy.cap, policy.base * (2 ** max(0, tries - 1)))
+    delay = min(policy.cap, policy.base * (2.0 ** max(0, tries - 1)))
     return delay * (1.0 + policy.jitter * rand)
 
 

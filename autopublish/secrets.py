@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
 
@@ -131,6 +131,17 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
         record.msg, record.args = clean, None
         for key, value in list(vars(record).items()):
-            if isinstance(value, str) and key not in {"msg", "name", "levelname", "pathname", "filename", "module", "funcName", "processName", "threadName", "taskName"}:
+            if isinstance(value, str) and key not in {
+                "msg",
+                "name",
+                "levelname",
+                "pathname",
+                "filename",
+                "module",
+                "funcName",
+                "processName",
+                "threadName",
+                "taskName",
+            }:
                 setattr(record, key, self.redactor(value))
         return True

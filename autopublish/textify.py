@@ -109,6 +109,8 @@ def _squeeze(line: str) -> str:
 
 
 def _tidy(text: str) -> str:
+    if "\n" not in text and "\r" not in text:
+        return _squeeze(text).strip()  # one line (titles, names, categories): what the general case gives, without the split and join
     lines = [_squeeze(line).strip() for line in text.replace("\r\n", "\n").split("\n")]
     joined = "\n".join(lines)
     # lines are stripped, so only three or more newlines in a row can change

@@ -1,4 +1,4 @@
-"""Test-wide guards (no socket may reach anything but loopback) and the store fixtures over SQLite and PostgreSQL."""
+"""Test-wide guards (no socket may reach anything but loopback), the shared platform factories and the store fixtures over SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import ipaddress
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
+import requests
+
+from autopublish.platforms.base import Publisher, PublisherEnv
+
+# The editors' page fixtures (a site with its config and store, and the Flask app over it) for every
+# module that tests the page: defined in test_web.py, shared here so no test module re-imports them.
+from tests.test_web import app, site  # noqa: F401
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -57,6 +66,46 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+
+
+# --- shared platform factories -----------------------------------------------------------------
+class _Startable(Protocol):
+    def start(self) -> Any: ...
+    def stop(self) -> Any: ...
+
+
+FakeT = TypeVar("FakeT", bound=_Startable)
+PublisherT = TypeVar("PublisherT", bound=Publisher[Any])
+
+
+@pytest.fixture
+def platform_fake() -> Iterator[Callable[[FakeT], FakeT]]:
+    """Start a platform's loopback fake for this test; every fake started is stopped at its end."""
+    started: list[_Startable] = []
+
+    def start(server: FakeT) -> FakeT:
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+def make_publisher(
+    publisher_class: type[PublisherT],
+    keys: Mapping[str, Any],
+    tmp_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    channel: str = "main",
+    now: Callable[[], datetime] | None = None,
+) -> PublisherT:
+    """A publisher built as the composition root builds it: options validated with ``env`` as the environment."""
+    options = publisher_class.Options.model_validate(dict(keys), context={"env": dict(env or {})})
+    publisher_env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=now or (lambda: datetime.now(UTC)))
+    return publisher_class(channel, options, publisher_env)  # type: ignore[arg-type]
 
 
 # --- the store over both databases -------------------------------------------------------------------

@@ -29,7 +29,7 @@ def compare(body: bytes, content_type: str = CONTENT_TYPE, url: str = "https://e
     if theirs.warning:
         problems.append(f"feedparser warned: {theirs.warning}")
     if len(ours.articles) != len(theirs.articles):
-        return True, problems + [f"{len(ours.articles)} articles != {len(theirs.articles)}"]
+        return True, [*problems, f"{len(ours.articles)} articles != {len(theirs.articles)}"]
     for mine, reference in zip(ours.articles, theirs.articles, strict=True):
         a: dict[str, Any] = asdict(mine)
         b: dict[str, Any] = asdict(reference)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from autopublish.cli import cli
 from autopublish.store import Store
@@ -79,3 +82,12 @@ def autopublish_process(config: Path, *args: str, env: dict[str, str] | None = N
     return subprocess.Popen([sys.executable, "-m", "autopublish", "--config", str(config), "--env-file", str(config.parent / ".env"), *args],
                             cwd=config.parent, env=full_env, stdout=sink,
                             stderr=subprocess.STDOUT if output is not None else subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
+
+
+def noise_image(width: int, height: int, fmt: str = "PNG", mode: str = "RGB", seed: int = 1) -> bytes:
+    """Random pixels: they do not compress, so the file is big (like a detailed photo)."""
+    rng = random.Random(seed)
+    picture = Image.frombytes(mode, (width, height), rng.randbytes(width * height * len(mode)))
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buffer.getvalue()

@@ -428,13 +428,13 @@ def test_a_problem_is_told_again_when_it_comes_back_and_after_repeat(tmp_path):
             for n in (1, 2):
                 fake.expire_token()
                 site.add(_fresh_item(n))
-                assert wait_until(lambda: kinds().count("P") >= 1 and kinds()[-1] == "P" and kinds().count("R") == n - 1, timeout=6), kinds()
+                assert wait_until(lambda n=n: kinds().count("P") >= 1 and kinds()[-1] == "P" and kinds().count("R") == n - 1, timeout=6), kinds()
                 if n == 2:  # stays paused: a reminder after `repeat`
                     assert wait_until(lambda: kinds()[kinds().index("R"):].count("P") >= 2, timeout=6), kinds()
                 fake.reset_token()
                 assert run_cli(config, "resume", "facebook").exit_code == 0
-                assert wait_until(lambda: len(fake.feed_posts) == n, timeout=15)
-                assert wait_until(lambda: kinds().count("R") == n, timeout=6), kinds()
+                assert wait_until(lambda n=n: len(fake.feed_posts) == n, timeout=15)
+                assert wait_until(lambda n=n: kinds().count("R") == n, timeout=6), kinds()
         finally:
             _, err = _stop(daemon)
         assert daemon.returncode == 0, err[-2000:]

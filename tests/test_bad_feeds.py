@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import time
 import tracemalloc
 
 import pytest
@@ -48,7 +51,7 @@ def test_a_server_that_never_answers_hits_the_read_timeout():
 
 
 def test_billion_laughs_is_not_expanded():
-    entities = "".join(f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1) if i > 1 else "lol") * 10}">' for i in range(1, 10))
+    entities = "".join(f'<!ENTITY lol{i} "{(f"&lol{i - 1};" if i > 1 else "lol") * 10}">' for i in range(1, 10))
     body = f'<?xml version="1.0"?><!DOCTYPE lolz [{entities}]><rss version="2.0"><channel><title>&lol9;</title>' \
            '<item><title>Judul</title><link>https://example.go.id/a/</link></item></channel></rss>'
     tracemalloc.start()
@@ -87,3 +90,18 @@ def test_the_daemon_logs_one_clear_reason_per_bad_feed_and_goes_on(tmp_path, ove
         assert "feed site: ok" in result.output and "feed broken: failed" in result.output
         assert words in result.output and "Traceback" not in result.output
         assert result.exit_code == 0  # one feed failing is not an operational failure of the run
+
+
+def test_a_client_hanging_up_is_not_printed_as_the_products_traceback(capsys):
+    """The loopback server's own ConnectionResetError (a client resetting a kept-alive
+    connection) must not land in captured output, where it would be counted against the product."""
+    with FeedServer(older_items(1)) as server:
+        for _ in range(3):
+            client = socket.create_connection(("127.0.0.1", server.port), timeout=2)
+            client.sendall(b"GET /feed/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert client.recv(12).startswith(b"HTTP/1.")
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # linger 0: a reset while the server waits for the next request
+        time.sleep(0.3)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out and server.server_errors == []

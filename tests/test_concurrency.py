@@ -121,7 +121,7 @@ def test_polls_run_concurrently_within_the_pool_and_two_per_host(tmp_path, concu
 
 
 def test_a_body_that_has_not_changed_is_never_parsed_again(tmp_path, monkeypatch):
-    import autopublish.pipeline as pipeline_module
+    import autopublish.intake as pipeline_module
 
     parsed: list[str] = []
     real = pipeline_module.parse_feed

@@ -76,7 +76,9 @@ def test_broken_configs_name_file_key_and_fix_and_exit_2(tmp_path, name, text, k
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    text = BASE.replace('poll_interval = "5m"', 'poll_interval = "often"').replace("{hashtags}", "{nope}").replace('channels = ["outbox"]', 'channels = ["ghost"]')
+    text = (
+        BASE.replace('poll_interval = "5m"', 'poll_interval = "often"').replace("{hashtags}", "{nope}").replace('channels = ["outbox"]', 'channels = ["ghost"]')
+    )
     path = tmp_path / "autopublish.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:

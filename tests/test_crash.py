@@ -48,7 +48,8 @@ def test_sigkill_mid_post_never_posts_twice(tmp_path, platform):
         if hasattr(fake, "ready_after"):
             fake.ready_after = 0.5  # seconds of real time: the daemon cannot be told to skip ahead
         config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social",
-                              extra=table.format(url=fake.url, page_id=getattr(fake, "page_id", ""), user_id=getattr(fake, "user_id", "")), settings='publish_timeout = "60s"')
+                              extra=table.format(url=fake.url, page_id=getattr(fake, "page_id", ""), user_id=getattr(fake, "user_id", "")),
+                              settings='publish_timeout = "60s"')
         (tmp_path / ".env").write_text(f"{env_name}={CANARY}\n")
         assert run_cli(config, "run", "--once").exit_code == 0  # baseline
         site.add(seed_item())

@@ -37,7 +37,7 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
             assert wait_until(lambda: sent_metric in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, timeout=10)
             metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
             assert 'autopublish_feed_poll_seconds{feed="site"}' in metrics and 'autopublish_feed_ok{feed="site"} 1.0' in metrics
-            posted = [json.loads(l) for l in run_cli(config, "log", "--format", "json", "--status", "posted").output.splitlines()]
+            posted = [json.loads(line) for line in run_cli(config, "log", "--format", "json", "--status", "posted").output.splitlines()]
             assert len(posted) == 1
 
             # An invalid edit is refused; the daemon keeps running on the old config.

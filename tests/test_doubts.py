@@ -7,6 +7,7 @@ the policy itself (retry.decide_check) is pure and tested with numbers.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,7 +207,7 @@ def test_a_failing_read_back_honours_retry_after_backs_off_and_ends_with_an_edit
             app.pipeline.deliver_due()
         assert row.needs_editor and row.status == DeliveryStatus.UNCERTAIN
         assert sweeps <= 12  # bounded: max_checks, never an endless loop
-        assert all(later >= earlier for earlier, later in zip(gaps[1:], gaps[2:], strict=False))  # growing
+        assert all(later >= earlier for earlier, later in itertools.pairwise(gaps[1:]))  # growing
         assert [key for key, _ in alerts.problems] == [f"uncertain:{delivery}"]
         assert mastodon.posts == 1 and not app.store.channel("social").paused
     finally:

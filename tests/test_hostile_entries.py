@@ -65,11 +65,11 @@ def test_lone_surrogates_are_replaced_and_the_article_can_be_stored(tmp_path):
 
 
 def test_control_characters_and_terminal_escapes_are_stripped():
-    body = """<?xml version="1.0"?><rss version="2.0"><channel><title>Situs</title>
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Situs</title>
     <item><title>Merah&#27;[31m
     palsu&#x7;</title><link>https://example.go.id/c/</link><guid>c</guid>
     <description>Baris satu&#27;]0;judul&#7;
-Baris dua</description></item></channel></rss>""".encode()
+Baris dua</description></item></channel></rss>"""
     article = parse_feed(body, feed="site").articles[0]
     assert "\x1b" not in article.title and "\n" not in article.title and "\x07" not in article.title
     assert article.title == "Merah[31m palsu"
@@ -105,7 +105,7 @@ def test_run_once_survives_a_hostile_entry_and_the_publish_log_names_it(tmp_path
 
 def test_an_unexpected_error_is_recorded_on_that_feed_and_never_stops_the_others(tmp_path, monkeypatch):
     """A bug (played by a parser that raises) fails its feed: last error, failing /healthz, an alert after feed_down_after."""
-    import autopublish.pipeline as pipeline_module
+    import autopublish.intake as pipeline_module
 
     real_parse = pipeline_module.parse_feed
 

@@ -23,7 +23,7 @@ from autopublish.store import Store
 from autopublish.web.i18n import MESSAGES, duration_text, say
 from tests.helpers import outbox_lines, run_cli, sqlite_of
 from tests.test_store import V1_SCHEMA
-from tests.test_web import Site, app, delivery_ids, sign_in, site  # noqa: F401  (fixtures)
+from tests.test_web import Site, delivery_ids, sign_in
 
 PLATFORM_WORDS = "Facebook says the Page token has expired; create a new Page token"
 SOURCE = Path(__file__).resolve().parent.parent / "autopublish"

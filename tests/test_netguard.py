@@ -73,9 +73,8 @@ class Canary:
 
 
 def _refused(fetcher: GuardedFetcher, url: str, origin: str | None = None) -> AddressRefusedError:
-    with pytest.raises(AddressRefusedError) as info:
-        with fetcher.open(url, allowed_origin=origin, timeout=(1.0, 1.0), deadline=3.0):
-            pass
+    with pytest.raises(AddressRefusedError) as info, fetcher.open(url, allowed_origin=origin, timeout=(1.0, 1.0), deadline=3.0):
+        pass
     return info.value
 
 
@@ -125,15 +124,13 @@ def test_an_image_on_a_canary_port_of_loopback_is_refused_even_beside_a_loopback
 
 
 def test_the_feeds_own_origin_is_allowed():
-    with FeedServer() as feed:
-        with GuardedFetcher().open(feed.image_url(), allowed_origin=f"{feed.url}/feed/") as fetched:
-            assert read_capped(fetched, 1024) == TINY_PNG
+    with FeedServer() as feed, GuardedFetcher().open(feed.image_url(), allowed_origin=f"{feed.url}/feed/") as fetched:
+        assert read_capped(fetched, 1024) == TINY_PNG
 
 
 def test_a_host_in_allow_private_hosts_is_fetched():
-    with FeedServer() as images:
-        with GuardedFetcher(allow_private_hosts=["127.0.0.1"]).open(images.image_url(), allowed_origin=None) as fetched:
-            assert read_capped(fetched, 1024) == TINY_PNG
+    with FeedServer() as images, GuardedFetcher(allow_private_hosts=["127.0.0.1"]).open(images.image_url(), allowed_origin=None) as fetched:
+        assert read_capped(fetched, 1024) == TINY_PNG
 
 
 def test_a_redirect_from_an_allowed_origin_to_a_canary_is_refused_at_the_hop():
@@ -148,9 +145,8 @@ def test_a_redirect_from_an_allowed_origin_to_a_canary_is_refused_at_the_hop():
 def test_redirects_are_followed_at_most_five_times():
     with FeedServer() as feed:
         feed.override = Response(302, b"", {"Location": "/again"})
-        with pytest.raises(FetchError, match="more than 5 times"):
-            with GuardedFetcher().open(f"{feed.url}/x", allowed_origin=feed.url, max_redirects=5):
-                pass
+        with pytest.raises(FetchError, match="more than 5 times"), GuardedFetcher().open(f"{feed.url}/x", allowed_origin=feed.url, max_redirects=5):
+            pass
         assert len(feed.requests) == 6
 
 
@@ -373,3 +369,154 @@ def test_a_slow_drip_image_is_cut_off_at_the_publish_timeout_and_the_post_goes_o
         notes = publisher.take_notes()
         assert fake.statuses and not fake.media
         assert notes and "took longer than" in notes[0]
+
+
+# --- kept-alive connections (issue 13) -----------------------------------------------------
+
+
+class CountingServer:
+    """A keep-alive HTTP/1.1 loopback server on ``host`` that counts the connections it accepts
+    and the requests it answers (each with ``body``, or 304 when asked with If-None-Match). Stops by itself."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, body: bytes = b"<rss>ok</rss>", lifetime: float = 30.0) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counter = self
+        self.connections = 0
+        self.requests = 0
+        self.body = body
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def setup(self) -> None:
+                super().setup()
+                counter.connections += 1
+
+            def do_GET(self) -> None:
+                counter.requests += 1
+                if self.headers.get("If-None-Match"):
+                    self.send_response(304)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("Content-Length", str(len(counter.body)))
+                self.end_headers()
+                self.wfile.write(counter.body)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._timer = threading.Timer(lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> CountingServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _get(fetcher: GuardedFetcher, url: str, origin: str | None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    with fetcher.open(url, allowed_origin=origin, headers=headers, timeout=(2.0, 2.0), deadline=5.0) as fetched:
+        return fetched.response.status_code, read_capped(fetched, 1 << 20)
+
+
+def test_several_fetches_reuse_one_kept_alive_connection():
+    with CountingServer() as server:
+        fetcher = GuardedFetcher()
+        url = f"http://127.0.0.1:{server.port}/feed/"
+        answers = [_get(fetcher, url, url) for _ in range(4)]
+        answers.append(_get(fetcher, url, url, {"If-None-Match": '"v1"'}))
+        answers.append(_get(fetcher, url, url))
+        fetcher.close()
+    assert answers == [(200, b"<rss>ok</rss>")] * 4 + [(304, b""), (200, b"<rss>ok</rss>")]
+    assert server.requests == 6
+    assert server.connections == 1
+
+
+def test_a_half_read_body_closes_its_connection_instead_of_pooling_it():
+    with CountingServer(body=b"x" * 200_000) as server:
+        fetcher = GuardedFetcher()
+        url = f"http://127.0.0.1:{server.port}/feed/"
+        with fetcher.open(url, allowed_origin=url, timeout=(2.0, 2.0), deadline=5.0) as fetched:
+            assert fetched.response.raw.read1(10) != b""  # the rest is left unread
+        assert _get(fetcher, url, url) == (200, b"x" * 200_000)
+        fetcher.close()
+    assert server.connections == 2
+
+
+def test_a_kept_alive_connection_never_goes_to_an_address_other_than_the_checked_one():
+    first = CountingServer("127.0.0.1")
+    try:
+        second = CountingServer("127.0.0.2", port=first.port)
+    except OSError:
+        first.stop()
+        pytest.skip("127.0.0.2 is not usable on this machine")
+    answer = ["127.0.0.1"]
+    fetcher = GuardedFetcher(allow_private_hosts=["feed.example"], resolver=lambda host, port: list(answer))
+    url = f"http://feed.example:{first.port}/feed/"
+    try:
+        assert _get(fetcher, url, None)[0] == 200
+        answer[:] = ["127.0.0.2"]  # DNS now names another address: a new check, a new connection there
+        assert _get(fetcher, url, None)[0] == 200
+        answer[:] = ["127.0.0.1"]  # and back: the kept-alive connection to the first address serves it
+        assert _get(fetcher, url, None)[0] == 200
+        fetcher.close()
+    finally:
+        first.stop()
+        second.stop()
+    assert (first.requests, first.connections) == (2, 1)
+    assert (second.requests, second.connections) == (1, 1)
+
+
+def test_a_kept_alive_connection_does_not_skip_the_address_check():
+    with CountingServer() as server:
+        answer = ["127.0.0.1"]
+        fetcher = GuardedFetcher(resolver=lambda host, port: list(answer))
+        url = f"http://feed.example:{server.port}/feed/"
+        assert _get(fetcher, url, url)[0] == 200  # the feed's own origin may be internal
+        with pytest.raises(AddressRefusedError):  # as an image URL of another feed it may not, pooled or not
+            _get(fetcher, url, "http://other.example/feed/")
+        fetcher.close()
+    assert server.requests == 1
+
+
+def test_a_reused_connection_is_still_cut_off_at_the_deadline():
+    with FeedServer([seed_item()]) as server:
+        fetcher = GuardedFetcher()
+        url = f"{server.url}/feed/"
+        assert _get(fetcher, url, url)[0] == 200
+        server.override = Trickle(chunk=b"x", interval=0.2)
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="longer than"):
+            with fetcher.open(url, allowed_origin=url, timeout=(1.0, 5.0), deadline=1.0) as fetched:
+                read_capped(fetched, 1 << 20)
+        assert time.monotonic() - started < 4.0
+        fetcher.close()
+
+
+def test_deadlines_share_one_watchdog_thread():
+    with CountingServer() as server:
+        fetcher = GuardedFetcher()
+        url = f"http://127.0.0.1:{server.port}/feed/"
+        before = threading.active_count()
+        for _ in range(5):
+            with fetcher.open(url, allowed_origin=url, timeout=(2.0, 2.0), deadline=5.0) as fetched:
+                read_capped(fetched, 1 << 20)
+                watchdogs = [t for t in threading.enumerate() if t.name == "autopublish-fetch-watchdog"]
+                assert len(watchdogs) == 1
+        assert threading.active_count() <= before + 1
+        fetcher.close()

@@ -16,7 +16,8 @@ ARTICLE = Article(
 )
 
 TEXTS = {
-    "indonesian": "Pemerintah Provinsi menggelar rapat koordinasi lintas dinas untuk menyiapkan penanggulangan banjir menjelang puncak musim hujan tahun ini. " * 4,
+    "indonesian": "Pemerintah Provinsi menggelar rapat koordinasi lintas dinas untuk menyiapkan penanggulangan banjir menjelang puncak musim hujan tahun ini. "
+    * 4,
     "chinese": "市政府今天召开跨部门协调会议，为即将到来的雨季高峰做好防洪准备工作，并发布了城市气候风险地图。" * 4,
     "arabic": "عقدت حكومة المقاطعة اجتماعا تنسيقيا بين الإدارات للاستعداد لمواجهة الفيضانات قبل ذروة موسم الأمطار. " * 4,
     "hindi": "प्रांतीय सरकार ने बारिश के मौसम से पहले बाढ़ प्रबंधन की तैयारी के लिए अंतर-विभागीय समन्वय बैठक आयोजित की। क्षि " * 4,

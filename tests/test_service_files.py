@@ -306,7 +306,7 @@ def test_compose_runs_the_daemon_with_its_state_volume_config_and_env_file():
     assert config_path == "/app/config/autopublish.toml"
     assert mounts[str(Path(config_path).parent)] == "../config"
     assert (COMPOSE.parent / "../config").resolve() == ROOT / "config"
-    assert [v for v in daemon["volumes"] if v.startswith("../config:")][0].endswith(":ro")
+    assert next(v for v in daemon["volumes"] if v.startswith("../config:")).endswith(":ro")
     assert int(daemon["stop_grace_period"].rstrip("s")) >= 90
 
 

@@ -68,7 +68,7 @@ def test_max_age_records_old_entries_without_posting(tmp_path, site):
     site.add(seed_item())
     run_cli(config, "run", "--once")
     assert [line["title"] for line in outbox_lines(config)] == [SEED_TITLE]
-    skipped = json.loads([l for l in run_cli(config, "log", "--format", "json", "--status", "skipped").output.splitlines()][0])
+    skipped = json.loads(run_cli(config, "log", "--format", "json", "--status", "skipped").output.splitlines()[0])
     assert "before it was first seen" in skipped["reason"]
 
 
@@ -113,7 +113,9 @@ def test_channel_filters(tmp_path, site):
 
 def test_broken_feed_is_a_clear_error_and_the_run_goes_on(tmp_path):
     with FeedServer() as server:
-        server.override = __import__("tests.fakes.base", fromlist=["Response"]).Response(200, b"<html><body>maintenance</body></html>", {"Content-Type": "text/html"})
+        server.override = __import__("tests.fakes.base", fromlist=["Response"]).Response(
+            200, b"<html><body>maintenance</body></html>", {"Content-Type": "text/html"}
+        )
         config = write_config(tmp_path / "autopublish.toml", f"{server.url}/feed/")
         result = run_cli(config, "run", "--once")
         assert result.exit_code == 1
@@ -195,7 +197,8 @@ def test_the_database_refuses_a_second_delivery(tmp_path, site):
     import sqlite3
 
     with pytest.raises(sqlite3.IntegrityError):
-        sqlite_of(app.store).execute("INSERT INTO deliveries (article_id, channel, status, created_at, updated_at) SELECT article_id, channel, 'queued', 0, 0 FROM deliveries LIMIT 1")
+        sqlite_of(app.store).execute("INSERT INTO deliveries (article_id, channel, status, created_at, updated_at) SELECT article_id, channel, 'queued', 0, 0 "
+                                     "FROM deliveries LIMIT 1")
     app.close()
 
 

@@ -12,7 +12,7 @@ from autopublish.errors import StateError
 from autopublish.store import Store
 from tests.fakes.base import wait_until
 from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
-from tests.helpers import autopublish_process, sqlite_of, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, outbox_lines, run_cli, sqlite_of, write_config
 
 
 @pytest.fixture
@@ -106,3 +106,31 @@ def test_backup_while_the_daemon_runs_is_consistent(tmp_path, site):
 def test_missing_state_is_refused_where_it_must_exist(tmp_path):
     with pytest.raises(StateError, match="no state database"):
         Store(tmp_path / "nowhere", create=False)
+
+
+def test_repost_only_from_a_finished_delivery_and_never_beside_a_pending_one(tmp_path):
+    """A stale page must not queue an article twice: repost is guarded in the store itself."""
+    from autopublish.models import Article, DeliveryStatus
+
+    store = Store(tmp_path / "state")
+    try:
+        article = Article(feed="site", key="k1", link="https://example.go.id/a/", title="Judul")
+        (first,) = store.record_articles("site", [(article, "https://example.go.id/a", [("outbox", DeliveryStatus.QUEUED, "")])])
+        assert store.repost(first, "ed") is None  # still queued: posting it is already on the way
+        for status in (DeliveryStatus.UNCERTAIN, DeliveryStatus.HELD, DeliveryStatus.WAITING):
+            store.transition(first, status, "test")
+            assert store.repost(first, "ed") is None, status
+        store.transition(first, DeliveryStatus.SENT, "posted")
+        second = store.repost(first, "ed")
+        assert second is not None
+        assert store.repost(first, "ed") is None  # the page was stale: generation 1 is queued already
+        assert store.repost(second, "ed") is None  # a re-post of the queued re-post
+        assert store.claim(second)
+        assert store.repost(first, "ed") is None  # ... and while it is being sent
+        store.transition(second, DeliveryStatus.SENT, "posted", expect=(DeliveryStatus.SENDING,))
+        third = store.repost(second, "ed")
+        assert third is not None and store.delivery(third).generation == 2  # type: ignore[union-attr]
+        assert store.repost(12345, "ed") is None
+        assert [d.id for d in store.deliveries_with_status(DeliveryStatus.QUEUED)] == [third]
+    finally:
+        store.close()

@@ -370,7 +370,7 @@ def test_an_old_schema_is_refused_until_db_upgrade(database: Path | str) -> None
         with Store(database) as store:  # SQLite migrates itself
             assert store.counts_by_status() == {}
         return
-    with pytest.raises(StateError, match="older schema.*autopublish db upgrade"):
+    with pytest.raises(StateError, match=r"older schema.*autopublish db upgrade"):
         Store(database)
     with Store(database, migrate=True) as store:
         assert store.counts_by_status() == {}
@@ -379,7 +379,7 @@ def test_an_old_schema_is_refused_until_db_upgrade(database: Path | str) -> None
 
 
 def test_an_empty_postgresql_is_refused_with_a_clear_message(postgres_url: str) -> None:
-    with pytest.raises(StateError, match="no autopublish tables yet.*autopublish db upgrade"):
+    with pytest.raises(StateError, match=r"no autopublish tables yet.*autopublish db upgrade"):
         Store(postgres_url)
 
 

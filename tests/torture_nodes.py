@@ -174,8 +174,8 @@ def _judge(report: NodesReport, workdir: Path, config: Path, url: str, links: li
     rows = {(channel, link): (status, reason) for channel, link, status, reason in _sql(
         url, "SELECT d.channel, a.link, d.status, d.reason FROM deliveries d JOIN articles a ON a.id = d.article_id")}
     [(report.baselines,)] = _sql(url, "SELECT COUNT(*) FROM events WHERE kind = 'baseline'")
-    report.posted_by = {node: count for node, count in _sql(
-        url, "SELECT claimed_by, COUNT(*) FROM deliveries WHERE status = 'sent' AND claimed_by IS NOT NULL GROUP BY claimed_by")}
+    report.posted_by = dict(_sql(
+        url, "SELECT claimed_by, COUNT(*) FROM deliveries WHERE status = 'sent' AND claimed_by IS NOT NULL GROUP BY claimed_by"))
     for platform, fake in zip(PLATFORMS, fakes, strict=True):
         records = [json.dumps(record, ensure_ascii=False, default=repr) for record in platform.records(fake)]
         report.posts += len(records)

@@ -7,7 +7,7 @@ a channel uses it. The core never imports a platform module directly.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from autopublish.platforms.base import Publisher
@@ -28,11 +28,16 @@ PUBLISHERS: dict[str, str] = {
 }
 
 
-def publisher_class(platform: str) -> type[Publisher]:
+def publisher_class(platform: str) -> type[Publisher[Any]]:
     """The Publisher class registered for ``platform``; KeyError if there is none."""
     module_name, _, class_name = PUBLISHERS[platform].partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)
+    cls = getattr(module, class_name)
+    from autopublish.platforms.base import Publisher  # only once a platform module is loaded anyway
+
+    if not (isinstance(cls, type) and issubclass(cls, Publisher)):
+        raise TypeError(f"{PUBLISHERS[platform]} is not a Publisher")
+    return cls
 
 
 def available_platforms() -> list[str]:

@@ -16,27 +16,49 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import regex
 import requests
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from autopublish.errors import (
-    AddressRefusedError,
-    FetchError,
-    PermanentError,
-    PublishError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AddressRefusedError, AuthError, FetchError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.feeds import canonical_link
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.netguard import GuardedFetcher, read_capped
 
 log = logging.getLogger(__name__)
 
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")
+
+
+def check_base_url(value: str) -> str:
+    """An API's address: http(s) and a host, no path, query or fragment (adapters append the documented paths)."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError('must be an http(s) address, like "https://api.example.com"')
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError('must be only the address, like "https://api.example.com" (no path)')
+    return value
+
+
+# The one option type for every adapter's API base address (api_base, instance, service).
+BaseUrl = Annotated[str, AfterValidator(check_base_url)]
+
+
+def link_key(url: str) -> str:
+    """The key a read-back link is compared on: ``feeds.canonical_link``; a bare domain counts as http."""
+    url = url.strip()
+    if url and "://" not in url:
+        url = "http://" + url  # platforms may show a link without its scheme
+    return canonical_link(url)
+
+
+def same_link(first: str, second: str) -> bool:
+    """True when two links name the same article (scheme, www., trailing slash, tracking ignored)."""
+    return bool(first.strip()) and link_key(first) == link_key(second)
 
 
 class PlatformOptions(BaseModel):
@@ -99,6 +121,8 @@ def transport_failure(exc: BaseException) -> str:
 
 
 OptionsT = TypeVar("OptionsT", bound=PlatformOptions)
+ErrorT = TypeVar("ErrorT", bound=PublishError)
+DEFAULT_RATE_LIMIT_WAIT = 300.0  # seconds, when a 429 says nothing about when to come back
 
 
 class Publisher(ABC, Generic[OptionsT]):
@@ -189,8 +213,59 @@ class Publisher(ABC, Generic[OptionsT]):
         raise NotImplementedError
 
     # --- helpers for subclasses --------------------------------------------------
-    def error(self, cls: type[PublishError], message: str, **kwargs: Any) -> PublishError:
+    def error(self, cls: type[ErrorT], message: str, **kwargs: Any) -> ErrorT:
         return cls(message, platform=self.name, channel=self.channel, **kwargs)
+
+    # --- the one HTTP-answer classifier --------------------------------------------
+    rate_limit_wait: ClassVar[float] = DEFAULT_RATE_LIMIT_WAIT  # a 429 without a usable wait
+
+    def auth_fix(self) -> str:
+        """What the admin does after a 401/403 (the adapter's own words)."""
+        return f"check the channel's credentials in .env, then run: autopublish resume {self.channel}"
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """The adapter's own reading of an error answer; None takes the default of ``classify``."""
+        return None
+
+    def server_error(self, status: int, *, writes: bool, what: str = "", detail: str = "", code: str | int | None = None) -> PublishError:
+        """A 5xx: uncertain after a non-idempotent write (it may have posted), transient otherwise."""
+        uncertain = writes and not self.idempotent  # an idempotent retry cannot post twice
+        cls: type[PublishError] = UncertainError if uncertain else TransientError
+        tail = "it may have been published" if uncertain else "will try again later"
+        return self.error(cls, f"{what or self.label} answered HTTP {status} (a server error); {tail}", code=status if code is None else code, detail=detail)
+
+    def classify(
+        self,
+        response: requests.Response,
+        *,
+        writes: bool,
+        what: str = "",
+        detail: str = "",
+        code: str | int | None = None,
+    ) -> PublishError:
+        """Map an HTTP error answer to the core's vocabulary: ``refine()`` first, then the shared rules.
+
+        429 rate limited (Retry-After); 401/403 auth with ``auth_fix()``; 408 transient; 5xx
+        uncertain after a write (it may have posted) unless the adapter is ``idempotent``, transient
+        otherwise; anything else permanent.
+        """
+        what = what or self.label
+        refined = self.refine(response, writes=writes, what=what, detail=detail)
+        if refined is not None:
+            return refined
+        status = response.status_code
+        code = status if code is None else code
+        if status == 429:
+            wait = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
+            return self.error(RateLimitedError, f"{what} says too many requests; will try again later",
+                              retry_after=wait if wait and wait > 0 else self.rate_limit_wait, code=code, detail=detail)
+        if status in (401, 403):
+            return self.error(AuthError, f"{what} refused the channel's credentials (HTTP {status}); {self.auth_fix()}", code=code, detail=detail)
+        if status == 408:
+            return self.error(TransientError, f"{what} answered HTTP 408 (request timeout); will try again later", code=code, detail=detail)
+        if status >= 500:
+            return self.server_error(status, writes=writes, what=what, detail=detail, code=code)
+        return self.error(PermanentError, f"{what} answered HTTP {status}: {detail or 'no reason given'}", code=code, detail=detail)
 
     def request(
         self,

@@ -18,10 +18,13 @@ applied, and a retry can still never make a second post). A retry can never doub
 ``idempotent = True``. The derived TID's timestamp is not the posting time (it is a hash
 of the key, in early 2024); Bluesky orders feeds by createdAt, not by rkey.
 
-Sessions: createSession is tightly rate-limited, so the session is kept on the publisher
-and renewed with refreshSession; an access token about to expire is refreshed first, and
-a call answered 400 ExpiredToken/InvalidToken is refreshed and repeated once (nothing was
-applied). A refresh token that was revoked falls back to one new login.
+Sessions: createSession is tightly rate-limited (30 per 5 minutes and 300 a day per
+account, Bluesky "Rate Limits"), so the session is kept on the publisher AND saved in the
+state directory (``session_file``, mode 0600), so that ``run --once`` from cron reuses it
+across runs; it is renewed with refreshSession. An access token about to expire is
+refreshed first, and a call answered 400 ExpiredToken/InvalidToken is refreshed and
+repeated once (nothing was applied). A refresh token that was revoked falls back to one
+new login.
 
 Length: ``text`` may hold at most 300 graphemes AND 3000 UTF-8 bytes. ``count()`` returns
 max(graphemes, ceil(bytes / 10)) of the text as it will be sent, so fitting to 300 keeps
@@ -47,22 +50,11 @@ import regex
 import requests
 from pydantic import Field, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import (
-    PlatformOptions,
-    Publisher,
-    count_graphemes,
-    parse_retry_after,
-    seconds_until_epoch,
-)
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_graphemes, parse_retry_after, seconds_until_epoch
+from autopublish.platforms.images import fit_image
+from autopublish.platforms.session_file import SessionFile
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -85,7 +77,9 @@ _URL = re.compile(r"https?://[^\s<>\"']+")
 _URL_TRAILING = ".,;:!?'\""
 # A hashtag starts after a space or the text start, has a non-digit, non-punctuation
 # character, and ends before a space; trailing punctuation is dropped (Bluesky's rule).
-_TAG = regex.compile(r"(?:^|(?<=\s))[#＃]((?!\ufe0f)[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*[^\d\s\p{P}\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]+[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*)")
+_TAG = regex.compile(
+    r"(?:^|(?<=\s))[#＃]((?!\ufe0f)[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*[^\d\s\p{P}\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]+[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*)"
+)
 _TAG_TRAILING = regex.compile(r"\p{P}+$")
 
 
@@ -178,22 +172,13 @@ def _facet(start: int, end: int, feature: dict[str, Any]) -> dict[str, Any]:
 class BlueskyOptions(PlatformOptions):
     """``[channels.NAME]`` keys for ``platform = "bluesky"``."""
 
-    service: str = "https://bsky.social"
+    service: BaseUrl = "https://bsky.social"
     handle: str
     app_password: SecretRef
     langs: list[str] | None = None  # default: the article's language
     link_card: bool = True  # an app.bsky.embed.external card for the article link
     shorten_links: bool = True
     description_length: int = Field(default=300, ge=0, le=1000)
-
-    @field_validator("service")
-    @classmethod
-    def _service_is_a_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ValueError('must be the PDS address, like "https://bsky.social"')
-        return value
 
     @field_validator("handle")
     @classmethod
@@ -239,6 +224,7 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._session: _Session | None = None
+        self._saved = SessionFile(self.env.state_dir, self.name, self.channel)
 
 
     def count(self, text: str) -> int:
@@ -322,8 +308,11 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
         return None
 
     def _upload_image(self, url: str, max_bytes: int, origin: str | None) -> dict[str, Any] | None:
-        """Download the image and upload it as a blob; None (with a warning) when it cannot be used."""
-        image = self.fetch_image(url, origin=origin, max_bytes=max_bytes)
+        """Download the image (downscaled to ``max_bytes`` when over it) and upload it as a blob;
+        None (with a warning) when it cannot be used."""
+        image = self.fetch_image(url, origin=origin)
+        if image is not None:
+            image = fit_image(image, max_bytes, label=self.label, channel=self.channel)
         if image is None:
             return None
         response = self._xrpc("POST", "com.atproto.repo.uploadBlob", writes=False, data=image.data, content_type=image.content_type)
@@ -380,9 +369,9 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
 
     # --- sessions and calls -------------------------------------------------------------
     def _ensure_session(self) -> _Session:
-        """The cached session; logs in when there is none, refreshes one about to expire."""
+        """The cached session (else the saved one, else a login); refreshes one about to expire."""
         if self._session is None:
-            self._session = self._login()
+            self._session = self._load_session() or self._login()
         elif self._session.access_expires is not None and self._session.access_expires - self.env.now().timestamp() < REFRESH_MARGIN_SECONDS:
             self._session = self._refresh(self._session)
         return self._session
@@ -397,7 +386,7 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
         )
         if response.status_code != 200:
             raise self._xrpc_error(response, login=True)
-        return self._session_from(response)
+        return self._save_session(self._session_from(response))
 
     def _refresh(self, session: _Session) -> _Session:
         """New tokens from the refresh token; one new login if the refresh token is no longer valid."""
@@ -409,12 +398,44 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
             headers={"Authorization": f"Bearer {session.refresh}"},
         )
         if response.status_code == 200:
-            return self._session_from(response)
+            return self._save_session(self._session_from(response))
         name, _ = _error_of(response)
         if name in TOKEN_ERRORS or response.status_code == 401:
+            newer = self._load_session()
+            if newer is not None and newer.refresh != session.refresh:
+                return newer  # another process (the daemon, a cron run, `check`) refreshed the saved session meanwhile
             log.info("Bluesky refresh token no longer valid; logging in again", extra={"channel": self.channel})
             return self._login()
         raise self._xrpc_error(response)
+
+    def _load_session(self) -> _Session | None:
+        """The session saved by an earlier run for this service and handle, if any."""
+        data = self._saved.load()
+        if not data or data.get("service") != self.options.service or data.get("handle") != self.options.handle:
+            return None
+        try:
+            expires = data.get("access_expires")
+            return _Session(
+                did=str(data["did"]),
+                handle=str(data["session_handle"]),
+                access=str(data["access"]),
+                refresh=str(data["refresh"]),
+                access_expires=float(expires) if isinstance(expires, (int, float)) else None,
+            )
+        except KeyError:
+            return None
+
+    def _save_session(self, session: _Session) -> _Session:
+        self._saved.save({
+            "service": self.options.service,
+            "handle": self.options.handle,
+            "did": session.did,
+            "session_handle": session.handle,
+            "access": session.access,
+            "refresh": session.refresh,
+            "access_expires": session.access_expires,
+        })
+        return session
 
     def _session_from(self, response: requests.Response) -> _Session:
         data = self.read_json(response, writes=False, what="Bluesky")
@@ -494,11 +515,18 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
                 detail=detail,
             )
         if name == "AccountTakedown":
-            return self.error(AuthError, f"Bluesky has taken down the account @{self.options.handle}; resolve it with Bluesky, then run: autopublish resume {self.channel}", code=name, detail=detail)
+            return self.error(
+                AuthError,
+                f"Bluesky has taken down the account @{self.options.handle}; resolve it with Bluesky, then run: autopublish resume {self.channel}",
+                code=name,
+                detail=detail,
+            )
         if name == "AccountDeactivated":
-            return self.error(AuthError, f"The Bluesky account @{self.options.handle} is deactivated; reactivate it, then run: autopublish resume {self.channel}", code=name, detail=detail)
+            return self.error(AuthError, f"The Bluesky account @{self.options.handle} is deactivated; reactivate it, then run: autopublish resume "
+                                         f"{self.channel}", code=name, detail=detail)
         if name == "AuthFactorTokenRequired":
-            return self.error(AuthError, f"Bluesky asks for an email code, which means the main password was given; create an app password (Settings > Privacy and security > App passwords), {fix}", code=name, detail=detail)
+            return self.error(AuthError, f"Bluesky asks for an email code, which means the main password was given; create an app password (Settings > "
+                                         f"Privacy and security > App passwords), {fix}", code=name, detail=detail)
         if status in (401, 403) or name in AUTH_ERRORS or name in TOKEN_ERRORS:
             return self.error(
                 AuthError,
@@ -508,9 +536,10 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
                 detail=detail,
             )
         if status >= 500:
-            return self.error(TransientError, f"Bluesky had a server error (HTTP {status}); will try again later", code=status, detail=detail)
+            return self.server_error(status, writes=False, what="Bluesky", detail=detail)  # createRecord's rkey makes a retry safe
         if login and status == 400:
-            return self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's handle and service", code=name or status, detail=detail)
+            return self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's handle and "
+                                              f"service", code=name or status, detail=detail)
         return self.error(PermanentError, f"Bluesky refused the post: {message or name or f'HTTP {status}'}"[:300], code=name or status, detail=detail)
 
 

@@ -26,14 +26,7 @@ from typing import Any, ClassVar, NoReturn
 import requests
 from pydantic import ConfigDict, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
 from autopublish.secrets import Secret, SecretRef
@@ -198,18 +191,18 @@ class DiscordPublisher(Publisher[DiscordOptions]):
 
     # --- errors -------------------------------------------------------------------
     def _raise_for(self, response: requests.Response, *, writes: bool) -> NoReturn:
+        raise self.classify(response, writes=writes, what="Discord")
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Discord's own codes: deleted webhooks (10015, 50027), body-level retry_after, form errors."""
         status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
+        body = _body(response)
         code = body.get("code")
         text = str(body.get("message") or f"HTTP {status}")
         if status == 429:
-            raise self._rate_limited(response, body)
+            return self._rate_limited(response, body)
         if status in (401, 404) or code in (10015, 50027):
-            raise self.error(
+            return self.error(
                 AuthError,
                 "Discord says the webhook was deleted or its URL is wrong; create a new webhook in the channel's "
                 f"settings (Integrations > Webhooks), put its URL in .env as {self._url_name()} and run: "
@@ -218,19 +211,17 @@ class DiscordPublisher(Publisher[DiscordOptions]):
                 detail=text,
             )
         if status == 403:
-            raise self.error(
+            return self.error(
                 AuthError,
                 f"Discord refused the webhook permission to post ({text}); check the channel's permissions for "
                 f"the webhook and run: autopublish resume {self.channel}",
                 code=code or status,
                 detail=text,
             )
-        if status >= 500:
-            if writes:
-                raise self.error(UncertainError, f"Discord had a server error (HTTP {status}); the post may have been published", code=status, detail=text)
-            raise self.error(TransientError, f"Discord had a server error (HTTP {status}); will try again later", code=status, detail=text)
+        if status >= 500 or status == 408:
+            return None
         detail = _form_errors(body.get("errors"))
-        raise self.error(
+        return self.error(
             PermanentError,
             f"Discord refused the post: {text}{f' ({detail})' if detail else ''}",
             code=code or status,
@@ -247,18 +238,15 @@ class DiscordPublisher(Publisher[DiscordOptions]):
         if seconds is None or seconds <= 0:
             seconds = DEFAULT_RETRY_AFTER
         scope = "all of Discord" if body.get("global") else "this webhook"
-        error = self.error(
+        return self.error(
             RateLimitedError,
             f"Discord asked us to slow down on {scope}; will try again in {seconds:.0f} seconds",
             retry_after=seconds,
             code=429,
         )
-        assert isinstance(error, RateLimitedError)
-        return error
 
     def _url_name(self) -> str:
         return self.options.webhook_url.env_name or "DISCORD_WEBHOOK_URL"
-
 
     # --- corrections and takedowns ----------------------------------------------------------
     can_edit: ClassVar[bool] = True
@@ -295,11 +283,15 @@ UNKNOWN_MESSAGE = 10008  # discord.com/developers/docs/topics/opcodes-and-status
 
 
 def _error_code(response: requests.Response) -> object:
+    return _body(response).get("code")
+
+
+def _body(response: requests.Response) -> dict[str, Any]:
     try:
-        body = response.json()
+        data = response.json()
     except ValueError:
-        return None
-    return body.get("code") if isinstance(body, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _shorten(text: str, limit: int) -> str:

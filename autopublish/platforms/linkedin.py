@@ -23,22 +23,14 @@ import logging
 import re
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import requests
 from pydantic import field_validator
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, count_utf16, parse_retry_after
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, link_key, parse_retry_after
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -73,19 +65,11 @@ def escape_little_text(text: str) -> str:
 class LinkedInOptions(PlatformOptions):
     """``[channels.NAME]`` keys for ``platform = "linkedin"``."""
 
-    api_base: str = "https://api.linkedin.com"
+    api_base: BaseUrl = "https://api.linkedin.com"
     organization: str
     access_token: SecretRef
     # Pin a LinkedIn-Version ("YYYYMM"); unset: a recent month computed from today's date.
     version: str | None = None
-
-    @field_validator("api_base")
-    @classmethod
-    def _check_base(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("https://", "http://")):
-            raise ValueError('api_base must be an address like "https://api.linkedin.com"')
-        return value
 
     @field_validator("organization", mode="before")
     @classmethod
@@ -223,12 +207,12 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
         if response.status_code != 200:
             raise self._failure(response, writes=False)
         data = self.read_json(response, writes=False)
-        wanted = {_normal_link(link) for link in (post.link, post.article.link) if link}
+        wanted = {link_key(link) for link in (post.link, post.article.link) if link}
         commentary = escape_little_text(post.text)
         for element in data.get("elements", []) if isinstance(data, dict) else []:
             source = (((element.get("content") or {}).get("article") or {}).get("source")) or ""
             # A card's link decides; a post without a card is matched on its text.
-            if (_normal_link(source) in wanted) if source else element.get("commentary") == commentary:
+            if (link_key(source) in wanted) if source else element.get("commentary") == commentary:
                 return self._receipt(str(element["id"]))
         return None
 
@@ -303,10 +287,14 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
 
     def _failure(self, response: requests.Response, *, writes: bool, what: str = "LinkedIn") -> PublishError:
         """Map a LinkedIn error answer to the core's vocabulary."""
+        return self.classify(response, writes=writes, what=what, detail=str(_body(response).get("message") or ""))
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """LinkedIn's own codes: daily throttles, 60-day tokens, Page roles, retired versions, duplicates."""
         status = response.status_code
         body = _body(response)
         code = str(body.get("code") or "")
-        message = str(body.get("message") or "")
+        message = detail
         input_codes = {
             str(e.get("code"))
             for e in ((body.get("errorDetails") or {}).get("inputErrors") or [])
@@ -360,9 +348,7 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
                 detail=existing.group(0) if existing else message,
             )
         if status >= 500:
-            cls = UncertainError if writes else TransientError
-            tail = "it may have been published" if writes else "will try again later"
-            return self.error(cls, f"{what} answered HTTP {status} (a server error); {tail}", code=status, detail=message)
+            return None
         if status == 404:
             return self.error(PermanentError, f"{what} answered HTTP 404; check api_base and organization in the channel's config", code=status, detail=message)
         return self.error(PermanentError, f"LinkedIn refused the post: {_plain(message) or f'HTTP {status}'}", code=code or status, detail=message)
@@ -410,8 +396,3 @@ def _body(response: requests.Response) -> dict[str, Any]:
 def _plain(message: str) -> str:
     """LinkedIn's message without the Java exception class prefix."""
     return re.sub(r"^[\w.]+Exception:\s*", "", message).strip()
-
-
-def _normal_link(url: str) -> str:
-    parts = urlsplit(url.strip())
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))

@@ -52,23 +52,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import requests
 from pydantic import AliasChoices, Field, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import (
     URL_PATTERN,
+    BaseUrl,
     PlatformOptions,
     Publisher,
     count_graphemes,
+    link_key,
     parse_retry_after,
     seconds_until_iso,
 )
@@ -105,7 +100,7 @@ def count_status(
 class MastodonOptions(PlatformOptions):
     """``[channels.NAME]`` keys for ``platform = "mastodon"``."""
 
-    instance: str = Field(description="The instance's address, e.g. https://mastodon.social")
+    instance: BaseUrl = Field(description="The instance's address, e.g. https://mastodon.social")
     access_token: SecretRef
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
     language: str | None = None  # ISO 639 code; default: the article's language
@@ -116,17 +111,6 @@ class MastodonOptions(PlatformOptions):
     # The account's name ("bot" or "@bot@mastodon.social"): lets autopublish find the account
     # to read back without the read:accounts scope. Optional: an earlier post also tells it.
     account: str | None = None
-
-    @field_validator("instance")
-    @classmethod
-    def _instance_is_a_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError('must be the instance address with https://, like "https://mastodon.social"')
-        if parts.path or parts.query:
-            raise ValueError('must be only the instance address, like "https://mastodon.social" (no path)')
-        return value
 
     @field_validator("language")
     @classmethod
@@ -229,13 +213,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
             ("status", post.text),
             ("visibility", self.options.visibility),
         ]
-        language = self.options.language or _language_of(post.article.language)
-        if language:
-            data.append(("language", language))
-        if self.options.content_warning:
-            data.append(("spoiler_text", self.options.content_warning))
-        if self.options.sensitive:
-            data.append(("sensitive", "true"))
+        data.extend(self._status_fields(post))
         if media_id:
             data.append(("media_ids[]", media_id))
         response = self.request(
@@ -311,7 +289,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         if response.status_code != 200:
             raise self._status_error(response, creating=False)
         statuses = self.read_json(response, writes=False, what=f"Mastodon ({self.host})")
-        wanted = {_normal(link) for link in (post.link, post.article.link) if link}
+        wanted = {link_key(link) for link in (post.link, post.article.link) if link}
         for status in statuses if isinstance(statuses, list) else []:
             if isinstance(status, dict) and wanted & _links_of(status):
                 return Receipt(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
@@ -448,10 +426,29 @@ class MastodonPublisher(Publisher[MastodonOptions]):
             missing_permission=scope, platform=self.name, channel=self.channel, code=response.status_code, detail=_error_text(response),
         )
 
-    def _status_error(self, response: Any, *, creating: bool) -> PublishError:
-        """Map an HTTP error answer to the core's vocabulary (never echoing secrets)."""
-        status = response.status_code
-        text = _error_text(response)
+    def _status_fields(self, post: Post) -> list[tuple[str, str]]:
+        """The language, content warning and sensitive flag a new or edited status carries."""
+        fields: list[tuple[str, str]] = []
+        language = self.options.language or _language_of(post.article.language)
+        if language:
+            fields.append(("language", language))
+        if self.options.content_warning:
+            fields.append(("spoiler_text", self.options.content_warning))
+        if self.options.sensitive:
+            fields.append(("sensitive", "true"))
+        return fields
+
+    def _status_error(self, response: requests.Response, *, creating: bool) -> PublishError:
+        """Map an HTTP error answer to the core's vocabulary (never echoing secrets).
+
+        A 5xx is transient even after a create: the Idempotency-Key makes a retry of the same
+        post safe (module docstring), so the shared classifier's default applies.
+        """
+        return self.classify(response, writes=creating, what=f"Mastodon ({self.host})", detail=_error_text(response))
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Mastodon's own answers: token and scope problems, its rate-limit reset, validation (422)."""
+        status, text, creating = response.status_code, detail, writes
         token_name = self.options.access_token.env_name or "MASTODON_TOKEN"
         fix = f"put it in .env as {token_name} and run: autopublish resume {self.channel}"
         if status == 401:
@@ -482,14 +479,16 @@ class MastodonPublisher(Publisher[MastodonOptions]):
                 code=status,
                 detail=text,
             )
-        if status >= 500:
-            # The Idempotency-Key makes a retry of the same post safe (module docstring).
-            return self.error(TransientError, f"Mastodon ({self.host}) had a server error (HTTP {status}); will try again later", code=status, detail=text)
+        if status >= 500 or status == 408:
+            return None
         if status == 422:
             return self.error(PermanentError, f"Mastodon ({self.host}) refused the post: {text or 'validation failed'}", code=status, detail=text)
         if status == 404 and not creating:
-            return self.error(PermanentError, f"Mastodon ({self.host}) does not know this account or address; check the channel's instance", code=status, detail=text)
-        return self.error(PermanentError, f"Mastodon ({self.host}) refused the request (HTTP {status}); check the channel's instance address", code=status, detail=text)
+            return self.error(
+                PermanentError, f"Mastodon ({self.host}) does not know this account or address; check the channel's instance", code=status, detail=text
+            )
+        return self.error(PermanentError, f"Mastodon ({self.host}) refused the request (HTTP {status}); check the channel's instance "
+                                          f"address", code=status, detail=text)
 
 
     # --- corrections and takedowns --------------------------------------------------------
@@ -500,13 +499,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         """PUT /api/v1/statuses/:id with the new text (write:statuses). Without media_ids the
         status keeps its attachments (Mastodon replaces media only when media_ids is sent)."""
         data: list[tuple[str, str]] = [("status", post.text)]
-        language = self.options.language or _language_of(post.article.language)
-        if language:
-            data.append(("language", language))
-        if self.options.content_warning:
-            data.append(("spoiler_text", self.options.content_warning))
-        if self.options.sensitive:
-            data.append(("sensitive", "true"))
+        data.extend(self._status_fields(post))
         response = self.request("PUT", f"{self.options.instance}/api/v1/statuses/{receipt.remote_id}", writes=True,
                                 what=f"Mastodon ({self.host})", data=data, headers=self._auth())
         if response.status_code == 404:
@@ -568,14 +561,10 @@ def _error_text(response: Any) -> str:
     return str(text)[:200]
 
 
-def _normal(url: str) -> str:
-    return url.strip().rstrip("/")
-
-
 def _links_of(status: dict[str, Any]) -> set[str]:
     """Every link a status carries: its card and the hrefs in its HTML content."""
-    links = {_normal(html.unescape(href)) for href in _HREF.findall(status.get("content") or "")}
+    links = {link_key(html.unescape(href)) for href in _HREF.findall(status.get("content") or "")}
     card = status.get("card")
     if isinstance(card, dict) and card.get("url"):
-        links.add(_normal(card["url"]))
+        links.add(link_key(card["url"]))
     return links

@@ -27,15 +27,9 @@ from typing import Any, ClassVar, NoReturn
 import requests
 from pydantic import ConfigDict, field_validator, model_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, count_utf16, parse_retry_after
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, parse_retry_after
 from autopublish.secrets import Secret, SecretRef
 
 log = logging.getLogger(__name__)
@@ -94,7 +88,7 @@ class SlackOptions(PlatformOptions):
     # with chat.postMessage, so posts can later be updated (chat.update) and deleted (chat.delete).
     bot_token: SecretRef | None = None
     channel_id: str | None = None
-    api_base: str = "https://slack.com"
+    api_base: BaseUrl = "https://slack.com"
 
     @model_validator(mode="after")
     def _one_way_in(self) -> SlackOptions:
@@ -214,12 +208,16 @@ class SlackPublisher(Publisher[SlackOptions]):
 
     # --- errors -------------------------------------------------------------------
     def _raise_for(self, response: requests.Response, body: str, *, writes: bool) -> NoReturn:
-        status = response.status_code
+        raise self.classify(response, writes=writes, what="Slack", detail=body, code=body or response.status_code)
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Slack's own answers: its plain-text error words, a removed webhook (404/410)."""
+        status, body = response.status_code, detail
         if status == 429:
             seconds = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
             if seconds is None or seconds <= 0:
                 seconds = DEFAULT_RETRY_AFTER
-            raise self.error(
+            return self.error(
                 RateLimitedError,
                 f"Slack asked us to slow down; will try again in {seconds:.0f} seconds",
                 retry_after=seconds,
@@ -229,18 +227,16 @@ class SlackPublisher(Publisher[SlackOptions]):
         problem = _AUTH_PROBLEMS.get(body)
         if problem or status in (401, 403, 404, 410):
             problem = problem or f"the webhook was refused (HTTP {status})"
-            raise self.error(
+            return self.error(
                 AuthError,
                 f"Slack says {problem}; fix it in Slack (or create a new incoming webhook, put its URL in .env as "
                 f"{self._url_name()}) and run: autopublish resume {self.channel}",
                 code=body or status,
                 detail=f"HTTP {status}",
             )
-        if status >= 500:
-            if writes:
-                raise self.error(UncertainError, f"Slack had a server error ({body or status}); the post may have been published", code=body or status)
-            raise self.error(TransientError, f"Slack had a server error ({body or status}); will try again later", code=body or status)
-        raise self.error(PermanentError, f"Slack refused the post ({body or f'HTTP {status}'})", code=body or status)
+        if status >= 500 or status == 408:
+            return None
+        return self.error(PermanentError, f"Slack refused the post ({body or f'HTTP {status}'})", code=body or status)
 
     def _url_name(self) -> str:
         return (self.options.webhook_url.env_name if self.options.webhook_url is not None else None) or "SLACK_WEBHOOK_URL"
@@ -304,7 +300,7 @@ class SlackPublisher(Publisher[SlackOptions]):
     def _api(self, method: str, body: dict[str, Any], *, writes: bool) -> dict[str, Any]:
         """One Web API call; the answer when ``ok`` is true, else a mapped error (the token never shown)."""
         assert self.options.bot_token is not None
-        response = self.request("POST", f"{self.options.api_base.rstrip('/')}/api/{method}", writes=writes, what="Slack", json=body,
+        response = self.request("POST", f"{self.options.api_base}/api/{method}", writes=writes, what="Slack", json=body,
                                 headers={"Authorization": f"Bearer {self.options.bot_token.reveal()}"})
         if response.status_code == 429:
             self._raise_for(response, "ratelimited", writes=writes)

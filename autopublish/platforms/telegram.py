@@ -29,16 +29,9 @@ from typing import Any, ClassVar, Literal, NoReturn
 
 from pydantic import ConfigDict, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, count_utf16, parse_retry_after
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, count_utf16, parse_retry_after
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -50,10 +43,14 @@ DEFAULT_RETRY_AFTER = 30.0
 _USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
 _NUMERIC = re.compile(r"^-?\d+$")
 
-# 400 descriptions that mean "this photo cannot be used" (the text itself would go).
+# 400 descriptions that mean "this photo cannot be used" (the text itself would go). Telegram
+# fetches a photo given by URL itself (Bot API, "Sending files": at most 5 MB by URL); when it
+# cannot, it answers "can't upload file by URL", "wrong file identifier/HTTP URL specified" or
+# "failed to get HTTP URL content" (../shared/reference/platform-apis.md §14): post the text.
 _PHOTO_PROBLEMS = (
     "wrong file identifier",
     "http url",
+    "upload file by url",
     "web page content",
     "image_process_failed",
     "photo_invalid",
@@ -70,20 +67,12 @@ class TelegramOptions(PlatformOptions):
 
     model_config = ConfigDict(hide_input_in_errors=True)  # a token pasted into the config stays out of errors
 
-    api_base: str = "https://api.telegram.org"
+    api_base: BaseUrl = "https://api.telegram.org"
     bot_token: SecretRef
     chat: str
     photo: Literal["auto", "always", "never"] = "auto"
     link_preview: bool = True
     disable_notification: bool = False
-
-    @field_validator("api_base")
-    @classmethod
-    def _check_api_base(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("https://", "http://")):
-            raise ValueError('must be an http(s) address, normally "https://api.telegram.org"')
-        return value
 
     @field_validator("chat", mode="before")
     @classmethod
@@ -312,9 +301,7 @@ class TelegramPublisher(Publisher[TelegramOptions]):
                 detail=description,
             )
         if isinstance(code, int) and code >= 500:
-            cls = UncertainError if writes else TransientError
-            tail = "; the post may have been published" if writes else "; will try again later"
-            raise self.error(cls, f"Telegram had a server error (HTTP {code}){tail}", code=code, detail=description)
+            raise self.server_error(code, writes=writes, what="Telegram", detail=description)
         raise self.error(PermanentError, f"Telegram refused the post: {description}", code=code, detail=description)
 
     def _rate_limited(self, body_value: Any, header: str | None, description: str) -> RateLimitedError:
@@ -325,15 +312,13 @@ class TelegramPublisher(Publisher[TelegramOptions]):
             seconds = parse_retry_after(header, self.env.now())
         if seconds is None or seconds <= 0:
             seconds = DEFAULT_RETRY_AFTER
-        error = self.error(
+        return self.error(
             RateLimitedError,
             f"Telegram asked us to slow down; will try again in {seconds:.0f} seconds",
             retry_after=seconds,
             code=429,
             detail=description,
         )
-        assert isinstance(error, RateLimitedError)
-        return error
 
     def _token_name(self) -> str:
         return self.options.bot_token.env_name or "TELEGRAM_BOT_TOKEN"

@@ -35,19 +35,14 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import urlsplit
 
 import requests
 from pydantic import ConfigDict, Field, field_validator
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import PermanentError, PublishError, RateLimitedError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
 from autopublish.secrets import Secret, SecretRef
@@ -204,39 +199,34 @@ class WebhookPublisher(Publisher[WebhookOptions]):
 
     # --- errors -------------------------------------------------------------------
     def _error_for(self, response: requests.Response) -> Exception:
+        return self.classify(response, writes=True, what=f"The webhook receiver at {self.host}", detail=_short_text(response))
+
+    def auth_fix(self) -> str:
+        name = self.options.secret.env_name if self.options.secret is not None and self.options.secret.env_name else "the secret"
+        return f"make sure {name} in .env matches the receiver's secret, then run: autopublish resume {self.channel}"
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """A 503 with Retry-After is a rate limit (RFC 9110 section 10.2.3); a redirect is a config mistake."""
         status = response.status_code
-        detail = _short_text(response)
-        where = f"The webhook receiver at {self.host}"
         retry = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
         if status == 429 or (status == 503 and retry is not None):
             seconds = retry if retry else DEFAULT_RETRY_AFTER
             return self.error(
                 RateLimitedError,
-                f"{where} asked us to wait (HTTP {status}); will try again in {seconds:.0f} seconds",
+                f"{what} asked us to wait (HTTP {status}); will try again in {seconds:.0f} seconds",
                 retry_after=seconds,
                 code=status,
                 detail=detail,
             )
-        if status in (401, 403):
-            name = self.options.secret.env_name if self.options.secret is not None and self.options.secret.env_name else "the secret"
-            return self.error(
-                AuthError,
-                f"{where} refused the request (HTTP {status}); make sure {name} in .env matches the receiver's secret, "
-                f"then run: autopublish resume {self.channel}",
-                code=status,
-                detail=detail,
-            )
-        if status == 408:
-            return self.error(TransientError, f"{where} timed out reading the request (HTTP 408); will try again later", code=status, detail=detail)
         if 300 <= status < 400:
             return self.error(
                 PermanentError,
-                f"{where} redirected the post (HTTP {status}); set `url` in [channels.{self.channel}] to the final address",
+                f"{what} redirected the post (HTTP {status}); set `url` in [channels.{self.channel}] to the final address",
                 code=status,
             )
-        if status >= 500:
-            return self.error(UncertainError, f"{where} failed (HTTP {status}); the post may have been received", code=status, detail=detail)
-        return self.error(PermanentError, f"{where} refused the post (HTTP {status})", code=status, detail=detail)
+        if 400 <= status < 500 and status not in (401, 403, 408):  # the receiver's body stays in the detail column
+            return self.error(PermanentError, f"{what} refused the post (HTTP {status})", code=status, detail=detail)
+        return None
 
 
     # --- corrections and takedowns ----------------------------------------------------------
@@ -259,7 +249,7 @@ class WebhookPublisher(Publisher[WebhookOptions]):
                 "post_id": receipt.remote_id, "url": receipt.url}
         self._send_change(data, what="delete", gone_ok=True)
 
-    def _send_change(self, data: dict[str, object], *, what: str, gone_ok: bool = False) -> None:
+    def _send_change(self, data: Mapping[str, object], *, what: str, gone_ok: bool = False) -> None:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         response = self.request("POST", self.options.url, writes=True, what=f"The webhook receiver at {self.host}", data=body,
                                 headers=self.headers(str(data["id"]), body))

@@ -30,20 +30,12 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import requests
-from pydantic import field_validator
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms import twitter_text
-from autopublish.platforms.base import PlatformOptions, Publisher, seconds_until_epoch
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, link_key, seconds_until_epoch
+from autopublish.platforms.images import fit_image
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -51,24 +43,17 @@ log = logging.getLogger(__name__)
 DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0  # X's windows are 15 minutes
 READ_BACK_COUNT = 10  # Free reads 100 posts a month: only the latest few, where a post in doubt is
 READ_ACCESS = "X API access to read the account's posts (GET /2/users/:id/tweets; the app must be in a Project)"
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # X media upload: images at most 5 MB; larger ones are downscaled
 
 
 class XOptions(PlatformOptions):
     """``[channels.NAME]`` keys for ``platform = "x"`` (the four OAuth 1.0a user-context secrets)."""
 
-    api_base: str = "https://api.x.com"
+    api_base: BaseUrl = "https://api.x.com"
     consumer_key: SecretRef
     consumer_secret: SecretRef
     access_token: SecretRef
     access_token_secret: SecretRef
-
-    @field_validator("api_base")
-    @classmethod
-    def _check_base(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("https://", "http://")):
-            raise ValueError('api_base must be an address like "https://api.x.com"')
-        return value
 
 
 def percent_encode(value: str) -> str:
@@ -152,6 +137,8 @@ class XPublisher(Publisher[XOptions]):
         """
         assert post.image is not None
         image = self.fetch_image(post.image, origin=post.source_origin)
+        if image is not None:
+            image = fit_image(image, MAX_IMAGE_BYTES, label=self.label, channel=self.channel)
         if image is None:
             return None
         url = f"{self.options.api_base}/2/media/upload"
@@ -195,12 +182,12 @@ class XPublisher(Publisher[XOptions]):
         if response.status_code != 200:
             raise self._failure(response, writes=False)
         data = self.read_json(response, writes=False)
-        wanted = {_normal_link(link) for link in (post.link, post.article.link) if link}
+        wanted = {link_key(link) for link in (post.link, post.article.link) if link}
         text = _without_urls(post.text)
-        text_links = {_normal_link(post.text[s:e]) for s, e in twitter_text.url_spans(post.text)}
+        text_links = {link_key(post.text[s:e]) for s, e in twitter_text.url_spans(post.text)}
         for item in data.get("data", []) if isinstance(data, dict) else []:
             urls = (item.get("entities") or {}).get("urls") or []
-            expanded = {_normal_link(u.get(k, "")) for u in urls for k in ("expanded_url", "unwound_url") if u.get(k)}
+            expanded = {link_key(u.get(k, "")) for u in urls for k in ("expanded_url", "unwound_url") if u.get(k)}
             # The article link, or the same words with the same links (a template without the link).
             same_text = _without_urls(html.unescape(item.get("text", ""))) == text and text_links <= expanded
             if wanted & expanded or same_text:
@@ -263,9 +250,13 @@ class XPublisher(Publisher[XOptions]):
 
     def _failure(self, response: requests.Response, *, writes: bool, what: str = "X") -> PublishError:
         """Map an X error answer (problem JSON) to the core's vocabulary."""
+        problem = _problem(response)
+        return self.classify(response, writes=writes, what=what, detail=str(problem.get("detail") or problem.get("title") or ""))
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """X's own codes: rate windows and day caps, credits, duplicates, app permissions."""
         status = response.status_code
         problem = _problem(response)
-        detail = str(problem.get("detail") or problem.get("title") or "")
         kind = str(problem.get("type") or "")
         resume = f"autopublish resume {self.channel}"
         if status == 429:
@@ -320,16 +311,12 @@ class XPublisher(Publisher[XOptions]):
                     detail=detail,
                 )
             return self.error(PermanentError, f"X refused the post: {detail or 'forbidden'}", code=status, detail=detail)
-        if status >= 500:
-            cls = UncertainError if writes else TransientError
-            tail = "it may have been published" if writes else "will try again later"
-            return self.error(cls, f"{what} answered HTTP {status} (a server error); {tail}", code=status, detail=detail)
         if status == 400:
             reason = _first_error_message(problem) or detail or "invalid request"
             return self.error(PermanentError, f"X refused the post as invalid: {reason}", code=status, detail=detail)
         if status == 404:
             return self.error(PermanentError, f"{what} answered HTTP 404; check api_base in the channel's config", code=status, detail=detail)
-        return self.error(PermanentError, f"{what} answered HTTP {status}: {detail or 'no reason given'}", code=status, detail=detail)
+        return None
 
     def _env_names(self) -> str:
         names = [
@@ -394,15 +381,6 @@ def _first_error_message(problem: dict[str, Any]) -> str:
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("message") or "")
     return ""
-
-
-def _normal_link(url: str) -> str:
-    """A link for comparison: scheme and host lower-cased, no trailing slash or fragment."""
-    url = url.strip()
-    if "://" not in url:
-        url = "http://" + url  # a bare domain, as X expands it
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))
 
 
 def _without_urls(text: str) -> str:

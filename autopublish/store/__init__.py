@@ -47,7 +47,8 @@ from autopublish.store.sessions import SessionStore
 
 __all__ = [
     "PENDING", "REPOSTABLE",
-    "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "PushFeedRow", "Store", "WebSessionRow", "WebSubRow",
+    "RESOLVABLE_AS_POSTED", "RETRYABLE", "SKIPPABLE", "ArticleLine", "ChannelRow", "DeliveryRow", "FeedRow", "NodeRow", "PushFeedRow",
+    "Store", "WebSessionRow", "WebSubRow",
     "article_from_json", "article_to_json", "redact_url",
 ]
 
@@ -125,7 +126,7 @@ class Store(NodeStore, LogStore, CorrectionStore, AlertStore, SessionStore, Push
         private_dir(target.parent)
         private_file(target)
         with self.db.read() as conn:
-            source = conn.connection.dbapi_connection
+            source = conn.connection.driver_connection
             assert isinstance(source, sqlite3.Connection)
             try:
                 destination = sqlite3.connect(target)

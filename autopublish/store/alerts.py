@@ -41,7 +41,7 @@ class AlertStore(StoreBase):
             row = conn.execute(select(al.last_sent_at, al.resolved_at).where(al.key == key)).first()
         if row is None or row.resolved_at is not None or row.last_sent_at is None:
             return True
-        return self.now() - row.last_sent_at >= repeat
+        return bool(self.now() - float(row.last_sent_at) >= repeat)
 
     def alert_is_open(self, key: str) -> bool:
         with self.db.read() as conn:

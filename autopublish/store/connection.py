@@ -182,7 +182,7 @@ class Database:
             if "readonly" in text or "read-only" in text or "unable to open" in text:
                 return StateError(f"The state database {self.path} cannot be written; check the permissions of {self.state_dir}")
             return StateError(f"The state database {self.path} failed ({first_line(original)})")
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated or "connect" in text or "terminat" in text or "closed" in text:
+        if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or "connect" in text or "terminat" in text or "closed" in text:
             return StateError(f"The database {self.shown} cannot be reached ({first_line(original)}); "
                               "publishing waits until it answers again. Check that PostgreSQL runs and the address and password are right")
         if "read-only" in text or "permission denied" in text:

@@ -104,12 +104,18 @@ class DeliveryStore(FeedStore):
                 return []
             # one lookup for the whole list, then the ones added by this call
             known_keys, known_links = self._known_keys(conn, feed, [item[0].key for item in items], [item[1] for item in items])
+            quiet: list[tuple[Article, str]] = []  # new articles without deliveries: inserted together, in order
             for article, canonical, deliveries in items:
                 if article.key in known_keys or (canonical and canonical in known_links):
                     continue
                 known_keys.add(article.key)
                 if canonical:
                     known_links.add(canonical)
+                if not deliveries:
+                    quiet.append((article, canonical))
+                    continue
+                self._add_articles(conn, quiet)
+                quiet = []
                 article_id = self._add_article(conn, article, canonical)
                 for channel, status, reason in deliveries:
                     delivery_id = self._insert_delivery(conn, article_id, channel, status, reason)
@@ -117,9 +123,20 @@ class DeliveryStore(FeedStore):
                         created.append(delivery_id)
                         self._event(conn, "queued" if status == DeliveryStatus.QUEUED else status, reason or msg("queued"),
                                     status=status, delivery_id=delivery_id, article_id=article_id, channel=channel, feed=feed)
+            self._add_articles(conn, quiet)
             if summary:
                 self._event(conn, "poll", summary, feed=feed, status="ok")
         return created
+
+    def _add_articles(self, conn: Connection, articles: list[tuple[Article, str]]) -> None:
+        """_add_article for several articles in one executemany (no ids needed: they get no deliveries)."""
+        if not articles:
+            return
+        now = self.now()
+        conn.execute(t.articles.insert(), [
+            {"feed": art.feed, "key": art.key, "canonical": canonical, "link": art.link, "title": art.title,
+             "published": art.published.timestamp() if art.published else None, "first_seen_at": now, "data": article_to_json(art)}
+            for art, canonical in articles])
 
     def _add_article(self, conn: Connection, article: Article, canonical: str) -> int:
         published = article.published.timestamp() if article.published else None

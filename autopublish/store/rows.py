@@ -153,7 +153,10 @@ def article_to_json(article: Article) -> str:
     for key in ("published", "updated"):
         if data[key] is not None:
             data[key] = data[key].isoformat()
-    return json.dumps(data, ensure_ascii=False)
+    return _ARTICLE_ENCODER.encode(data)
+
+
+_ARTICLE_ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(data, ensure_ascii=False) builds on every call
 
 
 def article_from_json(text: str) -> Article:

@@ -446,14 +446,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "uncertain_will_check": "Not sure it was posted; autopublish will check the platform before trying again.",
         "uncertain_no_check": "Not sure it was posted, and this platform cannot be checked automatically. Look, then mark it posted or not posted.",
         "uncertain_unknown": "Not sure it was posted. Look, then mark it posted or not posted.",
+        "bad_entry": "An entry of the feed was skipped because it cannot be read.",
+        "config_reloaded": "The config was reloaded.",
         "interrupted": "autopublish stopped while this was being posted; it will check the platform before trying again.",
         "resend_idempotent": "Will be sent again; the platform drops repeats of the same post.",
         "uncertain_platform_no_check": "Not sure it was posted, and {platform} cannot be checked automatically. Look, then mark it posted or not posted.",
         "not_found": "Not found on the platform; it will be posted again.",
-        "resend_after_check_failed": "Could not check {platform}; it will be sent again with the same key, which {platform} still remembers, so it cannot appear twice.",
+        "resend_after_check_failed": "Could not check {platform}; it will be sent again with the same key, which {platform} still remembers, so it cannot "
+                                     "appear twice.",
         "uncertain_no_read_back": "Not sure it was posted, and autopublish may not read the account back. Look, then mark it posted or not posted.",
-        "uncertain_no_read_back_needs": "Not sure it was posted, and autopublish may not read the account back (it needs {permission}). Look, then mark it posted or not posted.",
-        "uncertain_checks_exhausted": "Not sure it was posted; checking the platform failed {checks} time(s) over {age_seconds}. Look, then mark it posted or not posted.",
+        "uncertain_no_read_back_needs": "Not sure it was posted, and autopublish may not read the account back (it needs {permission}). Look, then mark it "
+                                        "posted or not posted.",
+        "uncertain_checks_exhausted": "Not sure it was posted; checking the platform failed {checks} time(s) over {age_seconds}. Look, then mark it posted or "
+                                      "not posted.",
         "uncertain_check_again": "Not sure it was posted; checking the platform failed; will check again in {wait_seconds}.",
         "retry": "Retry requested by {actor}.",
         "skip": "Skipped by {actor}.",
@@ -524,14 +529,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "uncertain_will_check": "Belum pasti sudah terunggah; autopublish akan memeriksa platform sebelum mencoba lagi.",
         "uncertain_no_check": "Belum pasti sudah terunggah, dan platform ini tidak dapat diperiksa otomatis. Periksa, lalu tandai sudah atau belum terunggah.",
         "uncertain_unknown": "Belum pasti sudah terunggah. Periksa, lalu tandai sudah atau belum terunggah.",
+        "bad_entry": "Satu entri feed dilewati karena tidak dapat dibaca.",
+        "config_reloaded": "Konfigurasi dimuat ulang.",
         "interrupted": "autopublish berhenti saat ini sedang diunggah; platform akan diperiksa sebelum mencoba lagi.",
         "resend_idempotent": "Akan dikirim lagi; platform membuang unggahan yang sama.",
-        "uncertain_platform_no_check": "Belum pasti sudah terunggah, dan {platform} tidak dapat diperiksa otomatis. Periksa, lalu tandai sudah atau belum terunggah.",
+        "uncertain_platform_no_check": "Belum pasti sudah terunggah, dan {platform} tidak dapat diperiksa otomatis. Periksa, lalu tandai sudah atau belum "
+                                       "terunggah.",
         "not_found": "Tidak ditemukan di platform; akan diunggah lagi.",
-        "resend_after_check_failed": "{platform} tidak dapat diperiksa; akan dikirim lagi dengan kunci yang sama, yang masih diingat {platform}, jadi tidak akan muncul dua kali.",
+        "resend_after_check_failed": "{platform} tidak dapat diperiksa; akan dikirim lagi dengan kunci yang sama, yang masih diingat {platform}, jadi tidak "
+                                     "akan muncul dua kali.",
         "uncertain_no_read_back": "Belum pasti sudah terunggah, dan autopublish tidak diizinkan membaca akun. Periksa, lalu tandai sudah atau belum terunggah.",
-        "uncertain_no_read_back_needs": "Belum pasti sudah terunggah, dan autopublish tidak diizinkan membaca akun (perlu {permission}). Periksa, lalu tandai sudah atau belum terunggah.",
-        "uncertain_checks_exhausted": "Belum pasti sudah terunggah; pemeriksaan platform gagal {checks} kali selama {age_seconds}. Periksa, lalu tandai sudah atau belum terunggah.",
+        "uncertain_no_read_back_needs": "Belum pasti sudah terunggah, dan autopublish tidak diizinkan membaca akun (perlu {permission}). Periksa, lalu tandai "
+                                        "sudah atau belum terunggah.",
+        "uncertain_checks_exhausted": "Belum pasti sudah terunggah; pemeriksaan platform gagal {checks} kali selama {age_seconds}. Periksa, lalu tandai sudah "
+                                      "atau belum terunggah.",
         "uncertain_check_again": "Belum pasti sudah terunggah; pemeriksaan platform gagal; diperiksa lagi dalam {wait_seconds}.",
         "retry": "{actor} meminta coba lagi.",
         "skip": "Dilewati oleh {actor}.",
@@ -548,7 +559,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "feed_ok": "Feed dapat dibaca lagi.",
         "feed_error": "Feed tidak dapat dibaca.",
         "poll_new": "{count} artikel baru, {queued} unggahan masuk antrean.",
-        "baseline": "Pembacaan pertama feed ini: {count} artikel yang sudah ada dicatat sebagai sudah terbit; {queued} unggahan masuk antrean (first_run = \"{mode}\").",
+        "baseline": "Pembacaan pertama feed ini: {count} artikel yang sudah ada dicatat sebagai sudah terbit; {queued} unggahan masuk antrean (first_run = "
+                    "\"{mode}\").",
         "alert_feed_down": "Feed \"{feed}\" gagal dibaca selama {down_seconds}. Periksa apakah situs berjalan dan url feed di konfigurasi benar.",
         "alert_feed_ok": "Feed \"{feed}\" dapat dibaca lagi.",
         "alert_flood": ("Feed \"{feed}\" membawa {count} artikel baru sekaligus (lebih dari {threshold}); semuanya ditahan, tidak diunggah. "

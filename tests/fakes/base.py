@@ -21,8 +21,10 @@ import email.policy
 import json
 import random
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,6 +141,7 @@ class FakeServer:
         self._timer: threading.Timer | None = None
         self._connections: set[socket.socket] = set()
         self.images: dict[str, tuple[bytes, str]] = {}  # name -> (body, type) served at /_image/<name>; else TINY_PNG
+        self.server_errors: list[str] = []  # the fake's own failures, kept out of the product's output
         self.port = 0
 
     # --- lifecycle -------------------------------------------------------------
@@ -180,7 +183,20 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """socketserver prints a handler's exception to sys.stderr, which a CliRunner
+                captures as the product's output. A client that hangs up (a deadline, a
+                closed keep-alive connection) is normal here and not recorded; anything else
+                is kept on the fake and written to the real stderr."""
+                error = sys.exc_info()[1]
+                if isinstance(error, ConnectionError):
+                    return
+                with fake.lock:
+                    fake.server_errors.append(traceback.format_exc())
+                print(f"fake server {type(fake).__name__}: {error!r}", file=sys.__stderr__)
+
+        server = Server(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]

@@ -30,6 +30,9 @@ import regex
 from tests.contract import CANARY, ContractCase
 from tests.fakes.base import FakeServer, Request, Response
 
+# Bluesky "Rate Limits" (docs.bsky.app/docs/advanced-guides/rate-limits): createSession is
+# rate limited by handle, 30 per 5 minutes and 300 per day: (limit, window in seconds).
+LOGIN_LIMITS = ((30, 300), (300, 86400))
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 POST = "app.bsky.feed.post"
 
@@ -68,6 +71,7 @@ class FakeBluesky(FakeServer):
         self.blobs: dict[str, bytes] = {}
         self.deleted: list[str] = []  # rkeys removed by deleteRecord
         self.logins = 0
+        self.login_times: list[float] = []  # accepted createSession calls, for LOGIN_LIMITS
         self.refreshes = 0
         self.takedown = False
         self._seq = itertools.count(1)
@@ -154,7 +158,15 @@ class FakeBluesky(FakeServer):
         refresh = make_jwt({"scope": "com.atproto.refresh", "sub": self.did, "iat": now, "exp": now + 90 * 86400, "jti": secrets.token_hex(8)})
         self.access_tokens[access] = now + self.access_ttl
         self.refresh_tokens.add(refresh)
-        return {"did": self.did, "handle": self.handle, "accessJwt": access, "refreshJwt": refresh, "email": "ops@example.go.id", "emailConfirmed": True, "active": True}
+        return {
+            "did": self.did,
+            "handle": self.handle,
+            "accessJwt": access,
+            "refreshJwt": refresh,
+            "email": "ops@example.go.id",
+            "emailConfirmed": True,
+            "active": True,
+        }
 
     def _bearer(self, request: Request) -> str | None:
         value = request.header("authorization")
@@ -173,6 +185,14 @@ class FakeBluesky(FakeServer):
         return None
 
     def _create_session(self, request: Request) -> Response:
+        now = time.time()
+        for limit, window in LOGIN_LIMITS:  # see LOGIN_LIMITS: checked before the password, per handle
+            recent = [t for t in self.login_times if t > now - window]
+            if len(recent) >= limit:
+                headers = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": "0",
+                           "RateLimit-Reset": str(int(min(recent) + window) + 1), "RateLimit-Policy": f"{limit};w={window}"}
+                return Response.json_body(429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}, headers)
+        self.login_times.append(now)
         body = request.json if isinstance(request.json, dict) else {}
         if body.get("identifier") not in (self.handle, self.did) or body.get("password") != self.password:
             return self._error(401, "AuthenticationRequired", "Invalid identifier or password")

@@ -110,10 +110,16 @@ class DiscordFake(FakeServer):
                 return _too_long(f"embeds.{index}.description", 4096)
             image = (embed.get("image") or {}).get("url", "")
             if image and not image.startswith(("http://", "https://", "attachment://")):
-                return _error(400, "Invalid Form Body", 50035, {"embeds": {str(index): {"image": {"url": {"_errors": [{"code": "URL_TYPE_INVALID_URL", "message": "Not a well formed URL."}]}}}}})
+                return _error(
+                    400,
+                    "Invalid Form Body",
+                    50035,
+                    {"embeds": {str(index): {"image": {"url": {"_errors": [{"code": "URL_TYPE_INVALID_URL", "message": "Not a well formed URL."}]}}}}},
+                )
             total += len(title) + len(description)
         if total > 6000:
-            return _error(400, "Invalid Form Body", 50035, {"embeds": {"_errors": [{"code": "MAX_EMBED_SIZE_EXCEEDED", "message": "Embed size exceeds maximum size of 6000"}]}})
+            return _error(400, "Invalid Form Body", 50035, {"embeds": {"_errors": [{"code": "MAX_EMBED_SIZE_EXCEEDED", "message": "Embed size exceeds maximum "
+                                                                                                                                  "size of 6000"}]}})
         self._next += 1
         message_id = str(self._next)
         message: dict[str, Any] = {

@@ -118,8 +118,20 @@ class FakeGraph(FakeServer):
         self.user_token = "short-lived-user-token-77aa"
         self.long_user_token = "long-lived-user-token-88bb"
         self.accounts: list[dict[str, Any]] = [
-            {"id": "2233445566", "name": "Balai Kota Jakarta", "access_token": "other-page-token-2233", "category": "Government organization", "tasks": ["ANALYZE", "CREATE_CONTENT", "MODERATE"]},
-            {"id": page_id, "name": page_name, "access_token": page_token, "category": "Government organization", "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"]},
+            {
+                "id": "2233445566",
+                "name": "Balai Kota Jakarta",
+                "access_token": "other-page-token-2233",
+                "category": "Government organization",
+                "tasks": ["ANALYZE", "CREATE_CONTENT", "MODERATE"],
+            },
+            {
+                "id": page_id,
+                "name": page_name,
+                "access_token": page_token,
+                "category": "Government organization",
+                "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"],
+            },
         ]
         self._queued: list[_QueuedError] = []
         self._ids = itertools.count(555666777888001)
@@ -256,7 +268,8 @@ class FakeGraph(FakeServer):
             return self._change_post(request, post)
         return graph_error(
             400, 100,
-            f"Unsupported {method.lower()} request. Object with ID '{rest.strip('/')}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+            f"Unsupported {method.lower()} request. Object with ID '{rest.strip('/')}' does not exist, cannot be loaded due to missing permissions, or does "
+            f"not support this operation.",
             subcode=33, type="GraphMethodException",
         )
 
@@ -271,7 +284,8 @@ class FakeGraph(FakeServer):
     def _cannot_post(self) -> Response | None:
         # Page feed/photos reference: posting needs pages_manage_posts AND pages_read_engagement.
         if self._lacks("pages_manage_posts") or self._lacks("pages_read_engagement"):
-            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient administrative permission")
+            return graph_error(403, 200, "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin with sufficient "
+                                         "administrative permission")
         return None
 
     def _create_feed(self, request: Request) -> Response:
@@ -366,7 +380,8 @@ class FakeGraph(FakeServer):
             return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
         url = request.param("id") or ""
         self.scrapes.append(url)
-        return Response.json_body(200, {"url": url, "type": "article", "title": "Scraped title", "id": "9988776655", "updated_time": "2026-11-27T08:31:00+0000"})
+        scraped = {"url": url, "type": "article", "title": "Scraped title", "id": "9988776655", "updated_time": "2026-11-27T08:31:00+0000"}
+        return Response.json_body(200, scraped)
 
     def _debug(self, request: Request, token: str) -> Response:
         app_token = f"{self.app_id}|{self.app_secret}"
@@ -374,7 +389,8 @@ class FakeGraph(FakeServer):
             if token != app_token:
                 # debug_token reference: "an app access token, or a user access token that is an owner
                 # or developer of the app"; anything else (a Page token, a wrong secret) answers #100.
-                return graph_error(400, 100, "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app", type="OAuthException")
+                return graph_error(400, 100, "(#100) You must provide an app access token, or a user access token that is an owner or developer of the "
+                                             "app", type="OAuthException")
         elif token != self.long_user_token:
             return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
         input_token = request.param("input_token")
@@ -418,7 +434,8 @@ class FakeGraph(FakeServer):
         if request.param("client_secret") != self.app_secret:
             return graph_error(400, 1, "Error validating client secret.")
         if request.param("fb_exchange_token") != self.user_token:
-            return graph_error(400, 190, "Error validating access token: The session has been invalidated because the user changed their password or Facebook has changed the session for security reasons.", subcode=460)
+            return graph_error(400, 190, "Error validating access token: The session has been invalidated because the user changed their password or Facebook "
+                                         "has changed the session for security reasons.", subcode=460)
         if self.token_expired:
             return graph_error(400, 190, EXPIRED_MESSAGE, subcode=463)
         return Response.json_body(200, {"access_token": self.long_user_token, "token_type": "bearer", "expires_in": 5183944})
@@ -439,7 +456,7 @@ class FakeGraph(FakeServer):
                 body=b"",
                 form={"access_token": [token], "appsecret_proof": [request.param("appsecret_proof") or ""]},
             )
-            version, rest = self._rest(sub.path)
+            _version, rest = self._rest(sub.path)
             response = self._dispatch(sub, rest)
             body = response.body if isinstance(response.body, (bytes, str)) else json.dumps(response.body)
             answers.append({

@@ -143,7 +143,8 @@ class LinkedInFake(FakeServer):
             # organization-lookup-api: an administered organization needs r_organization_admin or rw_organization_admin (stricter reading).
             if not self.scopes & {"r_organization_admin", "rw_organization_admin"}:
                 return self._denied("organizations.GET.20251001")
-            return Response.json_body(200, {"id": int(self.organization.rsplit(":", 1)[1]), "localizedName": "Jakarta Berketahanan", "vanityName": "jakarta-berketahanan"})
+            organization = {"id": int(self.organization.rsplit(":", 1)[1]), "localizedName": "Jakarta Berketahanan", "vanityName": "jakarta-berketahanan"}
+            return Response.json_body(200, organization)
         return self._error(404, f"No virtual resource found for {request.method} {request.path}", code="NOT_FOUND")
 
     # --- endpoints ----------------------------------------------------------------------

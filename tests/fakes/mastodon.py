@@ -16,8 +16,8 @@ import html
 import itertools
 import re
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import regex

@@ -175,6 +175,8 @@ class TelegramFake(FakeServer):
             return _error(400, "Bad Request: wrong file identifier/HTTP URL specified")
         if "missing" in photo:
             return _error(400, "Bad Request: failed to get HTTP URL content")
+        if "huge" in photo:  # Bot API "Sending files": 5 MB max for photos sent by URL; this one stands for a larger file
+            return _error(400, "Bad Request: can't upload file by URL")
         caption = self._parsed(request, "caption")
         if isinstance(caption, Response):
             return caption
@@ -204,7 +206,8 @@ class TelegramFake(FakeServer):
         if utf16_length(text) > 4096:
             return _error(400, "Bad Request: message is too long")
         if text == message["text"]:  # the Bot API refuses an edit that changes nothing
-            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current "
+                               "content and reply markup of the message")
         message.update(text=text, raw=request.param("text"), edited=True)
         return self._ok({"message_id": message["message_id"], "chat": chat, "date": 1785000000, "edit_date": 1785000100, "text": text})
 
@@ -220,7 +223,8 @@ class TelegramFake(FakeServer):
         if utf16_length(caption) > 1024:  # the caption limit holds for edits too
             return _error(400, "Bad Request: message caption is too long")
         if caption == message.get("caption"):
-            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current "
+                               "content and reply markup of the message")
         message.update(caption=caption, raw=request.param("caption"), edited=True)
         return self._ok({"message_id": message["message_id"], "chat": chat, "date": 1785000000, "edit_date": 1785000100, "caption": caption})
 

@@ -34,7 +34,16 @@ VERSION_PREFIX = re.compile(r"^/v\d+\.\d+(?=/)")
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"
 
 
-def graph_error(status: int, message: str, code: int, *, subcode: int | None = None, kind: str = "OAuthException", transient: bool = False, headers: dict[str, str] | None = None) -> Response:
+def graph_error(
+    status: int,
+    message: str,
+    code: int,
+    *,
+    subcode: int | None = None,
+    kind: str = "OAuthException",
+    transient: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Response:
     error: dict[str, Any] = {"message": message, "type": kind, "code": code, "is_transient": transient, "fbtrace_id": "AbCdEfGh123"}
     if subcode is not None:
         error["error_subcode"] = subcode
@@ -292,8 +301,10 @@ class MetaGraphFake(FakeServer):
     # --- scripted faults, in Meta's envelope ----------------------------------------------
     def error_response(self, kind: str, request: Request) -> Response:
         if kind == "rate_limit":
-            usage = json.dumps({self.user_id: [{"type": "pages", "call_count": 100, "total_cputime": 30, "total_time": 40, "estimated_time_to_regain_access": 5}]})
-            return graph_error(400, "(#4) Application request limit reached", 4, transient=True, headers={"x-business-use-case-usage": usage, "x-app-usage": '{"call_count":100,"total_cputime":30,"total_time":40}'})
+            usage = json.dumps({self.user_id: [{"type": "pages", "call_count": 100, "total_cputime": 30, "total_time": 40,
+                                                "estimated_time_to_regain_access": 5}]})
+            headers = {"x-business-use-case-usage": usage, "x-app-usage": '{"call_count":100,"total_cputime":30,"total_time":40}'}
+            return graph_error(400, "(#4) Application request limit reached", 4, transient=True, headers=headers)
         if kind == "auth":
             return graph_error(400, "Error validating access token: Session has expired on Friday, 27-Nov-26 08:00:00 PST.", 190, subcode=463)
         if kind == "bad_request":

@@ -105,7 +105,8 @@ class XFake(FakeServer):
         if self.tier == "none":
             # docs.x.com, "client-forbidden": an app not attached to a Project may not call v2 endpoints.
             return self._forbidden("client-forbidden", "Client Forbidden",
-                                   "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project.")
+                                   "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer "
+                                   "App that is attached to a Project.")
         if self.is_publish(request) and "write" not in self.permissions:
             # docs.x.com app permissions: posting needs "Read and write" (oauth1-permissions problem otherwise).
             return self._forbidden("oauth1-permissions", "Forbidden",
@@ -138,7 +139,8 @@ class XFake(FakeServer):
                 if recent:  # docs.x.com rate limits, Free: GET /2/users/:id/tweets 1 request / 15 min per user
                     return self._problem(429, "Too Many Requests", "Too Many Requests", remaining=0, limit=1, reset=recent[0] + 900)
                 if self.posts_read >= 100:  # docs.x.com Free plan: 100 posts read per month
-                    body = {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap", "type": "https://api.twitter.com/2/problems/usage-capped", "status": 429}
+                    body = {"title": "UsageCapExceeded", "detail": "Usage cap exceeded: Monthly product cap",
+                            "type": "https://api.twitter.com/2/problems/usage-capped", "status": 429}
                     return Response(429, body, {"Content-Type": PROBLEM, **self._limits(0)})
                 self.timeline_calls.append(now)
                 answer = self._timeline(request)
@@ -206,6 +208,8 @@ class XFake(FakeServer):
         data = request.files["media"][1]
         if not data.startswith(b"\x89PNG") and not data.startswith(b"\xff\xd8"):
             return self._problem(400, "Invalid Request", "media type unrecognized.")
+        if len(data) > 5 * 1024 * 1024:  # X media upload: images at most 5 MB (platform-apis.md, X "Image")
+            return self._problem(400, "Invalid Request", "File size exceeds 5242880 bytes.")
         media_id = str(next(self._media_ids))
         self.media[media_id] = data
         body = {"data": {

@@ -22,6 +22,7 @@ from typing import Any
 import click
 import requests
 
+from autopublish.platforms.base import check_base_url
 from autopublish.platforms.meta.graph import GraphError, format_day
 from autopublish.platforms.meta.sdk import (
     DEFAULT_API_BASE,
@@ -30,7 +31,6 @@ from autopublish.platforms.meta.sdk import (
     GraphClient,
     GraphResponseError,
     GraphTransportError,
-    validate_api_base,
     validate_api_version,
 )
 
@@ -53,7 +53,7 @@ def _version(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 def _base(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
-        return validate_api_base(value)
+        return check_base_url(str(value))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -34,29 +34,12 @@ from typing import Annotated, Any, ClassVar
 import requests
 from pydantic import BeforeValidator, field_validator
 
+from autopublish import errors
 from autopublish.durations import format_duration, parse_duration
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    HeldError,
-    NotReadyError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, NotReadyError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Post, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher
-from autopublish.platforms.meta.graph import (
-    GraphError,
-    Kind,
-    as_int,
-    classify,
-    parse_timestamp,
-    token_problem,
-    usage_wait,
-)
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher
+from autopublish.platforms.meta.graph import GraphError, Kind, as_int, classify, parse_timestamp, token_problem, usage_wait
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -73,13 +56,6 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 # --- option validators shared by the Threads and Instagram options ------------------
-def validate_api_base(value: str) -> str:
-    value = value.strip().rstrip("/")
-    if not re.match(r"^https?://[^/\s]+$", value):
-        raise ValueError('must be the API address without a path, like "https://graph.threads.net" or "https://graph.facebook.com"')
-    return value
-
-
 def validate_account_id(value: object) -> str:
     text = str(value).strip()
     if not (text.isdigit() or text == "me"):
@@ -101,7 +77,7 @@ class ContainerOptions(PlatformOptions):
     once a minute, 5 minutes); lower them only against a test server.
     """
 
-    api_base: str
+    api_base: BaseUrl
     api_version: str
     user_id: str
     access_token: SecretRef
@@ -109,7 +85,6 @@ class ContainerOptions(PlatformOptions):
     container_poll: Seconds = 60.0
     container_timeout: Seconds = 300.0
 
-    check_base = field_validator("api_base")(validate_api_base)
     check_user = field_validator("user_id", mode="before")(validate_account_id)
     check_version = field_validator("api_version")(validate_version)
 
@@ -247,7 +222,8 @@ class ContainerPublisher(Publisher[ContainerOptions]):
 
     def _continue(self, post: Post, progress: Progress) -> Receipt:
         try:
-            body = self.graph_get(progress.container, {"fields": f"id,{self.status_field},error_message,status"}, what=f"{self.label} (checking the prepared post)")
+            fields = {"fields": f"id,{self.status_field},error_message,status"}
+            body = self.graph_get(progress.container, fields, what=f"{self.label} (checking the prepared post)")
         except PermanentError as exc:
             if isinstance(exc, AuthError):
                 raise
@@ -368,10 +344,11 @@ class ContainerPublisher(Publisher[ContainerOptions]):
                 **kwargs,
             )
         if kind is Kind.SPAM:
-            return self.error(PermanentError, f"{self.label} blocked the post as possible spam; an admin should check the account in the {self.label} app", **kwargs)
+            return self.error(PermanentError, f"{self.label} blocked the post as possible spam; an admin should check the account in the {self.label} "
+                                              f"app", **kwargs)
         if kind is Kind.POLICY_BLOCK:
             said = f": \"{error.reason}\"" if error.reason else ""
-            return self.error(HeldError, f"{self.label} blocked this post{said}. An editor should check the account, then retry or skip it", **kwargs)
+            return self.error(errors.HeldError, f"{self.label} blocked this post{said}. An editor should check the account, then retry or skip it", **kwargs)
         if kind is Kind.QUOTA:
             return self.error(
                 RateLimitedError,
@@ -396,6 +373,16 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         return self.error(PermanentError, f"{self.label} refused the post{reason}", **kwargs)
 
     # --- publishing quota -----------------------------------------------------------
+    def quota_details(self) -> tuple[Quota | None, list[str]]:
+        """The publishing limit and the check's lines about it; a failed read is a line, not an error (auth still raises)."""
+        try:
+            quota = self.read_quota()
+        except (TransientError, PermanentError) as exc:
+            if isinstance(exc, AuthError):
+                raise
+            return None, [f"Could not read the publishing limit: {exc.message}"]
+        return quota, ([f"Publishing limit: {quota.describe()}"] if quota is not None else [])
+
     def read_quota(self) -> Quota | None:
         """The account's publishing quota, or None when the answer has no usable numbers."""
         body = self.graph_get(self.user_path(self.quota_path), {"fields": "quota_usage,config"}, what=f"{self.label} (publishing limit)")
@@ -438,7 +425,8 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         now = self.env.now()
         since = int((now - timedelta(seconds=window)).timestamp())
         try:
-            body = self.graph_get(self.user_path(self.media_path), {"fields": "id,timestamp", "since": since, "limit": 100}, what=f"{self.label} (recent posts)")
+            query = {"fields": "id,timestamp", "since": since, "limit": 100}
+            body = self.graph_get(self.user_path(self.media_path), query, what=f"{self.label} (recent posts)")
         except PublishError:
             return DEFAULT_QUOTA_WAIT
         raw_items = body.get("data")
@@ -474,7 +462,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
     def find_existing(self, post: Post) -> Receipt | None:
         """The newest post that is ``post`` (its article link, or the same text), or None.
 
-        A refused permission raises CannotCheckError (the channel keeps posting; an editor
+        A refused permission raises errors.CannotCheckError (the channel keeps posting; an editor
         settles this one).
         """
         try:
@@ -482,7 +470,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         except AuthError as exc:
             if classify(GraphError(status=0, code=as_int(exc.code))) is not Kind.PERMISSION:
                 raise
-            raise CannotCheckError(
+            raise errors.CannotCheckError(
                 f"{self.label} refused to list the account's posts: the token lacks {self.read_permission}",
                 missing_permission=self.read_permission, platform=self.name, channel=self.channel, code=exc.code, detail=exc.detail,
             ) from None

@@ -16,18 +16,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import field_validator
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    HeldError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, HeldError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv
 from autopublish.platforms.meta.graph import (
     PERMISSION_CODES,
     GraphError,
@@ -50,7 +41,6 @@ from autopublish.platforms.meta.sdk import (
     GraphClient,
     GraphResponseError,
     GraphTransportError,
-    validate_api_base,
     validate_api_version,
 )
 from autopublish.secrets import Redactor, SecretRef
@@ -86,7 +76,7 @@ class FacebookOptions(PlatformOptions):
 
     page_id: str
     access_token: SecretRef
-    api_base: str = DEFAULT_API_BASE
+    api_base: BaseUrl = DEFAULT_API_BASE
     api_version: str = DEFAULT_API_VERSION
     post_as: Literal["link", "photo", "text"] = "link"
     rescrape: bool = True
@@ -122,11 +112,6 @@ class FacebookOptions(PlatformOptions):
     @classmethod
     def _version(cls, value: object) -> str:
         return validate_api_version(value)
-
-    @field_validator("api_base", mode="before")
-    @classmethod
-    def _base(cls, value: object) -> str:
-        return validate_api_base(value)
 
     @field_validator("read_back_limit")
     @classmethod
@@ -424,7 +409,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             failure = self._response_error(exc, writes=writes)
         except GraphTransportError as exc:
             failure = self._transport_failure(exc, writes=writes)
-        except Exception as exc:  # noqa: BLE001 - facebook-sdk tripping over an answer: after sending, never "success"
+        except Exception as exc:
             cls = UncertainError if writes else TransientError
             text = "may have been published" if writes else "will try again later"
             failure = self.error(cls, f"Facebook's answer could not be understood; the post {text}", detail=type(exc).__name__)

@@ -7,7 +7,7 @@ second (developers.facebook.com/docs/graph-api/guides/error-handling). ``classif
 only place that knows what a code means; each adapter turns the resulting ``Kind`` into
 its own plain sentence.
 
-Decisions taken here on purpose (each pinned by a test in tests/test_meta_graph.py):
+Decisions taken here on purpose (each pinned by a test in tests/platforms/test_meta_graph.py):
 
 - 368 is a rate limit only with subcode 1390008 ("posting too fast"); any other 368 is a
   policy block, held for a person (Meta: "deemed abusive or otherwise disallowed").

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 import regex
 import requests
 
-from autopublish.errors import AddressRefusedError, AuthError, FetchError, PermanentError, TransientError
+from autopublish.errors import AddressRefusedError, FetchError, PermanentError, TransientError
 from autopublish.models import Health, HealthLevel, Post, PostLimits
-from autopublish.platforms.base import count_utf16, transport_failure
+from autopublish.platforms.base import BaseUrl, count_utf16, transport_failure
 from autopublish.platforms.meta.containers import ContainerOptions, ContainerPublisher
 from autopublish.platforms.meta.graph import any_link_matches, links_in
 
@@ -81,7 +81,7 @@ def limit_hashtags(text: str, limit: int = MAX_HASHTAGS) -> str:
 
 
 class InstagramOptions(ContainerOptions):
-    api_base: str = "https://graph.facebook.com"
+    api_base: BaseUrl = "https://graph.facebook.com"
     api_version: str = "v23.0"
 
 
@@ -192,16 +192,7 @@ class InstagramPublisher(ContainerPublisher):
         username = str(body.get("username") or "?")
         name = str(body.get("name") or "").strip()
         summary = f"Posting as @{username}" + (f" ({name})" if name else "")
-        details: list[str] = []
-        try:
-            quota = self.read_quota()
-        except (TransientError, PermanentError) as exc:
-            if isinstance(exc, AuthError):
-                raise
-            quota = None
-            details.append(f"Could not read the publishing limit: {exc.message}")
-        if quota is not None:
-            details.append(f"Publishing limit: {quota.describe()}")
+        quota, details = self.quota_details()
         settles, missing = self.doubt_check()
         level = HealthLevel.WARNING if quota is not None and quota.exhausted else HealthLevel.OK
         return Health(level, summary, tuple(details), settles_doubts=settles, missing_permission=missing)

@@ -31,7 +31,6 @@ import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -62,14 +61,6 @@ def validate_api_version(value: object) -> str:
         raise ValueError(
             f'api_version must look like "{DEFAULT_API_VERSION}" (v, two-digit major, dot, minor); got {str(value)!r}'
         )
-    return text
-
-
-def validate_api_base(value: object) -> str:
-    text = str(value).strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f'api_base must be an http(s) address like "{DEFAULT_API_BASE}"')
     return text
 
 

@@ -22,8 +22,9 @@ from typing import Any, ClassVar
 
 import regex
 
-from autopublish.errors import AuthError, PermanentError, TransientError
+from autopublish.errors import AuthError, PermanentError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
+from autopublish.platforms.base import BaseUrl
 from autopublish.platforms.meta.containers import ContainerOptions, ContainerPublisher, Progress
 from autopublish.platforms.meta.graph import any_link_matches, link_key, links_in, mentions_link
 
@@ -44,7 +45,7 @@ def threads_length(text: str) -> int:
 
 
 class ThreadsOptions(ContainerOptions):
-    api_base: str = "https://graph.threads.net"
+    api_base: BaseUrl = "https://graph.threads.net"
     api_version: str = "v1.0"
 
 
@@ -127,16 +128,7 @@ class ThreadsPublisher(ContainerPublisher):
     def check(self) -> Health:
         body = self.graph_get("me", {"fields": "id,username"}, what="Threads (account)")
         username = str(body.get("username") or "?")
-        details: list[str] = []
-        try:
-            quota = self.read_quota()
-        except (TransientError, PermanentError) as exc:
-            if isinstance(exc, AuthError):
-                raise
-            quota = None
-            details.append(f"Could not read the publishing limit: {exc.message}")
-        if quota is not None:
-            details.append(f"Publishing limit: {quota.describe()}")
+        quota, details = self.quota_details()
         settles, missing = self.doubt_check()
         options = self.options
         account = str(body.get("id") or "")

@@ -1,0 +1,1 @@
+"""Each platform adapter against its loopback fake (tests/fakes/)."""

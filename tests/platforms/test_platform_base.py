@@ -1,0 +1,170 @@
+"""The shared pieces of platforms/base.py: the HTTP-answer classifier, BaseUrl, link comparison.
+
+The classifier is exercised against a real HTTP server on 127.0.0.1 that answers each path's
+status (``/<status>``) with the headers the test asks for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+import pydantic
+import pytest
+import requests
+
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.models import Post, PostLimits, Receipt
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, link_key, same_link
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        status = int(parts.path.strip("/"))
+        self.send_response(status)
+        for key, value in parse_qsl(parts.query):
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+class _Options(PlatformOptions):
+    api_base: BaseUrl = "https://api.example.org"
+
+
+class _Plain(Publisher[_Options]):
+    name = "plain"
+    label = "Plain"
+    Options = _Options
+    limits = PostLimits(max_length=500)
+
+    def publish(self, post: Post) -> Receipt:
+        raise NotImplementedError
+
+
+class _Idempotent(_Plain):
+    idempotent: ClassVar[bool] = True
+
+
+class _Refining(_Plain):
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        if response.status_code == 404:
+            return self.error(AuthError, "the account is gone")
+        return None
+
+
+def _answer(server: str, publisher_class: type[_Plain], tmp_path: Path, status: int, *, writes: bool, **headers: str) -> PublishError:
+    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 2.0), now=lambda: NOW)
+    publisher = publisher_class("main", _Options(api_base=server), env)
+    response = requests.get(f"{server}/{status}", params=headers, timeout=5)
+    return publisher.classify(response, writes=writes)
+
+
+@pytest.mark.parametrize(
+    ("status", "writes", "expected"),
+    [
+        (401, True, AuthError),
+        (403, False, AuthError),
+        (408, True, TransientError),
+        (500, True, UncertainError),  # a non-idempotent write may have posted
+        (503, False, TransientError),
+        (502, True, UncertainError),
+        (400, True, PermanentError),
+        (404, False, PermanentError),
+    ],
+)
+def test_the_classifier_maps_each_status(server, tmp_path, status, writes, expected):
+    error = _answer(server, _Plain, tmp_path, status, writes=writes)
+    assert type(error) is expected
+    assert error.code == status and error.platform == "plain" and error.channel == "main"
+
+
+def test_auth_errors_carry_the_adapters_fix(server, tmp_path):
+    error = _answer(server, _Plain, tmp_path, 401, writes=True)
+    assert "autopublish resume main" in error.message
+
+
+def test_a_server_error_after_an_idempotent_write_is_transient(server, tmp_path):
+    assert type(_answer(server, _Idempotent, tmp_path, 500, writes=True)) is TransientError
+
+
+def test_rate_limits_take_retry_after_in_seconds_or_as_a_date(server, tmp_path):
+    seconds = _answer(server, _Plain, tmp_path, 429, writes=True, **{"Retry-After": "42"})
+    dated = _answer(server, _Plain, tmp_path, 429, writes=True, **{"Retry-After": "Sun, 01 Mar 2026 12:02:00 GMT"})
+    missing = _answer(server, _Plain, tmp_path, 429, writes=False)
+    assert isinstance(seconds, RateLimitedError) and seconds.retry_after == 42
+    assert isinstance(dated, RateLimitedError) and dated.retry_after == 120
+    assert isinstance(missing, RateLimitedError) and missing.retry_after == _Plain.rate_limit_wait
+
+
+def test_refine_wins_and_none_takes_the_default(server, tmp_path):
+    assert type(_answer(server, _Refining, tmp_path, 404, writes=False)) is AuthError
+    assert type(_answer(server, _Refining, tmp_path, 500, writes=True)) is UncertainError
+
+
+def test_error_returns_the_class_it_was_given(tmp_path):
+    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path)
+    error = _Plain("main", _Options(), env).error(RateLimitedError, "slow down", retry_after=5.0)
+    assert type(error) is RateLimitedError and error.retry_after == 5.0  # no isinstance narrowing needed
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("https://api.example.org/", "https://api.example.org"), ("  http://127.0.0.1:8080 ", "http://127.0.0.1:8080")],
+)
+def test_base_url_is_stripped(value, expected):
+    assert _Options(api_base=value).api_base == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("api.example.org", "https://"), ("ftp://api.example.org", "https://"), ("https://api.example.org/v2", "no path"),
+     ("https://api.example.org?x=1", "no path")],
+)
+def test_base_url_refuses_what_adapters_cannot_append_to(value, words):
+    with pytest.raises(pydantic.ValidationError) as info:
+        _Options(api_base=value)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://example.org/a/", "http://www.example.org/a"),
+        ("https://example.org/a?utm_source=x", "https://EXAMPLE.org/a#top"),
+        ("example.org/a", "https://example.org/a"),  # a bare domain, as X shows expanded links
+    ],
+)
+def test_the_same_article_link_matches(first, second):
+    assert same_link(first, second) and link_key(first) == link_key(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("https://example.org/a", "https://example.org/b"), ("https://example.org/a?id=1", "https://example.org/a?id=2"), ("", "")]
+)
+def test_different_links_do_not_match(first, second):
+    assert not same_link(first, second)
