@@ -44,11 +44,21 @@ class StoreBase:
     def now(self) -> float:
         return float(self.clock())
 
+    def _prepared(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()``'s statement (values go in as parameters when it runs), made once per store:
+        for a statement that differs by dialect (ON CONFLICT) and so cannot be a module constant."""
+        statements: dict[str, Any] = self.__dict__.setdefault("_statements", {})
+        statement = statements.get(name)
+        if statement is None:
+            statement = statements[name] = build()
+        return statement
+
     def _event(self, conn: Connection, kind: str, message: str | Message, *, status: str = "", delivery_id: int | None = None,
                article_id: int | None = None, channel: str = "", feed: str = "", actor: str = "autopublish") -> None:
         code, params = code_of(message)
-        conn.execute(t.events.insert().values(at=self.now(), kind=kind, status=status, delivery_id=delivery_id, article_id=article_id,
-                                              channel=channel, feed=feed, message=str(message), actor=actor, code=code, params=params))
+        conn.execute(t.events.insert(), {"at": self.now(), "kind": kind, "status": status, "delivery_id": delivery_id, "article_id": article_id,
+                                         "channel": channel, "feed": feed, "message": str(message), "actor": actor, "code": code,
+                                         "params": params})
 
     def _alive(self, conn: Connection) -> None:
         """This node is alive (it is claiming now): its row exists and its heartbeat is fresh."""

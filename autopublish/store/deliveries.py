@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    bindparam,
     case,
     func,
     or_,
@@ -52,6 +53,11 @@ def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
     return [values[i:i + size] for i in range(0, len(values), size)]
 
 
+# known_keys' lookups, built once; the lists go in as expanding parameters (a literal list is coerced value by value)
+_KEYS_SEEN = select(a.key).where(a.feed == bindparam("feed"), a.key.in_(bindparam("keys", expanding=True)))
+_LINKS_SEEN = select(a.canonical).where(a.canonical.in_(bindparam("links", expanding=True)))
+
+
 def delivery_select() -> Select[Any]:
     return select(*DELIVERY_COLUMNS).select_from(t.deliveries.join(t.articles, a.id == d.article_id))
 
@@ -75,9 +81,9 @@ class DeliveryStore(FeedStore):
         seen_keys: set[str] = set()
         seen_links: set[str] = set()
         for part in _chunks(keys):
-            seen_keys.update(r[0] for r in conn.execute(select(a.key).where(a.feed == feed, a.key.in_(part))))
+            seen_keys.update(r[0] for r in conn.execute(_KEYS_SEEN, {"feed": feed, "keys": part}))
         for part in _chunks([c for c in canonicals if c]):
-            seen_links.update(r[0] for r in conn.execute(select(a.canonical).where(a.canonical.in_(part))))
+            seen_links.update(r[0] for r in conn.execute(_LINKS_SEEN, {"links": part}))
         return seen_keys, seen_links
 
     def article(self, article_id: int) -> Article:

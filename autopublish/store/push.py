@@ -18,12 +18,15 @@ PUSH_COLUMNS = {"ping": "last_ping_at", "hook": "last_hook_at", "websub": "last_
 class PushStore(StoreBase):
     def record_feed_links(self, feed: str, *, home: str, hub: str, self_url: str) -> None:
         """The home page, WebSub hub and self URL a feed declared at its last successful poll."""
-        statement = self.db.insert(t.push_feeds).values(feed=feed, home=home, hub=hub, self_url=self_url, links_at=self.now())
-        statement = statement.on_conflict_do_update(index_elements=[pf.feed], set_={
+        with self.db.tx() as conn:
+            conn.execute(self._prepared("feed_links", self._feed_links_upsert),
+                         {"feed": feed, "home": home, "hub": hub, "self_url": self_url, "links_at": self.now()})
+
+    def _feed_links_upsert(self) -> Any:
+        statement = self.db.insert(t.push_feeds)
+        return statement.on_conflict_do_update(index_elements=[pf.feed], set_={
             "home": statement.excluded.home, "hub": statement.excluded.hub, "self_url": statement.excluded.self_url,
             "links_at": statement.excluded.links_at})
-        with self.db.tx() as conn:
-            conn.execute(statement)
 
     def note_push(self, feed: str, kind: str) -> None:
         """Remember when a ping, hook call or WebSub delivery last asked for ``feed`` (kind: ping, hook, websub)."""
