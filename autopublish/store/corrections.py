@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import schema as t
@@ -16,6 +16,11 @@ from autopublish.store.rows import (
 
 d, a = t.deliveries.c, t.articles.c
 _GONE = ("failed", "skipped")
+# What every known article of a changed feed runs (corrections.detect_edit), built once with parameters.
+_STORED = select(a.id, a.data).where(a.feed == bindparam("p_feed"), a.key == bindparam("p_key"))
+_ACTIONS = delivery_select().where(d.article_id == bindparam("p_article")).order_by(d.id)
+_KINDS = select(d.id, d.kind, d.target_id).where(d.article_id == bindparam("p_article"))
+_UPDATE_ARTICLE = update(t.articles).where(a.id == bindparam("p_article")).values(data=bindparam("p_data"), title=bindparam("p_title"))
 
 
 class CorrectionStore(DeliveryStore):
@@ -30,14 +35,14 @@ class CorrectionStore(DeliveryStore):
     def stored_article(self, feed: str, key: str) -> tuple[int, Article] | None:
         """The article stored under this feed and key, with its id."""
         with self.db.read() as conn:
-            row = conn.execute(select(a.id, a.data).where(a.feed == feed, a.key == key)).first()
+            row = conn.execute(_STORED, {"p_feed": feed, "p_key": key}).first()
         return (int(row[0]), article_from_json(row[1])) if row else None
 
     def article_actions(self, article_id: int) -> list[tuple[DeliveryRow, str, int | None]]:
         """Every delivery of an article with its kind and target, oldest first."""
         with self.db.read() as conn:
-            rows = [DeliveryRow(*r) for r in conn.execute(delivery_select().where(d.article_id == article_id).order_by(d.id))]
-            kinds = {int(r[0]): (str(r[1]), r[2]) for r in conn.execute(select(d.id, d.kind, d.target_id).where(d.article_id == article_id))}
+            rows = [DeliveryRow(*r) for r in conn.execute(_ACTIONS, {"p_article": article_id})]
+            kinds = {int(r[0]): (str(r[1]), r[2]) for r in conn.execute(_KINDS, {"p_article": article_id})}
         return [(row, kinds[row.id][0], kinds[row.id][1]) for row in rows]
 
     def taken_down(self, post_id: int) -> bool:
@@ -58,7 +63,7 @@ class CorrectionStore(DeliveryStore):
     def update_article(self, article_id: int, article: Article, message: str) -> None:
         """Keep the site's corrected text (later posts and edits use it) and log the edit."""
         with self.db.tx() as conn:
-            conn.execute(update(t.articles).where(a.id == article_id).values(data=article_to_json(article), title=article.title))
+            conn.execute(_UPDATE_ARTICLE, {"p_article": article_id, "p_data": article_to_json(article), "p_title": article.title})
             if message:
                 self._event(conn, "edited", message, status="edited", article_id=article_id, feed=article.feed)
 
