@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from autopublish.errors import StateError
 from autopublish.models import Article, DeliveryStatus
@@ -202,6 +203,35 @@ def test_one_node_polls_a_due_feed_per_interval(open_store: Callable[[], Store],
     assert b.lease_feed("site", "https://example.org/feed/", ttl=120, every=300) is not None
     clock.now += 121  # b died holding it: the lease expires
     assert a.lease_feed("site", "https://example.org/feed/", ttl=120) is not None
+
+
+def _feed_url(store: Store) -> str:
+    with store.db.read() as conn:
+        return str(conn.execute(text("SELECT url FROM feeds WHERE name = 'site'")).scalar())
+
+
+def test_poll_bookkeeping_in_one_statement_keeps_urls_leases_and_recovery_events(open_store: Callable[[], Store], clock: Clock) -> None:
+    """The poll path's shortcuts (lease with the url in one update; no read when the feed was not failing) write what the long way did."""
+    a, b = open_store(), open_store()
+    assert a.lease_feed("site", "https://example.org/feed/", ttl=120) is not None  # a new feed: added, then leased
+    assert b.lease_feed("site", "https://example.org/moved/", ttl=120) is None  # leased by a: not taken, but the new url is kept
+    assert _feed_url(a) == "https://example.org/moved/"
+    a.record_poll_error("site", "The feed's server had a problem (HTTP 500)")
+    clock.now += 60
+    assert a.lease_feed("site", "https://example.org/feed/", ttl=120) is not None
+    assert _feed_url(a) == "https://example.org/feed/"
+    a.record_poll_ok("site", etag='"e1"', last_modified=None, fetched_at=5.0, body_hash="h1", title="Site")
+    row = a.feed("site")
+    assert row is not None and row.failing_since is None and row.last_error is None and row.etag == '"e1"' and row.polls == 2
+    assert row.title == "Site"
+    assert sorted(e["kind"] for e in a.events(feed="site")) == ["feed_error", "feed_ok"]
+    assert a.lease_feed("site", "https://example.org/feed/", ttl=120) is not None
+    a.record_poll_ok("site", etag=None, last_modified=None, fetched_at=None, body_hash="h2", title=None, warning="odd")
+    a.record_poll_unchanged("site", fetched_at=None)  # healthy: no event, fetched_at kept
+    row = a.feed("site")
+    assert row is not None and row.title == "Site" and row.fetched_at is None and row.last_error is None and row.polls == 4
+    assert sorted(e["kind"] for e in a.events(feed="site")) == ["feed_error", "feed_ok"]
+    assert b.lease_feed("site", "https://example.org/feed/", ttl=120) is not None  # every poll gave the lease back
 
 
 def test_the_baseline_happens_once_when_nodes_start_together(open_store: Callable[[], Store]) -> None:

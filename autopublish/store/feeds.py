@@ -28,10 +28,8 @@ _WAS_FAILING = select(_f.failing_since, _f.last_error).where(_f.name == bindpara
 _NEW_URL = update(t.feeds).where(_f.name == bindparam("p_name"), _f.url != bindparam("p_new_url")).values(url=bindparam("p_new_url"))
 _FREE = or_(_f.lease_node.is_(None), _f.lease_node == bindparam("p_node"), _f.lease_until.is_(None), _f.lease_until < bindparam("p_now"))
 _LEASE = update(t.feeds).where(_f.name == bindparam("p_name"), _FREE).values(
-    lease_node=bindparam("p_node"), lease_until=bindparam("p_until"), lease_at=bindparam("p_now"))
-_LEASE_EVERY = update(t.feeds).where(_f.name == bindparam("p_name"), _FREE,
-                                     or_(_f.lease_at.is_(None), _f.lease_at <= bindparam("p_since"))).values(
-    lease_node=bindparam("p_node"), lease_until=bindparam("p_until"), lease_at=bindparam("p_now"))
+    lease_node=bindparam("p_node"), lease_until=bindparam("p_until"), lease_at=bindparam("p_now"), url=bindparam("p_url"))
+_LEASE_EVERY = _LEASE.where(or_(_f.lease_at.is_(None), _f.lease_at <= bindparam("p_since")))
 _MINE = _f.lease_node == bindparam("p_node")
 _RELEASE = {"lease_node": case((_MINE, None), else_=_f.lease_node), "lease_until": case((_MINE, None), else_=_f.lease_until)}
 _POLL_OK = update(t.feeds).where(_f.name == bindparam("p_name")).values(
@@ -41,6 +39,9 @@ _POLL_OK = update(t.feeds).where(_f.name == bindparam("p_name")).values(
 _POLL_UNCHANGED = update(t.feeds).where(_f.name == bindparam("p_name")).values(
     fetched_at=func.coalesce(bindparam("p_fetched_at"), _f.fetched_at), last_poll_at=bindparam("p_now"), last_ok_at=bindparam("p_now"),
     last_error=None, failing_since=None, polls=_f.polls + 1, **_RELEASE)
+# A feed that was not failing needs no "feed_ok" event: one statement instead of a read and a write.
+_POLL_OK_HEALTHY = _POLL_OK.where(_f.failing_since.is_(None))
+_POLL_UNCHANGED_HEALTHY = _POLL_UNCHANGED.where(_f.failing_since.is_(None))
 _BASELINE = update(t.feeds).where(_f.name == bindparam("p_name"), _f.baseline_at.is_(None)).values(baseline_at=bindparam("p_now"))
 
 
@@ -72,12 +73,14 @@ class FeedStore(StoreBase):
         so N nodes poll a feed about once per interval, not N times.
         """
         now = self.now()
-        params = {"p_name": name, "p_node": self.node_id, "p_now": now, "p_until": now + ttl}
+        lease, params = _LEASE, {"p_name": name, "p_node": self.node_id, "p_now": now, "p_until": now + ttl, "p_url": url}
+        if every is not None:
+            lease, params["p_since"] = _LEASE_EVERY, now - every
         with self.db.tx() as conn:
-            self._ensure_feed(conn, name, url)
-            taken = conn.execute(_LEASE, params) if every is None else conn.execute(_LEASE_EVERY, {**params, "p_since": now - every})
-            if taken.rowcount != 1:
-                return None
+            if conn.execute(lease, params).rowcount != 1:  # a new feed, or one leased elsewhere: add it, then try once more
+                self._ensure_feed(conn, name, url)
+                if conn.execute(lease, params).rowcount != 1:
+                    return None
             row = conn.execute(_ROW, {"p_name": name}).first()
         assert row is not None
         return _feed_row(row)
@@ -98,18 +101,23 @@ class FeedStore(StoreBase):
 
     def record_poll_ok(self, name: str, *, etag: str | None, last_modified: str | None, fetched_at: float | None,
                        body_hash: str | None, title: str | None, warning: str = "") -> None:
+        params = {"p_name": name, "p_etag": etag, "p_last_modified": last_modified, "p_fetched_at": fetched_at, "p_body_hash": body_hash,
+                  "p_now": self.now(), "p_warning": warning or None, "p_title": title, "p_node": self.node_id}
         with self.db.tx() as conn:
+            if conn.execute(_POLL_OK_HEALTHY, params).rowcount == 1:
+                return
             previous = self._was_failing(conn, name)
-            conn.execute(_POLL_OK, {"p_name": name, "p_etag": etag, "p_last_modified": last_modified, "p_fetched_at": fetched_at,
-                                    "p_body_hash": body_hash, "p_now": self.now(), "p_warning": warning or None, "p_title": title,
-                                    "p_node": self.node_id})
+            conn.execute(_POLL_OK, params)
             if previous is not None and previous[0] is not None:
                 self._event(conn, "feed_ok", msg("feed_ok"), feed=name, status="ok")
 
     def record_poll_unchanged(self, name: str, *, fetched_at: float | None) -> None:
+        params = {"p_name": name, "p_fetched_at": fetched_at, "p_now": self.now(), "p_node": self.node_id}
         with self.db.tx() as conn:
+            if conn.execute(_POLL_UNCHANGED_HEALTHY, params).rowcount == 1:
+                return
             previous = self._was_failing(conn, name)
-            conn.execute(_POLL_UNCHANGED, {"p_name": name, "p_fetched_at": fetched_at, "p_now": self.now(), "p_node": self.node_id})
+            conn.execute(_POLL_UNCHANGED, params)
             if previous is not None and previous[0] is not None:
                 self._event(conn, "feed_ok", msg("feed_ok"), feed=name, status="ok")
 
