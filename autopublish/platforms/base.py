@@ -317,7 +317,10 @@ class Publisher(ABC, Generic[OptionsT]):
 
     def transport_error(self, exc: BaseException, *, writes: bool, what: str) -> PublishError:
         """Map a requests exception to the core's vocabulary (never echoing its text)."""
-        kind, detail = transport_failure(exc), type(exc).__name__
+        return self.transport_failed(transport_failure(exc), type(exc).__name__, writes=writes, what=what)
+
+    def transport_failed(self, kind: str, detail: str, *, writes: bool, what: str) -> PublishError:
+        """The error for a ``transport_failure`` kind; ``detail`` names the exception's type."""
         if kind == "unreachable":
             return self.error(TransientError, f"Could not reach {what}; will try again later", detail=detail)
         if kind == "bad_address":
