@@ -398,6 +398,15 @@ class Publisher(ABC, Generic[OptionsT]):
             raise self.error(cls, f"{what} answered HTTP {response.status_code} with a body that could not be read", code=response.status_code) from None
 
 
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """The JSON object in an answer's body; {} when there is none (an error page, an empty or a list body)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def is_refused(exc: BaseException) -> bool:
     """True when the connection was never made (so the request never left)."""
     seen: set[int] = set()

@@ -52,7 +52,7 @@ from pydantic import Field, field_validator
 
 from autopublish.errors import AuthError, PermanentError, PublishError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_graphemes, seconds_until_epoch
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_graphemes, json_object, seconds_until_epoch
 from autopublish.platforms.images import fit_image
 from autopublish.platforms.session_file import SessionFile
 from autopublish.secrets import SecretRef
@@ -565,12 +565,7 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
     """(error name, message) of an XRPC error body; ("", "") when there is none."""
     if response.status_code < 400:
         return "", ""
-    try:
-        body = response.json()
-    except ValueError:
-        return "", ""
-    if not isinstance(body, dict):
-        return "", ""
+    body = json_object(response)
     return str(body.get("error") or ""), str(body.get("message") or "")[:200]
 
 

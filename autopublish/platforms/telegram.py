@@ -32,7 +32,7 @@ from pydantic import ConfigDict, field_validator
 
 from autopublish.errors import AuthError, PermanentError, PublishError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, count_utf16
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, count_utf16, json_object
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ class TelegramPublisher(Publisher[TelegramOptions]):
 
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
         """Telegram's own answers: a bad token (401, or 404 for the token's path), missing rights, an unknown chat."""
-        code, description, params = _envelope(response.status_code, _json_object(response))
+        code, description, params = _envelope(response.status_code, json_object(response))
         lowered = description.lower()
         if params.get("retry_after") is not None:
             return None  # a rate limit, whatever the code
@@ -369,14 +369,6 @@ class TelegramPublisher(Publisher[TelegramOptions]):
         if "not found" in exc.detail.lower() and "chat not found" not in exc.detail.lower():
             return self.error(PermanentError, "The message is no longer in the Telegram chat, so it cannot be updated", code=exc.code, detail=exc.detail)
         return self.error(PermanentError, f"Telegram refused the update: {exc.detail}", code=exc.code, detail=exc.detail)
-
-
-def _json_object(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _envelope(status: int, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:

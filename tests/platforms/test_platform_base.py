@@ -20,7 +20,7 @@ import requests
 
 from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, link_key, same_link
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, json_object, link_key, same_link
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -30,10 +30,15 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         status = int(parts.path.strip("/"))
         self.send_response(status)
+        body = b""
         for key, value in parse_qsl(parts.query):
-            self.send_header(key, value)
-        self.send_header("Content-Length", "0")
+            if key == "body":  # the answer's body; every other parameter is a header
+                body = value.encode()
+            else:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -237,3 +242,11 @@ def test_a_transport_failure_kind_maps_like_the_exception(tmp_path, kind, writes
     publisher = _Plain("main", _Options(), PublisherEnv(session=requests.Session(), state_dir=tmp_path))
     error = publisher.transport_failed(kind, "ReadTimeout", writes=writes, what="Plain")
     assert type(error) is expected and error.detail == "ReadTimeout"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [('{"ok": false, "error_code": 400}', {"ok": False, "error_code": 400}), ("", {}), ("<html>Bad Gateway</html>", {}), ("[1, 2]", {})],
+)
+def test_json_object_reads_an_object_and_nothing_else(server, body, expected):
+    assert json_object(requests.get(f"{server}/502", params={"body": body}, timeout=5)) == expected

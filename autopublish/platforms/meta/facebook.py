@@ -19,7 +19,7 @@ from pydantic import field_validator
 
 from autopublish.errors import AuthError, CannotCheckError, HeldError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, json_object
 from autopublish.platforms.meta.graph import (
     PERMISSION_CODES,
     GraphError,
@@ -434,11 +434,8 @@ class FacebookPublisher(Publisher[FacebookOptions]):
 
     def _fault(self, response: requests.Response) -> GraphError | None:
         """Graph's error envelope in ``response`` (secrets masked); None when it has none."""
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
+        body = json_object(response)
+        if not isinstance(body.get("error"), dict):
             return None
         return GraphError.from_body(response.status_code, body, self._secrets())
 
