@@ -268,9 +268,9 @@ class TelegramPublisher(Publisher[TelegramOptions]):
         code, description, params = _envelope(response.status_code, body)
         if params.get("migrate_to_chat_id") is not None:
             raise _Migrated(str(params["migrate_to_chat_id"]))
-        if method == "sendPhoto" and code == 400 and any(p in description.lower() for p in _PHOTO_PROBLEMS):
-            raise _PhotoRefused(description)
         wait = params.get("retry_after")
+        if method == "sendPhoto" and code == 400 and wait is None and any(p in description.lower() for p in _PHOTO_PROBLEMS):
+            raise _PhotoRefused(description)
         raise self.classify(
             response,
             writes=writes,
@@ -279,7 +279,6 @@ class TelegramPublisher(Publisher[TelegramOptions]):
             status=429 if wait is not None else code,  # a retry_after parameter is a rate limit whatever the code
             retry_after=float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None,
         )
-
 
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
         """Telegram's own answers: a bad token (401, or 404 for the token's path), missing rights, an unknown chat."""
