@@ -18,7 +18,7 @@ from autopublish.feedtext import clean_line
 from autopublish.messages import Message
 from autopublish.models import Article, Post
 from autopublish.platforms.base import Publisher
-from autopublish.state import Store
+from autopublish.store import Store
 
 log = logging.getLogger(__name__)
 

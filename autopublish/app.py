@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +13,16 @@ import requests
 
 from autopublish.alerts import Alerter
 from autopublish.config import Config
-from autopublish.errors import ConfigError, ConfigProblem
+from autopublish.errors import AutopublishError, ConfigError, ConfigProblem
 from autopublish.feeds import USER_AGENT
+from autopublish.heartbeat import Heartbeat
 from autopublish.netguard import GuardedFetcher
 from autopublish.pipeline import Notifier, Pipeline
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
-from autopublish.state import Store
+from autopublish.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def feed_fetcher(config: Config) -> GuardedFetcher:
@@ -58,10 +62,22 @@ class App:
     store: Store
     pipeline: Pipeline
     publishers: dict[str, Publisher[Any]]
+    heartbeat: Heartbeat | None = None
+
+    def join(self) -> None:
+        """Take part as a node (daemon and run --once): heartbeat until closed."""
+        self.heartbeat = Heartbeat(self.store, self.config.settings.heartbeat).start()
 
     def close(self) -> None:
-        self.pipeline.fetcher.close()  # its kept-alive feed connections
-        self.store.close()
+        try:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+                self.store.leave()
+        except AutopublishError as exc:
+            log.error("%s", exc.message)
+        finally:
+            self.pipeline.fetcher.close()  # its kept-alive feed connections
+            self.store.close()
 
 
 def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
@@ -73,6 +89,6 @@ def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] =
 
 
 def open_app(config: Config, *, clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> App:
-    store = Store(config.state_dir, clock=clock)
+    store = Store.for_config(config, clock=clock)
     pipeline, publishers = build_pipeline(config, store, clock=clock, notifier=notifier)
     return App(config, store, pipeline, publishers)

@@ -13,16 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, ValidationInfo, field_validator
 
 from autopublish.durations import parse_duration, parse_size
 from autopublish.errors import ConfigError, ConfigProblem
 from autopublish.platforms import PUBLISHERS, publisher_class
 from autopublish.platforms.base import PlatformOptions
 from autopublish.render import TemplateError, template_fields
-from autopublish.secrets import Redactor, Secret, SecretRef
+from autopublish.secrets import MASK, Redactor, Secret, SecretRef
 
 SAMPLES = Path(__file__).parent / "samples"
 DEFAULT_PATH = Path("config/autopublish.toml")
@@ -39,6 +40,27 @@ def _optional_duration(value: object) -> float | None:
 
 
 OptionalDuration = Annotated[float | None, BeforeValidator(_optional_duration)]
+_REFERENCE_IN_TEXT = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _database_url(value: object, info: ValidationInfo) -> Secret:
+    """``postgresql://user:${DB_PASSWORD}@host:5432/db``: references are filled from the environment; the whole is a Secret."""
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError('must be a PostgreSQL address like "postgresql://autopublish:${DB_PASSWORD}@db.example:5432/autopublish" '
+                         "(leave it out to use SQLite in state_dir)")
+    env: Mapping[str, str] = (info.context or {}).get("env", {})
+    missing = [name for name in _REFERENCE_IN_TEXT.findall(value) if not env.get(name)]
+    if missing:
+        raise ValueError(f"the environment variable {missing[0]} is not set; add {missing[0]}=... to .env or the service's environment")
+    password = urlsplit(value).password
+    if password and not _REFERENCE_IN_TEXT.search(value.split("@", 1)[0]):
+        raise ValueError('the password is not written in the config; write "${DB_PASSWORD}" in its place and put DB_PASSWORD=... in .env')
+    return Secret(_REFERENCE_IN_TEXT.sub(lambda m: quote(env[m.group(1)], safe=""), value), "database")
+
+
+DatabaseUrl = Annotated[Secret, PlainValidator(_database_url), PlainSerializer(lambda s: MASK, return_type=str)]
 
 
 class _Strict(BaseModel):
@@ -71,6 +93,9 @@ class SettingsModel(_Strict):
     # Hosts whose internal addresses may be fetched when feed data names them (images,
     # enclosures); every other internal address is refused (autopublish.netguard).
     allow_private_hosts: tuple[str, ...] = ()
+    # Several nodes: "postgresql://user:${DB_PASSWORD}@host:5432/db"; unset = SQLite in state_dir.
+    database: DatabaseUrl | None = None
+    heartbeat: Duration = 10.0  # a node is dead after 3 heartbeats without one
     # Off by default: every check_interval, ask the site for each article with live posts
     # (posted within watch_removed_for); a 404 or 410 alerts the editors with a retract link.
     watch_removed: bool = False
@@ -350,6 +375,11 @@ class Config:
     def secret_values(self) -> list[str]:
         return [s.reveal() for s in self.secrets]
 
+    @property
+    def database(self) -> Secret | None:
+        """The PostgreSQL address (with its password), or None for SQLite in state_dir."""
+        return self.settings.database
+
 
 # --- loading -----------------------------------------------------------------------
 
@@ -527,6 +557,11 @@ def parse_config(raw: dict[str, Any], environ: Mapping[str, str], *, path: Path,
     for model in (root.web, root.smtp, root.push):
         if model is not None:
             secrets.extend(_secrets_in(model))
+    if settings.database is not None:
+        secrets.append(settings.database)
+        password = urlsplit(settings.database.reveal()).password
+        if password:
+            secrets.extend(Secret(value, "database password") for value in {password, unquote(password)})
     state_dir = Path(settings.state_dir)
     if not state_dir.is_absolute():
         state_dir = (cwd / state_dir).resolve()

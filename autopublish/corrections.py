@@ -14,7 +14,7 @@ from autopublish.config import ChannelConfig, Config
 from autopublish.models import Article, DeliveryStatus
 from autopublish.platforms import publisher_class
 from autopublish.render import article_values, template_fields
-from autopublish.state import PENDING, Store
+from autopublish.store import PENDING, Store
 
 EDITED = "Edited on the site"
 

@@ -62,6 +62,9 @@ class Reloader:
             if config.state_dir != self.app.config.state_dir:
                 log.error("state_dir cannot change while running; restart autopublish to use %s", config.state_dir)
                 return None
+            if config.database != self.app.config.database:
+                log.error("The database setting cannot change while running; restart autopublish to use the new one")
+                return None
             if (config.push.listen, config.push.coalesce) != (self.app.config.push.listen, self.app.config.push.coalesce):
                 log.warning("[push] listen and coalesce apply at the next restart; the other [push] keys apply now")
             self.redactor.add(config.secret_values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,7 +20,7 @@ from autopublish.platforms.base import Publisher
 from autopublish.render import FitError, article_values, fit
 from autopublish.retry import decide, decide_check, resend_is_safe
 from autopublish.stage import Stage
-from autopublish.state import DeliveryRow
+from autopublish.store import DeliveryRow
 
 log = logging.getLogger("autopublish.pipeline")
 
@@ -73,6 +74,13 @@ class Delivery(Stage):
         next one. ``wait=False`` (the daemon) returns at once; the result then counts nothing.
         """
         with self.lock:
+            # own claims on a channel whose lane is idle lost their answer (the store failed after the post)
+            for delivery_id in self.store.settle_own_claims(except_channels=self.lanes.in_flight()):
+                log.warning("Delivery %s was posted but its outcome could not be recorded; it is now uncertain and will be checked",
+                            delivery_id)
+            for delivery_id in self.store.recover_dead_nodes():
+                log.warning("Delivery %s was being posted by a node that stopped answering; it is now uncertain and will be checked",
+                            delivery_id)
             self._hold_paused_channels()
             now = self.clock()
             due: dict[str, None] = {}  # channels with work, in the order of their oldest due delivery
@@ -107,18 +115,36 @@ class Delivery(Stage):
     def _lane_job(self, channel: str, result: SweepResult, stop: threading.Event | None) -> Callable[[], None]:
         def run() -> None:
             try:
-                self._reconcile_due(result, stop, channel=channel)
-                # read after settling doubts: one found missing is due again in this same sweep
-                for row in self.store.due_deliveries(self.clock(), channels=[channel]):
-                    if stop is not None and stop.is_set():
-                        break
-                    self._deliver(row, result)
+                self._sweep_channel(channel, result, stop)
             except StateError as exc:  # the store failed: the caller (or the daemon's next tick) must see it
                 self.lane_errors.append(exc)
             except Exception as exc:  # a lane must not die silently; the next sweep tries again
                 log.error("Delivering to channel %s stopped (%s); it will go on at the next sweep", channel,
                           getattr(exc, "message", type(exc).__name__), extra={"channel": channel})
         return run
+
+    def _sweep_channel(self, channel: str, result: SweepResult, stop: threading.Event | None) -> None:
+        """One channel's doubts and due posts, under its lease: one node at a time posts for a channel,
+        so its order and pacing hold across nodes. (SQLite has one node, whose lane is enough.)"""
+        shared, ttl = not self.store.single_node, self.lease_ttl()
+        if shared and not self.store.lease_channel(channel, ttl):
+            return  # another node posts for this channel now
+        try:
+            leased = time.monotonic()
+            self._reconcile_due(result, stop, channel=channel)
+            # read after settling doubts: one found missing is due again in this same sweep
+            for row in self.store.due_deliveries(self.clock(), channels=[channel]):
+                if stop is not None and stop.is_set():
+                    break
+                if shared and time.monotonic() - leased > ttl / 3:
+                    if not self.store.lease_channel(channel, ttl):
+                        return
+                    leased = time.monotonic()
+                if not self._deliver(row, result):
+                    return  # never skip ahead of a row we could not claim: the channel's order holds
+        finally:
+            if shared:
+                self.store.release_channel(channel)
 
     def _hold_paused_channels(self) -> None:
         """Hold queued deliveries of paused channels, visibly, until the channel is resumed.
@@ -138,26 +164,27 @@ class Delivery(Stage):
                 self.store.transition(row.id, DeliveryStatus.HELD, msg("held_paused", detail=channel.paused_reason),
                                       expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
 
-    def _deliver(self, row: DeliveryRow, result: SweepResult) -> None:
+    def _deliver(self, row: DeliveryRow, result: SweepResult) -> bool:
+        """Try to post ``row``; False only when its claim was lost (another node or an editor moved it)."""
         channel = self.config.channels.get(row.channel)
         publisher = self.publishers.get(row.channel)
         if channel is None or publisher is None:
-            return  # a channel removed from the config keeps its history and its queue
+            return True  # a channel removed from the config keeps its history and its queue
         now = self.clock()
         state = self.store.channel(row.channel)
         if state.paused:
             self.store.transition(row.id, DeliveryStatus.HELD, msg("held_paused", detail=state.paused_reason),
                                   expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.held += 1
-            return
+            return True
         kind, target_id = self.store.delivery_action(row.id)
         if kind != "post":
             self._deliver_action(row, kind, target_id, channel, publisher, result)
-            return
+            return True
         wait_until = self._pacing(channel, now)
         if wait_until is not None:
             self.store.defer(row.id, wait_until, msg("pacing", time_at=wait_until))
-            return
+            return True
         article = self.store.article(row.article_id)
         key = delivery_key(row.id, row.channel, article.key)
         try:
@@ -165,11 +192,11 @@ class Delivery(Stage):
         except FitError as exc:
             self.store.transition(row.id, DeliveryStatus.FAILED, msg("failed_fit", detail=str(exc)), expect=(DeliveryStatus.QUEUED, DeliveryStatus.WAITING))
             result.failed += 1
-            return
+            return True
         if row.progress:  # what an earlier try prepared on the platform (a media container)
             post = replace(post, progress=row.progress)
         if not self.store.claim(row.id):
-            return
+            return False
         tries = row.tries + 1
         extra = {"channel": row.channel, "delivery": row.id, "feed": row.feed, "article": article.key}
         publisher.take_notes()
@@ -178,17 +205,18 @@ class Delivery(Stage):
         except PublishError as exc:
             publisher.take_notes()
             self._record_failure(row, exc, tries, publisher, result, extra)
-            return
+            return True
         except Exception as exc:  # after the request may have left: never treat as safe to repeat
             log.error("Unexpected error while posting to %s (%s)", row.channel, type(exc).__name__, extra=extra)
             error = UncertainError("an unexpected error happened while posting", platform=publisher.name, channel=row.channel)
             self._record_failure(row, error, tries, publisher, result, extra)
-            return
+            return True
         notes = publisher.take_notes()
         self._record_sent(row.id, receipt, publisher, msg("posted_notes", detail=self.redact("; ".join(notes))) if notes else msg("posted"),
                           sent_text=post.text)
         log.info("Posted %r to %s", article.title, row.channel, extra=extra)
         result.sent += 1
+        return True
 
     def _record_sent(self, delivery_id: int, receipt: Receipt, publisher: Publisher[Any], message: Message, actor: str = "autopublish",
                      sent_text: str | None = None) -> None:

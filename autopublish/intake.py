@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from autopublish.health import FeedHealth
 from autopublish.messages import Message, msg
 from autopublish.models import Article, DeliveryStatus
 from autopublish.platforms.base import Publisher
-from autopublish.state import FeedRow
+from autopublish.store import FeedRow
 
 log = logging.getLogger("autopublish.pipeline")
 
@@ -38,6 +39,7 @@ class PollResult:
     queued: int = 0
     message: str = ""
     changed: bool = True
+    skipped: bool = False  # another node polls it now, or polled it within the interval
 
 
 @dataclass
@@ -102,24 +104,50 @@ class Intake(FeedHealth):
     def poll_all(self, stop: threading.Event | None = None) -> list[PollResult]:
         return self.poll_many([feed.name for feed in self.config.feeds.values() if feed.enabled], stop)
 
-    def poll_feed(self, name: str) -> PollResult:
-        return self.poll_many([name])[0]
+    def poll_feed(self, name: str, *, every: float | None = None) -> PollResult:
+        return self.poll_many([name], every=None if every is None else {name: every})[0]
 
-    def poll_many(self, names: list[str], stop: threading.Event | None = None) -> list[PollResult]:
+    def poll_many(self, names: list[str], stop: threading.Event | None = None, *, every: dict[str, float] | None = None) -> list[PollResult]:
         """Poll these feeds: up to ``fetch_concurrency`` fetches at once, at most PER_HOST per host.
 
         Fetching and parsing run on a pool; recording runs here, BATCH_SIZE polls per
         transaction. A feed's articles and deliveries are written in the same transaction
         as its new validators and body hash, so a crash can never mark a body seen whose
         articles were not stored.
+
+        Each feed is polled under its lease (one node at a time); ``every``: a feed named there
+        is skipped if any node polled it less than that long ago, so N nodes poll it about once
+        per interval.
         """
         with self.lock:
             feeds = [self.config.feeds[name] for name in dict.fromkeys(names)]
+            skipped: list[PollResult] = []
+            rows: dict[str, FeedRow] = {}
             with self.store.batch():
-                rows = {feed.name: self.store.ensure_feed(feed.name, feed.display_url) for feed in feeds}
-            if len(feeds) <= 1:
-                return [self._record_all([self._fetch_and_parse(feed, rows[feed.name])])[0] for feed in feeds]
-            return self._poll_pool(feeds, rows, stop)
+                for feed in feeds:
+                    interval = (every or {}).get(feed.name)
+                    # tolerate the scheduler's one-second tick jitter, never more than a quarter interval
+                    gap = None if interval is None else max(0.0, interval - min(0.5, interval / 4))
+                    row = self.store.lease_feed(feed.name, feed.display_url, ttl=self.lease_ttl(), every=gap)
+                    if row is None:
+                        skipped.append(PollResult(feed.name, True, changed=False, skipped=True, message="polled by another node"))
+                    else:
+                        rows[feed.name] = row
+            leased = [feed for feed in feeds if feed.name in rows]
+            results: list[PollResult] = []
+            try:
+                if len(leased) <= 1:
+                    results = [self._record_all([self._fetch_and_parse(feed, rows[feed.name])])[0] for feed in leased]
+                else:
+                    results = self._poll_pool(leased, rows, stop)
+            finally:
+                # a recorded poll gave its lease back; give back the others (stopped, or the store failed)
+                recorded = {r.feed for r in results}
+                with contextlib.suppress(StateError):
+                    for feed in leased:
+                        if feed.name not in recorded:
+                            self.store.release_feed(feed.name)
+            return results + skipped
 
     def _poll_pool(self, feeds: list[FeedConfig], rows: dict[str, FeedRow], stop: threading.Event | None) -> list[PollResult]:
         limit = self.config.settings.fetch_concurrency
@@ -297,8 +325,8 @@ class Intake(FeedHealth):
             for index, (article, canonical) in enumerate(new)
         ]
         queued = _count_queued(items)
-        self.store.record_articles(feed.name, items)
-        self.store.mark_baseline(feed.name, msg("baseline", count=len(new), queued=queued, mode=mode))
+        # one transaction: the articles and the baseline mark (written once, even when nodes start together)
+        self.store.record_articles(feed.name, items, baseline=msg("baseline", count=len(new), queued=queued, mode=mode))
         return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
 
 

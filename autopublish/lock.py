@@ -81,7 +81,7 @@ class NoLock(AbstractContextManager[None]):
         return None
 
 
-def instance_lock(state_dir: Path) -> AbstractContextManager[object]:
-    """The lock a daemon or ``run --once`` holds while it works. Today every store is SQLite
-    in ``state_dir``, so it is always the directory lock."""
-    return StateLock(state_dir)
+def instance_lock(state_dir: Path, *, shared_database: bool = False) -> AbstractContextManager[object]:
+    """The lock a daemon or ``run --once`` holds while it works: the directory lock for SQLite in
+    ``state_dir``; none for a shared PostgreSQL, where the nodes coordinate in the database."""
+    return NoLock() if shared_database else StateLock(state_dir)

@@ -33,8 +33,9 @@ class StoreCollector:
         store = pipeline.store
         now = time.time()
         posts = GaugeMetricFamily("autopublish_posts", "Deliveries by channel and outcome", labels=["channel", "outcome"])
-        for channel, status, count in store.query("SELECT channel, status, COUNT(*) FROM deliveries GROUP BY channel, status"):
-            posts.add_metric([channel, status], count)
+        for channel, statuses in store.counts_by_channel().items():
+            for status, count in statuses.items():
+                posts.add_metric([channel, status], count)
         yield posts
         depth = GaugeMetricFamily("autopublish_queue_depth", "Open deliveries by state", labels=["state"])
         counts = store.counts_by_status()

@@ -29,6 +29,9 @@ def run_once(pipeline: Pipeline) -> OnceResult:
 def summary_lines(result: OnceResult) -> Iterator[str]:
     """One line per feed, then one for the deliveries."""
     for poll in result.polls:
+        if poll.skipped:
+            yield f"feed {poll.feed}: {poll.message}"
+            continue
         state = "ok" if poll.ok else "failed"
         if not poll.ok:
             extra = f": {poll.message}"

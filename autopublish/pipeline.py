@@ -30,7 +30,7 @@ from autopublish.platforms.base import Publisher
 from autopublish.retry import RetryPolicy
 from autopublish.secrets import Redactor
 from autopublish.stage import Notifier, Silent
-from autopublish.state import Store
+from autopublish.store import Store
 
 __all__ = ["TOKEN_WARNING_DAYS", "Notifier", "Pipeline", "PollResult", "SweepResult", "build_post", "channel_filter_reason",
            "delivery_key", "fetch_limits", "first_status", "too_old"]
@@ -72,7 +72,7 @@ class Pipeline(Intake, Delivery, ChannelHealth, SiteHealth):
 
     # --- start-up -----------------------------------------------------------------------
     def recover(self) -> list[int]:
-        """Turn claims left by a crash into uncertain deliveries (run once, under the daemon lock)."""
+        """Turn claims left by a crash (SQLite) or by dead nodes (PostgreSQL) into uncertain deliveries."""
         ids = self.store.recover_interrupted()
         for delivery_id in ids:
             log.warning("Delivery %s was interrupted mid-post; it is now uncertain and will be checked", delivery_id)

@@ -52,6 +52,7 @@ class Daemon:
         self.last_tick: float | None = None
         self.next_run: dict[str, float] = {}  # monotonic time each feed poll / sweep / check is due
         self.failed_state: str | None = None
+        self.polled: set[str] = set()  # feeds this node has polled since it started
         self.ready = threading.Event()  # set once start-up recovery is done; push polls wait for it
 
     # --- jobs ---------------------------------------------------------------------
@@ -78,7 +79,11 @@ class Daemon:
         settings = pipeline.config.settings
         due = [feed.name for feed in pipeline.config.feeds.values() if feed.enabled and self._due(f"poll:{feed.name}", now, feed.poll_interval)]
         if due:
-            pipeline.poll_many(due, self.stop_event)  # concurrently, bounded by fetch_concurrency
+            # At start a node polls every feed once; after that it skips a feed another node polls
+            # now or polled within the interval, so N nodes poll it about once per interval.
+            every = {name: pipeline.config.feeds[name].poll_interval for name in due if name in self.polled}
+            self.polled.update(due)
+            pipeline.poll_many(due, self.stop_event, every=every)  # concurrently, bounded by fetch_concurrency
         if self.stop_event.is_set():
             return
         sweep_due = self._due("sweep", now, settings.sweep_interval)

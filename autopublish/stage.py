@@ -19,7 +19,7 @@ from autopublish.netguard import GuardedFetcher, Origin
 from autopublish.platforms.base import Publisher
 from autopublish.retry import RetryPolicy
 from autopublish.secrets import Redactor
-from autopublish.state import Store
+from autopublish.store import Store
 
 
 class Notifier(Protocol):
@@ -63,6 +63,10 @@ class Stage:
         else:
             notify()
 
+    def lease_ttl(self) -> float:
+        """How long a feed or channel lease lasts without renewal: longer than any fetch or publish takes."""
+        s = self.config.settings
+        return max(s.fetch_deadline, 4 * s.publish_timeout) + 60.0
 
     def source_origin(self, article: Article) -> str | None:
         """The origin of the feed that carried ``article``: URLs from its data may be fetched there."""

@@ -122,7 +122,7 @@ def _config(tmp: Path, urls: list[str]) -> Path:
 
 def seed(state_dir: Path, deliveries: int) -> None:
     """A store that already holds ``deliveries`` sent deliveries (5 channels per article)."""
-    from autopublish.state import Store
+    from autopublish.store import Store
 
     Store(state_dir).close()  # schema
     db = sqlite3.connect(state_dir / "state.db")

@@ -1,10 +1,13 @@
-"""Test-wide guards (no socket may reach anything but loopback) and the shared platform factories."""
+"""Test-wide guards (no socket may reach anything but loopback), the shared platform factories and the store fixtures over SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -103,3 +106,50 @@ def make_publisher(
     options = publisher_class.Options.model_validate(dict(keys), context={"env": dict(env or {})})
     publisher_env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=now or (lambda: datetime.now(UTC)))
     return publisher_class(channel, options, publisher_env)  # type: ignore[arg-type]
+
+
+# --- the store over both databases -------------------------------------------------------------------
+# PostgreSQL comes from AUTOPUBLISH_TEST_DATABASE_URL (bash .ci/run starts a throwaway cluster on a
+# loopback port); each test gets its own database, dropped afterwards.
+
+PG_URL = os.environ.get("AUTOPUBLISH_TEST_DATABASE_URL", "")
+NO_PG = "PostgreSQL store tests need AUTOPUBLISH_TEST_DATABASE_URL (bash .ci/run starts a throwaway PostgreSQL)"
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server; its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"autopublish_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(PG_URL)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """Where a store lives: a state directory (SQLite) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield tmp_path / "queue"
+        return
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (tests of several nodes; SQLite is single-node)."""
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    with fresh_postgres_database() as url:
+        yield url

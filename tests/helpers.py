@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,17 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from autopublish.cli import cli
+from autopublish.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def sqlite_of(store: Store) -> sqlite3.Connection:
+    """The SQLite connection under a store (one, shared), for tests that damage or constrain it."""
+    with store.db.read() as conn:
+        raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw
 
 
 def write_config(path: Path, feed_url: str, *, extra: str = "", settings: str = "", channels: str = "outbox",

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from autopublish.models import Article
-from autopublish.state import DeliveryStatus, Store, article_from_json
+from autopublish.models import Article, DeliveryStatus
+from autopublish.store import Store, article_from_json
 from autopublish.textify import _tidy, html_to_text
 
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
@@ -31,8 +31,13 @@ def test_the_one_line_shortcut_gives_what_the_general_path_gives(text):
     assert html_to_text(f"<b>{text}</b>") == _tidy_general(text)
 
 
-def test_articles_without_deliveries_are_stored_in_order_with_the_same_rows(tmp_path):
-    store = Store(tmp_path / "queue", clock=lambda: 1_000.0)
+def _rows(store: Store, sql: str, *params: object) -> list[tuple[object, ...]]:
+    with store.db.read() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(sql, params)]
+
+
+def test_articles_without_deliveries_are_stored_in_order_with_the_same_rows(database):
+    store = Store(database, clock=lambda: 1_000.0, migrate=True)
     when = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
     articles = [Article(feed="site", key=f"k{i}", link=f"https://example.org/{i}/", title=f"T{i} é", published=when if i % 2 else None,
                         categories=("a", "b")) for i in range(6)]
@@ -40,16 +45,16 @@ def test_articles_without_deliveries_are_stored_in_order_with_the_same_rows(tmp_
              for i, a in enumerate(articles)]
     items.append((articles[1], "example.org/1", []))  # a repeat within the call is skipped
     created = store.record_articles("site", items)
-    rows = store.query("SELECT id, key, canonical, link, title, published, first_seen_at, data FROM articles ORDER BY id")
+    rows = _rows(store, "SELECT id, key, canonical, link, title, published, first_seen_at, data FROM articles ORDER BY id")
     assert [r[1] for r in rows] == [f"k{i}" for i in range(6)]  # the feed's order, the article with a delivery in its place
     assert [r[2] for r in rows] == [f"example.org/{i}" for i in range(6)]
     assert [r[5] for r in rows] == [when.timestamp() if i % 2 else None for i in range(6)]
     assert {r[6] for r in rows} == {1_000.0}
     assert [article_from_json(r[7]) for r in rows] == articles
     [delivery] = created
-    assert store.query("SELECT article_id FROM deliveries WHERE id = ?", (delivery,))[0][0] == rows[3][0]
+    assert store.delivery(delivery).article_id == rows[3][0]
     assert store.record_articles("site", items) == []  # all known now
-    assert store.query("SELECT COUNT(*) FROM articles")[0][0] == 6
+    assert _rows(store, "SELECT COUNT(*) FROM articles")[0][0] == 6
     store.close()
 
 

@@ -13,11 +13,11 @@ from autopublish.app import open_app
 from autopublish.config import load_config
 from autopublish.errors import ConfigError
 from autopublish.models import DeliveryStatus
-from autopublish.state import Store
+from autopublish.store import Store
 from tests.fakes.base import Response
 from tests.fakes.feed_server import FeedServer, older_items, render_rss, seed_item
 from tests.fakes.mastodon import FakeMastodon
-from tests.helpers import outbox_lines, write_config
+from tests.helpers import outbox_lines, sqlite_of, write_config
 
 
 def _until(condition, seconds: float) -> bool:
@@ -146,9 +146,9 @@ def test_batch_is_one_transaction_and_tx_joins_it(tmp_path):
     with store.batch():
         store.ensure_feed("a", "https://a.example/feed/")
         store.record_poll_error("a", "down")
-        assert store.db.in_transaction  # still open: the two writes above share one commit
+        assert sqlite_of(store).in_transaction  # still open: the two writes above share one commit
     assert store.feed("a") is not None and store.feed("a").last_error == "down"
-    assert not store.db.in_transaction
+    assert not sqlite_of(store).in_transaction
     store.close()
 
 
@@ -204,5 +204,5 @@ def test_a_claim_made_during_a_poll_batch_is_committed_on_its_own_before_the_pos
     other = sqlite3.connect(tmp_path / "queue" / "state.db")
     assert other.execute("SELECT status FROM deliveries WHERE id = ?", (delivery,)).fetchone()[0] == "sending"
     other.close()
-    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert sqlite_of(store).execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()

@@ -128,7 +128,7 @@ def test_a_reload_during_shutdown_cannot_deadlock(tmp_path):
 def test_sigterm_waits_a_bounded_time_for_a_hanging_post_and_leaves_it_recoverable(tmp_path):
     import time
 
-    from autopublish.state import Store
+    from autopublish.store import Store
     from tests.fakes.mastodon import FakeMastodon
 
     with FeedServer(older_items(3)) as site, FakeMastodon() as fake:

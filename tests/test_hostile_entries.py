@@ -141,7 +141,7 @@ def test_an_unexpected_error_is_recorded_on_that_feed_and_never_stops_the_others
 
 def test_an_alert_e_mail_with_line_breaks_in_its_text_gets_a_one_line_subject(tmp_path):
     from autopublish.alerts import Alerter
-    from autopublish.state import Store
+    from autopublish.store import Store
     from tests.test_alerts import FakeSMTP
 
     with FakeSMTP() as smtp:

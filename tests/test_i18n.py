@@ -19,9 +19,10 @@ from autopublish.errors import PermanentError, TransientError
 from autopublish.messages import ENGLISH, msg
 from autopublish.models import DeliveryStatus
 from autopublish.retry import RetryPolicy, decide
-from autopublish.state import SCHEMA, Store
+from autopublish.store import Store
 from autopublish.web.i18n import MESSAGES, duration_text, say
-from tests.helpers import outbox_lines, run_cli
+from tests.helpers import outbox_lines, run_cli, sqlite_of
+from tests.test_store import V1_SCHEMA
 from tests.test_web import Site, delivery_ids, sign_in
 
 PLATFORM_WORDS = "Facebook says the Page token has expired; create a new Page token"
@@ -71,12 +72,12 @@ def test_an_unknown_code_or_damaged_parameters_fall_back_to_the_stored_english()
 
 def test_an_older_database_gains_the_message_columns_and_keeps_its_events(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "state.db")
-    db.executescript(SCHEMA)
+    db.executescript(V1_SCHEMA)
     db.execute("INSERT INTO events (at, kind, message) VALUES (1.0, 'failed', 'Failed: written by an older autopublish')")
     db.commit()
     db.close()
     with Store(tmp_path) as store:
-        columns = {r[1] for r in store.query("PRAGMA table_info(events)")}
+        columns = {r[1] for r in sqlite_of(store).execute("PRAGMA table_info(events)")}
         assert {"code", "params"} <= columns
         event = store.events()[0]
         assert event["code"] is None and event["message"] == "Failed: written by an older autopublish"

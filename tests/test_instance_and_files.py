@@ -17,7 +17,7 @@ from autopublish.config import load_config
 from autopublish.errors import PermanentError
 from autopublish.lock import StateLock
 from tests.fakes.feed_server import FeedServer, older_items, seed_item
-from tests.helpers import autopublish_process, run_cli, write_config
+from tests.helpers import autopublish_process, run_cli, sqlite_of, write_config
 
 
 def _wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
@@ -123,7 +123,7 @@ def test_a_feed_url_with_a_secret_part_is_fetched_with_it_and_shown_without_it(t
         assert "${FEED_KEY}" in check.output and secret not in check.output
         site.override = None
     with open_app(load_config(config, {"FEED_KEY": secret}, cwd=tmp_path)).store as store:
-        rows = store.query("SELECT url FROM feeds")
+        rows = sqlite_of(store).execute("SELECT url FROM feeds").fetchall()
     assert rows and secret not in rows[0][0]
     raw = (tmp_path / "queue" / "state.db").read_bytes()
     assert secret.encode() not in raw
@@ -152,7 +152,7 @@ def test_platform_error_texts_are_redacted_before_they_are_stored(tmp_path):
 
             outbox.publish = leaky_publish  # type: ignore[method-assign]
             app.pipeline.deliver_due()
-            rows = app.store.query("SELECT message FROM events UNION ALL SELECT reason FROM deliveries")
+            rows = sqlite_of(app.store).execute("SELECT message FROM events UNION ALL SELECT reason FROM deliveries").fetchall()
         finally:
             app.close()
     assert any("invalid request" in r[0] for r in rows)

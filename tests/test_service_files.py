@@ -359,3 +359,23 @@ def test_docs_config_examples_are_valid(tmp_path):
         load_config(path, environ)
         checked += 1
     assert checked >= 1
+
+
+# --- compose.nodes.yaml: several nodes on one PostgreSQL --------------------------------------------
+
+
+def test_compose_nodes_runs_postgresql_one_migration_and_several_nodes():
+    path = ROOT / "deploy" / "compose.nodes.yaml"
+    compose = _yaml(path.read_text(encoding="utf-8"))
+    services = compose["services"]
+    postgres, migrate, node = services["postgres"], services["migrate"], services["autopublish"]
+    assert postgres["image"].startswith("postgres:") and "ports" not in postgres  # reachable from the nodes only
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${DB_PASSWORD")  # from .env, never written here
+    assert "pgdata" in compose["volumes"]
+    assert migrate["command"] == ["autopublish", "db", "upgrade"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert node["command"] == ["autopublish", "run"] and int(node["deploy"]["replicas"]) >= 2
+    assert node["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert node["env_file"] == ["../.env"] and "../config:/app/config:ro" in node["volumes"]
+    docs = (ROOT / "docs" / "running-several-nodes.md").read_text(encoding="utf-8")
+    assert "deploy/compose.nodes.yaml" in docs and "autopublish db upgrade" in docs and "${DB_PASSWORD}" in docs

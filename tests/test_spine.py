@@ -15,7 +15,7 @@ from autopublish.retry import RetryPolicy, backoff, decide
 from tests.contract import CANARY
 from tests.fakes.feed_server import SEED_TITLE, FeedServer, Item, older_items, seed_item
 from tests.fakes.mastodon import FakeMastodon
-from tests.helpers import outbox_lines, run_cli, write_config
+from tests.helpers import outbox_lines, run_cli, sqlite_of, write_config
 
 
 @pytest.fixture
@@ -197,8 +197,8 @@ def test_the_database_refuses_a_second_delivery(tmp_path, site):
     import sqlite3
 
     with pytest.raises(sqlite3.IntegrityError):
-        app.store.db.execute("INSERT INTO deliveries (article_id, channel, status, created_at, updated_at) SELECT article_id, channel, 'queued', 0, 0 FROM "
-                             "deliveries LIMIT 1")
+        sqlite_of(app.store).execute("INSERT INTO deliveries (article_id, channel, status, created_at, updated_at) SELECT article_id, channel, 'queued', 0, 0 "
+                                     "FROM deliveries LIMIT 1")
     app.close()
 
 

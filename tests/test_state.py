@@ -9,10 +9,10 @@ import pytest
 from autopublish.app import open_app
 from autopublish.config import load_config
 from autopublish.errors import StateError
-from autopublish.state import Store
+from autopublish.store import Store
 from tests.fakes.base import wait_until
 from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
-from tests.helpers import autopublish_process, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, outbox_lines, run_cli, sqlite_of, write_config
 
 
 @pytest.fixture
@@ -54,8 +54,8 @@ def test_a_full_disk_stops_publishing_before_anything_is_posted(tmp_path, site):
     config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/")
     app = open_app(load_config(config_path, {}, cwd=tmp_path))
     app.pipeline.poll_all()
-    pages = app.store.db.execute("PRAGMA page_count").fetchone()[0]
-    app.store.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+    pages = sqlite_of(app.store).execute("PRAGMA page_count").fetchone()[0]
+    sqlite_of(app.store).execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
     for i in range(30):
         site.add(Item(f"Artikel {i} " + "x" * 2000, f"https://example.go.id/{i}/", f"g{i}", seed_item().published, ["Berita"]))
     with pytest.raises(StateError, match="full"):
@@ -70,11 +70,11 @@ def test_a_store_that_cannot_write_never_publishes_without_a_claim(tmp_path, sit
     app.pipeline.poll_all()
     site.add(seed_item())
     app.pipeline.poll_all()  # one delivery queued
-    app.store.db.execute("PRAGMA query_only = ON")  # every write now fails
+    sqlite_of(app.store).execute("PRAGMA query_only = ON")  # every write now fails
     with pytest.raises(StateError, match="cannot be written"):
         app.pipeline.deliver_due()
     assert outbox_lines(config_path) == []  # the claim could not be committed, so nothing was sent
-    app.store.db.execute("PRAGMA query_only = OFF")
+    sqlite_of(app.store).execute("PRAGMA query_only = OFF")
     app.pipeline.deliver_due()
     assert len(outbox_lines(config_path)) == 1
     app.close()

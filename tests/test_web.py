@@ -7,9 +7,11 @@ import hashlib
 import html
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,10 +26,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from autopublish.config import Config, load_config
 from autopublish.models import DeliveryStatus
 from autopublish.secrets import Redactor
-from autopublish.state import Store
+from autopublish.store import Store
 from autopublish.web.app import create_app
 from tests.fakes.feed_server import SEED_TITLE, FeedServer, Item, seed_item
-from tests.helpers import run_cli, write_config
+from tests.helpers import run_cli, sqlite_of, write_config
 
 CANARY = "canary-web-secret-7f3a9c1e5b"
 SCRIPT_TITLE = 'Banjir &lt;script&gt;alert("x")&lt;/script&gt; & rob'  # the feed escapes it: a title that shows <script>
@@ -451,23 +453,23 @@ def test_random_secret_key_kept_in_state_dir(tmp_path: Path) -> None:
 def test_log_pages_with_100000_rows(app: Flask, site: Site) -> None:
     store = site.store()
     now = time.time()
-    with store.tx() as db:
-        db.executemany(
+    with store.db.tx() as db:
+        db.exec_driver_sql(
             "INSERT INTO articles (feed, key, canonical, link, title, published, first_seen_at, data) VALUES (?,?,?,?,?,?,?,?)",
-            ((
+            [(
                 "site", f"bulk-{i}", f"https://bulk.example/{i}", f"https://bulk.example/{i}", f"Bulk article {i}", now - 100_000 + i,
                 now - 100_000 + i, '{"feed": "site", "key": "bulk", "link": "https://bulk.example/", "title": "Bulk"}',
-            ) for i in range(100_000)),
+            ) for i in range(100_000)],
         )
-        first_id = db.execute("SELECT id FROM articles WHERE key = 'bulk-0'").fetchone()[0]
-        db.executemany(
+        first_id = db.exec_driver_sql("SELECT id FROM articles WHERE key = 'bulk-0'").scalar_one()
+        db.exec_driver_sql(
             "INSERT INTO deliveries (article_id, channel, status, post_url, created_at, updated_at, sent_at, reason) VALUES (?,?,?,?,?,?,?,?)",
-            ((first_id + i, "outbox", "sent", f"https://social.example/p/{i}", now - 100_000 + i, now - 100_000 + i, now - 100_000 + i, "Posted")
-             for i in range(100_000)),
+            [(first_id + i, "outbox", "sent", f"https://social.example/p/{i}", now - 100_000 + i, now - 100_000 + i, now - 100_000 + i, "Posted")
+             for i in range(100_000)],
         )
-        db.executemany(
+        db.exec_driver_sql(
             "INSERT INTO events (at, kind, status, delivery_id, article_id, channel, message) VALUES (?,?,?,?,?,?,?)",
-            ((now - 200_000 + i, "sent", "sent", None, first_id + i, "outbox", f"Posted bulk {i}") for i in range(100_000)),
+            [(now - 200_000 + i, "sent", "sent", None, first_id + i, "outbox", f"Posted bulk {i}") for i in range(100_000)],
         )
     store.close()
     client = app.test_client()
@@ -909,10 +911,19 @@ def test_check_accepts_good_password_hashes(method: str) -> None:
 # --- every list is paged ---------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction on the store's own SQLite connection (which runs in autocommit mode)."""
+    db.execute("BEGIN IMMEDIATE")
+    yield
+    db.execute("COMMIT")
+
+
 def test_queue_with_20000_deliveries_is_paged(app: Flask, site: Site) -> None:
     store = site.store()
     now = time.time()
-    with store.tx() as db:
+    db = sqlite_of(store)
+    with _transaction(db):
         db.executemany(
             "INSERT INTO articles (feed, key, canonical, link, title, published, first_seen_at, data) VALUES (?,?,?,?,?,?,?,?)",
             (("site", f"flood-{i}", f"https://flood.example/{i}", f"https://flood.example/{i}", f"Flood article {i:05d}", now, now,

@@ -18,7 +18,7 @@ from autopublish.cli.context import Context, setup_logging
 from autopublish.cli.reports import log_command, queue_command
 from autopublish.cli.retract import retract_command
 from autopublish.cli.runner import run
-from autopublish.cli.store import backup
+from autopublish.cli.store import backup, db_group, nodes_command
 from autopublish.cli.web import hash_password_command, web_command
 
 
@@ -41,7 +41,7 @@ COMMANDS: tuple[click.Command, ...] = (
     log_command, queue_command,
     retry, skip, resolve, pause, resume, retract_command,
     check, preview, count,
-    backup,
+    backup, db_group, nodes_command,
     web_command, hash_password_command,
     connect_group,
 )

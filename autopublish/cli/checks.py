@@ -38,6 +38,10 @@ def check(ctx: Context, offline: bool) -> None:
     config = ctx.config()
     click.echo(f"Config: {config.path}{' (built-in demo)' if config.embedded else ''}: valid")
     click.echo(f"State directory: {config.state_dir}")
+    if config.database is not None:
+        from autopublish.store import redact_url
+
+        click.echo(f"Database: {redact_url(config.database.reveal())} (shared by every node)")
     for warning in readable_secret_files(Path(ctx.env_file), config):
         click.echo(f"WARNING: {warning}")
     from autopublish.push.status import feed_sentences

@@ -25,7 +25,7 @@ from autopublish.secrets import RedactingFilter, Redactor
 
 if TYPE_CHECKING:
     from autopublish.app import App
-    from autopublish.state import Store
+    from autopublish.store import Store
 
 log = logging.getLogger("autopublish")
 
@@ -89,7 +89,7 @@ def setup_logging(ctx: Context) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if ctx.debug else logging.INFO)
     # HTTP client loggers print URLs, which can carry tokens.
-    for name in ("urllib3", "requests", "apscheduler", "facebook", "waitress"):
+    for name in ("urllib3", "requests", "apscheduler", "facebook", "waitress", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -129,6 +129,6 @@ def open_app(ctx: Context) -> App:
 
 def open_store(ctx: Context) -> Store:
     """The state store, to use as ``with open_store(ctx) as store:``."""
-    from autopublish.state import Store
+    from autopublish.store import Store
 
-    return Store(ctx.config().state_dir)
+    return Store.for_config(ctx.config())

@@ -36,7 +36,7 @@ STATUS_WORDS = {
 WORD_TO_STATUS = {word: status for status, word in STATUS_WORDS.items()} | {"sent": "sent"}
 
 
-def _fmt_time(ts: float | None) -> str:
+def fmt_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 
@@ -145,7 +145,7 @@ def queue_command(ctx: Context, show_all: bool) -> None:
     now = time.time()
     click.echo(f"{'ID':>5}  {'STATUS':<10} {'CHANNEL':<12} {'WHEN':<16} TITLE")
     for row in sorted(rows, key=lambda r: (r.next_attempt_at or now, r.id)):
-        when = "now" if row.status == "queued" and (row.next_attempt_at or 0) <= now else _fmt_time(row.next_attempt_at)
+        when = "now" if row.status == "queued" and (row.next_attempt_at or 0) <= now else fmt_time(row.next_attempt_at)
         if row.status in ("held", "uncertain") and row.needs_editor:
             when = "editor"
         word = translate(lang, f"fs_{row.status}") if lang != "en" else STATUS_WORDS.get(row.status, row.status)

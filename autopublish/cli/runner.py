@@ -16,9 +16,11 @@ def run(ctx: Context, once: bool) -> None:
     from autopublish.lock import instance_lock
 
     config = ctx.config()
-    with instance_lock(config.state_dir):
+    # SQLite belongs to one process; on PostgreSQL several nodes share the work through leases.
+    with instance_lock(config.state_dir, shared_database=config.database is not None):
         app = open_app(ctx)
         try:
+            app.join()
             if once:
                 from autopublish.once import run_once, summary_lines
 

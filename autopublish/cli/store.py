@@ -1,4 +1,4 @@
-"""The state database: ``backup``."""
+"""The state database: ``backup``, ``db upgrade`` and ``nodes``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from autopublish.cli.context import Context, guarded, open_store
+from autopublish.cli.reports import fmt_time
+from autopublish.durations import format_duration
 
 
 @click.command()
@@ -20,3 +22,41 @@ def backup(ctx: Context, target: str | None) -> None:
         path = Path(target) if target else ctx.config().state_dir / "backups" / f"state-{datetime.now(UTC):%Y%m%d-%H%M%S}.db"
         store.backup(path)
     click.echo(f"Backup written to {path}")
+
+
+@click.group("db")
+def db_group() -> None:
+    """The state database: schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+@guarded
+def db_upgrade(ctx: Context) -> None:
+    """Bring the database schema up to date (run once before starting upgraded nodes)."""
+    from autopublish.store import Store
+
+    with Store.for_config(ctx.config(), migrate=True) as store:
+        click.echo(f"The database {store.shown} is up to date.")
+
+
+@click.command("nodes")
+@click.pass_obj
+@guarded
+def nodes_command(ctx: Context) -> None:
+    """Which autopublish nodes are alive, and what each holds right now."""
+    with open_store(ctx) as store:
+        rows = store.nodes()
+        now = store.now()
+    if not rows:
+        click.echo("No node has run against this database in the last day.")
+        return
+    for node in rows:
+        state = "alive" if node.alive else ("stopped" if node.stopped_at else "dead (no heartbeat)")
+        click.echo(f"{node.id}  {state}, last heartbeat {format_duration(max(0.0, now - node.heartbeat_at))} ago, "
+                   f"up since {fmt_time(node.started_at)}")
+        if node.alive:
+            held = [f"posting {', '.join('#' + str(i) for i in node.posting)}" if node.posting else "",
+                    f"channels: {', '.join(node.channels)}" if node.channels else "",
+                    f"feeds: {', '.join(node.feeds)}" if node.feeds else ""]
+            click.echo("    holds: " + ("; ".join(h for h in held if h) or "nothing right now"))

@@ -19,7 +19,7 @@ from autopublish.push import xmlrpc
 from autopublish.push.listener import start_listener
 from autopublish.push.trigger import PollTrigger
 from autopublish.push.websub import WebSub
-from autopublish.state import Store
+from autopublish.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from autopublish.config import Config
 from autopublish.durations import format_duration
 from autopublish.errors import StateError
-from autopublish.state import Store
+from autopublish.store import Store
 
 RECENT = 30 * 86400.0  # a ping or hook call seen within this long counts as "pushed"
 
@@ -78,7 +78,7 @@ def _when(moment: float | None) -> str:
 def feed_sentences(config: Config) -> dict[str, str]:
     """feed -> how it is read, from the state database when there is one (for `autopublish check`)."""
     try:
-        store: Store | None = Store(config.state_dir, create=False)
+        store: Store | None = Store.for_config(config, create=False)
     except StateError:
         store = None
     try:

@@ -37,7 +37,7 @@ from autopublish.netguard import (
     Resolver,
     system_resolver,
 )
-from autopublish.state import Store, WebSubRow
+from autopublish.store import Store, WebSubRow
 
 log = logging.getLogger(__name__)
 

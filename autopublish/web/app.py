@@ -1,6 +1,6 @@
 """The editors' web page (a Flask app): publish log, queue, channel health, previews, actions.
 
-Reads and acts through the same SQLite Store the daemon writes (WAL lets both work at
+Reads and acts through the same Store the daemon writes (SQLite in WAL mode, or the nodes' PostgreSQL; both work at
 once). The pages and actions are the Blueprint in ``views``; this module builds the app
 around it.
 
@@ -29,7 +29,7 @@ from autopublish.config import Config, WebUserModel
 from autopublish.errors import StateError
 from autopublish.filemodes import private_dir
 from autopublish.secrets import Redactor
-from autopublish.state import Store
+from autopublish.store import Store
 from autopublish.web import display, proxy
 from autopublish.web.auth import csrf_token
 from autopublish.web.context import EXTENSION, WebContext
@@ -70,12 +70,12 @@ def load_secret_key(config: Config) -> bytes:
 def create_app(config: Config, *, redactor: Redactor | None = None, store: Store | None = None,
                clock: Callable[[], float] = time.time, publishers: dict[str, Any] | None = None,
                config_loader: Callable[[], Config] | None = None) -> Flask:
-    """The WSGI app. ``store`` defaults to one Store on config.state_dir, shared by all requests under its lock.
+    """The WSGI app. ``store`` defaults to the Store the config names (SQLite in state_dir, or PostgreSQL), shared by all requests.
 
     ``config_loader`` re-reads the config; with it, edits to ``[[web.users]]`` apply without a restart.
     """
     app = Flask(__name__)
-    store = store or Store(config.state_dir, clock=clock)
+    store = store or Store.for_config(config, clock=clock)
     refresh = max(5, int(config.web.refresh))
     secret_key = load_secret_key(config)
     sessions = SessionBook(store, secret_key, clock, idle_timeout=config.web.session_idle_timeout, lifetime=config.web.session_lifetime)

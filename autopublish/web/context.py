@@ -16,7 +16,7 @@ from flask import current_app
 
 from autopublish.config import Config
 from autopublish.secrets import Redactor
-from autopublish.state import Store
+from autopublish.store import Store
 from autopublish.web.sessions import SessionBook
 from autopublish.web.throttle import LoginThrottle
 from autopublish.web.users import UserDirectory

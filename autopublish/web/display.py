@@ -10,7 +10,7 @@ from flask import Flask, g, request
 
 from autopublish.durations import format_duration
 from autopublish.models import DeliveryStatus
-from autopublish.state import RETRYABLE, SKIPPABLE, ChannelRow, DeliveryRow
+from autopublish.store import RETRYABLE, SKIPPABLE, ChannelRow, DeliveryRow
 from autopublish.web.context import web
 from autopublish.web.i18n import say, translate
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from html import escape
 
-from autopublish.state import Store
+from autopublish.store import Store
 
 DAYS = 30
 

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 
 from autopublish.config import WebUserModel
-from autopublish.state import Store
+from autopublish.store import Store
 
 log = logging.getLogger(__name__)
 

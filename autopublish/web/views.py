@@ -21,7 +21,7 @@ from autopublish.errors import AutopublishError, StateError
 from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
 from autopublish.push.status import push_status
-from autopublish.state import DeliveryRow
+from autopublish.store import DeliveryRow
 from autopublish.web.auth import actor, current_user, editor_only, known_device, remember_device, safe_next, sign_in, sign_out
 from autopublish.web.context import web
 from autopublish.web.display import channel_state, t
@@ -159,7 +159,7 @@ def common() -> dict[str, Any]:
 @bp.get("/healthz")
 def healthz() -> Response:
     try:
-        web().store.query("SELECT 1")
+        web().store.ping()
     except StateError:
         return Response('{"ok": false}', status=503, mimetype="application/json")
     return jsonify(ok=True)
@@ -253,7 +253,7 @@ def channels() -> str:
     delays = Markup(delay_chart(glance.channels, label=t("delay_title"), words=words, duration=lambda s: duration_text(lang, s)))
     feed_modes = [push_status(context.config, context.store, name, now) for name in context.config.feeds]
     return render_template("channels.html", rows=rows, feed_modes=feed_modes, glance=glance, charts=charts, delays=delays,
-                           duration=lambda s: duration_text(lang, s), **common())
+                           duration=lambda s: duration_text(lang, s), nodes=context.store.nodes(), **common())
 
 
 @bp.get("/articles/<int:article_id>")

@@ -304,19 +304,22 @@ def test_the_core_publishes_the_same_container_and_never_counts_waiting_as_a_try
 def test_a_database_from_before_progress_gains_the_column_and_keeps_its_rows(tmp_path):
     import sqlite3
 
-    from autopublish.state import Store
+    from autopublish.store import Store
+    from tests.helpers import sqlite_of
 
     Store(tmp_path).close()
     db = sqlite3.connect(tmp_path / "state.db")
-    db.execute("ALTER TABLE deliveries DROP COLUMN progress")  # as a database made before the column existed
+    db.execute("ALTER TABLE deliveries DROP COLUMN progress")  # as a database made before the column existed ...
+    db.execute("UPDATE alembic_version SET version_num = '0006'")  # ... at the migration before it
     db.execute("INSERT INTO articles (feed, key, canonical, link, title, first_seen_at, data) VALUES ('s', 'k', 'c', 'l', 't', 0, '{}')")
     db.execute("INSERT INTO deliveries (article_id, channel, status, created_at, updated_at) VALUES (1, 'threads', 'queued', 0, 0)")
     db.commit()
     db.close()
     with Store(tmp_path) as store:
-        columns = {row[1] for row in store.query("PRAGMA table_info(deliveries)")}
+        columns = {row[1] for row in sqlite_of(store).execute("PRAGMA table_info(deliveries)")}
         assert "progress" in columns
-        assert store.query("SELECT status, progress FROM deliveries")[0][:] == ("queued", None)
+        assert sqlite_of(store).execute("SELECT status, progress FROM deliveries").fetchone()[:] == ("queued", None)
+        assert [row.progress for row in store.deliveries_with_status("queued")] == [None]
 
 
 def test_a_published_container_settles_the_delivery_even_when_the_read_back_misses_it(platform, fake, publisher, clock):
