@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, select, update
 
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import schema as t
-from autopublish.store.deliveries import DeliveryStore, delivery_select
+from autopublish.store.deliveries import DELIVERY_COLUMNS, DeliveryStore, delivery_select
 from autopublish.store.rows import (
     PENDING,
     DeliveryRow,
@@ -18,8 +18,7 @@ d, a = t.deliveries.c, t.articles.c
 _GONE = ("failed", "skipped")
 # What every known article of a changed feed runs (corrections.detect_edit), built once with parameters.
 _STORED = select(a.id, a.data).where(a.feed == bindparam("p_feed"), a.key == bindparam("p_key"))
-_ACTIONS = delivery_select().where(d.article_id == bindparam("p_article")).order_by(d.id)
-_KINDS = select(d.id, d.kind, d.target_id).where(d.article_id == bindparam("p_article"))
+_ACTIONS = delivery_select().add_columns(d.kind, d.target_id).where(d.article_id == bindparam("p_article")).order_by(d.id)
 _UPDATE_ARTICLE = update(t.articles).where(a.id == bindparam("p_article")).values(data=bindparam("p_data"), title=bindparam("p_title"))
 
 
@@ -41,9 +40,9 @@ class CorrectionStore(DeliveryStore):
     def article_actions(self, article_id: int) -> list[tuple[DeliveryRow, str, int | None]]:
         """Every delivery of an article with its kind and target, oldest first."""
         with self.db.read() as conn:
-            rows = [DeliveryRow(*r) for r in conn.execute(_ACTIONS, {"p_article": article_id})]
-            kinds = {int(r[0]): (str(r[1]), r[2]) for r in conn.execute(_KINDS, {"p_article": article_id})}
-        return [(row, kinds[row.id][0], kinds[row.id][1]) for row in rows]
+            rows = conn.execute(_ACTIONS, {"p_article": article_id}).all()
+        size = len(DELIVERY_COLUMNS)
+        return [(DeliveryRow(*r[:size]), str(r[size]), r[size + 1]) for r in rows]
 
     def taken_down(self, post_id: int) -> bool:
         """A delete of this post went out (or is on its way and not given up)."""

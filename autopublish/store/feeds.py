@@ -28,7 +28,8 @@ _WAS_FAILING = select(_f.failing_since, _f.last_error).where(_f.name == bindpara
 _NEW_URL = update(t.feeds).where(_f.name == bindparam("p_name"), _f.url != bindparam("p_new_url")).values(url=bindparam("p_new_url"))
 _FREE = or_(_f.lease_node.is_(None), _f.lease_node == bindparam("p_node"), _f.lease_until.is_(None), _f.lease_until < bindparam("p_now"))
 _LEASE = update(t.feeds).where(_f.name == bindparam("p_name"), _FREE).values(
-    lease_node=bindparam("p_node"), lease_until=bindparam("p_until"), lease_at=bindparam("p_now"), url=bindparam("p_url"))
+    lease_node=bindparam("p_node"), lease_until=bindparam("p_until"), lease_at=bindparam("p_now"), url=bindparam("p_url")
+).returning(*_FEED_COLUMNS)
 _LEASE_EVERY = _LEASE.where(or_(_f.lease_at.is_(None), _f.lease_at <= bindparam("p_since")))
 _MINE = _f.lease_node == bindparam("p_node")
 _RELEASE = {"lease_node": case((_MINE, None), else_=_f.lease_node), "lease_until": case((_MINE, None), else_=_f.lease_until)}
@@ -77,13 +78,11 @@ class FeedStore(StoreBase):
         if every is not None:
             lease, params["p_since"] = _LEASE_EVERY, now - every
         with self.db.tx() as conn:
-            if conn.execute(lease, params).rowcount != 1:  # a new feed, or one leased elsewhere: add it, then try once more
+            row = conn.execute(lease, params).first()
+            if row is None:  # a new feed, or one leased elsewhere: add it, then try once more
                 self._ensure_feed(conn, name, url)
-                if conn.execute(lease, params).rowcount != 1:
-                    return None
-            row = conn.execute(_ROW, {"p_name": name}).first()
-        assert row is not None
-        return _feed_row(row)
+                row = conn.execute(lease, params).first()
+        return _feed_row(row) if row is not None else None
 
     def _release(self) -> dict[str, Any]:
         """Column values that give the poll lease back, if this node still holds it."""
