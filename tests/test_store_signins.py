@@ -163,6 +163,22 @@ def test_overlapping_reservations_neither_deadlock_nor_lose_a_count(open_store: 
         assert (count[0] if count else 0) == passed[(kind, key)], (kind, key)  # every counted try is stored, none twice
 
 
+def test_sign_ins_and_guesses_on_crossing_pairs_do_not_deadlock(open_store: Callable[[], Store], clock: Clock) -> None:
+    """Successes clear both counts while other attempts reserve them, from two processes: every call returns."""
+    throttles = [LoginThrottle(open_store(), clock), LoginThrottle(open_store(), clock)]
+    pairs = [(address, account) for address in ("192.0.2.1", "192.0.2.2") for account in ("ed", "vic")]
+
+    def attempt(throttle: LoginThrottle, address: str, account: str, right: bool) -> None:
+        for _ in range(5):
+            reserved = throttle.reserve(address, account)
+            if right and isinstance(reserved, Reservation):
+                throttle.succeeded(reserved)
+
+    jobs: list[Callable[[], None]] = [lambda t=throttles[n % 2], p=pairs[n % 4], r=n % 3 == 0: attempt(t, *p, r) for n in range(24)]
+    assert run_together(jobs) == []  # a deadlock on PostgreSQL would raise StateError in a thread
+    assert isinstance(throttles[0].reserve("192.0.2.3", "siti"), Reservation)
+
+
 def rows_of(store: Store, kind: str) -> int:
     with store.db.read() as conn:
         return int(conn.exec_driver_sql(f"SELECT count(*) FROM sign_in_attempts WHERE kind = '{kind}'").scalar_one())
