@@ -1,5 +1,7 @@
 """Sign-in attempt counts in the database, so every web process on it shares the throttle.
 
+Kept as it is when the table is there already (a database set back to an earlier revision by hand).
+
 Revision ID: 0008
 """
 
@@ -15,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if "sign_in_attempts" in sa.inspect(op.get_bind()).get_table_names():
+        return
     op.create_table(
         "sign_in_attempts",
         sa.Column("kind", sa.Text, primary_key=True),
