@@ -91,3 +91,16 @@ def noise_image(width: int, height: int, fmt: str = "PNG", mode: str = "RGB", se
     buffer = io.BytesIO()
     picture.save(buffer, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buffer.getvalue()
+
+
+def baseline_done(state_dir: Path, feed: str = "site") -> bool:
+    """The feed's first poll (its baseline) is recorded in the SQLite store under ``state_dir``; read by a daemon's tester."""
+    try:
+        db = sqlite3.connect(state_dir / "state.db")
+        try:
+            row = db.execute("SELECT baseline_at FROM feeds WHERE name = ?", (feed,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])

@@ -25,7 +25,7 @@ from tests.contract import CANARY
 from tests.fakes.base import wait_until
 from tests.fakes.facebook import FakeGraph
 from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
-from tests.helpers import autopublish_process, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, outbox_lines, run_cli, write_config
 
 FACEBOOK = """
 [channels.facebook]
@@ -64,18 +64,6 @@ def _config(tmp_path: Path, site: FeedServer, *, channels: str, extra: str, sett
     config.write_text(config.read_text().replace('poll_interval = "5m"', 'poll_interval = "1s"'))
     (tmp_path / ".env").write_text(f"FACEBOOK_PAGE_TOKEN={CANARY}\nSMTP_PASSWORD={SMTP_CANARY}\nWEBHOOK_SECRET={CANARY}\n")
     return config
-
-
-def _baseline_done(tmp_path: Path) -> bool:
-    try:
-        db = sqlite3.connect(tmp_path / "queue" / "state.db")
-        try:
-            row = db.execute("SELECT baseline_at FROM feeds WHERE name = 'site'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0])
 
 
 def _deliveries(tmp_path: Path) -> Counter[tuple[str, str]]:
@@ -122,7 +110,7 @@ def test_token_expiry_alerts_once_resolves_once_and_the_held_post_goes_out_once(
                          extra=FACEBOOK.format(page_id=fake.page_id, url=fake.url) + OPS + '\n[alerts]\nchannels = ["ops"]\nrepeat = "24h"\n')
         daemon = autopublish_process(config, "run")
         try:
-            assert wait_until(lambda: _baseline_done(tmp_path), timeout=20), "no baseline"
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20), "no baseline"
             fake.expire_token()
             site.add(seed_item())
             assert wait_until(lambda: len(outbox_lines(config, "ops")) >= 1, timeout=20), "no alert"
@@ -166,7 +154,7 @@ def test_metrics_counts_match_the_publish_log_and_the_deliveries_table(tmp_path)
                          extra=FACEBOOK.format(page_id=fake.page_id, url=fake.url) + f'\n[daemon]\nmetrics = "127.0.0.1:{port}"\n')
         daemon = autopublish_process(config, "run")
         try:
-            assert wait_until(lambda: _baseline_done(tmp_path), timeout=20), "no baseline"
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20), "no baseline"
             fake.fail_next(code=100, message="(#100) Invalid parameter", times=1)  # a permanent failure for one post
             for n in (1, 2, 3):
                 site.add(_fresh_item(n))
@@ -397,7 +385,7 @@ def test_an_open_problem_is_told_again_after_repeat(tmp_path):
                          settings='feed_down_after = "1s"')
         daemon = autopublish_process(config, "run")
         try:
-            assert wait_until(lambda: _baseline_done(tmp_path), timeout=20), "no baseline"
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20), "no baseline"
             site.stop()
             assert wait_until(lambda: len(outbox_lines(config, "ops")) >= 2, timeout=20), outbox_lines(config, "ops")
         finally:
@@ -424,7 +412,7 @@ def test_a_problem_is_told_again_when_it_comes_back_and_after_repeat(tmp_path):
 
         daemon = autopublish_process(config, "run")
         try:
-            assert wait_until(lambda: _baseline_done(tmp_path), timeout=20), "no baseline"
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20), "no baseline"
             for n in (1, 2):
                 fake.expire_token()
                 site.add(_fresh_item(n))

@@ -10,7 +10,7 @@ import requests
 
 from tests.fakes.base import wait_until
 from tests.fakes.feed_server import FeedServer, older_items, seed_item
-from tests.helpers import autopublish_process, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, outbox_lines, run_cli, write_config
 
 
 def _free_port() -> int:
@@ -29,7 +29,7 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
         daemon = autopublish_process(config, "run", output=log)
         try:
             assert wait_until(lambda: _get(port, "/healthz") == 200, timeout=20)
-            assert wait_until(lambda: _baseline_done(tmp_path), timeout=20)  # first sight: existing entries recorded
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20)  # first sight: existing entries recorded
             site.add(seed_item())
             assert wait_until(lambda: len(outbox_lines(config)) == 1, timeout=20)
             sent_metric = 'autopublish_posts{channel="outbox",outcome="sent"} 1.0'
@@ -60,20 +60,6 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
                 print(log.read_text(errors="replace")[-4000:])  # shown by pytest when the test fails
         assert daemon.returncode == 0
         assert len(outbox_lines(config)) == 1
-
-
-def _baseline_done(tmp_path) -> bool:
-    import sqlite3
-
-    try:
-        db = sqlite3.connect(tmp_path / "queue" / "state.db")
-        try:
-            row = db.execute("SELECT baseline_at FROM feeds WHERE name = 'site'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0])
 
 
 def _log_has(tmp_path, good_config: str, words: str) -> bool:

@@ -31,7 +31,7 @@ from tests.fakes.base import FakeServer, Request, Response, wait_until
 from tests.fakes.feed_server import Item, older_items
 from tests.fakes.websub_hub import FakeHub
 from tests.fakes.wordpress import FakeWordPress, ixr_request, weblog_ping
-from tests.helpers import autopublish_process, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, outbox_lines, run_cli, write_config
 
 TOKEN = "push-token-0123456789abcdef"
 
@@ -133,7 +133,7 @@ def test_wordpress_ping_posts_at_once_with_an_hourly_poll_and_fetches_nothing_el
         daemon = autopublish_process(config, "run", output=log)
         try:
             assert wait_until(lambda: site.feed_requests() >= 1 and _ping_ok(port), timeout=30)
-            assert wait_until(lambda: _baseline_done(tmp_path), timeout=20)
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20)
             polls_before = site.feed_requests()
 
             # WordPress publishes: its cron pings; extendedPing is answered, so no plain ping follows.
@@ -198,20 +198,6 @@ def _ping_ok(port: int) -> bool:
         return requests.post(f"http://127.0.0.1:{port}/ping", data=b"x", timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-def _baseline_done(tmp_path: Path) -> bool:
-    import sqlite3
-
-    try:
-        db = sqlite3.connect(tmp_path / "queue" / "state.db")
-        try:
-            row = db.execute("SELECT baseline_at FROM feeds WHERE name = 'site'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0])
 
 
 # --- WebSub (in process, with a real pipeline and store) ------------------------------------------------------

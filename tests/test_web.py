@@ -50,6 +50,11 @@ class Site:
     def store(self) -> Store:
         return Store(self.config.state_dir)
 
+    def move(self, delivery: int, status: str, reason: str, **changes: Any) -> None:
+        """Put a delivery in ``status`` with ``reason`` as the pipeline would, for a page to show."""
+        with self.store() as store:
+            store.transition(delivery, status, reason, **changes)
+
 
 def build_site(tmp_path: Path, server: FeedServer) -> Site:
     """A config with two outbox channels and web users; one real `run --once` posts two articles to both."""
@@ -230,9 +235,7 @@ def test_post_without_csrf_token_is_refused(app: Flask, site: Site) -> None:
     client = app.test_client()
     sign_in(client, "ed")
     delivery = delivery_ids(site, "outbox")[0]
-    store = site.store()
-    store.transition(delivery, DeliveryStatus.FAILED, "Outbox says no")
-    store.close()
+    site.move(delivery, DeliveryStatus.FAILED, "Outbox says no")
     for data in ({}, {"csrf": "forged-token-forged-token-forged-token"}):
         response = client.post(f"/deliveries/{delivery}/retry", data=data)
         assert response.status_code == 400
@@ -247,9 +250,7 @@ def test_retry_failed_delivery(app: Flask, site: Site) -> None:
     client = app.test_client()
     sign_in(client, "ed")
     delivery = delivery_ids(site, "spare")[0]
-    store = site.store()
-    store.transition(delivery, DeliveryStatus.FAILED, "The outbox refused the post")
-    store.close()
+    site.move(delivery, DeliveryStatus.FAILED, "The outbox refused the post")
     page = client.get("/").get_data(as_text=True)
     assert "The outbox refused the post" in page and f'action="/deliveries/{delivery}/retry"' in page
     response = client.post(f"/deliveries/{delivery}/retry", data={"csrf": csrf_of(page), "next": "/?channel=spare"})
@@ -298,9 +299,7 @@ def test_resolve_refuses_non_http_url(app: Flask, site: Site) -> None:
     client = app.test_client()
     page = sign_in(client, "ed")
     delivery = delivery_ids(site, "spare")[0]
-    store = site.store()
-    store.transition(delivery, DeliveryStatus.UNCERTAIN, "Unknown", needs_editor=True)
-    store.close()
+    site.move(delivery, DeliveryStatus.UNCERTAIN, "Unknown", needs_editor=True)
     client.post(f"/deliveries/{delivery}/resolve", data={"csrf": csrf_of(page), "outcome": "posted", "url": "javascript:alert(1)"})
     assert status_of(site, delivery) == "uncertain"
 
@@ -383,9 +382,7 @@ def test_filters(app: Flask, site: Site) -> None:
     client = app.test_client()
     sign_in(client, "ed")
     delivery = delivery_ids(site, "spare")[0]
-    store = site.store()
-    store.transition(delivery, DeliveryStatus.FAILED, "The outbox refused the post")
-    store.close()
+    site.move(delivery, DeliveryStatus.FAILED, "The outbox refused the post")
     failed = client.get("/?status=failed").get_data(as_text=True)
     assert failed.count('data-article="') == 1
     searched = client.get("/?q=Banjir").get_data(as_text=True)

@@ -208,6 +208,32 @@ def torture(workdir: Path, *, rounds: int = 6, per_round: int = 3, fault_rate: f
     return report
 
 
+def tally(report: Any, rows: dict[tuple[str, str], tuple[str, str]], links: list[str], platforms: tuple[Platform, ...],
+          fakes: list[FakeServer]) -> None:
+    """Count what each platform fake received against the store's rows (channel, link) -> (status, reason).
+
+    Posted twice is a duplicate; sent and posted once is right; uncertain or held with a reason and
+    posted at most once waits for an editor (on a readable platform, an uncertain one is unsettled);
+    anything else is lost.
+    """
+    for platform, fake in zip(platforms, fakes, strict=True):
+        records = [json.dumps(record, ensure_ascii=False, default=repr) for record in platform.records(fake)]
+        report.posts += len(records)
+        for link in links:
+            seen = sum(1 for text in records if link in text)
+            report.duplicates += max(0, seen - 1)
+            status, reason = rows.get((platform.channel, link), ("missing", ""))
+            where = f"{platform.channel} {link} ({status}, posted {seen}x)"
+            if status == "sent" and seen == 1:
+                continue
+            if status in ("uncertain", "held") and reason and seen <= 1:
+                report.held += 1
+                if platform.readable and status == "uncertain":
+                    report.unsettled_readable.append(where)
+                continue
+            report.lost.append(where)
+
+
 def _judge(report: Report, workdir: Path, config: Path, links: list[str], fakes: list[FakeServer]) -> None:
     report.articles = len(links)
     for fake in fakes:
@@ -222,22 +248,7 @@ def _judge(report: Report, workdir: Path, config: Path, links: list[str], fakes:
         }
     finally:
         db.close()
-    for platform, fake in zip(PLATFORMS, fakes, strict=True):
-        records = [json.dumps(record, ensure_ascii=False, default=repr) for record in platform.records(fake)]
-        report.posts += len(records)
-        for link in links:
-            seen = sum(1 for text in records if link in text)
-            report.duplicates += max(0, seen - 1)
-            status, reason = rows.get((platform.channel, link), ("missing", ""))
-            where = f"{platform.channel} {link} ({status})"
-            if status == "sent" and seen == 1:
-                continue
-            if status in ("uncertain", "held") and reason:
-                report.held += 1
-                if platform.readable and status == "uncertain":
-                    report.unsettled_readable.append(where)
-                continue
-            report.lost.append(where)
+    tally(report, rows, links, PLATFORMS, fakes)
     outputs = {
         "log": run_cli(config, "log", "--format", "json", "--limit", "100000").output,
         "queue": run_cli(config, "queue").output,

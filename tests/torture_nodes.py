@@ -14,7 +14,6 @@ none lost, and the feed fetched about once per poll interval, not once per node.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from tests.fakes import mastodon, webhook
 from tests.fakes.base import FakeServer, wait_until
 from tests.fakes.feed_server import FeedServer, Item, older_items
 from tests.helpers import run_cli, write_config
-from tests.torture import Platform, _channel_table, _start
+from tests.torture import Platform, _channel_table, _start, tally
 
 PLATFORMS = (
     Platform("hook", webhook.CONTRACT, lambda f: list(f.deliveries), False),  # type: ignore[attr-defined]
@@ -176,22 +175,7 @@ def _judge(report: NodesReport, workdir: Path, config: Path, url: str, links: li
     [(report.baselines,)] = _sql(url, "SELECT COUNT(*) FROM events WHERE kind = 'baseline'")
     report.posted_by = dict(_sql(
         url, "SELECT claimed_by, COUNT(*) FROM deliveries WHERE status = 'sent' AND claimed_by IS NOT NULL GROUP BY claimed_by"))
-    for platform, fake in zip(PLATFORMS, fakes, strict=True):
-        records = [json.dumps(record, ensure_ascii=False, default=repr) for record in platform.records(fake)]
-        report.posts += len(records)
-        for link in links:
-            seen = sum(1 for text in records if link in text)
-            report.duplicates += max(0, seen - 1)
-            status, reason = rows.get((platform.channel, link), ("missing", ""))
-            where = f"{platform.channel} {link} ({status}, posted {seen}x)"
-            if status == "sent" and seen == 1:
-                continue
-            if status in ("uncertain", "held") and reason and seen <= 1:
-                report.held += 1
-                if platform.readable and status == "uncertain":
-                    report.unsettled_readable.append(where)
-                continue
-            report.lost.append(where)
+    tally(report, rows, links, PLATFORMS, fakes)
     outputs = {
         "log": run_cli(config, "log", "--format", "json", "--limit", "100000").output,
         "nodes": run_cli(config, "nodes").output,

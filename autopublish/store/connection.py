@@ -125,38 +125,32 @@ class Database:
         """One write transaction: committed when the block ends, rolled back on any error."""
         joined = self._joined()
         if joined is not None:
-            try:
+            with self._translated():
                 yield joined  # an error propagates to batch(), which rolls everything back
-            except DBAPIError as exc:
-                raise self.translate(exc) from None
             return
-        with self._guard():
-            try:
-                with self.engine.connect() as conn:
-                    conn = conn.execution_options(autopublish_write=True)
-                    with conn.begin():
-                        yield conn
-            except DBAPIError as exc:
-                raise self.translate(exc) from None
+        with self._guard(), self._translated(), self.engine.connect() as conn:
+            conn = conn.execution_options(autopublish_write=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read: one snapshot on SQLite, autocommit on PostgreSQL (inside batch(): its transaction)."""
         joined = self._joined()
         if joined is not None:
-            try:
+            with self._translated():
                 yield joined
-            except DBAPIError as exc:
-                raise self.translate(exc) from None
             return
-        with self._guard():
-            try:
-                with self.engine.connect() as conn:
-                    if not self.is_sqlite:
-                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    yield conn
-            except DBAPIError as exc:
-                raise self.translate(exc) from None
+        with self._guard(), self._translated(), self.engine.connect() as conn:
+            yield conn if self.is_sqlite else conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """A driver error as one plain sentence (StateError)."""
+        try:
+            yield
+        except DBAPIError as exc:
+            raise self.translate(exc) from None
 
     # --- dialect differences, in one place ------------------------------------------------
     def insert(self, table: Table) -> Any:
