@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from autopublish.config import load_config
 from autopublish.errors import ConfigError
 from autopublish.store import Store
 from autopublish.web.app import create_app
-from tests.fakes.feed_server import FeedServer, older_items, seed_item
+from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
 from tests.helpers import outbox_lines, run_cli, write_config
 
 PASSWORD = "db-canary-pw-5e1d"
@@ -150,3 +151,48 @@ def test_pacing_holds_when_two_nodes_sweep_one_channel_at_once(tmp_path: Path, p
                 app.close()
         titles = [delivery["json"]["article"]["title"] for delivery in hook.deliveries]
     assert titles == ["Urutan 0"]  # one an hour across both nodes, the oldest first
+
+
+def _article(title: str, minutes_ago: int) -> Item:
+    slug = title.lower().replace(" ", "-")
+    return Item(title=title, link=f"https://jakberketahanan.example.go.id/2026/12/02/{slug}/", guid=f"https://jakberketahanan.example.go.id/?p={slug}",
+                published=datetime.now(UTC) - timedelta(minutes=minutes_ago), summary=f"{title}.")
+
+
+def test_a_single_autopublishs_sqlite_state_moves_to_postgresql_and_nothing_is_posted_twice(tmp_path: Path, postgres_url: str) -> None:
+    """db import-sqlite: the nodes go on where the single process stopped (its log, its queue, every baseline)."""
+    if not postgres_url.startswith("postgresql://autopublish@"):
+        pytest.skip("needs the trust-auth test server that .ci/run starts (user autopublish)")
+    env = {"DB_PASSWORD": PASSWORD}
+    with FeedServer(older_items(3)) as site:
+        single = write_config(tmp_path / "single.toml", f"{site.url}/feed/")
+        assert run_cli(single, "run", "--once").exit_code == 0  # the baseline: the 3 older articles are history
+        site.add(_article("Posted before the move", 3))
+        assert "posted 1" in run_cli(single, "run", "--once").output
+        assert run_cli(single, "pause", "outbox").exit_code == 0
+        site.add(_article("Waiting article", 2))
+        assert run_cli(single, "run", "--once").exit_code == 0  # queued, held by the pause
+        before = run_cli(single, "log", "--format", "json").output
+
+        nodes = _config(tmp_path, f"{site.url}/feed/", postgres_url)  # same state_dir: the copy's default source
+        refused = run_cli(single, "db", "import-sqlite")
+        assert refused.exit_code != 0 and "names no PostgreSQL" in refused.output and "Traceback" not in refused.output
+        assert run_cli(nodes, "db", "upgrade", env=env).exit_code == 0
+        copied = run_cli(nodes, "db", "import-sqlite", env=env)
+        assert copied.exit_code == 0, copied.output
+        assert "deliveries: 2 rows" in copied.output and "feeds: 1 rows" in copied.output, copied.output
+        assert PASSWORD not in copied.output
+
+        assert run_cli(nodes, "log", "--format", "json", env=env).output == before  # the whole publish log, as it was
+        assert run_cli(nodes, "resume", "outbox", env=env).exit_code == 0  # the pause came along too
+        site.add(_article("Published after the move", 1))  # published while moving: a normal new article for the nodes
+        moved = run_cli(nodes, "run", "--once", env=env)
+        assert moved.exit_code == 0 and "posted 2" in moved.output, moved.output
+        titles = [line["text"].split("\n", 1)[0] for line in outbox_lines(nodes)]
+        assert titles == ["Posted before the move", "Waiting article", "Published after the move"]  # none twice, none lost
+        log = run_cli(nodes, "log", "--format", "json", "--limit", "1000", env=env).output
+        assert log.count('"event": "baseline"') == 1  # the feed was not taken for new
+
+        again = run_cli(nodes, "db", "import-sqlite", env=env)
+        assert again.exit_code != 0 and "already holds autopublish data" in again.output
+        assert len(outbox_lines(nodes)) == 3

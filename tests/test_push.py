@@ -25,8 +25,9 @@ from autopublish.push import xmlrpc
 from autopublish.push.service import PushService
 from autopublish.push.status import push_status
 from autopublish.push.trigger import PollTrigger
-from autopublish.push.websub import callback_url
+from autopublish.push.websub import UPKEEP_TASK, callback_url
 from autopublish.scheduler import Daemon
+from autopublish.store import Store
 from tests.fakes.base import FakeServer, Request, Response, wait_until
 from tests.fakes.feed_server import Item, older_items
 from tests.fakes.websub_hub import FakeHub
@@ -282,6 +283,29 @@ def test_websub_subscribe_verify_deliver_renew_and_unsubscribe(tmp_path):
                 assert hub.distribute(site.feed_url, body) == []
                 assert requests.post(callback, data=body, timeout=5).status_code == 410  # §7: gone
     assert canary.requests == []
+
+
+def test_one_node_at_a_time_keeps_the_websub_subscriptions(tmp_path):
+    """Two nodes asking one hub at once would overwrite each other's pending request: upkeep is leased."""
+    port = _free_port()
+    with FakeHub() as hub, FakeWordPress(older_items(2), hub=hub.hub_url) as site:
+        config = _push_config(tmp_path, site.feed_url, port, public=True)
+        with _Running(config) as running:
+            other = Store(running.config.state_dir)  # another node on the same database
+            try:
+                other.register_node()
+                assert other.lease_task(UPKEEP_TASK, 60)
+                running.daemon.pipeline.poll_all()  # records the hub: upkeep is due
+                time.sleep(1.0)  # five upkeep passes of this node
+                assert hub.accepted == []
+                assert all(node.channels == () for node in other.nodes())  # a task is not a channel
+                other.release_task(UPKEEP_TASK)
+                assert wait_until(lambda: len(hub.accepted) == 1, timeout=10)
+                assert wait_until(lambda: running.app.store.websub_subscription("site").state == "active", timeout=10)
+                time.sleep(0.5)
+                assert len(hub.accepted) == 1  # kept, not asked again
+            finally:
+                other.close()
 
 
 def test_websub_hub_failing_or_denying_falls_back_to_polling(tmp_path):

@@ -1,4 +1,4 @@
-"""The state database: ``backup``, ``db upgrade`` and ``nodes``."""
+"""The state database: ``backup``, ``db upgrade``, ``db import-sqlite`` and ``nodes``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,38 @@ def db_upgrade(ctx: Context) -> None:
 
     with Store.for_config(ctx.config(), migrate=True) as store:
         click.echo(f"The database {store.shown} is up to date.")
+
+
+@db_group.command("import-sqlite")
+@click.argument("state_dir", required=False, type=click.Path(file_okay=False))
+@click.pass_obj
+@guarded
+def db_import_sqlite(ctx: Context, state_dir: str | None) -> None:
+    """Copy a single autopublish's SQLite state (default: the config's state_dir) into the new PostgreSQL.
+
+    Run it once, with autopublish stopped, after `autopublish db upgrade` and before starting the
+    nodes: they then go on where the single process stopped, with its publish log, its queue and
+    every feed's baseline, so nothing is posted twice and nothing waiting is lost.
+    """
+    from autopublish.errors import StateError
+    from autopublish.lock import instance_lock
+    from autopublish.store import Store
+    from autopublish.store.transfer import copy_database
+
+    config = ctx.config()
+    if config.database is None:
+        raise StateError(f"{config.path}: [settings] database names no PostgreSQL to copy into; set it "
+                         "(database = \"postgresql://user:${DB_PASSWORD}@host:5432/autopublish\"), run autopublish db upgrade, then copy")
+    source_dir = Path(state_dir) if state_dir else config.state_dir
+    with instance_lock(source_dir), Store(source_dir, create=False) as source, Store.for_config(config) as target:
+        settled = source.recover_interrupted()  # as at any start: a post in flight becomes uncertain, to be checked
+        report = copy_database(source.db, target.db)
+        shown = target.shown
+    for line in report.lines():
+        click.echo(f"  {line}")
+    if settled:
+        click.echo(f"{len(settled)} posts were in flight when autopublish stopped; they are uncertain and will be checked.")
+    click.echo(f"Copied {source.shown} into {shown}. Start the nodes now; keep the SQLite file as a backup.")
 
 
 @click.command("nodes")

@@ -227,12 +227,35 @@ class Publisher(ABC, Generic[OptionsT]):
         """The adapter's own reading of an error answer; None takes the default of ``classify``."""
         return None
 
+    def refusal(self, response: requests.Response, *, what: str, status: int, detail: str) -> str:
+        """The sentence for an answer the shared rules call permanent (an adapter may use its own words)."""
+        return f"{what} answered HTTP {status}: {detail or 'no reason given'}"
+
+    def rate_limited(
+        self, response: requests.Response, *, what: str = "", wait: float | None = None, code: str | int | None = 429, detail: str = ""
+    ) -> RateLimitedError:
+        """Too many requests: ``wait`` is the platform's own (a body field, a reset header), else Retry-After, else ``rate_limit_wait``."""
+        if wait is None:
+            wait = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
+        seconds = wait if wait and wait > 0 else self.rate_limit_wait
+        return self.error(RateLimitedError, f"{what or self.label} asked us to slow down; will try again in {_duration(seconds)}",
+                          retry_after=seconds, code=code, detail=detail)
+
+    def auth_refused(self, status: int, *, what: str = "", code: str | int | None = None, detail: str = "") -> AuthError:
+        """The credentials were refused: pause the channel with ``auth_fix()``."""
+        return self.error(AuthError, f"{what or self.label} refused the channel's credentials (HTTP {status}); {self.auth_fix()}",
+                          code=status if code is None else code, detail=detail)
+
     def server_error(self, status: int, *, writes: bool, what: str = "", detail: str = "", code: str | int | None = None) -> PublishError:
-        """A 5xx: uncertain after a non-idempotent write (it may have posted), transient otherwise."""
+        """A server-side failure: uncertain after a non-idempotent write (it may have posted), transient otherwise.
+
+        ``status`` below 500: the platform said so in its body (Graph's codes 1 and 2, ``is_transient``).
+        """
         uncertain = writes and not self.idempotent  # an idempotent retry cannot post twice
         cls: type[PublishError] = UncertainError if uncertain else TransientError
         tail = "it may have been published" if uncertain else "will try again later"
-        return self.error(cls, f"{what or self.label} answered HTTP {status} (a server error); {tail}", code=status if code is None else code, detail=detail)
+        said = f"answered HTTP {status} (a server error)" if status >= 500 else "had a temporary problem"
+        return self.error(cls, f"{what or self.label} {said}; {tail}", code=status if code is None else code, detail=detail)
 
     def classify(
         self,
@@ -242,30 +265,32 @@ class Publisher(ABC, Generic[OptionsT]):
         what: str = "",
         detail: str = "",
         code: str | int | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> PublishError:
         """Map an HTTP error answer to the core's vocabulary: ``refine()`` first, then the shared rules.
 
-        429 rate limited (Retry-After); 401/403 auth with ``auth_fix()``; 408 transient; 5xx
-        uncertain after a write (it may have posted) unless the adapter is ``idempotent``, transient
-        otherwise; anything else permanent.
+        429 rate limited (``retry_after``, else Retry-After); 401/403 auth with ``auth_fix()``; 408
+        transient; 5xx uncertain after a write (it may have posted) unless the adapter is
+        ``idempotent``, transient otherwise; anything else permanent, in ``refusal()``'s words.
+        ``status``: the status the platform means when its body says another than HTTP's (Telegram's
+        ``error_code`` in an ``ok: false`` answer sent with HTTP 200). ``code`` defaults to it.
         """
         what = what or self.label
         refined = self.refine(response, writes=writes, what=what, detail=detail)
         if refined is not None:
             return refined
-        status = response.status_code
+        status = response.status_code if status is None else status
         code = status if code is None else code
         if status == 429:
-            wait = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
-            return self.error(RateLimitedError, f"{what} says too many requests; will try again later",
-                              retry_after=wait if wait and wait > 0 else self.rate_limit_wait, code=code, detail=detail)
+            return self.rate_limited(response, what=what, wait=retry_after, code=code, detail=detail)
         if status in (401, 403):
-            return self.error(AuthError, f"{what} refused the channel's credentials (HTTP {status}); {self.auth_fix()}", code=code, detail=detail)
+            return self.auth_refused(status, what=what, code=code, detail=detail)
         if status == 408:
             return self.error(TransientError, f"{what} answered HTTP 408 (request timeout); will try again later", code=code, detail=detail)
         if status >= 500:
             return self.server_error(status, writes=writes, what=what, detail=detail, code=code)
-        return self.error(PermanentError, f"{what} answered HTTP {status}: {detail or 'no reason given'}", code=code, detail=detail)
+        return self.error(PermanentError, self.refusal(response, what=what, status=status, detail=detail), code=code, detail=detail)
 
     def request(
         self,
@@ -292,7 +317,10 @@ class Publisher(ABC, Generic[OptionsT]):
 
     def transport_error(self, exc: BaseException, *, writes: bool, what: str) -> PublishError:
         """Map a requests exception to the core's vocabulary (never echoing its text)."""
-        kind, detail = transport_failure(exc), type(exc).__name__
+        return self.transport_failed(transport_failure(exc), type(exc).__name__, writes=writes, what=what)
+
+    def transport_failed(self, kind: str, detail: str, *, writes: bool, what: str) -> PublishError:
+        """The error for a ``transport_failure`` kind; ``detail`` names the exception's type."""
         if kind == "unreachable":
             return self.error(TransientError, f"Could not reach {what}; will try again later", detail=detail)
         if kind == "bad_address":
@@ -370,6 +398,15 @@ class Publisher(ABC, Generic[OptionsT]):
             raise self.error(cls, f"{what} answered HTTP {response.status_code} with a body that could not be read", code=response.status_code) from None
 
 
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """The JSON object in an answer's body; {} when there is none (an error page, an empty or a list body)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def is_refused(exc: BaseException) -> bool:
     """True when the connection was never made (so the request never left)."""
     seen: set[int] = set()
@@ -406,6 +443,15 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def _duration(seconds: float) -> str:
+    """A wait in words: "35 seconds", "about 15 minutes", "about 6 hours"."""
+    if seconds < 120:
+        return f"{seconds:.0f} seconds"
+    if seconds < 2 * 3600:
+        return f"about {round(seconds / 60)} minutes"
+    return f"about {round(seconds / 3600)} hours"
 
 
 def seconds_until_epoch(value: str | None, now: datetime) -> float | None:

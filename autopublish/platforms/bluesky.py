@@ -50,9 +50,9 @@ import regex
 import requests
 from pydantic import Field, field_validator
 
-from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import AuthError, PermanentError, PublishError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_graphemes, parse_retry_after, seconds_until_epoch
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_graphemes, json_object, seconds_until_epoch
 from autopublish.platforms.images import fit_image
 from autopublish.platforms.session_file import SessionFile
 from autopublish.secrets import SecretRef
@@ -64,7 +64,6 @@ MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
 MAX_THUMB_BYTES = 1_000_000
 MAX_IMAGE_BYTES = 2_000_000
-DEFAULT_RATE_LIMIT_WAIT = 300.0
 REFRESH_MARGIN_SECONDS = 60.0
 AUTH_ERRORS = {"AuthenticationRequired", "AuthMissing", "AccountTakedown", "AccountDeactivated", "AuthFactorTokenRequired"}
 TOKEN_ERRORS = {"ExpiredToken", "InvalidToken"}
@@ -385,7 +384,12 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
             json={"identifier": self.options.handle, "password": self.options.app_password.reveal()},
         )
         if response.status_code != 200:
-            raise self._xrpc_error(response, login=True)
+            failure = self._xrpc_error(response)
+            if type(failure) is PermanentError and response.status_code == 400:
+                name, message = _error_of(response)
+                failure = self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's "
+                                                     "handle and service", code=failure.code, detail=failure.detail)
+            raise failure
         return self._save_session(self._session_from(response))
 
     def _refresh(self, session: _Session) -> _Session:
@@ -495,53 +499,54 @@ class BlueskyPublisher(Publisher[BlueskyOptions]):
         handle = self._session.handle if self._session else self.options.handle
         return Receipt(remote_id=uri, url=f"https://bsky.app/profile/{handle}/post/{rkey}")
 
-    def _xrpc_error(self, response: requests.Response, *, login: bool = False) -> PublishError:
-        """Map an XRPC error answer to the core's vocabulary (never echoing secrets)."""
-        status = response.status_code
-        name, message = _error_of(response)
-        detail = f"{name}: {message}"[:200] if name else ""
-        password = self.options.app_password.env_name or "BLUESKY_APP_PASSWORD"
-        fix = f"put it in .env as {password} and run: autopublish resume {self.channel}"
-        if status == 429 or name == "RateLimitExceeded":
-            now = self.env.now()
-            wait = seconds_until_epoch(response.headers.get("RateLimit-Reset"), now)
-            if not wait:
-                wait = parse_retry_after(response.headers.get("Retry-After"), now)
-            return self.error(
-                RateLimitedError,
-                "Bluesky asked us to slow down; will try again later",
-                retry_after=wait if wait and wait > 0 else DEFAULT_RATE_LIMIT_WAIT,
-                code=status,
-                detail=detail,
-            )
-        if name == "AccountTakedown":
-            return self.error(
-                AuthError,
-                f"Bluesky has taken down the account @{self.options.handle}; resolve it with Bluesky, then run: autopublish resume {self.channel}",
-                code=name,
-                detail=detail,
-            )
-        if name == "AccountDeactivated":
-            return self.error(AuthError, f"The Bluesky account @{self.options.handle} is deactivated; reactivate it, then run: autopublish resume "
-                                         f"{self.channel}", code=name, detail=detail)
-        if name == "AuthFactorTokenRequired":
-            return self.error(AuthError, f"Bluesky asks for an email code, which means the main password was given; create an app password (Settings > "
-                                         f"Privacy and security > App passwords), {fix}", code=name, detail=detail)
-        if status in (401, 403) or name in AUTH_ERRORS or name in TOKEN_ERRORS:
-            return self.error(
-                AuthError,
-                f"Bluesky says the app password for @{self.options.handle} is wrong or was revoked; create a new app password "
-                f"(Settings > Privacy and security > App passwords), {fix}",
-                code=name or status,
-                detail=detail,
-            )
-        if status >= 500:
-            return self.server_error(status, writes=False, what="Bluesky", detail=detail)  # createRecord's rkey makes a retry safe
-        if login and status == 400:
-            return self.error(PermanentError, f"Bluesky refused the login for @{self.options.handle} ({message or name}); check the channel's handle and "
-                                              f"service", code=name or status, detail=detail)
-        return self.error(PermanentError, f"Bluesky refused the post: {message or name or f'HTTP {status}'}"[:300], code=name or status, detail=detail)
+    # --- errors -----------------------------------------------------------------------
+    def _xrpc_error(self, response: requests.Response) -> PublishError:
+        """Map an XRPC error answer to the core's vocabulary (never echoing secrets).
 
+        Passed as a read: createRecord's rkey makes any retry safe (``idempotent``), so a 5xx is transient.
+        """
+        name, message = _error_of(response)
+        limited = name == "RateLimitExceeded" or response.status_code == 429
+        return self.classify(
+            response,
+            writes=False,
+            what="Bluesky",
+            detail=f"{name}: {message}"[:200] if name else "",
+            code=response.status_code if limited or response.status_code >= 500 or not name else name,
+            status=429 if limited else None,
+            retry_after=seconds_until_epoch(response.headers.get("RateLimit-Reset"), self.env.now()) or None,
+        )
+
+    def auth_fix(self) -> str:
+        return f"the app password for @{self.options.handle} is wrong or was revoked: create a new app password {self._password_fix()}"
+
+    def _password_fix(self) -> str:
+        password = self.options.app_password.env_name or "BLUESKY_APP_PASSWORD"
+        return f"(Settings > Privacy and security > App passwords), put it in .env as {password} and run: autopublish resume {self.channel}"
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """XRPC error names: a taken-down or deactivated account, a main password given, auth names on any status."""
+        name, _ = _error_of(response)
+        status = response.status_code
+        resume = f"autopublish resume {self.channel}"
+        if name == "RateLimitExceeded" or status == 429:
+            return None
+        if name == "AccountTakedown":
+            return self.error(AuthError, f"Bluesky has taken down the account @{self.options.handle}; resolve it with Bluesky, then run: {resume}",
+                              code=name, detail=detail)
+        if name == "AccountDeactivated":
+            return self.error(AuthError, f"The Bluesky account @{self.options.handle} is deactivated; reactivate it, then run: {resume}",
+                              code=name, detail=detail)
+        if name == "AuthFactorTokenRequired":
+            return self.error(AuthError, "Bluesky asks for an email code, which means the main password was given; create an app password "
+                                         f"{self._password_fix()}", code=name, detail=detail)
+        if (name in AUTH_ERRORS or name in TOKEN_ERRORS) and status not in (401, 403, 429):
+            return self.auth_refused(status, what=what, code=name, detail=detail)
+        return None
+
+    def refusal(self, response: requests.Response, *, what: str, status: int, detail: str) -> str:
+        name, message = _error_of(response)
+        return f"Bluesky refused the post: {message or name or f'HTTP {status}'}"[:300]
 
     # --- takedowns (a Bluesky post cannot be edited) -----------------------------------------
     can_delete: ClassVar[bool] = True
@@ -560,12 +565,7 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
     """(error name, message) of an XRPC error body; ("", "") when there is none."""
     if response.status_code < 400:
         return "", ""
-    try:
-        body = response.json()
-    except ValueError:
-        return "", ""
-    if not isinstance(body, dict):
-        return "", ""
+    body = json_object(response)
     return str(body.get("error") or ""), str(body.get("message") or "")[:200]
 
 

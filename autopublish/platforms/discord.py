@@ -28,7 +28,7 @@ from pydantic import ConfigDict, field_validator
 
 from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
+from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, json_object, parse_retry_after
 from autopublish.secrets import Secret, SecretRef
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class DiscordPublisher(Publisher[DiscordOptions]):
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
         """Discord's own codes: deleted webhooks (10015, 50027), body-level retry_after, form errors."""
         status = response.status_code
-        body = _body(response)
+        body = json_object(response)
         code = body.get("code")
         text = str(body.get("message") or f"HTTP {status}")
         if status == 429:
@@ -283,15 +283,7 @@ UNKNOWN_MESSAGE = 10008  # discord.com/developers/docs/topics/opcodes-and-status
 
 
 def _error_code(response: requests.Response) -> object:
-    return _body(response).get("code")
-
-
-def _body(response: requests.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return json_object(response).get("code")
 
 
 def _shorten(text: str, limit: int) -> str:

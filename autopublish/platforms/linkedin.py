@@ -30,7 +30,7 @@ from pydantic import field_validator
 
 from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, link_key, parse_retry_after
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, json_object, link_key, parse_retry_after
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
             raise CannotCheckError(
                 "LinkedIn would not let the token read the Page's posts back: it lacks r_organization_social; posting is not affected",
                 missing_permission="r_organization_social", platform=self.name, channel=self.channel, code=403,
-                detail=str(_body(response).get("message") or ""),
+                detail=str(json_object(response).get("message") or ""),
             )
         if response.status_code != 200:
             raise self._failure(response, writes=False)
@@ -287,12 +287,12 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
 
     def _failure(self, response: requests.Response, *, writes: bool, what: str = "LinkedIn") -> PublishError:
         """Map a LinkedIn error answer to the core's vocabulary."""
-        return self.classify(response, writes=writes, what=what, detail=str(_body(response).get("message") or ""))
+        return self.classify(response, writes=writes, what=what, detail=str(json_object(response).get("message") or ""))
 
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
         """LinkedIn's own codes: daily throttles, 60-day tokens, Page roles, retired versions, duplicates."""
         status = response.status_code
-        body = _body(response)
+        body = json_object(response)
         code = str(body.get("code") or "")
         message = detail
         input_codes = {
@@ -383,14 +383,6 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
         if response.status_code < 300 or response.status_code == 404:
             return
         raise self._failure(response, writes=True)
-
-
-def _body(response: requests.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _plain(message: str) -> str:

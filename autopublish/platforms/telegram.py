@@ -25,13 +25,14 @@ from __future__ import annotations
 import html
 import logging
 import re
-from typing import Any, ClassVar, Literal, NoReturn
+from typing import Any, ClassVar, Literal
 
+import requests
 from pydantic import ConfigDict, field_validator
 
-from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
+from autopublish.errors import AuthError, PermanentError, PublishError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, count_utf16, parse_retry_after
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, count_utf16, json_object
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class TelegramPublisher(Publisher[TelegramOptions]):
     idempotent: ClassVar[bool] = False  # the Bot API has no idempotency key
     can_read_back: ClassVar[bool] = False  # bots cannot read a channel's history
     default_template = "{title}\n\n{summary}\n\n{link}\n\n{hashtags}"
+    rate_limit_wait: ClassVar[float] = DEFAULT_RETRY_AFTER  # a 429 without retry_after or Retry-After
 
     def __init__(self, channel: str, options: TelegramOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
@@ -263,29 +265,37 @@ class TelegramPublisher(Publisher[TelegramOptions]):
                 "Telegram answered in an unexpected way; the post may have been published",
                 code=response.status_code,
             )
-        self._raise_for(method, response.status_code, body, writes=writes, retry_header=response.headers.get("Retry-After"))
-
-    def _raise_for(self, method: str, status: int, body: dict[str, Any], *, writes: bool, retry_header: str | None) -> NoReturn:
-        code = body.get("error_code") if isinstance(body.get("error_code"), int) else status
-        description = str(body.get("description") or f"HTTP {status}")
-        params: dict[str, Any] = body["parameters"] if isinstance(body.get("parameters"), dict) else {}
-        lowered = description.lower()
+        code, description, params = _envelope(response.status_code, body)
         if params.get("migrate_to_chat_id") is not None:
             raise _Migrated(str(params["migrate_to_chat_id"]))
-        if code == 429 or params.get("retry_after") is not None:
-            raise self._rate_limited(params.get("retry_after"), retry_header, description)
+        wait = params.get("retry_after")
+        if method == "sendPhoto" and code == 400 and wait is None and any(p in description.lower() for p in _PHOTO_PROBLEMS):
+            raise _PhotoRefused(description)
+        raise self.classify(
+            response,
+            writes=writes,
+            what="Telegram",
+            detail=description,
+            status=429 if wait is not None else code,  # a retry_after parameter is a rate limit whatever the code
+            retry_after=float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None,
+        )
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Telegram's own answers: a bad token (401, or 404 for the token's path), missing rights, an unknown chat."""
+        code, description, params = _envelope(response.status_code, json_object(response))
+        lowered = description.lower()
+        if params.get("retry_after") is not None:
+            return None  # a rate limit, whatever the code
         if code in (401, 404):
-            raise self.error(
+            return self.error(
                 AuthError,
                 f"Telegram says the bot token is not valid (revoked or mistyped); get the token from @BotFather, "
                 f"put it in .env as {self._token_name()} and run: autopublish resume {self.channel}",
                 code=code,
                 detail=description,
             )
-        if method == "sendPhoto" and code == 400 and any(p in lowered for p in _PHOTO_PROBLEMS):
-            raise _PhotoRefused(description)
         if code == 403 or (code == 400 and any(p in lowered for p in _RIGHTS_PROBLEMS)):
-            raise self.error(
+            return self.error(
                 AuthError,
                 f"Telegram says the bot may not post to {self.chat} ({description}); add the bot to the chat as an "
                 f"administrator allowed to post messages and run: autopublish resume {self.channel}",
@@ -293,32 +303,17 @@ class TelegramPublisher(Publisher[TelegramOptions]):
                 detail=description,
             )
         if code == 400 and "chat not found" in lowered:
-            raise self.error(
+            return self.error(
                 AuthError,
                 f"Telegram cannot find the chat {self.chat}; check `chat` in [channels.{self.channel}] (a public "
                 f"@username or the numeric id), make sure the bot is a member, and run: autopublish resume {self.channel}",
                 code=code,
                 detail=description,
             )
-        if isinstance(code, int) and code >= 500:
-            raise self.server_error(code, writes=writes, what="Telegram", detail=description)
-        raise self.error(PermanentError, f"Telegram refused the post: {description}", code=code, detail=description)
+        return None
 
-    def _rate_limited(self, body_value: Any, header: str | None, description: str) -> RateLimitedError:
-        seconds: float | None = None
-        if isinstance(body_value, (int, float)) and not isinstance(body_value, bool):
-            seconds = float(body_value)
-        if seconds is None:
-            seconds = parse_retry_after(header, self.env.now())
-        if seconds is None or seconds <= 0:
-            seconds = DEFAULT_RETRY_AFTER
-        return self.error(
-            RateLimitedError,
-            f"Telegram asked us to slow down; will try again in {seconds:.0f} seconds",
-            retry_after=seconds,
-            code=429,
-            detail=description,
-        )
+    def refusal(self, response: requests.Response, *, what: str, status: int, detail: str) -> str:
+        return f"Telegram refused the post: {detail}"
 
     def _token_name(self) -> str:
         return self.options.bot_token.env_name or "TELEGRAM_BOT_TOKEN"
@@ -373,6 +368,17 @@ class TelegramPublisher(Publisher[TelegramOptions]):
         if "not found" in exc.detail.lower() and "chat not found" not in exc.detail.lower():
             return self.error(PermanentError, "The message is no longer in the Telegram chat, so it cannot be updated", code=exc.code, detail=exc.detail)
         return self.error(PermanentError, f"Telegram refused the update: {exc.detail}", code=exc.code, detail=exc.detail)
+
+
+def _envelope(status: int, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
+    """(error_code, description, parameters) of a Bot API ``ok: false`` answer; the HTTP status when the body has no code."""
+    code = body.get("error_code")
+    params = body.get("parameters")
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else status,
+        str(body.get("description") or f"HTTP {status}"),
+        params if isinstance(params, dict) else {},
+    )
 
 
 def _posting_problem(member: Any, chat_type: str) -> str:

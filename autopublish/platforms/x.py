@@ -34,7 +34,7 @@ import requests
 from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms import twitter_text
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, link_key, seconds_until_epoch
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, json_object, link_key, seconds_until_epoch
 from autopublish.platforms.images import fit_image
 from autopublish.secrets import SecretRef
 
@@ -174,7 +174,7 @@ class XPublisher(Publisher[XOptions]):
             reset = _epoch(response.headers.get("x-rate-limit-reset"))
             self._read_blocked_until = max(self._read_blocked_until, reset or self.env.now().timestamp() + DEFAULT_RATE_LIMIT_WAIT)
         if response.status_code == 403:
-            problem = _problem(response)
+            problem = json_object(response)
             raise CannotCheckError(
                 f"X would not let the app read the account's posts back ({problem.get('title') or 'forbidden'}); posting is not affected",
                 missing_permission=READ_ACCESS, platform=self.name, channel=self.channel, code=403, detail=str(problem.get("detail") or ""),
@@ -250,13 +250,13 @@ class XPublisher(Publisher[XOptions]):
 
     def _failure(self, response: requests.Response, *, writes: bool, what: str = "X") -> PublishError:
         """Map an X error answer (problem JSON) to the core's vocabulary."""
-        problem = _problem(response)
+        problem = json_object(response)
         return self.classify(response, writes=writes, what=what, detail=str(problem.get("detail") or problem.get("title") or ""))
 
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
         """X's own codes: rate windows and day caps, credits, duplicates, app permissions."""
         status = response.status_code
-        problem = _problem(response)
+        problem = json_object(response)
         kind = str(problem.get("type") or "")
         resume = f"autopublish resume {self.channel}"
         if status == 429:
@@ -366,14 +366,6 @@ def _day_cap_reset(response: requests.Response) -> float | None:
     ]
     found = [r for r in resets if r is not None]
     return max(found) if found else None
-
-
-def _problem(response: requests.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _first_error_message(problem: dict[str, Any]) -> str:

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 VERIFY_WAIT = 120.0  # a hub that accepted a request but never verified it is retried after this
 DENIED_RETRY = 86400.0
 MAX_BACKOFF = 6 * 3600.0
+UPKEEP_TASK = "websub-upkeep"
+UPKEEP_LEASE = 600.0  # seconds: longer than one upkeep pass (each hub request has its own timeout)
 UNSUBSCRIBE_TRIES = 5  # then the row is dropped; the hub's lease ends the subscription anyway
 SIGNATURES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}  # W3C WebSub §7.1
 
@@ -90,7 +92,20 @@ class WebSub:
         return found
 
     def maintain(self) -> None:
-        """One pass: unsubscribe what left the config, subscribe what is new, renew what is near its lease's end."""
+        """One pass: unsubscribe what left the config, subscribe what is new, renew what is near its lease's end.
+
+        One node at a time keeps the subscriptions (a task lease): two nodes asking the same hub at
+        once would overwrite each other's pending request and fail its verification.
+        """
+        store = self._store()
+        if not store.lease_task(UPKEEP_TASK, UPKEEP_LEASE):
+            return  # another node keeps them now; callbacks still work on every node (the rows are shared)
+        try:
+            self._maintain()
+        finally:
+            store.release_task(UPKEEP_TASK)
+
+    def _maintain(self) -> None:
         wanted, store, now = self.wanted(), self._store(), self.clock()
         public_url = self._config().push.public_url or ""
         for row in store.websub_subscriptions():

@@ -16,6 +16,10 @@ from autopublish.store.rows import ChannelRow
 
 c, d, lease = t.channels.c, t.deliveries.c, t.channel_leases.c
 
+# Jobs lease a name in the channels' lease table; a channel name has letters, digits, - and _ only,
+# so a name with this prefix is never a channel's.
+TASK_PREFIX = "task:"
+
 
 class ChannelStore(DeliveryStore):
     def channel(self, name: str) -> ChannelRow:
@@ -63,6 +67,13 @@ class ChannelStore(DeliveryStore):
             self._touch_channel(conn, name, token_expires_at=expires_at)
 
     # --- the channel lease ------------------------------------------------------------------
+    def lease_task(self, name: str, ttl: float) -> bool:
+        """Take or renew a node-wide job that one node at a time runs (WebSub upkeep), like a channel lease."""
+        return self.lease_channel(TASK_PREFIX + name, ttl)
+
+    def release_task(self, name: str) -> None:
+        self.release_channel(TASK_PREFIX + name)
+
     def lease_channel(self, name: str, ttl: float) -> bool:
         """Take or renew the right to post for ``name`` for ``ttl`` seconds; False while another live node holds it."""
         now = self.now()

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, delete, not_, or_, select, update
 from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
 from autopublish.store import schema as t
-from autopublish.store.channels import ChannelStore
+from autopublish.store.channels import TASK_PREFIX, ChannelStore
 from autopublish.store.rows import NodeRow
 
 n, d, f, lease = t.nodes.c, t.deliveries.c, t.feeds.c, t.channel_leases.c
@@ -121,7 +121,8 @@ class NodeStore(ChannelStore):
             for delivery_id, node in conn.execute(select(d.id, d.claimed_by).where(d.status == DeliveryStatus.SENDING).order_by(d.id)):
                 posting.setdefault(node or "", []).append(int(delivery_id))
             channels: dict[str, list[str]] = {}
-            for channel, node in conn.execute(select(lease.channel, lease.node).where(lease.expires_at >= now).order_by(lease.channel)):
+            for channel, node in conn.execute(select(lease.channel, lease.node).where(lease.expires_at >= now, not_(lease.channel.startswith(TASK_PREFIX)))
+                                             .order_by(lease.channel)):
                 channels.setdefault(node, []).append(channel)
             feeds: dict[str, list[str]] = {}
             for feed, node in conn.execute(select(f.name, f.lease_node).where(and_(f.lease_node.is_not(None), not_(f.lease_until < now)))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from tests.contract import CANARY, ContractCase
@@ -33,6 +35,23 @@ _ENTITY_TEXT = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 
 class ParseError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A message's text field as the Bot API checks it: after entity parsing, in UTF-16 code units."""
+
+    name: str
+    limit: int
+    too_long: str
+    holds: str  # the message part an edit of this field needs: a text message's text, a photo's caption
+    may_be_empty: bool
+
+
+# sendMessage/editMessageText "text": 1-4096 characters after entities parsing (core.telegram.org/bots/api#sendmessage).
+TEXT = _Field("text", 4096, "Bad Request: message is too long", "text", may_be_empty=False)
+# sendPhoto/editMessageCaption "caption": 0-1024 characters after entities parsing (core.telegram.org/bots/api#sendphoto).
+CAPTION = _Field("caption", 1024, "Bad Request: message caption is too long", "photo", may_be_empty=True)
 
 
 def utf16_length(text: str) -> int:
@@ -116,9 +135,9 @@ class TelegramFake(FakeServer):
             return _error(401, "Unauthorized")
         if method == "getme":
             return self._ok(self.bot)
-        handler = {"getchat": self._get_chat, "getchatmember": self._get_member, "sendmessage": self._send_message, "sendphoto": self._send_photo}.get(method)
-        handler = handler or {"editmessagetext": self._edit_text, "editmessagecaption": self._edit_caption,
-                              "deletemessage": self._delete_message}.get(method)
+        handler = {"getchat": self._get_chat, "getchatmember": self._get_member, "sendmessage": self._send_message, "sendphoto": self._send_photo,
+                   "editmessagetext": partial(self._edit, field=TEXT), "editmessagecaption": partial(self._edit, field=CAPTION),
+                   "deletemessage": self._delete_message}.get(method)
         if handler is None:
             return _error(404, "Not Found: method not found")
         chat = self._find_chat(request)
@@ -156,13 +175,9 @@ class TelegramFake(FakeServer):
     def _send_message(self, request: Request, chat: dict[str, Any]) -> Response:
         if self.kicked:
             return _error(403, "Forbidden: bot was kicked from the channel chat")
-        text = self._parsed(request, "text")
+        text = self._checked(request, TEXT)
         if isinstance(text, Response):
             return text
-        if not text.strip():
-            return _error(400, "Bad Request: message text is empty")
-        if utf16_length(text) > 4096:
-            return _error(400, "Bad Request: message is too long")
         preview = request.param("link_preview_options")
         message = self._store(request, chat, text=text, link_preview_options=json.loads(preview) if preview else None)
         return self._ok(message)
@@ -177,11 +192,9 @@ class TelegramFake(FakeServer):
             return _error(400, "Bad Request: failed to get HTTP URL content")
         if "huge" in photo:  # Bot API "Sending files": 5 MB max for photos sent by URL; this one stands for a larger file
             return _error(400, "Bad Request: can't upload file by URL")
-        caption = self._parsed(request, "caption")
+        caption = self._checked(request, CAPTION)
         if isinstance(caption, Response):
             return caption
-        if utf16_length(caption) > 1024:
-            return _error(400, "Bad Request: message caption is too long")
         message = self._store(request, chat, caption=caption, photo=photo)
         return self._ok(message)
 
@@ -191,42 +204,22 @@ class TelegramFake(FakeServer):
         found = next((m for m in self.messages if str(m["message_id"]) == raw.strip('"') and m["chat_id"] == chat["id"]), None)
         return found if found is not None else _error(400, "Bad Request: message to edit not found")
 
-    def _edit_text(self, request: Request, chat: dict[str, Any]) -> Response:
+    def _edit(self, request: Request, chat: dict[str, Any], *, field: _Field) -> Response:
+        """editMessageText or editMessageCaption: the new ``field`` of a message that has one."""
+        message = self._message(request, chat)
+        if isinstance(message, Response):
+            return message
         # editMessageText edits text messages only; a photo's caption needs editMessageCaption.
-        message = self._message(request, chat)
-        if isinstance(message, Response):
-            return message
-        if "text" not in message:
-            return _error(400, "Bad Request: there is no text in the message to edit")
-        text = self._parsed(request, "text")
-        if isinstance(text, Response):
-            return text
-        if not text.strip():
-            return _error(400, "Bad Request: message text is empty")
-        if utf16_length(text) > 4096:
-            return _error(400, "Bad Request: message is too long")
-        if text == message["text"]:  # the Bot API refuses an edit that changes nothing
+        if field.holds not in message:
+            return _error(400, f"Bad Request: there is no {field.name} in the message to edit")
+        value = self._checked(request, field)  # the length limits hold for edits too
+        if isinstance(value, Response):
+            return value
+        if value == message.get(field.name):  # the Bot API refuses an edit that changes nothing
             return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current "
                                "content and reply markup of the message")
-        message.update(text=text, raw=request.param("text"), edited=True)
-        return self._ok({"message_id": message["message_id"], "chat": chat, "date": 1785000000, "edit_date": 1785000100, "text": text})
-
-    def _edit_caption(self, request: Request, chat: dict[str, Any]) -> Response:
-        message = self._message(request, chat)
-        if isinstance(message, Response):
-            return message
-        if "photo" not in message:
-            return _error(400, "Bad Request: there is no caption in the message to edit")
-        caption = self._parsed(request, "caption")
-        if isinstance(caption, Response):
-            return caption
-        if utf16_length(caption) > 1024:  # the caption limit holds for edits too
-            return _error(400, "Bad Request: message caption is too long")
-        if caption == message.get("caption"):
-            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current "
-                               "content and reply markup of the message")
-        message.update(caption=caption, raw=request.param("caption"), edited=True)
-        return self._ok({"message_id": message["message_id"], "chat": chat, "date": 1785000000, "edit_date": 1785000100, "caption": caption})
+        message.update({field.name: value, "raw": request.param(field.name), "edited": True})
+        return self._ok({"message_id": message["message_id"], "chat": chat, "date": 1785000000, "edit_date": 1785000100, field.name: value})
 
     def _delete_message(self, request: Request, chat: dict[str, Any]) -> Response:
         # deleteMessage: True on success; a message already deleted answers 400 "message to delete not found".
@@ -239,6 +232,17 @@ class TelegramFake(FakeServer):
         return self._ok(True)
 
     # --- helpers -------------------------------------------------------------------
+    def _checked(self, request: Request, field: _Field) -> str | Response:
+        """The parsed ``field``, or Telegram's refusal of it (can't parse entities, empty, too long)."""
+        value = self._parsed(request, field.name)
+        if isinstance(value, Response):
+            return value
+        if not field.may_be_empty and not value.strip():
+            return _error(400, "Bad Request: message text is empty")
+        if utf16_length(value) > field.limit:
+            return _error(400, field.too_long)
+        return value
+
     def _parsed(self, request: Request, name: str) -> str | Response:
         raw = request.param(name) or ""
         if (request.param("parse_mode") or "").upper() != "HTML":

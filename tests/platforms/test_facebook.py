@@ -692,3 +692,21 @@ def test_publisher_post_from_a_fresh_connect_works(fake, tmp_path):
     FacebookPublisher("site-page", options, env).publish(sample_post())
     assert len(fake.posts) == 1
 
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        (Response(429, "<html>Too Many Requests</html>", {"Content-Type": "text/html", "Retry-After": "120"}), RateLimitedError),
+        (Response(403, "<html>Forbidden</html>", {"Content-Type": "text/html"}), AuthError),
+        (Response(408, "<html>Request Timeout</html>", {"Content-Type": "text/html"}), TransientError),
+    ],
+)
+def test_a_proxys_page_without_graphs_envelope_takes_the_shared_rules(answer, expected, fake, tmp_path):
+    """No error envelope, so no Graph code to read: the HTTP status decides, as for every adapter (Publisher.classify)."""
+    fake.answer_next(answer)
+    with pytest.raises(PublishError) as info:
+        make(fake, tmp_path).publish(sample_post())
+    assert type(info.value) is expected and info.value.code == answer.status and fake.posts == []
+    if expected is RateLimitedError:
+        assert info.value.retry_after == 120

@@ -20,7 +20,7 @@ import requests
 
 from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, link_key, same_link
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, json_object, link_key, same_link
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -30,10 +30,15 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         status = int(parts.path.strip("/"))
         self.send_response(status)
+        body = b""
         for key, value in parse_qsl(parts.query):
-            self.send_header(key, value)
-        self.send_header("Content-Length", "0")
+            if key == "body":  # the answer's body; every other parameter is a header
+                body = value.encode()
+            else:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -168,3 +173,80 @@ def test_the_same_article_link_matches(first, second):
 )
 def test_different_links_do_not_match(first, second):
     assert not same_link(first, second)
+
+
+# --- the hooks an adapter refines with ------------------------------------------------------
+class _Worded(_Plain):
+    """An adapter with its own words for a refusal and its own default wait."""
+
+    rate_limit_wait: ClassVar[float] = 30.0
+
+    def refusal(self, response: requests.Response, *, what: str, status: int, detail: str) -> str:
+        return f"Plain refused the post: {detail}"
+
+
+def _publisher(server: str, publisher_class: type[_Plain], tmp_path: Path) -> _Plain:
+    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 2.0), now=lambda: NOW)
+    return publisher_class("main", _Options(api_base=server), env)
+
+
+def test_the_status_in_the_body_overrides_an_http_200(server, tmp_path):
+    """Telegram's shape: HTTP 200 with ``ok: false`` and an error_code; the body's status decides."""
+    publisher = _publisher(server, _Plain, tmp_path)
+    ok = requests.get(f"{server}/200", timeout=5)
+    assert type(publisher.classify(ok, writes=True, status=400)) is PermanentError
+    assert type(publisher.classify(ok, writes=True, status=502)) is UncertainError
+    limited = publisher.classify(ok, writes=False, status=429, retry_after=12.0)
+    assert isinstance(limited, RateLimitedError) and limited.retry_after == 12 and limited.code == 429
+
+
+def test_the_platforms_own_wait_comes_before_retry_after(server, tmp_path):
+    publisher = _publisher(server, _Worded, tmp_path)
+    response = requests.get(f"{server}/429", params={"Retry-After": "42"}, timeout=5)
+    hinted = publisher.classify(response, writes=True, retry_after=7.0)
+    unhinted = publisher.classify(response, writes=True, retry_after=None)
+    bare = publisher.classify(requests.get(f"{server}/429", timeout=5), writes=True, retry_after=0.0)
+    assert isinstance(hinted, RateLimitedError) and hinted.retry_after == 7
+    assert isinstance(unhinted, RateLimitedError) and unhinted.retry_after == 42
+    assert isinstance(bare, RateLimitedError) and bare.retry_after == 30  # the adapter's rate_limit_wait
+    assert "slow down" in hinted.message and "7 seconds" in hinted.message
+
+
+def test_refusal_words_only_the_permanent_answers(server, tmp_path):
+    publisher = _publisher(server, _Worded, tmp_path)
+    refused = publisher.classify(requests.get(f"{server}/400", timeout=5), writes=True, detail="too long")
+    assert type(refused) is PermanentError and refused.message == "Plain refused the post: too long" and refused.detail == "too long"
+    assert type(publisher.classify(requests.get(f"{server}/401", timeout=5), writes=True)) is AuthError  # the shared rules still decide
+
+
+def test_a_server_error_told_in_the_body_does_not_claim_an_http_5xx(tmp_path):
+    publisher = _Plain("main", _Options(), PublisherEnv(session=requests.Session(), state_dir=tmp_path))
+    said = publisher.server_error(400, writes=True, code=2)
+    assert type(said) is UncertainError and said.code == 2 and "HTTP" not in said.message
+    assert type(_Idempotent("main", _Options(), publisher.env).server_error(400, writes=True)) is TransientError
+
+
+def test_auth_refused_pauses_with_the_adapters_fix_and_code(tmp_path):
+    publisher = _Plain("main", _Options(), PublisherEnv(session=requests.Session(), state_dir=tmp_path))
+    error = publisher.auth_refused(400, code="ExpiredToken", detail="ExpiredToken: Token has expired")
+    assert type(error) is AuthError and error.code == "ExpiredToken" and "autopublish resume main" in error.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "writes", "expected"),
+    [("unreachable", True, TransientError), ("bad_address", True, PermanentError), ("no_answer", True, UncertainError),
+     ("no_answer", False, TransientError), ("other", True, UncertainError), ("other", False, TransientError)],
+)
+def test_a_transport_failure_kind_maps_like_the_exception(tmp_path, kind, writes, expected):
+    """Facebook's sdk transport hands over only the kind; it must mean what the exception would."""
+    publisher = _Plain("main", _Options(), PublisherEnv(session=requests.Session(), state_dir=tmp_path))
+    error = publisher.transport_failed(kind, "ReadTimeout", writes=writes, what="Plain")
+    assert type(error) is expected and error.detail == "ReadTimeout"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [('{"ok": false, "error_code": 400}', {"ok": False, "error_code": 400}), ("", {}), ("<html>Bad Gateway</html>", {}), ("[1, 2]", {})],
+)
+def test_json_object_reads_an_object_and_nothing_else(server, body, expected):
+    assert json_object(requests.get(f"{server}/502", params={"body": body}, timeout=5)) == expected

@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from autopublish.errors import AuthError, PermanentError, RateLimitedError, UncertainError
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.telegram import TelegramOptions, TelegramPublisher
 from tests.conftest import make_publisher
@@ -293,3 +293,27 @@ def test_receipt_without_username_or_channel_prefix(fake, tmp_path):
     fake.chats[-42] = {"id": -42, "title": "Small group", "type": "group"}
     receipt = make(fake, tmp_path, chat="-42").publish(replace(sample_post(), image=None))
     assert receipt.remote_id and receipt.url is None
+
+
+class _OkFalseWithHttp200(TelegramFake):
+    """Errors told only in the body: HTTP 200 with ``ok: false`` and the error_code (the Bot API's envelope)."""
+
+    def error_response(self, kind: str, request: Request) -> Response:
+        if kind == "rate_limit":
+            return Response.json_body(200, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 12",
+                                            "parameters": {"retry_after": 12}})
+        if kind == "bad_request":
+            return Response.json_body(200, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"})
+        return Response.json_body(200, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+
+
+@pytest.mark.parametrize(("kind", "expected", "code"), [("rate_limit", RateLimitedError, 429), ("bad_request", PermanentError, 400),
+                                                        ("server_error", UncertainError, 502)])
+def test_the_error_code_in_the_body_decides_over_http_200(tmp_path, kind, expected, code):
+    with _OkFalseWithHttp200() as fake:
+        fake.script(kind)
+        with pytest.raises(PublishError) as info:
+            make(fake, tmp_path).publish(sample_post())  # type: ignore[arg-type]
+    assert type(info.value) is expected and info.value.code == code and fake.messages == []
+    if expected is RateLimitedError:
+        assert info.value.retry_after == 12

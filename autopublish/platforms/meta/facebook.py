@@ -3,7 +3,7 @@
 Not idempotent (Graph has no idempotency key; 506 only catches identical consecutive
 text), but reads back: ``find_existing`` looks for the article's link in the Page's newest
 published posts. Graph's errors are classified by the shared table in ``graph.py`` and
-turned into plain sentences here, in ``_graph_error``.
+turned into plain sentences here, in ``refine``; the rest (proxies' pages) by ``Publisher.classify``.
 """
 
 from __future__ import annotations
@@ -14,24 +14,27 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 
+import requests
 from pydantic import field_validator
 
 from autopublish.errors import AuthError, CannotCheckError, HeldError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, json_object
 from autopublish.platforms.meta.graph import (
     PERMISSION_CODES,
     GraphError,
     Kind,
     any_link_matches,
     as_int,
-    classify,
     expiry_from_message,
     format_day,
     links_in,
     token_problem,
     unshim,
     usage_wait,
+)
+from autopublish.platforms.meta.graph import (
+    classify as kind_of,
 )
 from autopublish.platforms.meta.sdk import (
     DEFAULT_API_BASE,
@@ -136,6 +139,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
     Options = FacebookOptions
     limits = PostLimits(max_length=MAX_MESSAGE, images=True, link_card=True)
     idempotent: ClassVar[bool] = False
+    rate_limit_wait: ClassVar[float] = DEFAULT_RATE_WAIT  # throttled, and the usage headers say nothing
     can_read_back: ClassVar[bool] = True
     default_template = "{title}\n\n{summary}"
 
@@ -324,7 +328,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
         data = body.get("data") if isinstance(body, dict) else None
         if status != 200 or not isinstance(data, dict):
             fault = GraphError.from_body(status, body, self._secrets())
-            kind = classify(fault)
+            kind = kind_of(fault)
             if fault.code == APP_TOKEN_NEEDED or kind in (Kind.TOKEN, Kind.PERMISSION):
                 details.append(
                     "Facebook did not accept app_id and app_secret for reading the token's details "
@@ -402,60 +406,57 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             return fn(self.client.graph)
         except PublishError:
             raise
-        except GraphAPIError as exc:
-            fault = GraphError.from_body(self.client.transport.last_status or 0, exc.result, self._secrets())
-            failure = self._graph_error(fault, writes=writes, image=image)
-        except GraphResponseError as exc:
-            failure = self._response_error(exc, writes=writes)
+        except (GraphAPIError, GraphResponseError) as exc:
+            failure = self._answer_error(writes=writes, image=image, reason=exc.reason if isinstance(exc, GraphResponseError) else "")
         except GraphTransportError as exc:
-            failure = self._transport_failure(exc, writes=writes)
+            failure = self.transport_failed(exc.kind, exc.name, writes=writes, what="Facebook")
         except Exception as exc:
-            cls = UncertainError if writes else TransientError
-            text = "may have been published" if writes else "will try again later"
-            failure = self.error(cls, f"Facebook's answer could not be understood; the post {text}", detail=type(exc).__name__)
+            failure = self._not_understood(writes=writes, detail=type(exc).__name__)
         raise failure
 
-    def _transport_failure(self, exc: GraphTransportError, *, writes: bool) -> PublishError:
-        if exc.kind == "unreachable":
-            return self.error(TransientError, "Could not reach Facebook; will try again later", detail=exc.name)
-        if exc.kind == "bad_address":
-            return self.error(PermanentError, "The api_base configured for Facebook is not a valid address", detail=exc.name)
-        if writes:
-            return self.error(
-                UncertainError,
-                "Facebook did not answer after receiving the post; it may have been published",
-                detail=exc.name,
-            )
-        return self.error(TransientError, "Facebook did not answer in time; will try again later", detail=exc.name)
+    def _not_understood(self, *, writes: bool, detail: str = "", code: int | None = None) -> PublishError:
+        cls = UncertainError if writes else TransientError
+        text = "the post may have been published" if writes else "will try again later"
+        return self.error(cls, f"Facebook's answer could not be understood; {text}", code=code, detail=detail)
 
-    def _response_error(self, exc: GraphResponseError, *, writes: bool) -> PublishError:
-        status = exc.status
-        if writes and (status >= 500 or status < 300):
-            return self.error(
-                UncertainError,
-                f"Facebook answered HTTP {status} in a form that could not be read; the post may have been published",
-                code=status,
-                detail=exc.reason,
-            )
-        if status >= 500 or status == 429 or status < 300:
-            return self.error(TransientError, f"Facebook answered HTTP {status} ({exc.reason}); will try again later", code=status, detail=exc.reason)
-        return self.error(PermanentError, f"Facebook refused the request with HTTP {status} ({exc.reason})", code=status, detail=exc.reason)
+    def _answer_error(self, *, writes: bool, image: bool, reason: str) -> PublishError:
+        """The answer facebook-sdk refused (Graph's error envelope, or a body it would misread), through ``classify``."""
+        response = self.client.transport.last_response
+        if response is None:
+            return self._not_understood(writes=writes, detail=reason)
+        fault = self._fault(response)
+        if fault is None and response.status_code < 300:  # a success status whose body could not be read
+            return self._not_understood(writes=writes, detail=reason, code=response.status_code)
+        if image and fault is not None and (kind_of(fault) is Kind.BAD_IMAGE or (fault.code == 100 and fault.subcode != 33)):
+            # The Page could not fetch or use the image (#324, or #100 on the url): nothing was posted.
+            return self.error(PermanentError, "Facebook could not use the article's image", code=IMAGE_REFUSED, detail=self._redact(fault.detail))
+        return self.classify(response, writes=writes, what="Facebook", detail=reason)
 
-    def _graph_error(self, fault: GraphError, *, writes: bool, image: bool = False) -> PublishError:
-        """Graph's error envelope -> the core's vocabulary, through the shared code table."""
-        kind = classify(fault)
+    def _fault(self, response: requests.Response) -> GraphError | None:
+        """Graph's error envelope in ``response`` (secrets masked); None when it has none."""
+        body = json_object(response)
+        if not isinstance(body.get("error"), dict):
+            return None
+        return GraphError.from_body(response.status_code, body, self._secrets())
+
+    def refusal(self, response: requests.Response, *, what: str, status: int, detail: str) -> str:
+        return f"Facebook refused the request with HTTP {status} ({detail or 'no reason given'})"
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Graph's error envelope, read through the one code table in graph.py (code and subcode before the
+        HTTP status: Graph answers 400 even for rate limits); None without an envelope (a proxy's page)."""
+        fault = self._fault(response)
+        if fault is None:
+            return None
+        kind = kind_of(fault)
         code = fault.code
         detail = self._redact(fault.detail)
-        headers = self.client.transport.last_headers
-        if image and (kind is Kind.BAD_IMAGE or (code == 100 and fault.subcode != 33)):
-            # The Page could not fetch or use the image (#324, or #100 on the url): nothing was posted.
-            return self.error(PermanentError, "Facebook could not use the article's image", code=IMAGE_REFUSED, detail=detail)
         if kind is Kind.TOKEN:
             return self._token_error(fault)
         if kind is Kind.PERMISSION:
             return self._permission_error(fault, writes=writes)
         if kind is Kind.POSTING_TOO_FAST:
-            wait = max(usage_wait(headers) or 0.0, LONG_BLOCK_WAIT)
+            wait = max(usage_wait(response.headers) or 0.0, LONG_BLOCK_WAIT)
             return self.error(
                 RateLimitedError,
                 f"Facebook has temporarily blocked posting to this Page (posting too fast); will try again in about {round(wait / 3600)} hours",
@@ -469,27 +470,16 @@ class FacebookPublisher(Publisher[FacebookOptions]):
                 "then retry or skip it",
                 code=code, detail=detail,
             )
-        if kind in (Kind.RATE_LIMIT, Kind.QUOTA):
-            wait = usage_wait(headers) or DEFAULT_RATE_WAIT
-            return self.error(
-                RateLimitedError,
-                f"Facebook says this app or Page made too many calls; will try again in about {max(1, round(wait / 60))} minutes",
-                retry_after=wait, code=code, detail=detail,
-            )
+        if kind in (Kind.RATE_LIMIT, Kind.QUOTA):  # the app's or Page's call budget; the usage headers say how long
+            return self.rate_limited(response, what=what, wait=usage_wait(response.headers), code=code, detail=detail)
         if kind is Kind.DUPLICATE:
             return self.error(
                 UncertainError,
                 "Facebook refused the post as a duplicate of a recent one; it may already have been published",
                 code=code, detail=detail,
             )
-        if kind is Kind.SERVER:
-            if writes:  # codes 1/2 and is_transient after a write may have been applied (platform-apis §1)
-                return self.error(
-                    UncertainError,
-                    "Facebook had a temporary problem while receiving the post; it may have been published",
-                    code=code, detail=detail,
-                )
-            return self.error(TransientError, "Facebook had a temporary problem; will try again later", code=code, detail=detail)
+        if kind is Kind.SERVER:  # codes 1/2 and is_transient after a write may have been applied (platform-apis §1)
+            return self.server_error(fault.status, writes=writes, what=what, detail=detail, code=code)
         if kind is Kind.BAD_IMAGE:
             return self.error(PermanentError, "Facebook could not use the article's image", code=code, detail=detail)
         if code == 100 and fault.subcode == 33:
@@ -517,8 +507,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             message = f"Facebook says the Page token is no longer valid because {token_problem(fault.subcode)}; {fix}"
         else:
             message = f"Facebook says the Page token is invalid or was revoked; {fix}"
-        return AuthError(message, platform=self.name, channel=self.channel, code=fault.code, detail=self._redact(fault.detail),
-                         expires_at=expires_at)
+        return self.error(AuthError, message, code=fault.code, detail=self._redact(fault.detail), expires_at=expires_at)
 
     def _permission_error(self, fault: GraphError, *, writes: bool) -> AuthError:
         named = list(dict.fromkeys(PERMISSION_PATTERN.findall(fault.message)))
@@ -532,7 +521,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             f"with {noun} granted (autopublish connect facebook), put it in .env as {env_name} "
             f"and run: autopublish resume {self.channel}"
         )
-        return AuthError(message, platform=self.name, channel=self.channel, code=fault.code, detail=self._redact(fault.detail))
+        return self.error(AuthError, message, code=fault.code, detail=self._redact(fault.detail))
 
     # --- corrections and takedowns ----------------------------------------------------------
     can_edit: ClassVar[bool] = True

@@ -98,7 +98,7 @@ class GraphTransport:
 
     Rewrites the Graph prefix to ``api_base``, adds timeouts, keeps tokens out of URLs
     (query ``access_token`` -> Authorization header; ``appsecret_proof`` added when an app
-    secret is set), records the last status and headers, and raises GraphTransportError /
+    secret is set), records the last answer (status, headers, response), and raises GraphTransportError /
     GraphResponseError instead of handing facebook-sdk something it would misread.
     """
 
@@ -116,6 +116,7 @@ class GraphTransport:
         self.app_secret = app_secret
         self.last_status: int | None = None
         self.last_headers: Mapping[str, str] = {}
+        self.last_response: requests.Response | None = None  # for the adapter's error classifier
 
     def _proof(self, token: str) -> str:
         assert self.app_secret is not None
@@ -138,7 +139,7 @@ class GraphTransport:
         kwargs.pop("proxies", None)  # the shared session's own proxy settings apply
         if not kwargs.get("files"):
             kwargs.pop("files", None)
-        self.last_status, self.last_headers = None, {}
+        self.last_status, self.last_headers, self.last_response = None, {}, None
         failure: GraphTransportError | None = None
         try:
             response = self.session.request(
@@ -149,7 +150,7 @@ class GraphTransport:
             failure = _classify_transport(exc)
         if failure is not None:
             raise failure  # outside the except block: the URL-bearing exception is not chained
-        self.last_status, self.last_headers = response.status_code, response.headers
+        self.last_status, self.last_headers, self.last_response = response.status_code, response.headers, response
         self._vet(response)
         return response
 
