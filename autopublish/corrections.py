@@ -35,13 +35,15 @@ def _platform(channel: ChannelConfig) -> tuple[str, bool, bool]:
     return cls.label, cls.edits_with(channel.options), cls.deletes_with(channel.options)
 
 
-def detect_edit(store: Store, config: Config, feed: str, article: Article) -> list[int]:
+def detect_edit(store: Store, config: Config, feed: str, article: Article,
+                stored_articles: dict[str, tuple[int, Article]] | None = None) -> list[int]:
     """Compare a known article with the site's current version; queue edits of its live posts.
 
     Returns the ids of the edit deliveries queued. The stored article is replaced by the
     new one whenever anything changed, so posts still queued go out with the corrected text.
+    ``stored_articles``: Store.stored_articles for the feed's keys, read once for a whole poll.
     """
-    stored = store.stored_article(feed, article.key)
+    stored = store.stored_article(feed, article.key) if stored_articles is None else stored_articles.get(article.key)
     if stored is None:
         return []
     article_id, old = stored

@@ -271,11 +271,13 @@ class Intake(FeedHealth):
             seen_keys.update({article.key, marker})
             candidates.append((article, canonical))
         known_keys, known_links = self.store.known_keys(feed.name, [a.key for a, _ in candidates], [c for _, c in candidates])
+        # the known ones are checked for edits; their stored versions are read in one query
+        stored = {} if baseline else self.store.stored_articles(feed.name, [a.key for a, _ in candidates if a.key in known_keys])
         for article, canonical in candidates:
             if article.key not in known_keys and not (canonical and canonical in known_links):
                 new.append((article, canonical))
             elif not baseline:
-                detect_edit(self.store, self.config, feed.name, article)
+                detect_edit(self.store, self.config, feed.name, article, stored)
         # oldest first: by date where given; undated entries keep the feed's order reversed
         # (feeds list newest first), and a stable sort keeps ties that way too
         new.reverse()

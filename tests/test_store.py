@@ -205,6 +205,17 @@ def test_one_node_polls_a_due_feed_per_interval(open_store: Callable[[], Store],
     assert a.lease_feed("site", "https://example.org/feed/", ttl=120) is not None
 
 
+def test_stored_articles_reads_a_feeds_known_entries_at_once(open_store: Callable[[], Store]) -> None:
+    store = open_store()
+    store.record_articles("site", [(article(n), f"https://example.org/{n}/", []) for n in range(3)])
+    store.record_articles("other", [(article(7, feed="other"), "https://example.org/other/7/", [])])
+    found = store.stored_articles("site", [article(n).key for n in (0, 2, 5)] + [article(7, feed="other").key])
+    assert set(found) == {article(0).key, article(2).key}  # another feed's entry and an unknown key are not there
+    for key, (article_id, stored) in found.items():
+        assert store.stored_article("site", key) == (article_id, stored)
+    assert store.stored_articles("site", []) == {}
+
+
 def _feed_url(store: Store) -> str:
     with store.db.read() as conn:
         return str(conn.execute(text("SELECT url FROM feeds WHERE name = 'site'")).scalar())

@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, select, update
 
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import schema as t
-from autopublish.store.deliveries import DELIVERY_COLUMNS, DeliveryStore, delivery_select
+from autopublish.store.deliveries import DELIVERY_COLUMNS, DeliveryStore, _chunks, delivery_select
 from autopublish.store.rows import (
     PENDING,
     DeliveryRow,
@@ -18,6 +18,7 @@ d, a = t.deliveries.c, t.articles.c
 _GONE = ("failed", "skipped")
 # What every known article of a changed feed runs (corrections.detect_edit), built once with parameters.
 _STORED = select(a.id, a.data).where(a.feed == bindparam("p_feed"), a.key == bindparam("p_key"))
+_STORED_MANY = select(a.key, a.id, a.data).where(a.feed == bindparam("p_feed"), a.key.in_(bindparam("p_keys", expanding=True)))
 _ACTIONS = delivery_select().add_columns(d.kind, d.target_id).where(d.article_id == bindparam("p_article")).order_by(d.id)
 _UPDATE_ARTICLE = update(t.articles).where(a.id == bindparam("p_article")).values(data=bindparam("p_data"), title=bindparam("p_title"))
 
@@ -36,6 +37,14 @@ class CorrectionStore(DeliveryStore):
         with self.db.read() as conn:
             row = conn.execute(_STORED, {"p_feed": feed, "p_key": key}).first()
         return (int(row[0]), article_from_json(row[1])) if row else None
+
+    def stored_articles(self, feed: str, keys: list[str]) -> dict[str, tuple[int, Article]]:
+        """stored_article for several keys of one feed at once: {key: (id, article)} for those stored."""
+        found: dict[str, tuple[int, Article]] = {}
+        with self.db.read() as conn:
+            for part in _chunks(keys):
+                found.update((r[0], (int(r[1]), article_from_json(r[2]))) for r in conn.execute(_STORED_MANY, {"p_feed": feed, "p_keys": part}))
+        return found
 
     def article_actions(self, article_id: int) -> list[tuple[DeliveryRow, str, int | None]]:
         """Every delivery of an article with its kind and target, oldest first."""
