@@ -19,9 +19,9 @@ from autopublish.errors import (
 )
 from autopublish.models import HealthLevel
 from autopublish.platforms.meta.threads import ThreadsOptions, ThreadsPublisher, threads_length
-from tests.contract import CANARY, build_publisher, publish_when_ready, sample_post
-from tests.fakes.base import Request
+from tests.contract import CANARY, publish_when_ready, sample_post
 from tests.fakes.threads import CONTRACT, TIMESTAMP_FORMAT, ThreadsFake, graph_error
+from tests.platforms.meta_setup import THREADS, assert_canary_kept_out, contract_publisher, requests_to
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
@@ -33,27 +33,16 @@ def fake(platform_fake) -> ThreadsFake:
 
 @pytest.fixture
 def publisher(fake: ThreadsFake, tmp_path) -> ThreadsPublisher:
-    built = build_publisher(CONTRACT, fake, tmp_path)
-    assert isinstance(built, ThreadsPublisher)
-    return built
+    return contract_publisher(CONTRACT, fake, tmp_path, ThreadsPublisher)
 
 
-def creates(r: Request) -> bool:
-    return r.method == "POST" and r.path.endswith("/threads")
-
-
-def publishes(r: Request) -> bool:
-    return r.method == "POST" and r.path.endswith("/threads_publish")
-
-
-def posted(fake: ThreadsFake, predicate) -> list[Request]:
-    return [r for r in fake.requests if predicate(r)]
+creates, publishes = THREADS.creates, THREADS.publishes
 
 
 # --- posting ---------------------------------------------------------------------------
 def test_text_post_attaches_the_article_link(fake, publisher):
     receipt = publish_when_ready(publisher, sample_post(), fake)
-    [create] = posted(fake, creates)
+    [create] = requests_to(fake, creates)
     assert create.form["media_type"] == ["TEXT"]
     assert create.form["link_attachment"] == [LINK]
     assert "image_url" not in create.form
@@ -74,7 +63,7 @@ def test_token_travels_in_the_form_body_never_in_a_post_url(fake, publisher):
 
 def test_image_post_is_published_once_its_container_is_ready(fake, publisher):
     receipt = publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
-    [create] = posted(fake, creates)
+    [create] = requests_to(fake, creates)
     assert create.form["media_type"] == ["IMAGE"]
     assert create.form["image_url"] == [fake.image_url()]
     assert create.form["alt_text"] == ["Delegasi Myanmar di Balai Kota"]
@@ -85,14 +74,14 @@ def test_image_post_is_published_once_its_container_is_ready(fake, publisher):
 
 def test_image_post_without_the_link_in_its_text_goes_out_as_text_with_a_card(fake, publisher):
     publish_when_ready(publisher, sample_post(image=fake.image_url(), text="Kunjungan delegasi Myanmar"), fake)
-    [create] = posted(fake, creates)
+    [create] = requests_to(fake, creates)
     assert create.form["media_type"] == ["TEXT"] and create.form["link_attachment"] == [LINK]
 
 
 def test_image_that_threads_cannot_fetch_falls_back_to_a_text_post(fake, publisher):
     fake.image_fails = True
     publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
-    assert [r.form["media_type"][0] for r in posted(fake, creates)] == ["IMAGE", "TEXT"]
+    assert [r.form["media_type"][0] for r in requests_to(fake, creates)] == ["IMAGE", "TEXT"]
     assert len(fake.media) == 1 and fake.media[0]["media_type"] == "TEXT"
 
 
@@ -115,7 +104,7 @@ def test_used_up_quota_is_respected_until_the_window_frees(fake, publisher):
         publish_when_ready(publisher, sample_post(), fake)
     assert 3000 < info.value.retry_after <= 3700  # the 23-hour-old post leaves the window in ~1 h
     assert "250" not in info.value.message and "2 posts per 24 hours" in info.value.message
-    assert posted(fake, creates) == []
+    assert requests_to(fake, creates) == []
 
 
 def test_quota_error_from_publish_without_readable_history_waits_an_hour(fake, publisher):
@@ -321,11 +310,7 @@ def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     publish_when_ready(publisher, sample_post(image=fake.image_url(), key="last"), fake)
     fake.add_media("filler", timestamp=(datetime.now(UTC) - timedelta(hours=1)).strftime(TIMESTAMP_FORMAT))
     publisher.find_existing(sample_post())
-    for error in errors:
-        assert CANARY not in f"{error} {error!r} {vars(error)!r}"
-    ours = [r for r in caplog.records if r.name.startswith("autopublish")]
-    assert ours  # the fallbacks above were logged
-    assert all(CANARY not in r.getMessage() for r in ours)
+    assert_canary_kept_out(errors, caplog)  # and the fallbacks above were logged
 
 
 def test_unreadable_success_body_is_uncertain_on_publish_and_transient_on_create(fake, publisher):

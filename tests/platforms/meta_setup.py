@@ -1,0 +1,56 @@
+"""What the Threads and Instagram tests share: each platform's two Graph edges (create a container, publish
+it), picking the fake's requests by them, a publisher built from the fake's contract, and the canary check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from autopublish.errors import PublishError
+from autopublish.platforms.base import Publisher
+from tests.contract import CANARY, ContractCase, build_publisher
+from tests.fakes.base import FakeServer, Request
+
+P = TypeVar("P", bound=Publisher[Any])
+
+
+@dataclass(frozen=True)
+class Edges:
+    """The two POST edges of a Meta two-step publish: ``/{user}/{create}`` then ``/{user}/{publish}``."""
+
+    create: str
+    publish: str
+
+    def creates(self, r: Request) -> bool:
+        return r.method == "POST" and r.path.endswith(f"/{self.create}")
+
+    def publishes(self, r: Request) -> bool:
+        return r.method == "POST" and r.path.endswith(f"/{self.publish}")
+
+
+THREADS = Edges("threads", "threads_publish")
+INSTAGRAM = Edges("media", "media_publish")
+
+
+def requests_to(fake: FakeServer, predicate: Callable[[Request], bool]) -> list[Request]:
+    return [r for r in fake.requests if predicate(r)]
+
+
+def contract_publisher(case: ContractCase, fake: FakeServer, tmp_path: Path, kind: type[P]) -> P:
+    """The publisher the contract case builds for ``fake``; it must be a ``kind``."""
+    built = build_publisher(case, fake, tmp_path)
+    assert isinstance(built, kind)
+    return built
+
+
+def assert_canary_kept_out(errors: Iterable[PublishError], caplog: pytest.LogCaptureFixture) -> None:
+    """No error nor autopublish log line carries the token; and something was logged."""
+    for error in errors:
+        assert CANARY not in f"{error} {error!r} {vars(error)!r}"
+    ours = [r for r in caplog.records if r.name.startswith("autopublish")]
+    assert ours
+    assert all(CANARY not in r.getMessage() for r in ours)
