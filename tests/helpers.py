@@ -1,4 +1,4 @@
-"""Shared test helpers: write a config, run the CLI in-process, read the outbox."""
+"""Shared test helpers: write a config, run the CLI in-process, read the outbox, record the alerts sent."""
 
 from __future__ import annotations
 
@@ -104,3 +104,16 @@ def baseline_done(state_dir: Path, feed: str = "site") -> bool:
     except sqlite3.Error:
         return False
     return bool(row and row[0])
+
+
+class AlertRecorder:
+    """A notifier that keeps every problem raised, as (key, message), for a test to read."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append((key, message))
+
+    def resolved(self, key: str, message: str) -> None:
+        return None
