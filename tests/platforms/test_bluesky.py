@@ -33,7 +33,7 @@ from autopublish.platforms.bluesky import (
     short_url,
 )
 from tests.conftest import make_publisher
-from tests.contract import CANARY, sample_post
+from tests.contract import CANARY, publish_under_fault, sample_post
 from tests.fakes.base import Response
 from tests.fakes.bluesky import TID, FakeBluesky
 
@@ -259,9 +259,7 @@ def test_duplicate_rkey_is_refused_by_the_fake_like_the_pds(fake, tmp_path):
 
 def test_server_error_without_a_record_is_transient(fake, tmp_path):
     publisher = make(fake, tmp_path)
-    fake.script("server_error")
-    with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "server_error", TransientError)
     assert not isinstance(info.value, UncertainError)
     publisher.publish(sample_post())
     assert fake.posts == 1

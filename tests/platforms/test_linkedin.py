@@ -13,7 +13,7 @@ from autopublish.errors import AuthError, CannotCheckError, PermanentError, Rate
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher, default_version, escape_little_text
-from tests.contract import CANARY, build_publisher, sample_post
+from tests.contract import CANARY, build_publisher, publish_under_fault, sample_post
 from tests.fakes.linkedin import CONTRACT, ORGANIZATION, TOKEN, LinkedInFake, channel_options, render_little
 
 RESERVED = "\\|{}@[]()<>#*_~"
@@ -167,9 +167,7 @@ def test_read_back_finds_the_post_after_a_lost_answer(fake: LinkedInFake, publis
 
 
 def test_expired_token_names_the_variable(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
-    fake.script("auth")
-    with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "auth", AuthError)
     assert "LINKEDIN_TOKEN" in info.value.message and "60 days" in info.value.message
     assert "autopublish resume test" in info.value.message
 
@@ -182,9 +180,7 @@ def test_missing_permission_names_it(fake: LinkedInFake, publisher: LinkedInPubl
 
 
 def test_rate_limit_without_reset_waits_an_hour(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
-    fake.script("rate_limit")
-    with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
     assert info.value.retry_after == 3600
 
 

@@ -24,7 +24,7 @@ from autopublish.errors import (
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.mastodon import MastodonOptions, MastodonPublisher, count_status
-from tests.contract import CANARY, sample_post
+from tests.contract import CANARY, publish_under_fault, sample_post
 from tests.fakes.base import Response
 from tests.fakes.mastodon import FakeMastodon
 
@@ -206,9 +206,7 @@ def test_a_retry_after_an_unanswered_post_makes_one_status(fake, tmp_path, fault
 
 def test_server_error_is_transient_because_the_key_makes_retry_safe(fake, tmp_path):
     publisher = make(fake.url, tmp_path)
-    fake.script("server_error")
-    with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "server_error", TransientError)
     assert not isinstance(info.value, UncertainError)
     publisher.publish(sample_post())
     assert fake.posts == 1
