@@ -1,8 +1,10 @@
 """What the Threads and Instagram tests share: each platform's two Graph edges (create a container, publish
-it), picking the fake's requests by them, a publisher built from the fake's contract, and the canary check."""
+it), picking the fake's requests by them, the fake and publisher fixtures, a channel table as the issue wrote
+it, and the canary check."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,29 @@ def contract_publisher(case: ContractCase, fake: FakeServer, tmp_path: Path, kin
     built = build_publisher(case, fake, tmp_path)
     assert isinstance(built, kind)
     return built
+
+
+def meta_fixtures(fake_class: Callable[..., FakeServer], case: ContractCase, kind: type[Publisher[Any]]) -> tuple[Any, Any]:
+    """The module's ``fake`` (a ``fake_class`` whose posts live 60 s, stopped after the test) and ``publisher``
+    (built from the contract case; it must be a ``kind``) fixtures."""
+
+    @pytest.fixture
+    def fake(platform_fake: Callable[[FakeServer], FakeServer]) -> FakeServer:
+        return platform_fake(fake_class(lifetime=60))
+
+    @pytest.fixture
+    def publisher(fake: FakeServer, tmp_path: Path) -> Publisher[Any]:
+        return contract_publisher(case, fake, tmp_path, kind)
+
+    return fake, publisher
+
+
+def issue_channel_keys(text: str, channel: str, *, elided: str, user_id: str) -> dict[str, Any]:
+    """The keys of ``[channels.<channel>]`` in ``text`` (a table as an issue wrote it, its user id elided as
+    ``elided``), with a real ``user_id`` filled in and without ``platform``, which picks the publisher."""
+    keys = dict(tomllib.loads(text.replace(elided, user_id))["channels"][channel])
+    keys.pop("platform")
+    return keys
 
 
 def assert_canary_kept_out(errors: Iterable[PublishError], caplog: pytest.LogCaptureFixture) -> None:

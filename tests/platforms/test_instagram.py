@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tomllib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,21 +28,12 @@ from tests.contract import CANARY, publish_when_ready, sample_post
 from tests.fakes.base import Response
 from tests.fakes.instagram import CONTRACT, InstagramFake
 from tests.fakes.threads import TIMESTAMP_FORMAT, graph_error
-from tests.platforms.meta_setup import INSTAGRAM, assert_canary_kept_out, contract_publisher, requests_to
+from tests.platforms.meta_setup import INSTAGRAM, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
 
-@pytest.fixture
-def fake(platform_fake) -> InstagramFake:
-    return platform_fake(InstagramFake(lifetime=60))
-
-
-@pytest.fixture
-def publisher(fake: InstagramFake, tmp_path) -> InstagramPublisher:
-    return contract_publisher(CONTRACT, fake, tmp_path, InstagramPublisher)
-
-
+fake, publisher = meta_fixtures(InstagramFake, CONTRACT, InstagramPublisher)
 creates, publishes = INSTAGRAM.creates, INSTAGRAM.publishes
 
 
@@ -301,8 +291,7 @@ api_base = "https://graph.facebook.com"
 user_id = "1784..."
 access_token = "${INSTAGRAM_TOKEN}"
 """
-    keys = dict(tomllib.loads(text.replace("1784...", "17841400000000000"))["channels"]["instagram"])
-    keys.pop("platform")
+    keys = issue_channel_keys(text, "instagram", elided="1784...", user_id="17841400000000000")
     options = InstagramOptions.model_validate(keys, context={"env": {"INSTAGRAM_TOKEN": CANARY}})
     assert options.api_version == "v23.0"
     with pytest.raises(ValueError, match="API version"):

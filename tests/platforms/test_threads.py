@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tomllib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,21 +20,12 @@ from autopublish.models import HealthLevel
 from autopublish.platforms.meta.threads import ThreadsOptions, ThreadsPublisher, threads_length
 from tests.contract import CANARY, publish_when_ready, sample_post
 from tests.fakes.threads import CONTRACT, TIMESTAMP_FORMAT, ThreadsFake, graph_error
-from tests.platforms.meta_setup import THREADS, assert_canary_kept_out, contract_publisher, requests_to
+from tests.platforms.meta_setup import THREADS, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
 
-@pytest.fixture
-def fake(platform_fake) -> ThreadsFake:
-    return platform_fake(ThreadsFake(lifetime=60))
-
-
-@pytest.fixture
-def publisher(fake: ThreadsFake, tmp_path) -> ThreadsPublisher:
-    return contract_publisher(CONTRACT, fake, tmp_path, ThreadsPublisher)
-
-
+fake, publisher = meta_fixtures(ThreadsFake, CONTRACT, ThreadsPublisher)
 creates, publishes = THREADS.creates, THREADS.publishes
 
 
@@ -286,8 +276,7 @@ api_base = "https://graph.threads.net"
 user_id = "1789..."
 access_token = "${THREADS_TOKEN}"
 """
-    keys = dict(tomllib.loads(text.replace("1789...", "17890000000000000"))["channels"]["threads"])
-    keys.pop("platform")
+    keys = issue_channel_keys(text, "threads", elided="1789...", user_id="17890000000000000")
     options = ThreadsOptions.model_validate(keys, context={"env": {"THREADS_TOKEN": CANARY}})
     assert options.api_version == "v1.0" and options.user_id == "17890000000000000"
     assert CANARY not in repr(options)
