@@ -140,3 +140,16 @@ def publish_under_fault(publisher: Publisher, fake: FakeServer, kind: str, expec
     with pytest.raises(expected) as info:
         publisher.publish(sample_post())
     return info
+
+
+def errors_under_faults(fake: FakeServer, publish: Callable[[str], object],
+                        kinds: tuple[str, ...] = ("auth", "rate_limit", "bad_request", "server_error", "hang")) -> list[PublishError]:
+    """For each fault kind in turn: script it on the fake and call ``publish(kind)`` (a new post each time),
+    which must raise a PublishError. The errors, for the caller to search for a secret."""
+    errors: list[PublishError] = []
+    for kind in kinds:
+        fake.script(kind)
+        with pytest.raises(PublishError) as info:
+            publish(kind)
+        errors.append(info.value)
+    return errors

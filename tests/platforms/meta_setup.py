@@ -34,6 +34,9 @@ class Edges:
         return r.method == "POST" and r.path.endswith(f"/{self.publish}")
 
 
+# The fault kinds the Threads and Instagram canary tests script, in the order they have always used.
+KINDS_IN_ORDER = ("auth", "bad_request", "server_error", "rate_limit", "hang")
+
 THREADS = Edges("threads", "threads_publish")
 INSTAGRAM = Edges("media", "media_publish")
 

@@ -24,11 +24,11 @@ from autopublish.platforms.meta.instagram import (
     InstagramPublisher,
     limit_hashtags,
 )
-from tests.contract import CANARY, publish_when_ready, sample_post
+from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post
 from tests.fakes.base import Response
 from tests.fakes.instagram import CONTRACT, InstagramFake
 from tests.fakes.threads import TIMESTAMP_FORMAT, graph_error
-from tests.platforms.meta_setup import INSTAGRAM, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
+from tests.platforms.meta_setup import INSTAGRAM, KINDS_IN_ORDER, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
@@ -301,12 +301,8 @@ access_token = "${INSTAGRAM_TOKEN}"
 # --- secrets ----------------------------------------------------------------------------------------------
 def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     caplog.set_level(logging.DEBUG)
-    errors: list[PublishError] = []
-    for kind in ("auth", "bad_request", "server_error", "rate_limit", "hang"):
-        fake.script(kind)
-        with pytest.raises(PublishError) as info:
-            publish_when_ready(publisher, sample_post(image=fake.image_url(), key=kind), fake)
-        errors.append(info.value)
+    errors = errors_under_faults(fake, lambda kind: publish_when_ready(publisher, sample_post(image=fake.image_url(), key=kind), fake),
+                                 KINDS_IN_ORDER)
     fake.inject(graph_error(400, f"Malformed access token {CANARY}", 190), creates)
     with pytest.raises(AuthError) as info:
         publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)

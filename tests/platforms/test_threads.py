@@ -18,9 +18,9 @@ from autopublish.errors import (
 )
 from autopublish.models import HealthLevel
 from autopublish.platforms.meta.threads import ThreadsOptions, ThreadsPublisher, threads_length
-from tests.contract import CANARY, publish_when_ready, sample_post
+from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post
 from tests.fakes.threads import CONTRACT, TIMESTAMP_FORMAT, ThreadsFake, graph_error
-from tests.platforms.meta_setup import THREADS, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
+from tests.platforms.meta_setup import KINDS_IN_ORDER, THREADS, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
@@ -288,12 +288,7 @@ access_token = "${THREADS_TOKEN}"
 # --- secrets -----------------------------------------------------------------------------------
 def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     caplog.set_level(logging.DEBUG)
-    errors: list[PublishError] = []
-    for kind in ("auth", "bad_request", "server_error", "rate_limit", "hang"):
-        fake.script(kind)
-        with pytest.raises(PublishError) as info:
-            publish_when_ready(publisher, sample_post(key=kind), fake)
-        errors.append(info.value)
+    errors = errors_under_faults(fake, lambda kind: publish_when_ready(publisher, sample_post(key=kind), fake), KINDS_IN_ORDER)
     fake.image_fails = True
     fake.permalink_fails = True
     publish_when_ready(publisher, sample_post(image=fake.image_url(), key="last"), fake)
