@@ -25,6 +25,7 @@ from tests.fakes.base import FakeServer
 CANARY = "CANARY-s3cr3t-7f1e2d9a"
 
 ErrorT = TypeVar("ErrorT", bound=PublishError)
+PublisherT = TypeVar("PublisherT", bound=Publisher[Any])
 
 
 @dataclass
@@ -153,3 +154,10 @@ def errors_under_faults(fake: FakeServer, publish: Callable[[str], object],
             publish(kind)
         errors.append(info.value)
     return errors
+
+
+def contract_publisher(case: ContractCase, fake: FakeServer, state_dir: Path, kind: type[PublisherT]) -> PublisherT:
+    """The publisher the contract case builds for ``fake``; it must be a ``kind``."""
+    built = build_publisher(case, fake, state_dir)
+    assert isinstance(built, kind)
+    return built

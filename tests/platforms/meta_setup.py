@@ -8,16 +8,14 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from autopublish.errors import PublishError
 from autopublish.platforms.base import Publisher
-from tests.contract import CANARY, ContractCase, build_publisher
+from tests.contract import CANARY, ContractCase, contract_publisher
 from tests.fakes.base import FakeServer, Request
-
-P = TypeVar("P", bound=Publisher[Any])
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,6 @@ INSTAGRAM = Edges("media", "media_publish")
 
 def requests_to(fake: FakeServer, predicate: Callable[[Request], bool]) -> list[Request]:
     return [r for r in fake.requests if predicate(r)]
-
-
-def contract_publisher(case: ContractCase, fake: FakeServer, tmp_path: Path, kind: type[P]) -> P:
-    """The publisher the contract case builds for ``fake``; it must be a ``kind``."""
-    built = build_publisher(case, fake, tmp_path)
-    assert isinstance(built, kind)
-    return built
 
 
 def meta_fixtures(fake_class: Callable[..., FakeServer], case: ContractCase, kind: type[Publisher[Any]]) -> tuple[Any, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,9 +48,8 @@ PREFIXES = {
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeBluesky]:
-    with FakeBluesky(lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def fake(platform_fake) -> FakeBluesky:
+    return platform_fake(FakeBluesky(lifetime=60))
 
 
 def make(fake: FakeBluesky, tmp_path: Path, *, now=None, **options: object) -> BlueskyPublisher:

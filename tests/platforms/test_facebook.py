@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from click.testing import CliRunner
 from pydantic import ValidationError
 
@@ -27,7 +26,6 @@ from autopublish.errors import (
 )
 from autopublish.models import HealthLevel
 from autopublish.platforms import publisher_class
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.meta.connect import facebook_command
 from autopublish.platforms.meta.facebook import MAX_MESSAGE, FacebookOptions, FacebookPublisher
 from autopublish.platforms.meta.graph import expiry_from_message, link_key, usage_wait
@@ -679,11 +677,8 @@ def test_publisher_post_from_a_fresh_connect_works(fake, tmp_path):
     env_file = tmp_path / ".env"
     CliRunner().invoke(facebook_command, connect_args(fake, env_file, "--page", fake.page_id))
     name, _, value = env_file.read_text().splitlines()[0].partition("=")
-    options = FacebookOptions.model_validate(
-        {"page_id": fake.page_id, "access_token": "${" + name + "}", "api_base": fake.url}, context={"env": {name: value}}
-    )
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5))
-    FacebookPublisher("site-page", options, env).publish(sample_post())
+    keys = {"page_id": fake.page_id, "access_token": "${" + name + "}", "api_base": fake.url}
+    make_publisher(FacebookPublisher, keys, tmp_path, env={name: value}, channel="site-page").publish(sample_post())
     assert len(fake.posts) == 1
 
 

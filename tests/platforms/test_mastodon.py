@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from autopublish.errors import (
     UncertainError,
 )
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.mastodon import MastodonOptions, MastodonPublisher, count_status
+from tests.conftest import make_publisher
 from tests.contract import CANARY, errors_under_faults, publish_under_fault, sample_post
 from tests.fakes.base import Response
 from tests.fakes.mastodon import FakeMastodon
@@ -33,16 +32,13 @@ FAMILY = "👨‍👩‍👧‍👦"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeMastodon]:
-    with FakeMastodon(lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def fake(platform_fake) -> FakeMastodon:
+    return platform_fake(FakeMastodon(lifetime=60))
 
 
 def make(fake_url: str, tmp_path: Path, **options: object) -> MastodonPublisher:
     raw = {"instance": fake_url, "access_token": "${MASTODON_TOKEN}", "visibility": "public", **options}
-    opts = MastodonOptions.model_validate(raw, context={"env": {"MASTODON_TOKEN": CANARY}})
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: NOW)
-    return MastodonPublisher("mastodon", opts, env)
+    return make_publisher(MastodonPublisher, raw, tmp_path, env={"MASTODON_TOKEN": CANARY}, channel="mastodon", now=lambda: NOW)
 
 
 def statuses_posts(fake: FakeMastodon) -> list:
