@@ -139,11 +139,11 @@ class _HeaderOnly(DiscordFake):
         return super().error_response(kind, request)
 
 
-def test_rate_limit_from_header_when_the_body_is_not_json(tmp_path):
-    with _HeaderOnly() as fake:
-        publisher = make(fake, tmp_path)  # type: ignore[arg-type]
-        info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
-        assert info.value.retry_after == 9
+def test_rate_limit_from_header_when_the_body_is_not_json(platform_fake, tmp_path):
+    fake = platform_fake(_HeaderOnly())
+    publisher = make(fake, tmp_path)  # type: ignore[arg-type]
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
+    assert info.value.retry_after == 9
 
 
 def test_invalid_form_body_names_the_field(fake, tmp_path):

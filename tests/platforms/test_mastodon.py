@@ -109,21 +109,21 @@ def test_count_works_without_network_and_uses_the_default_rule(tmp_path):
     assert publisher.count("Lihat https://example.go.id/" + "a" * 300) == 6 + 23
 
 
-def test_instance_limits_are_fetched_cached_and_honoured(tmp_path):
-    with FakeMastodon(max_characters=100, url_length=30, lifetime=60) as fake:
-        publisher = make(fake.url, tmp_path)
-        long_post = sample_post(text="x" * 150)
-        with pytest.raises(TransientError) as info:
-            publisher.publish(long_post)  # fitted to 500 before the instance's 100 was known
-        assert "100" in info.value.message
-        assert fake.posts == 0 and not statuses_posts(fake)
-        limits = publisher.current_limits()
-        assert (limits.max_length, limits.url_length) == (100, 30)
-        assert publisher.count("https://example.go.id/x") == 30
-        publisher.publish(sample_post(text="y" * 69 + " https://example.go.id/berita/myanmar-cordaid/"))
-        assert fake.posts == 1
-        instance_reads = [r for r in fake.requests if r.path == "/api/v2/instance"]
-        assert len(instance_reads) == 1  # cached on the publisher
+def test_instance_limits_are_fetched_cached_and_honoured(platform_fake, tmp_path):
+    fake = platform_fake(FakeMastodon(max_characters=100, url_length=30, lifetime=60))
+    publisher = make(fake.url, tmp_path)
+    long_post = sample_post(text="x" * 150)
+    with pytest.raises(TransientError) as info:
+        publisher.publish(long_post)  # fitted to 500 before the instance's 100 was known
+    assert "100" in info.value.message
+    assert fake.posts == 0 and not statuses_posts(fake)
+    limits = publisher.current_limits()
+    assert (limits.max_length, limits.url_length) == (100, 30)
+    assert publisher.count("https://example.go.id/x") == 30
+    publisher.publish(sample_post(text="y" * 69 + " https://example.go.id/berita/myanmar-cordaid/"))
+    assert fake.posts == 1
+    instance_reads = [r for r in fake.requests if r.path == "/api/v2/instance"]
+    assert len(instance_reads) == 1  # cached on the publisher
 
 
 def test_check_reports_account_instance_and_limit(fake, tmp_path):

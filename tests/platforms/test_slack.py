@@ -140,11 +140,11 @@ class _OddSuccess(SlackFake):
         return super().error_response(kind, request)
 
 
-def test_a_2xx_that_is_not_ok_is_uncertain(tmp_path):
-    with _OddSuccess() as fake:
-        fake.script("server_error")
-        with pytest.raises(UncertainError):
-            make(fake, tmp_path).publish(sample_post())  # type: ignore[arg-type]
+def test_a_2xx_that_is_not_ok_is_uncertain(platform_fake, tmp_path):
+    fake = platform_fake(_OddSuccess())
+    fake.script("server_error")
+    with pytest.raises(UncertainError):
+        make(fake, tmp_path).publish(sample_post())  # type: ignore[arg-type]
 
 
 def test_no_read_back(fake, tmp_path):

@@ -199,12 +199,12 @@ class _BareErrors(TelegramFake):
         return super().error_response(kind, request)
 
 
-def test_rate_limit_header_and_proxy_errors(tmp_path):
-    with _BareErrors() as fake:
-        publisher = make(fake, tmp_path)  # type: ignore[arg-type]
-        info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
-        assert info.value.retry_after == 7
-        publish_under_fault(publisher, fake, "server_error", UncertainError)
+def test_rate_limit_header_and_proxy_errors(platform_fake, tmp_path):
+    fake = platform_fake(_BareErrors())
+    publisher = make(fake, tmp_path)  # type: ignore[arg-type]
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
+    assert info.value.retry_after == 7
+    publish_under_fault(publisher, fake, "server_error", UncertainError)
 
 
 def test_server_error_is_uncertain_and_bad_request_permanent(fake, tmp_path):
