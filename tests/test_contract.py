@@ -10,14 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import tests.fakes
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from tests.contract import CANARY, ContractCase, build_publisher, error_texts_under_every_fault, publish_when_ready, sample_post
 

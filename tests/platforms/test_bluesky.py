@@ -14,23 +14,9 @@ import regex
 import requests
 from pydantic import ValidationError
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.bluesky import (
-    BlueskyOptions,
-    BlueskyPublisher,
-    build_rich_text,
-    count_post,
-    record_key,
-    short_url,
-)
+from autopublish.platforms.bluesky import BlueskyOptions, BlueskyPublisher, build_rich_text, count_post, record_key, short_url
 from tests.conftest import make_publisher
 from tests.contract import CANARY, errors_under_faults, publish_under_fault, sample_post
 from tests.fakes.base import Response

@@ -7,23 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import count_utf16 as utf16_length
-from autopublish.platforms.meta.instagram import (
-    NO_IMAGE,
-    InstagramOptions,
-    InstagramPublisher,
-    limit_hashtags,
-)
+from autopublish.platforms.meta.instagram import NO_IMAGE, InstagramOptions, InstagramPublisher, limit_hashtags
 from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post
 from tests.fakes.base import Response
 from tests.fakes.instagram import CONTRACT, InstagramFake

@@ -12,14 +12,7 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.mastodon import MastodonOptions, MastodonPublisher, count_status
 from tests.conftest import make_publisher

@@ -8,14 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.meta.threads import ThreadsOptions, ThreadsPublisher, threads_length
 from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post

@@ -13,14 +13,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.webhook import WebhookOptions, WebhookPublisher
 from tests.conftest import make_publisher
