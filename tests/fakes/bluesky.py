@@ -217,13 +217,20 @@ class FakeBluesky(CannedReplies):
         mime = request.header("content-type", "application/octet-stream")
         return self._ok({"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime, "size": len(request.body)}})
 
-    def _create_record(self, request: Request) -> Response:
+    def _write_to_own_repo(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        """A record write's JSON body, or the refusal: it needs the account's access token and names its own repo."""
         refused = self._check_access(request)
         if refused:
-            return refused
+            return {}, refused
         body = request.json if isinstance(request.json, dict) else {}
         if body.get("repo") not in (self.did, self.handle):
-            return self._error(400, "InvalidRequest", f"Could not find repo: {body.get('repo')}")
+            return body, self._error(400, "InvalidRequest", f"Could not find repo: {body.get('repo')}")
+        return body, None
+
+    def _create_record(self, request: Request) -> Response:
+        body, refused = self._write_to_own_repo(request)
+        if refused:
+            return refused
         if body.get("collection") != POST:
             return self._error(400, "InvalidRequest", "Invalid collection")
         rkey = body.get("rkey") or _tid()
@@ -245,12 +252,9 @@ class FakeBluesky(CannedReplies):
     def _delete_record(self, request: Request) -> Response:
         # lexicon com.atproto.repo.deleteRecord: "Delete a repository record, or ensure it doesn't exist"
         # (so a record already gone is a success); needs the account's own access token.
-        refused = self._check_access(request)
+        body, refused = self._write_to_own_repo(request)
         if refused:
             return refused
-        body = request.json if isinstance(request.json, dict) else {}
-        if body.get("repo") not in (self.did, self.handle):
-            return self._error(400, "InvalidRequest", f"Could not find repo: {body.get('repo')}")
         if body.get("collection") != POST or not TID.match(str(body.get("rkey") or "")):
             return self._error(400, "InvalidRequest", "Invalid collection or record key")
         if self.records.pop(str(body["rkey"]), None) is not None:
