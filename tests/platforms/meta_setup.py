@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from autopublish.errors import PublishError
+from autopublish.models import HealthLevel, Post
 from autopublish.platforms.base import Publisher
-from tests.contract import CANARY, ContractCase, contract_publisher
+from tests.contract import CANARY, ContractCase, contract_publisher, publish_when_ready
 from tests.fakes.base import FakeServer, Request
+from tests.fakes.threads import MetaGraphFake, graph_error
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,25 @@ def issue_channel_keys(text: str, channel: str, *, elided: str, user_id: str) ->
     keys = dict(tomllib.loads(text.replace(elided, user_id))["channels"][channel])
     keys.pop("platform")
     return keys
+
+
+def error_from_graph(publisher: Publisher[Any], fake: MetaGraphFake, post: Post, step: Callable[[Request], bool],
+                     status: int, code: int, subcode: int | None, *, transient: bool) -> PublishError:
+    """Answer the next request ``step`` picks with a Graph error (HTTP ``status``, ``code``, ``subcode``), then
+    publish ``post``: the error the publish raised (it must raise one)."""
+    fake.inject(graph_error(status, f"(#{code}) something", code, subcode=subcode, transient=transient), step)
+    with pytest.raises(PublishError) as info:
+        publish_when_ready(publisher, post, fake)
+    return info.value
+
+
+def assert_check_names_account_and_quota(publisher: Publisher[Any], fake: MetaGraphFake, *, used: int, summary: str, limit: int) -> None:
+    """With ``used`` posts made in the last 24 hours, check() is OK, says ``summary`` and counts them against ``limit``."""
+    fake.quota_used = used
+    health = publisher.check()
+    assert health.level is HealthLevel.OK
+    assert health.summary == summary
+    assert f"{used} of {limit} posts used in the last 24 hours" in " ".join(health.details)
 
 
 def assert_canary_kept_out(errors: Iterable[PublishError], caplog: pytest.LogCaptureFixture) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import count_utf16 as utf16_length
 from autopublish.platforms.meta.instagram import NO_IMAGE, InstagramOptions, InstagramPublisher, limit_hashtags
@@ -15,7 +15,16 @@ from tests.contract import CANARY, errors_under_faults, publish_when_ready, samp
 from tests.fakes.base import Response
 from tests.fakes.instagram import CONTRACT, InstagramFake
 from tests.fakes.threads import TIMESTAMP_FORMAT, graph_error
-from tests.platforms.meta_setup import INSTAGRAM, KINDS_IN_ORDER, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
+from tests.platforms.meta_setup import (
+    INSTAGRAM,
+    KINDS_IN_ORDER,
+    assert_canary_kept_out,
+    assert_check_names_account_and_quota,
+    error_from_graph,
+    issue_channel_keys,
+    meta_fixtures,
+    requests_to,
+)
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
@@ -201,10 +210,8 @@ def test_quota_error_on_media_publish_is_rate_limited(fake, publisher):
     ],
 )
 def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, status, code, subcode, expected):
-    fake.inject(graph_error(status, f"(#{code}) something", code, subcode=subcode, transient=code in (1, 2, -1, -2)), step)
-    with pytest.raises(PublishError) as info:
-        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
-    assert type(info.value) is expected
+    error = error_from_graph(publisher, fake, sample_post(image=fake.image_url()), step, status, code, subcode, transient=code in (1, 2, -1, -2))
+    assert type(error) is expected
     assert fake.media == []
 
 
@@ -258,11 +265,7 @@ def test_read_back_matches_the_caption_when_the_template_has_no_link(fake, publi
 
 # --- check and options ----------------------------------------------------------------------------------
 def test_check_names_the_account_and_the_quota(fake, publisher):
-    fake.quota_used = 7
-    health = publisher.check()
-    assert health.level is HealthLevel.OK
-    assert health.summary == "Posting as @jakartaberketahanan (Jakarta Berketahanan)"
-    assert "7 of 100 posts used in the last 24 hours" in " ".join(health.details)
+    assert_check_names_account_and_quota(publisher, fake, used=7, summary="Posting as @jakartaberketahanan (Jakarta Berketahanan)", limit=100)
 
 
 def test_check_warns_when_the_quota_is_used_up(fake, publisher):

@@ -8,12 +8,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
-from autopublish.models import HealthLevel
+from autopublish.errors import AuthError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.platforms.meta.threads import ThreadsOptions, ThreadsPublisher, threads_length
 from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post
 from tests.fakes.threads import CONTRACT, TIMESTAMP_FORMAT, ThreadsFake, graph_error
-from tests.platforms.meta_setup import KINDS_IN_ORDER, THREADS, assert_canary_kept_out, issue_channel_keys, meta_fixtures, requests_to
+from tests.platforms.meta_setup import (
+    KINDS_IN_ORDER,
+    THREADS,
+    assert_canary_kept_out,
+    assert_check_names_account_and_quota,
+    error_from_graph,
+    issue_channel_keys,
+    meta_fixtures,
+    requests_to,
+)
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
@@ -119,13 +127,11 @@ def test_quota_error_from_publish_without_readable_history_waits_an_hour(fake, p
     ],
 )
 def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, status, code, subcode, expected):
-    fake.inject(graph_error(status, f"(#{code}) something", code, subcode=subcode, transient=code in (1, 2)), step)
-    with pytest.raises(PublishError) as info:
-        publish_when_ready(publisher, sample_post(), fake)
-    assert type(info.value) is expected
-    assert info.value.code == code
-    if expected is RateLimitedError:
-        assert info.value.retry_after and info.value.retry_after > 0
+    error = error_from_graph(publisher, fake, sample_post(), step, status, code, subcode, transient=code in (1, 2))
+    assert type(error) is expected
+    assert error.code == code
+    if isinstance(error, RateLimitedError):
+        assert error.retry_after and error.retry_after > 0
     assert fake.media == []
 
 
@@ -241,11 +247,7 @@ def test_more_than_five_links_is_refused(fake, publisher):
 
 # --- check and options -------------------------------------------------------------------------
 def test_check_names_the_account_and_the_quota(fake, publisher):
-    fake.quota_used = 3
-    health = publisher.check()
-    assert health.level is HealthLevel.OK
-    assert health.summary == "Posting as @jakartaberketahanan"
-    assert "3 of 250 posts used in the last 24 hours" in " ".join(health.details)
+    assert_check_names_account_and_quota(publisher, fake, used=3, summary="Posting as @jakartaberketahanan", limit=250)
 
 
 def test_check_says_whether_doubts_can_be_settled(fake, publisher):
