@@ -90,10 +90,10 @@ def site() -> Iterator[FeedServer]:
 
 
 @pytest.fixture
-def mastodon() -> Iterator[FakeMastodon]:
-    with FakeMastodon(lifetime=60) as server:
-        server.grant(MINIMAL_SCOPES)
-        yield server  # type: ignore[misc]
+def mastodon(platform_fake) -> FakeMastodon:
+    server = platform_fake(FakeMastodon(lifetime=60))
+    server.grant(MINIMAL_SCOPES)
+    return server
 
 
 def _app(tmp_path: Path, site: FeedServer, fake: FakeMastodon, clock: Clock, alerts: AlertRecorder, extra: str = "") -> App:

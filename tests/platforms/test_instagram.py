@@ -11,6 +11,7 @@ from autopublish.errors import AuthError, CannotCheckError, PermanentError, Rate
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import count_utf16 as utf16_length
 from autopublish.platforms.meta.instagram import NO_IMAGE, InstagramOptions, InstagramPublisher, limit_hashtags
+from tests.conftest import make_publisher
 from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post
 from tests.fakes.base import Response
 from tests.fakes.instagram import CONTRACT, InstagramFake
@@ -224,15 +225,8 @@ def test_permission_error_names_instagram_content_publish(fake, publisher):
 
 
 def test_instagram_login_host_names_its_own_permission(tmp_path):
-    import requests
-
-    from autopublish.platforms.base import PublisherEnv
-
-    options = InstagramOptions.model_validate(
-        {"api_base": "https://graph.instagram.com", "user_id": "17841400000000000", "access_token": "${IG}"},
-        context={"env": {"IG": CANARY}},
-    )
-    publisher = InstagramPublisher("ig", options, PublisherEnv(session=requests.Session(), state_dir=tmp_path))
+    keys = {"api_base": "https://graph.instagram.com", "user_id": "17841400000000000", "access_token": "${IG}"}
+    publisher = make_publisher(InstagramPublisher, keys, tmp_path, env={"IG": CANARY}, channel="ig")
     assert publisher.publish_permission == "instagram_business_content_publish"
 
 
