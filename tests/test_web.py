@@ -641,11 +641,12 @@ def try_sign_in(client: FlaskClient, name: str, password: str, address: str) -> 
                        environ_base={"REMOTE_ADDR": address}).status_code
 
 
-def test_throttle_backs_off_exponentially_and_success_clears_it() -> None:
+def test_throttle_backs_off_exponentially_and_success_clears_it(tmp_path: Path) -> None:
     from autopublish.web.throttle import ACCOUNT_BACKOFF, ADDRESS_BACKOFF, LoginThrottle, Reservation
 
     clock = Clock()
-    throttle = LoginThrottle(clock)
+    store = Store(tmp_path / "queue", clock=clock)  # the counts live in the store (tests/test_store_signins.py: shared by processes)
+    throttle = LoginThrottle(store, clock)
     waits = []
     for _ in range(14):  # wrong every time, each try as soon as allowed
         reserved = throttle.reserve("198.51.100.7", "ed")
@@ -656,13 +657,14 @@ def test_throttle_backs_off_exponentially_and_success_clears_it() -> None:
     assert waits == [0, 0, 0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 256, 512]
     assert ADDRESS_BACKOFF.delay(40) == ADDRESS_BACKOFF.cap == 3600 and ACCOUNT_BACKOFF.delay(40) == ACCOUNT_BACKOFF.cap == 30
 
-    other = LoginThrottle(clock)
+    other = LoginThrottle(store, clock)
     for _ in range(5):
         reserved = other.reserve("198.51.100.8", "vic")
         assert isinstance(reserved, Reservation)
     assert other.reserve("198.51.100.8", "vic") == 2
     other.succeeded(reserved)  # the fifth try was right
     assert isinstance(other.reserve("198.51.100.8", "vic"), Reservation)
+    store.close()
 
 
 def test_attempt_is_reserved_before_the_hash_is_computed(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -732,6 +734,23 @@ def test_a_stranger_cannot_lock_an_editor_out(site: Site) -> None:
     # Another account, from another address, was never slowed.
     assert attempt(flask_app.test_client(), "vic", PASSWORDS["vic"], "192.0.2.45")[0] == 303
     flask_app.extensions["autopublish_store"].close()
+
+
+def test_two_web_processes_on_one_database_share_the_throttle(site: Site) -> None:
+    """Two apps, each with its own store (two ``autopublish web`` processes behind one balancer), and a third after a restart."""
+    clock = Clock()  # stands still
+    first, second = web_app(site, clock=clock), web_app(site, clock=clock)
+    for n in range(5):
+        assert try_sign_in((first if n % 2 else second).test_client(), "ed", "guess", "203.0.113.5") == 401
+    assert try_sign_in(first.test_client(), "ed", "guess", "203.0.113.5") == 429
+    assert try_sign_in(second.test_client(), "ed", PASSWORDS["ed"], "203.0.113.5") == 429  # the other process knows
+    for flask_app in (first, second):
+        flask_app.extensions["autopublish_store"].close()
+    restarted = web_app(site, clock=clock)
+    assert try_sign_in(restarted.test_client(), "ed", "guess", "203.0.113.5") == 429  # a restart forgets nothing
+    clock.now += 2
+    assert try_sign_in(restarted.test_client(), "ed", PASSWORDS["ed"], "203.0.113.5") == 303
+    restarted.extensions["autopublish_store"].close()
 
 
 def test_ipv6_addresses_count_per_64() -> None:

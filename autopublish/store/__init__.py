@@ -4,6 +4,7 @@ Split by concern: ``connection`` (engine, transactions, errors), ``migrations`` 
 ``feeds``, ``deliveries`` (articles, claims, editors' actions), ``channels`` (pause,
 leases), ``log`` (the publish log and the editors' page), ``alerts``, ``sessions`` (the
 editors' page sign-ins), ``push`` (feed links, WebSub) and ``nodes`` (heartbeats, settling a dead node's claims). Every SQL statement lives here.
+``signins`` keeps the sign-in throttle's counts, shared by every web process.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from autopublish.store.rows import (
     article_to_json,
 )
 from autopublish.store.sessions import SessionStore
+from autopublish.store.signins import SignInStore
 
 __all__ = [
     "PENDING", "REPOSTABLE",
@@ -53,7 +55,7 @@ __all__ = [
 ]
 
 
-class Store(NodeStore, LogStore, CorrectionStore, AlertStore, SessionStore, PushStore):
+class Store(NodeStore, LogStore, CorrectionStore, AlertStore, SessionStore, SignInStore, PushStore):
     """One database: a state directory (SQLite, the default) or a ``postgresql://`` address.
 
     ``migrate``: bring an older schema up to date on open. Default: SQLite yes (one process

@@ -180,3 +180,13 @@ channel_leases = Table(
     Column("node", Text, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+sign_in_attempts = Table(
+    "sign_in_attempts", metadata,  # the editors' page sign-in throttle, shared by every web process (store/signins.py)
+    Column("kind", Text, primary_key=True),  # "address" or "account"
+    Column("key", Text, primary_key=True),  # an address (IPv6: its /64) or a casefolded account name
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("not_before", Float, nullable=False, server_default="0"),
+    Column("last_at", Float, nullable=False),
+    Index("sign_in_attempts_last", "last_at"),  # forgetting quiet counts
+)

@@ -95,7 +95,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
         refresh=refresh,
         users=UserDirectory(config, config_loader, on_change=accounts_changed),
         sessions=sessions,
-        throttle=LoginThrottle(clock),
+        throttle=LoginThrottle(store, clock),
         publisher_cache=dict(publishers) if publishers is not None else {},
     )
     app.config.update(

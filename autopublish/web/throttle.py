@@ -1,8 +1,9 @@
 """Sign-in throttling per address and per account, with exponential backoff.
 
 An attempt is *reserved* before the password hash is computed: the reservation counts it
-as a failure and sets the next allowed time at once, under one lock, so parallel requests
-cannot slip through while a hash is being computed. Success clears both counts.
+as a failure and sets the next allowed time at once, in one database transaction that locks
+the counts, so parallel requests cannot slip through while a hash is being computed, not
+even requests served by different processes. Success clears both counts.
 
 The address count dominates (it grows to an hour between tries); the account count is
 gentle (at most 30 seconds), so a stranger guessing at an editor's name from many
@@ -10,20 +11,29 @@ addresses slows that editor by seconds. A browser that signed in to the account 
 (it shows a device cookie, as in OWASP's "device cookies" scheme) skips the account count,
 so such a stranger cannot keep the editor out by always taking the next free moment
 first. IPv6 addresses count per
-/64, the block one subscriber usually gets. Counts live in memory (one ``autopublish web``
-process), are forgotten after a quiet day, and are bounded in number.
+/64, the block one subscriber usually gets. Counts live in the store (store/signins.py),
+so every ``autopublish web`` process on one database shares them and a restart keeps them;
+they are forgotten after a quiet day, and bounded in number (pruned now and then).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from autopublish.errors import StateError
+from autopublish.store.signins import SignInStore
+
 FORGET_AFTER = 86400.0  # a count with no attempt for this long starts again from zero
-MAX_ENTRIES = 20_000    # per kind; the stalest go first beyond this
+MAX_ENTRIES = 20_000    # per kind; beyond this, counts holding nobody back go first, then the stalest
+PRUNE_EVERY = 500       # counted attempts (per process) between prunes ...
+PRUNE_INTERVAL = 300.0  # ... or seconds, whichever comes first
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,13 +50,6 @@ class Backoff:
 
 ADDRESS_BACKOFF = Backoff(free=5, base=2.0, cap=3600.0)
 ACCOUNT_BACKOFF = Backoff(free=5, base=1.0, cap=30.0)
-
-
-@dataclass
-class _Count:
-    failures: int = 0
-    not_before: float = 0.0
-    last: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,53 +72,46 @@ def address_key(address: str) -> str:
 
 
 class LoginThrottle:
-    def __init__(self, clock: Callable[[], float], *, address: Backoff = ADDRESS_BACKOFF, account: Backoff = ACCOUNT_BACKOFF) -> None:
-        self.clock = clock
+    """The throttle over a store's counts; ``clock`` defaults to the store's."""
+
+    def __init__(self, store: SignInStore, clock: Callable[[], float] | None = None, *, address: Backoff = ADDRESS_BACKOFF,
+                 account: Backoff = ACCOUNT_BACKOFF) -> None:
+        self.store = store
+        self.clock = clock or store.now
         self.backoff = {"address": address, "account": account}
-        self._counts: dict[str, dict[str, _Count]] = {"address": {}, "account": {}}
         self._lock = threading.Lock()
+        self._reservations = 0
+        self._pruned_at = -math.inf
 
     def reserve(self, address: str, account: str, *, known_device: bool = False) -> Reservation | int:
         """Count this attempt before checking it: a Reservation, or the whole seconds to wait first.
 
         ``known_device``: the browser signed in to this account before; only its address counts.
         """
-        keys = {"address": address_key(address), "account": account.casefold()[:200]}
-        if known_device:
-            del keys["account"]
-        with self._lock:
-            now = self.clock()
-            counts = {kind: self._count(kind, key, now) for kind, key in keys.items()}
-            wait = max(count.not_before - now for count in counts.values())
-            if wait > 0:
-                return max(1, math.ceil(wait))
-            for kind, count in counts.items():
-                count.failures += 1
-                count.last = now
-                count.not_before = now + self.backoff[kind].delay(count.failures)
-            return Reservation(keys["address"], account.casefold()[:200])
+        reservation = Reservation(address_key(address), account.casefold()[:200])
+        keys = [("address", reservation.address)] if known_device else [("address", reservation.address), ("account", reservation.account)]
+        now = self.clock()
+        wait = self.store.reserve_sign_in(keys, now=now, delay=self._delay, forget_after=FORGET_AFTER)
+        if wait > 0:
+            return max(1, math.ceil(wait))
+        self._maybe_prune(now)
+        return reservation
 
     def succeeded(self, reservation: Reservation) -> None:
         """The password was right: both counts start again."""
+        self.store.clear_sign_in([("address", reservation.address), ("account", reservation.account)])
+
+    def _delay(self, kind: str, failures: int) -> float:
+        return self.backoff[kind].delay(failures)
+
+    def _maybe_prune(self, now: float) -> None:
+        """Now and then (every PRUNE_EVERY counted attempts of this process, or PRUNE_INTERVAL seconds) drop old counts."""
         with self._lock:
-            self._counts["address"].pop(reservation.address, None)
-            self._counts["account"].pop(reservation.account, None)
-
-    def _count(self, kind: str, key: str, now: float) -> _Count:
-        table = self._counts[kind]
-        count = table.get(key)
-        if count is not None and now - count.last > FORGET_AFTER:
-            count = None
-        if count is None:
-            if len(table) >= MAX_ENTRIES:
-                self._shrink(table, now)
-            count = table[key] = _Count()
-        return count
-
-    @staticmethod
-    def _shrink(table: dict[str, _Count], now: float) -> None:
-        for key in [k for k, c in table.items() if now - c.last > FORGET_AFTER]:
-            del table[key]
-        if len(table) >= MAX_ENTRIES:
-            for key in sorted(table, key=lambda k: table[k].last)[: len(table) - MAX_ENTRIES // 2]:
-                del table[key]
+            self._reservations += 1
+            if self._reservations < PRUNE_EVERY and now - self._pruned_at < PRUNE_INTERVAL:
+                return
+            self._reservations, self._pruned_at = 0, now
+        try:
+            self.store.prune_sign_ins(quiet_since=now - FORGET_AFTER, keep=MAX_ENTRIES)
+        except StateError as exc:  # the attempt is counted; pruning waits for the next time
+            log.warning("web: old sign-in counts could not be pruned: %s", exc.message)
