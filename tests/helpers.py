@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -117,3 +118,20 @@ class AlertRecorder:
 
     def resolved(self, key: str, message: str) -> None:
         return None
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, for a server a test starts later (a daemon's metrics or push listener).
+
+    Taken below Linux's ephemeral range (32768-60999), which the kernel hands to outgoing
+    connections: a port from bind(0) can be taken by another test's client before our server binds it.
+    """
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")

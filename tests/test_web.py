@@ -977,16 +977,13 @@ def test_queue_with_20000_deliveries_is_paged(app: Flask, site: Site) -> None:
 
 def test_autopublish_web_applies_account_edits_without_restart(site: Site, tmp_path: Path) -> None:
     """The real `autopublish web` process: an account added, and one removed, while it runs."""
-    import socket
 
     import requests
 
     from tests.fakes.base import wait_until
-    from tests.helpers import autopublish_process
+    from tests.helpers import autopublish_process, free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = autopublish_process(site.config_path, "web", "--port", str(port), env=site.env, output=tmp_path / "web.log")
 
