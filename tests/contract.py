@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import requests
 
+from autopublish.errors import PublishError
 from autopublish.models import Article, Health, HealthLevel, Post, Receipt
 from autopublish.netguard import Origin
 from autopublish.platforms import publisher_class
@@ -21,6 +23,9 @@ from autopublish.platforms.base import Publisher, PublisherEnv
 from tests.fakes.base import FakeServer
 
 CANARY = "CANARY-s3cr3t-7f1e2d9a"
+
+ErrorT = TypeVar("ErrorT", bound=PublishError)
+PublisherT = TypeVar("PublisherT", bound=Publisher[Any])
 
 
 @dataclass
@@ -128,3 +133,31 @@ def build_publisher(case: ContractCase, fake: FakeServer, state_dir: Path, *, ti
     options = cls.Options.model_validate(case.options(fake), context={"env": case.env})
     env = PublisherEnv(session=requests.Session(), state_dir=state_dir, timeout=timeout, now=lambda: datetime.now(UTC))
     return cls("test", options, env)
+
+
+def publish_under_fault(publisher: Publisher, fake: FakeServer, kind: str, expected: type[ErrorT]) -> pytest.ExceptionInfo[ErrorT]:
+    """Script the fault ``kind`` on the fake, then publish the sample post once: it must raise an ``expected``."""
+    fake.script(kind)
+    with pytest.raises(expected) as info:
+        publisher.publish(sample_post())
+    return info
+
+
+def errors_under_faults(fake: FakeServer, publish: Callable[[str], object],
+                        kinds: tuple[str, ...] = ("auth", "rate_limit", "bad_request", "server_error", "hang")) -> list[PublishError]:
+    """For each fault kind in turn: script it on the fake and call ``publish(kind)`` (a new post each time),
+    which must raise a PublishError. The errors, for the caller to search for a secret."""
+    errors: list[PublishError] = []
+    for kind in kinds:
+        fake.script(kind)
+        with pytest.raises(PublishError) as info:
+            publish(kind)
+        errors.append(info.value)
+    return errors
+
+
+def contract_publisher(case: ContractCase, fake: FakeServer, state_dir: Path, kind: type[PublisherT]) -> PublisherT:
+    """The publisher the contract case builds for ``fake``; it must be a ``kind``."""
+    built = build_publisher(case, fake, state_dir)
+    assert isinstance(built, kind)
+    return built

@@ -1,4 +1,4 @@
-"""Shared test helpers: write a config, run the CLI in-process, read the outbox."""
+"""Shared test helpers: write a config, run the CLI in-process, read the outbox, record the alerts sent."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -104,3 +105,33 @@ def baseline_done(state_dir: Path, feed: str = "site") -> bool:
     except sqlite3.Error:
         return False
     return bool(row and row[0])
+
+
+class AlertRecorder:
+    """A notifier that keeps every problem raised, as (key, message), for a test to read."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append((key, message))
+
+    def resolved(self, key: str, message: str) -> None:
+        return None
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, for a server a test starts later (a daemon's metrics or push listener).
+
+    Taken below Linux's ephemeral range (32768-60999), which the kernel hands to outgoing
+    connections: a port from bind(0) can be taken by another test's client before our server binds it.
+    """
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import socket
 import socketserver
 import sqlite3
 import subprocess
@@ -25,7 +24,7 @@ from tests.contract import CANARY
 from tests.fakes.base import wait_until
 from tests.fakes.facebook import FakeGraph
 from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
-from tests.helpers import autopublish_process, baseline_done, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, write_config
 
 FACEBOOK = """
 [channels.facebook]
@@ -48,15 +47,9 @@ SMTP_CANARY = "SMTP-CANARY-pw-5b4a3c2d"
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _closed_port() -> int:
     """A loopback port nobody listens on (bound, then released)."""
-    return _free_port()
+    return free_port()
 
 
 def _config(tmp_path: Path, site: FeedServer, *, channels: str, extra: str, settings: str = "") -> Path:
@@ -148,7 +141,7 @@ def test_token_expiry_alerts_once_resolves_once_and_the_held_post_goes_out_once(
 
 
 def test_metrics_counts_match_the_publish_log_and_the_deliveries_table(tmp_path):
-    port = _free_port()
+    port = free_port()
     with FeedServer(older_items(3)) as site, FakeGraph() as fake:
         config = _config(tmp_path, site, channels="outbox,facebook",
                          extra=FACEBOOK.format(page_id=fake.page_id, url=fake.url) + f'\n[daemon]\nmetrics = "127.0.0.1:{port}"\n')

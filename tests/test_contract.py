@@ -5,21 +5,14 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from collections.abc import Iterator
 
 import pytest
 
 import tests.fakes
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from tests.contract import CANARY, ContractCase, build_publisher, error_texts_under_every_fault, publish_when_ready, sample_post
+from tests.fakes.base import FakeServer
 
 
 def _cases() -> list[ContractCase]:
@@ -43,11 +36,8 @@ def case(request: pytest.FixtureRequest) -> ContractCase:
 
 
 @pytest.fixture
-def fake(case: ContractCase) -> Iterator:
-    server = case.make_fake()
-    server.start()
-    yield server
-    server.stop()
+def fake(case: ContractCase, platform_fake) -> FakeServer:
+    return platform_fake(case.make_fake())
 
 
 def _no_secret(exc: BaseException) -> None:
@@ -169,30 +159,26 @@ MINIMAL = [c for c in CASES if c.minimal_scopes is not None]
 
 
 @pytest.mark.parametrize("minimal", MINIMAL, ids=[c.platform for c in MINIMAL])
-def test_doubts_settle_under_the_minimal_documented_permissions(minimal: ContractCase, tmp_path):
+def test_doubts_settle_under_the_minimal_documented_permissions(minimal: ContractCase, platform_fake, tmp_path):
     """With only what the README asks for: post, lose the answer, restart, read the platform back."""
-    server = minimal.make_fake()
-    server.start()
-    try:
-        server.grant(minimal.minimal_scopes or ())
-        publisher = build_publisher(minimal, server, tmp_path)
-        publish_when_ready(publisher, sample_post(key="ap-earlier", link="https://example.go.id/berita/lebih-awal/", image=server.image_url()), server)
-        health = publisher.check()
-        assert health.level in (HealthLevel.OK, HealthLevel.WARNING), health.summary
-        assert health.settles_doubts is not False, f"check says doubts cannot be settled: {health.missing_permission}"
-        post = sample_post(key="ap-doubt", image=server.image_url())
-        server.script("drop")  # the platform acts, the answer is lost
-        with pytest.raises((UncertainError, TransientError)):
-            publish_when_ready(publisher, post, server)
-        assert minimal.posts(server) == 2
-        restarted = build_publisher(minimal, server, tmp_path)  # a new process; the state directory remains
-        if restarted.can_read_back:
-            found = restarted.find_existing(post)
-            assert found is not None and found.remote_id
-        else:
-            assert restarted.idempotent
-            publish_when_ready(restarted, post, server)  # the same key: the platform drops the repeat
-        assert minimal.posts(server) == 2
-    finally:
-        server.stop()
+    server = platform_fake(minimal.make_fake())
+    server.grant(minimal.minimal_scopes or ())
+    publisher = build_publisher(minimal, server, tmp_path)
+    publish_when_ready(publisher, sample_post(key="ap-earlier", link="https://example.go.id/berita/lebih-awal/", image=server.image_url()), server)
+    health = publisher.check()
+    assert health.level in (HealthLevel.OK, HealthLevel.WARNING), health.summary
+    assert health.settles_doubts is not False, f"check says doubts cannot be settled: {health.missing_permission}"
+    post = sample_post(key="ap-doubt", image=server.image_url())
+    server.script("drop")  # the platform acts, the answer is lost
+    with pytest.raises((UncertainError, TransientError)):
+        publish_when_ready(publisher, post, server)
+    assert minimal.posts(server) == 2
+    restarted = build_publisher(minimal, server, tmp_path)  # a new process; the state directory remains
+    if restarted.can_read_back:
+        found = restarted.find_existing(post)
+        assert found is not None and found.remote_id
+    else:
+        assert restarted.idempotent
+        publish_when_ready(restarted, post, server)  # the same key: the platform drops the repeat
+    assert minimal.posts(server) == 2
 

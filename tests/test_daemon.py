@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 
 import requests
 
 from tests.fakes.base import wait_until
 from tests.fakes.feed_server import FeedServer, older_items, seed_item
-from tests.helpers import autopublish_process, baseline_done, outbox_lines, run_cli, write_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, write_config
 
 
 def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
-    port = _free_port()
+    port = free_port()
     with FeedServer(older_items(3)) as site:
         config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", settings='feed_down_after = "2s"',
                               extra=f'\n[daemon]\nmetrics = "127.0.0.1:{port}"\n')

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tests.contract import CANARY
 from tests.fakes.base import Response
 from tests.fakes.feed_server import FeedServer, older_items, seed_item
 from tests.fakes.mastodon import MINIMAL_SCOPES, FakeMastodon
-from tests.helpers import write_config
+from tests.helpers import AlertRecorder, write_config
 
 POLICY = RetryPolicy(reconcile_after=60.0, cap=6 * 3600.0, jitter=0.25, max_checks=10, check_give_up_after=86400.0)
 
@@ -82,17 +83,6 @@ class Clock:
         return self.now
 
 
-class Alerts:
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append((key, message))
-
-    def resolved(self, key: str, message: str) -> None:
-        return None
-
-
 @pytest.fixture
 def site() -> Iterator[FeedServer]:
     with FeedServer(older_items(3)) as server:
@@ -100,13 +90,13 @@ def site() -> Iterator[FeedServer]:
 
 
 @pytest.fixture
-def mastodon() -> Iterator[FakeMastodon]:
-    with FakeMastodon(lifetime=60) as server:
-        server.grant(MINIMAL_SCOPES)
-        yield server  # type: ignore[misc]
+def mastodon(platform_fake) -> FakeMastodon:
+    server = platform_fake(FakeMastodon(lifetime=60))
+    server.grant(MINIMAL_SCOPES)
+    return server
 
 
-def _app(tmp_path: Path, site: FeedServer, fake: FakeMastodon, clock: Clock, alerts: Alerts, extra: str = "") -> App:
+def _app(tmp_path: Path, site: FeedServer, fake: FakeMastodon, clock: Clock, alerts: AlertRecorder, extra: str = "") -> App:
     table = f'[channels.social]\nplatform = "mastodon"\ninstance = "{fake.url}"\naccess_token = "${{MASTODON_TOKEN}}"\n{extra}'
     path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="social", extra=table,
                         settings='publish_timeout = "1s"')
@@ -126,26 +116,35 @@ def _in_doubt(app: App, site: FeedServer, fake: FakeMastodon) -> int:
     return row.id
 
 
-def test_within_the_hour_a_doubt_is_settled_by_resending_with_the_same_key(tmp_path, site, mastodon):
-    clock, alerts = Clock(), Alerts()
-    app = _app(tmp_path, site, mastodon, clock, alerts)
+@contextmanager
+def _doubt(tmp_path: Path, site: FeedServer, fake: FakeMastodon, extra: str = "") -> Iterator[tuple[App, Clock, AlertRecorder, int]]:
+    """An app over the Mastodon fake with one delivery in doubt (see _in_doubt), its clock and alerts; closed at the end."""
+    clock, alerts = Clock(), AlertRecorder()
+    app = _app(tmp_path, site, fake, clock, alerts, extra)
     try:
-        delivery = _in_doubt(app, site, mastodon)
+        yield app, clock, alerts, _in_doubt(app, site, fake)
+    finally:
+        app.close()
+
+
+def _new_article(site: FeedServer) -> None:
+    """The site publishes another article (after the one in doubt)."""
+    site.add(dataclasses.replace(seed_item(datetime.now(UTC)), title="Artikel baru", link="https://jakberketahanan.example.go.id/baru/",
+                                 guid="https://jakberketahanan.example.go.id/?p=5000"))
+
+
+def test_within_the_hour_a_doubt_is_settled_by_resending_with_the_same_key(tmp_path, site, mastodon):
+    with _doubt(tmp_path, site, mastodon) as (app, clock, alerts, delivery):
         clock.now += 120
         app.pipeline.deliver_due()  # reading back is refused (no read:accounts, no known account): resend
         row = app.store.delivery(delivery)
         assert row is not None and row.status == DeliveryStatus.SENT
         assert mastodon.posts == 1  # Mastodon answered the repeat with the status it had made
         assert not app.store.channel("social").paused and alerts.problems == []
-    finally:
-        app.close()
 
 
 def test_after_the_hour_a_refused_read_back_goes_to_an_editor_with_one_alert_and_posting_goes_on(tmp_path, site, mastodon):
-    clock, alerts = Clock(), Alerts()
-    app = _app(tmp_path, site, mastodon, clock, alerts)
-    try:
-        delivery = _in_doubt(app, site, mastodon)
+    with _doubt(tmp_path, site, mastodon) as (app, clock, alerts, delivery):
         clock.now += 2 * 3600  # Mastodon has forgotten the key: resending could post twice
         app.pipeline.deliver_due()
         row = app.store.delivery(delivery)
@@ -158,34 +157,23 @@ def test_after_the_hour_a_refused_read_back_goes_to_an_editor_with_one_alert_and
         app.pipeline.deliver_due()
         assert len(alerts.problems) == 1 and mastodon.posts == 1  # one alert; no blind resend
         # the channel keeps posting new articles
-        site.add(dataclasses.replace(seed_item(datetime.now(UTC)), title="Artikel baru", link="https://jakberketahanan.example.go.id/baru/",
-                                     guid="https://jakberketahanan.example.go.id/?p=5000"))
+        _new_article(site)
         app.pipeline.poll_all()
         result = app.pipeline.deliver_due()
         assert result.sent == 1 and mastodon.posts == 2
-    finally:
-        app.close()
 
 
 def test_with_the_account_key_a_doubt_is_settled_by_reading_back(tmp_path, site, mastodon):
-    clock, alerts = Clock(), Alerts()
-    app = _app(tmp_path, site, mastodon, clock, alerts, extra='account = "bot"\n')
-    try:
-        delivery = _in_doubt(app, site, mastodon)
+    with _doubt(tmp_path, site, mastodon, extra='account = "bot"\n') as (app, clock, _alerts, delivery):
         clock.now += 2 * 3600
         result = app.pipeline.deliver_due()
         row = app.store.delivery(delivery)
         assert row is not None and row.status == DeliveryStatus.SENT and result.reconciled == 1
         assert row.remote_id == mastodon.statuses[0]["id"] and mastodon.posts == 1
-    finally:
-        app.close()
 
 
 def test_a_failing_read_back_honours_retry_after_backs_off_and_ends_with_an_editor(tmp_path, site, mastodon):
-    clock, alerts = Clock(), Alerts()
-    app = _app(tmp_path, site, mastodon, clock, alerts, extra='account = "bot"\n')
-    try:
-        delivery = _in_doubt(app, site, mastodon)
+    with _doubt(tmp_path, site, mastodon, extra='account = "bot"\n') as (app, clock, alerts, delivery):
         clock.now += 2 * 3600
         reads = lambda r: r.method == "GET" and r.path.endswith("/statuses")  # noqa: E731
         mastodon.reply_next(Response.json_body(429, {"error": "Too many requests"}, {"Retry-After": "1800"}), when=reads)
@@ -210,8 +198,6 @@ def test_a_failing_read_back_honours_retry_after_backs_off_and_ends_with_an_edit
         assert all(later >= earlier for earlier, later in itertools.pairwise(gaps[1:]))  # growing
         assert [key for key, _ in alerts.problems] == [f"uncertain:{delivery}"]
         assert mastodon.posts == 1 and not app.store.channel("social").paused
-    finally:
-        app.close()
 
 
 def test_check_tells_the_admin_whether_doubts_settle_and_what_is_missing(tmp_path, site, mastodon):
@@ -238,7 +224,7 @@ def test_check_tells_the_admin_whether_doubts_settle_and_what_is_missing(tmp_pat
 def test_linkedin_without_r_organization_social_hands_the_doubt_to_an_editor_and_keeps_posting(tmp_path, site):
     from tests.fakes.linkedin import ORGANIZATION, TOKEN, LinkedInFake
 
-    clock, alerts = Clock(), Alerts()
+    clock, alerts = Clock(), AlertRecorder()
     with LinkedInFake(token=TOKEN, lifetime=60) as fake:
         fake.grant(("w_organization_social",))  # posting only
         table = (f'[channels.social]\nplatform = "linkedin"\napi_base = "{fake.url}"\norganization = "{ORGANIZATION}"\n'
@@ -259,8 +245,7 @@ def test_linkedin_without_r_organization_social_hands_the_doubt_to_an_editor_and
             assert "r_organization_social" in row.reason
             assert not app.store.channel("social").paused
             assert [key for key, _ in alerts.problems] == [f"uncertain:{row.id}"]
-            site.add(dataclasses.replace(seed_item(datetime.now(UTC)), title="Artikel baru", link="https://jakberketahanan.example.go.id/baru/",
-                                         guid="https://jakberketahanan.example.go.id/?p=5000"))
+            _new_article(site)
             app.pipeline.poll_all()
             assert app.pipeline.deliver_due().sent == 1 and len(fake.posts) == 2
         finally:

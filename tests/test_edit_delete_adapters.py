@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from autopublish.errors import AuthError, PermanentError
-from autopublish.platforms.base import PublisherEnv
-from autopublish.platforms.bluesky import BlueskyOptions, BlueskyPublisher
-from autopublish.platforms.discord import DiscordOptions, DiscordPublisher
-from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher
-from autopublish.platforms.mastodon import MastodonOptions, MastodonPublisher
-from autopublish.platforms.telegram import TelegramOptions, TelegramPublisher
+from autopublish.platforms.bluesky import BlueskyPublisher
+from autopublish.platforms.discord import DiscordPublisher
+from autopublish.platforms.linkedin import LinkedInPublisher
+from autopublish.platforms.mastodon import MastodonPublisher
+from autopublish.platforms.telegram import TelegramPublisher
+from tests.conftest import make_publisher
 from tests.contract import CANARY, build_publisher, sample_post
 from tests.fakes.bluesky import FakeBluesky
 from tests.fakes.discord import DiscordFake
@@ -31,10 +28,6 @@ from tests.fakes.webhook import verify
 from tests.fakes.x import CONTRACT as X_CONTRACT
 
 
-def _env(tmp_path: Path) -> PublisherEnv:
-    return PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: datetime.now(UTC))
-
-
 def corrected(post: Any, text: str) -> Any:
     return dataclasses.replace(post, text=text)
 
@@ -43,15 +36,13 @@ def corrected(post: Any, text: str) -> Any:
 
 
 @pytest.fixture
-def mastodon() -> Iterator[FakeMastodon]:
-    with FakeMastodon(lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def mastodon(platform_fake) -> FakeMastodon:
+    return platform_fake(FakeMastodon(lifetime=60))
 
 
 def make_mastodon(fake: FakeMastodon, tmp_path: Path) -> MastodonPublisher:
-    opts = MastodonOptions.model_validate({"instance": fake.url, "access_token": "${MASTODON_TOKEN}"},
-                                          context={"env": {"MASTODON_TOKEN": CANARY}})
-    return MastodonPublisher("social", opts, _env(tmp_path))
+    keys = {"instance": fake.url, "access_token": "${MASTODON_TOKEN}"}
+    return make_publisher(MastodonPublisher, keys, tmp_path, env={"MASTODON_TOKEN": CANARY}, channel="social")
 
 
 def test_mastodon_edit_replaces_the_text_and_keeps_the_image(mastodon, tmp_path):
@@ -100,15 +91,13 @@ def test_mastodon_edit_without_write_scope_is_an_auth_problem(mastodon, tmp_path
 
 
 @pytest.fixture
-def telegram() -> Iterator[TelegramFake]:
-    with TelegramFake(lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def telegram(platform_fake) -> TelegramFake:
+    return platform_fake(TelegramFake(lifetime=60))
 
 
 def make_telegram(fake: TelegramFake, tmp_path: Path, token: str = CANARY) -> TelegramPublisher:
-    opts = TelegramOptions.model_validate({"api_base": fake.url, "bot_token": "${TELEGRAM_BOT_TOKEN}", "chat": "@examplechannel"},
-                                          context={"env": {"TELEGRAM_BOT_TOKEN": token}})
-    return TelegramPublisher("news", opts, _env(tmp_path))
+    keys = {"api_base": fake.url, "bot_token": "${TELEGRAM_BOT_TOKEN}", "chat": "@examplechannel"}
+    return make_publisher(TelegramPublisher, keys, tmp_path, env={"TELEGRAM_BOT_TOKEN": token}, channel="news")
 
 
 def _method(request: Any) -> str:
@@ -154,15 +143,13 @@ def test_telegram_delete_with_a_bad_token_is_not_taken_for_gone(telegram, tmp_pa
 
 
 @pytest.fixture
-def discord() -> Iterator[DiscordFake]:
-    with DiscordFake(lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def discord(platform_fake) -> DiscordFake:
+    return platform_fake(DiscordFake(lifetime=60))
 
 
 def make_discord(fake: DiscordFake, tmp_path: Path, url: str | None = None) -> DiscordPublisher:
-    opts = DiscordOptions.model_validate({"webhook_url": "${DISCORD_WEBHOOK_URL}", "username": "Berita"},
-                                         context={"env": {"DISCORD_WEBHOOK_URL": url or fake.webhook_url}})
-    return DiscordPublisher("discord", opts, _env(tmp_path))
+    keys = {"webhook_url": "${DISCORD_WEBHOOK_URL}", "username": "Berita"}
+    return make_publisher(DiscordPublisher, keys, tmp_path, env={"DISCORD_WEBHOOK_URL": url or fake.webhook_url}, channel="discord")
 
 
 def test_discord_edit_patches_the_webhook_message(discord, tmp_path):
@@ -199,14 +186,12 @@ def test_discord_delete_through_a_removed_webhook_is_an_auth_problem(discord, tm
 
 
 @pytest.fixture
-def linkedin() -> Iterator[LinkedInFake]:
-    with LinkedInFake(token=LINKEDIN_TOKEN, lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def linkedin(platform_fake) -> LinkedInFake:
+    return platform_fake(LinkedInFake(token=LINKEDIN_TOKEN, lifetime=60))
 
 
 def make_linkedin(fake: LinkedInFake, tmp_path: Path) -> LinkedInPublisher:
-    options = LinkedInOptions.model_validate(channel_options(fake), context={"env": LINKEDIN.env})
-    return LinkedInPublisher("news", options, _env(tmp_path))
+    return make_publisher(LinkedInPublisher, channel_options(fake), tmp_path, env=LINKEDIN.env, channel="news")
 
 
 def test_linkedin_edit_patches_only_the_commentary(linkedin, tmp_path):
@@ -242,25 +227,25 @@ def test_linkedin_edit_without_write_permission_is_an_auth_problem(linkedin, tmp
 
 
 
-def test_x_deletes_with_a_signed_delete_and_cannot_edit(tmp_path):
-    with X_CONTRACT.make_fake() as fake:
-        publisher = build_publisher(X_CONTRACT, fake, tmp_path)
-        assert publisher.can_delete and not publisher.can_edit
-        receipt = publisher.publish(sample_post())
-        publisher.delete(receipt)  # the fake checks the OAuth 1.0a signature of the DELETE
-        assert fake.posts == [] and len(fake.deleted) == 1
-        publisher.delete(receipt)  # 404: already gone
-        assert fake.rejected_signatures == 0
+def test_x_deletes_with_a_signed_delete_and_cannot_edit(platform_fake, tmp_path):
+    fake = platform_fake(X_CONTRACT.make_fake())
+    publisher = build_publisher(X_CONTRACT, fake, tmp_path)
+    assert publisher.can_delete and not publisher.can_edit
+    receipt = publisher.publish(sample_post())
+    publisher.delete(receipt)  # the fake checks the OAuth 1.0a signature of the DELETE
+    assert fake.posts == [] and len(fake.deleted) == 1
+    publisher.delete(receipt)  # 404: already gone
+    assert fake.rejected_signatures == 0
 
 
-def test_x_delete_without_write_permission_is_an_auth_problem(tmp_path):
-    with X_CONTRACT.make_fake() as fake:
-        publisher = build_publisher(X_CONTRACT, fake, tmp_path)
-        receipt = publisher.publish(sample_post())
-        fake.grant({"read", "tier:free"})
-        with pytest.raises(AuthError):
-            publisher.delete(receipt)
-        assert len(fake.posts) == 1
+def test_x_delete_without_write_permission_is_an_auth_problem(platform_fake, tmp_path):
+    fake = platform_fake(X_CONTRACT.make_fake())
+    publisher = build_publisher(X_CONTRACT, fake, tmp_path)
+    receipt = publisher.publish(sample_post())
+    fake.grant({"read", "tier:free"})
+    with pytest.raises(AuthError):
+        publisher.delete(receipt)
+    assert len(fake.posts) == 1
 
 
 # --- Bluesky: com.atproto.repo.deleteRecord (no edit) ------------------------------------------
@@ -268,117 +253,115 @@ def test_x_delete_without_write_permission_is_an_auth_problem(tmp_path):
 
 
 def make_bluesky(fake: FakeBluesky, tmp_path: Path) -> BlueskyPublisher:
-    raw = {"service": fake.url, "handle": "berita.bsky.social", "app_password": "${BLUESKY_APP_PASSWORD}"}
-    opts = BlueskyOptions.model_validate(raw, context={"env": {"BLUESKY_APP_PASSWORD": CANARY}})
-    return BlueskyPublisher("bluesky", opts, _env(tmp_path))
+    keys = {"service": fake.url, "handle": "berita.bsky.social", "app_password": "${BLUESKY_APP_PASSWORD}"}
+    return make_publisher(BlueskyPublisher, keys, tmp_path, env={"BLUESKY_APP_PASSWORD": CANARY}, channel="bluesky")
 
 
-def test_bluesky_deletes_the_record_at_its_rkey_and_cannot_edit(tmp_path):
-    with FakeBluesky(lifetime=60) as fake:
-        publisher = make_bluesky(fake, tmp_path)
-        assert publisher.can_delete and not publisher.can_edit
-        receipt = publisher.publish(sample_post())
-        rkey = receipt.remote_id.rsplit("/", 1)[-1]
-        publisher.delete(receipt)
-        assert fake.records == {} and fake.deleted == [rkey]
-        publisher.delete(receipt)  # "or ensure it doesn't exist": already gone is fine
-        calls = [r for r in fake.requests if r.path.endswith("deleteRecord")]
-        assert calls[0].json == {"repo": fake.did, "collection": "app.bsky.feed.post", "rkey": rkey}
+def test_bluesky_deletes_the_record_at_its_rkey_and_cannot_edit(platform_fake, tmp_path):
+    fake = platform_fake(FakeBluesky(lifetime=60))
+    publisher = make_bluesky(fake, tmp_path)
+    assert publisher.can_delete and not publisher.can_edit
+    receipt = publisher.publish(sample_post())
+    rkey = receipt.remote_id.rsplit("/", 1)[-1]
+    publisher.delete(receipt)
+    assert fake.records == {} and fake.deleted == [rkey]
+    publisher.delete(receipt)  # "or ensure it doesn't exist": already gone is fine
+    calls = [r for r in fake.requests if r.path.endswith("deleteRecord")]
+    assert calls[0].json == {"repo": fake.did, "collection": "app.bsky.feed.post", "rkey": rkey}
 
 
-def test_bluesky_delete_with_a_revoked_password_is_an_auth_problem(tmp_path):
-    with FakeBluesky(lifetime=60) as fake:
-        receipt = make_bluesky(fake, tmp_path).publish(sample_post())
-        fake.password = "revoked"
-        fake.revoke_refresh_tokens()
-        fake.expire_access_tokens()
-        with pytest.raises(AuthError):
-            make_bluesky(fake, tmp_path / "other").delete(receipt)
-        assert fake.posts == 1
+def test_bluesky_delete_with_a_revoked_password_is_an_auth_problem(platform_fake, tmp_path):
+    fake = platform_fake(FakeBluesky(lifetime=60))
+    receipt = make_bluesky(fake, tmp_path).publish(sample_post())
+    fake.password = "revoked"
+    fake.revoke_refresh_tokens()
+    fake.expire_access_tokens()
+    with pytest.raises(AuthError):
+        make_bluesky(fake, tmp_path / "other").delete(receipt)
+    assert fake.posts == 1
 
 
 # --- webhook: signed article.updated / article.deleted events --------------------------------
 
 
 
-def test_webhook_sends_signed_update_and_delete_events(tmp_path):
-    with WEBHOOK.make_fake() as fake:
-        publisher = build_publisher(WEBHOOK, fake, tmp_path)
-        post = sample_post(key="ap-7-abc")
-        receipt = publisher.publish(post)
-        publisher.edit(receipt, corrected(post, "Judul baru"))
-        publisher.edit(receipt, corrected(post, "Judul lebih baru"))
-        updates = [c for c in fake.changes if c["json"]["type"] == "article.updated"]
-        assert [u["json"]["text"] for u in updates] == ["Judul baru", "Judul lebih baru"]
-        assert len({u["id"] for u in updates}) == 2  # each correction has its own delivery id
-        assert all(u["json"]["post_id"] == "ap-7-abc" for u in updates)
+def test_webhook_sends_signed_update_and_delete_events(platform_fake, tmp_path):
+    fake = platform_fake(WEBHOOK.make_fake())
+    publisher = build_publisher(WEBHOOK, fake, tmp_path)
+    post = sample_post(key="ap-7-abc")
+    receipt = publisher.publish(post)
+    publisher.edit(receipt, corrected(post, "Judul baru"))
+    publisher.edit(receipt, corrected(post, "Judul lebih baru"))
+    updates = [c for c in fake.changes if c["json"]["type"] == "article.updated"]
+    assert [u["json"]["text"] for u in updates] == ["Judul baru", "Judul lebih baru"]
+    assert len({u["id"] for u in updates}) == 2  # each correction has its own delivery id
+    assert all(u["json"]["post_id"] == "ap-7-abc" for u in updates)
+    publisher.delete(receipt)
+    assert fake.deliveries == []
+    publisher.delete(receipt)  # the receiver no longer knows the post (404): already gone
+    last = [r for r in fake.requests if r.method == "POST"][-1]
+    assert verify(CANARY, last) == ""  # signed like a post
+
+
+def test_webhook_refusing_a_change_with_a_bad_secret_is_an_auth_problem(platform_fake, tmp_path):
+    fake = platform_fake(WEBHOOK.make_fake())
+    publisher = build_publisher(WEBHOOK, fake, tmp_path)
+    receipt = publisher.publish(sample_post())
+    fake.secret = "another-secret"
+    with pytest.raises(AuthError):
         publisher.delete(receipt)
-        assert fake.deliveries == []
-        publisher.delete(receipt)  # the receiver no longer knows the post (404): already gone
-        last = [r for r in fake.requests if r.method == "POST"][-1]
-        assert verify(CANARY, last) == ""  # signed like a post
-
-
-def test_webhook_refusing_a_change_with_a_bad_secret_is_an_auth_problem(tmp_path):
-    with WEBHOOK.make_fake() as fake:
-        publisher = build_publisher(WEBHOOK, fake, tmp_path)
-        receipt = publisher.publish(sample_post())
-        fake.secret = "another-secret"
-        with pytest.raises(AuthError):
-            publisher.delete(receipt)
-        assert len(fake.deliveries) == 1
+    assert len(fake.deliveries) == 1
 
 
 # --- Slack: with a bot token, chat.postMessage / chat.update / chat.delete ------------------------
 
 
 def make_slack(fake: Any, tmp_path: Path, **options: Any) -> Any:
-    from autopublish.platforms.slack import SlackOptions, SlackPublisher
+    from autopublish.platforms.slack import SlackPublisher
 
     keys = {"bot_token": "${SLACK_BOT_TOKEN}", "channel_id": fake.channel_id, "api_base": fake.url, **options}
-    opts = SlackOptions.model_validate(keys, context={"env": {"SLACK_BOT_TOKEN": fake.bot_token}})
-    return SlackPublisher("slack", opts, _env(tmp_path))
+    return make_publisher(SlackPublisher, keys, tmp_path, env={"SLACK_BOT_TOKEN": fake.bot_token}, channel="slack")
 
 
-def test_slack_with_a_bot_token_posts_updates_and_deletes(tmp_path):
+def test_slack_with_a_bot_token_posts_updates_and_deletes(platform_fake, tmp_path):
     from tests.fakes.slack import SlackFake
 
-    with SlackFake(lifetime=60) as fake:
-        publisher = make_slack(fake, tmp_path)
-        assert type(publisher).edits_with(publisher.options) and type(publisher).deletes_with(publisher.options)
-        receipt = publisher.publish(sample_post(text="Judul lama <!channel> & co"))
-        assert receipt.remote_id == f"{fake.channel_id}/{fake.messages[0]['ts']}"
-        assert fake.messages[0]["mentions"] == []  # escaped as when posting through a webhook
-        publisher.edit(receipt, sample_post(text="Judul baru"))
-        assert fake.messages[0]["shown"][0] == "Judul baru" and fake.messages[0]["edited"]
-        publisher.delete(receipt)
-        assert fake.messages == []
-        publisher.delete(receipt)  # message_not_found: already gone
-        with pytest.raises(PermanentError, match="no longer in the Slack channel"):
-            publisher.edit(receipt, sample_post(text="x"))
-        assert publisher.check().level.value == "ok"
+    fake = platform_fake(SlackFake(lifetime=60))
+    publisher = make_slack(fake, tmp_path)
+    assert type(publisher).edits_with(publisher.options) and type(publisher).deletes_with(publisher.options)
+    receipt = publisher.publish(sample_post(text="Judul lama <!channel> & co"))
+    assert receipt.remote_id == f"{fake.channel_id}/{fake.messages[0]['ts']}"
+    assert fake.messages[0]["mentions"] == []  # escaped as when posting through a webhook
+    publisher.edit(receipt, sample_post(text="Judul baru"))
+    assert fake.messages[0]["shown"][0] == "Judul baru" and fake.messages[0]["edited"]
+    publisher.delete(receipt)
+    assert fake.messages == []
+    publisher.delete(receipt)  # message_not_found: already gone
+    with pytest.raises(PermanentError, match="no longer in the Slack channel"):
+        publisher.edit(receipt, sample_post(text="x"))
+    assert publisher.check().level.value == "ok"
 
 
-def test_slack_through_a_webhook_cannot_edit_or_delete(tmp_path):
+def test_slack_through_a_webhook_cannot_edit_or_delete(platform_fake, tmp_path):
     from autopublish.platforms.slack import SlackOptions, SlackPublisher
     from tests.fakes.slack import SlackFake
 
-    with SlackFake(lifetime=60) as fake:
-        opts = SlackOptions.model_validate({"webhook_url": "${SLACK_WEBHOOK_URL}"}, context={"env": {"SLACK_WEBHOOK_URL": fake.webhook_url}})
-        assert not SlackPublisher.edits_with(opts) and not SlackPublisher.deletes_with(opts)
-        with pytest.raises(ValueError, match="either webhook_url"):
-            SlackOptions.model_validate({"webhook_url": "${A}", "bot_token": "${B}", "channel_id": "C1"},
-                                        context={"env": {"A": fake.webhook_url, "B": "xoxb-1"}})
+    fake = platform_fake(SlackFake(lifetime=60))
+    opts = SlackOptions.model_validate({"webhook_url": "${SLACK_WEBHOOK_URL}"}, context={"env": {"SLACK_WEBHOOK_URL": fake.webhook_url}})
+    assert not SlackPublisher.edits_with(opts) and not SlackPublisher.deletes_with(opts)
+    with pytest.raises(ValueError, match="either webhook_url"):
+        SlackOptions.model_validate({"webhook_url": "${A}", "bot_token": "${B}", "channel_id": "C1"},
+                                    context={"env": {"A": fake.webhook_url, "B": "xoxb-1"}})
 
 
-def test_slack_bot_without_chat_write_is_an_auth_problem(tmp_path):
+def test_slack_bot_without_chat_write_is_an_auth_problem(platform_fake, tmp_path):
     from tests.fakes.slack import SlackFake
 
-    with SlackFake(lifetime=60) as fake:
-        publisher = make_slack(fake, tmp_path)
-        receipt = publisher.publish(sample_post())
-        fake.bot_scopes = set()
-        with pytest.raises(AuthError, match="chat:write"):
-            publisher.delete(receipt)
-        assert len(fake.messages) == 1
-        assert fake.bot_token not in str(publisher.options)
+    fake = platform_fake(SlackFake(lifetime=60))
+    publisher = make_slack(fake, tmp_path)
+    receipt = publisher.publish(sample_post())
+    fake.bot_scopes = set()
+    with pytest.raises(AuthError, match="chat:write"):
+        publisher.delete(receipt)
+    assert len(fake.messages) == 1
+    assert fake.bot_token not in str(publisher.options)

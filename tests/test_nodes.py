@@ -14,7 +14,7 @@ from autopublish.errors import ConfigError
 from autopublish.store import Store
 from autopublish.web.app import create_app
 from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
-from tests.helpers import outbox_lines, run_cli, write_config
+from tests.helpers import free_port, outbox_lines, run_cli, write_config
 
 PASSWORD = "db-canary-pw-5e1d"
 
@@ -71,12 +71,7 @@ def test_cli_and_web_page_work_against_postgresql_and_never_show_the_password(tm
 
 
 def test_an_unreachable_database_is_one_sentence_without_the_password(tmp_path: Path) -> None:
-    import socket
-
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()  # nothing listens there
     config = write_config(tmp_path / "autopublish.toml", "https://example.org/feed/",
                           settings=f'database = "postgresql://autopublish:${{DB_PASSWORD}}@127.0.0.1:{port}/autopublish"')
     result = run_cli(config, "queue", env={"DB_PASSWORD": PASSWORD})

@@ -32,7 +32,7 @@ from tests.fakes.base import FakeServer, Request, Response, wait_until
 from tests.fakes.feed_server import Item, older_items
 from tests.fakes.websub_hub import FakeHub
 from tests.fakes.wordpress import FakeWordPress, ixr_request, weblog_ping
-from tests.helpers import autopublish_process, baseline_done, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, write_config
 
 TOKEN = "push-token-0123456789abcdef"
 
@@ -45,12 +45,6 @@ class Canary(FakeServer):
 
     def error_response(self, kind: str, request: Request) -> Response:
         return Response(500)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _item(n: int, when: datetime | None = None) -> Item:
@@ -127,7 +121,7 @@ def test_trigger_coalesces_a_burst_into_one_extra_poll():
 
 
 def test_wordpress_ping_posts_at_once_with_an_hourly_poll_and_fetches_nothing_else(tmp_path):
-    port = _free_port()
+    port = free_port()
     with FakeWordPress(older_items(3), update_services=[f"http://127.0.0.1:{port}/ping"]) as site, Canary() as canary:
         config = _push_config(tmp_path, site.feed_url, port)
         log = tmp_path / "daemon.log"
@@ -231,7 +225,7 @@ class _Running:
 
 
 def test_websub_subscribe_verify_deliver_renew_and_unsubscribe(tmp_path):
-    port = _free_port()
+    port = free_port()
     with FakeHub(max_lease=3) as hub, Canary() as canary:
         with FakeWordPress(older_items(3), hub=hub.hub_url) as site:
             config = _push_config(tmp_path, site.feed_url, port, public=True)
@@ -287,7 +281,7 @@ def test_websub_subscribe_verify_deliver_renew_and_unsubscribe(tmp_path):
 
 def test_one_node_at_a_time_keeps_the_websub_subscriptions(tmp_path):
     """Two nodes asking one hub at once would overwrite each other's pending request: upkeep is leased."""
-    port = _free_port()
+    port = free_port()
     with FakeHub() as hub, FakeWordPress(older_items(2), hub=hub.hub_url) as site:
         config = _push_config(tmp_path, site.feed_url, port, public=True)
         with _Running(config) as running:
@@ -309,7 +303,7 @@ def test_one_node_at_a_time_keeps_the_websub_subscriptions(tmp_path):
 
 
 def test_websub_hub_failing_or_denying_falls_back_to_polling(tmp_path):
-    port = _free_port()
+    port = free_port()
     with FakeHub() as hub, FakeWordPress(older_items(2), hub=hub.hub_url) as site:
         hub.script("server_error", times=100, when=lambda r: r.path == "/hub")
         config = _push_config(tmp_path, site.feed_url, port, public=True)
@@ -384,7 +378,7 @@ def test_web_page_shows_per_feed_whether_it_is_pushed_or_polled(tmp_path):
 
 
 def test_listener_refuses_big_or_unsized_bodies_and_unknown_paths_without_fetching(tmp_path):
-    port = _free_port()
+    port = free_port()
     with FakeWordPress(older_items(2)) as site:
         config = _push_config(tmp_path, site.feed_url, port)
         with _Running(config):
@@ -406,7 +400,7 @@ def test_listener_refuses_big_or_unsized_bodies_and_unknown_paths_without_fetchi
 
 
 def test_a_hub_at_an_internal_address_named_by_the_feed_is_never_contacted(tmp_path):
-    port = _free_port()
+    port = free_port()
     with FakeHub() as hub, FakeWordPress(older_items(2), hub=hub.hub_url) as site:
         config = _push_config(tmp_path, site.feed_url, port, public=True, trust_loopback_hub=False)
         with _Running(config) as running:

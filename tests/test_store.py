@@ -437,12 +437,9 @@ def test_a_newer_schema_is_refused(database: Path | str) -> None:
 
 
 def test_an_unreachable_postgresql_is_a_plain_sentence_without_the_password() -> None:
-    import socket
+    from tests.helpers import free_port
 
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
+    port = free_port()  # nothing listens there
     with pytest.raises(StateError) as caught:
         Store(f"postgresql://autopublish:sekret-canary@127.0.0.1:{port}/autopublish")
     assert "cannot be reached" in caught.value.message and "sekret-canary" not in caught.value.message

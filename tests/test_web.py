@@ -124,6 +124,15 @@ def delivery_ids(site: Site, channel: str) -> list[int]:
         store.close()
 
 
+def editor_and_failed_delivery(app: Flask, site: Site, channel: str, reason: str) -> tuple[FlaskClient, int]:
+    """A client signed in as the editor "ed", and the channel's first delivery, moved to failed for ``reason``."""
+    client = app.test_client()
+    sign_in(client, "ed")
+    delivery = delivery_ids(site, channel)[0]
+    site.move(delivery, DeliveryStatus.FAILED, reason)
+    return client, delivery
+
+
 def status_of(site: Site, delivery_id: int) -> str:
     store = site.store()
     try:
@@ -232,10 +241,7 @@ def test_viewer_sees_no_buttons_and_cannot_act(app: Flask, site: Site) -> None:
 
 
 def test_post_without_csrf_token_is_refused(app: Flask, site: Site) -> None:
-    client = app.test_client()
-    sign_in(client, "ed")
-    delivery = delivery_ids(site, "outbox")[0]
-    site.move(delivery, DeliveryStatus.FAILED, "Outbox says no")
+    client, delivery = editor_and_failed_delivery(app, site, "outbox", "Outbox says no")
     for data in ({}, {"csrf": "forged-token-forged-token-forged-token"}):
         response = client.post(f"/deliveries/{delivery}/retry", data=data)
         assert response.status_code == 400
@@ -247,10 +253,7 @@ def test_post_without_csrf_token_is_refused(app: Flask, site: Site) -> None:
 
 
 def test_retry_failed_delivery(app: Flask, site: Site) -> None:
-    client = app.test_client()
-    sign_in(client, "ed")
-    delivery = delivery_ids(site, "spare")[0]
-    site.move(delivery, DeliveryStatus.FAILED, "The outbox refused the post")
+    client, delivery = editor_and_failed_delivery(app, site, "spare", "The outbox refused the post")
     page = client.get("/").get_data(as_text=True)
     assert "The outbox refused the post" in page and f'action="/deliveries/{delivery}/retry"' in page
     response = client.post(f"/deliveries/{delivery}/retry", data={"csrf": csrf_of(page), "next": "/?channel=spare"})
@@ -379,10 +382,7 @@ def test_queue_channels_activity_and_preview(app: Flask, site: Site) -> None:
 
 
 def test_filters(app: Flask, site: Site) -> None:
-    client = app.test_client()
-    sign_in(client, "ed")
-    delivery = delivery_ids(site, "spare")[0]
-    site.move(delivery, DeliveryStatus.FAILED, "The outbox refused the post")
+    client, _ = editor_and_failed_delivery(app, site, "spare", "The outbox refused the post")
     failed = client.get("/?status=failed").get_data(as_text=True)
     assert failed.count('data-article="') == 1
     searched = client.get("/?q=Banjir").get_data(as_text=True)
@@ -977,16 +977,13 @@ def test_queue_with_20000_deliveries_is_paged(app: Flask, site: Site) -> None:
 
 def test_autopublish_web_applies_account_edits_without_restart(site: Site, tmp_path: Path) -> None:
     """The real `autopublish web` process: an account added, and one removed, while it runs."""
-    import socket
 
     import requests
 
     from tests.fakes.base import wait_until
-    from tests.helpers import autopublish_process
+    from tests.helpers import autopublish_process, free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = autopublish_process(site.config_path, "web", "--port", str(port), env=site.env, output=tmp_path / "web.log")
 

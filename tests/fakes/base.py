@@ -353,3 +353,26 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
             return True
         time.sleep(interval)
     return predicate()
+
+
+class CannedReplies(FakeServer):
+    """A fake that can answer the next matching request with a given response, acting on nothing
+    (a reply no fault kind covers: a 429 with a particular Retry-After, an HTML 503 on a read).
+    Its ``route()`` asks ``self._canned(request)`` first."""
+
+    def __init__(self, lifetime: float = 300.0) -> None:
+        super().__init__(lifetime=lifetime)
+        self.canned: list[tuple[Callable[[Request], bool], Response]] = []
+
+    def reply_next(self, response: Response, when: Callable[[Request], bool] | None = None) -> None:
+        """Answer the next matching request (default: the next publish) with ``response``, acting on nothing."""
+        with self.lock:
+            self.canned.append((when or self.is_publish, response))
+
+    def _canned(self, request: Request) -> Response | None:
+        with self.lock:
+            for i, (when, response) in enumerate(self.canned):
+                if when(request):
+                    del self.canned[i]
+                    return response
+        return None

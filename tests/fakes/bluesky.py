@@ -21,14 +21,13 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import regex
 
 from tests.contract import CANARY, ContractCase
-from tests.fakes.base import FakeServer, Request, Response
+from tests.fakes.base import CannedReplies, Request, Response
 
 # Bluesky "Rate Limits" (docs.bsky.app/docs/advanced-guides/rate-limits): createSession is
 # rate limited by handle, 30 per 5 minutes and 300 per day: (limit, window in seconds).
@@ -47,7 +46,7 @@ def make_jwt(claims: dict[str, Any]) -> str:
     return f"{header}.{_b64(json.dumps(claims).encode())}.{_b64(secrets.token_bytes(32))}"
 
 
-class FakeBluesky(FakeServer):
+class FakeBluesky(CannedReplies):
     """One account on one PDS. The app password is ``password``."""
 
     def __init__(
@@ -59,7 +58,6 @@ class FakeBluesky(FakeServer):
         lifetime: float = 300.0,
     ) -> None:
         super().__init__(lifetime=lifetime)
-        self.canned: list[tuple[Callable[[Request], bool], Response]] = []
         self.password = password
         self.handle = handle
         self.did = "did:plc:abcd1234efgh5678ijkl"
@@ -102,18 +100,6 @@ class FakeBluesky(FakeServer):
         if kind == "bad_request":
             return self._error(400, "InvalidRequest", "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes")
         return self._error(500, "InternalServerError", "Internal Server Error")
-
-    def reply_next(self, response: Response, when: Callable[[Request], bool] | None = None) -> None:
-        """Answer the next matching request (default: the next publish) with ``response``, acting on nothing."""
-        with self.lock:
-            self.canned.append((when or self.is_publish, response))
-
-    def _canned(self, request: Request) -> Response | None:
-        for i, (when, response) in enumerate(self.canned):
-            if when(request):
-                del self.canned[i]
-                return response
-        return None
 
     def route(self, request: Request) -> Response:
         canned = self._canned(request)
@@ -231,13 +217,20 @@ class FakeBluesky(FakeServer):
         mime = request.header("content-type", "application/octet-stream")
         return self._ok({"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime, "size": len(request.body)}})
 
-    def _create_record(self, request: Request) -> Response:
+    def _write_to_own_repo(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        """A record write's JSON body, or the refusal: it needs the account's access token and names its own repo."""
         refused = self._check_access(request)
         if refused:
-            return refused
+            return {}, refused
         body = request.json if isinstance(request.json, dict) else {}
         if body.get("repo") not in (self.did, self.handle):
-            return self._error(400, "InvalidRequest", f"Could not find repo: {body.get('repo')}")
+            return body, self._error(400, "InvalidRequest", f"Could not find repo: {body.get('repo')}")
+        return body, None
+
+    def _create_record(self, request: Request) -> Response:
+        body, refused = self._write_to_own_repo(request)
+        if refused:
+            return refused
         if body.get("collection") != POST:
             return self._error(400, "InvalidRequest", "Invalid collection")
         rkey = body.get("rkey") or _tid()
@@ -259,12 +252,9 @@ class FakeBluesky(FakeServer):
     def _delete_record(self, request: Request) -> Response:
         # lexicon com.atproto.repo.deleteRecord: "Delete a repository record, or ensure it doesn't exist"
         # (so a record already gone is a success); needs the account's own access token.
-        refused = self._check_access(request)
+        body, refused = self._write_to_own_repo(request)
         if refused:
             return refused
-        body = request.json if isinstance(request.json, dict) else {}
-        if body.get("repo") not in (self.did, self.handle):
-            return self._error(400, "InvalidRequest", f"Could not find repo: {body.get('repo')}")
         if body.get("collection") != POST or not TID.match(str(body.get("rkey") or "")):
             return self._error(400, "InvalidRequest", "Invalid collection or record key")
         if self.records.pop(str(body["rkey"]), None) is not None:

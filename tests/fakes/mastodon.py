@@ -23,7 +23,7 @@ from typing import Any
 import regex
 
 from tests.contract import CANARY, ContractCase
-from tests.fakes.base import FakeServer, Request, Response
+from tests.fakes.base import CannedReplies, Request, Response
 
 URL = re.compile(r"https?://[^\s<>\"']+")
 
@@ -32,12 +32,11 @@ def _graphemes(text: str) -> int:
     return len(regex.findall(r"\X", text))
 
 
-class FakeMastodon(FakeServer):
+class FakeMastodon(CannedReplies):
     """One account (``@bot``) on one instance; the token is ``token``."""
 
     def __init__(self, token: str = CANARY, *, max_characters: int = 500, url_length: int = 23, lifetime: float = 300.0) -> None:
         super().__init__(lifetime=lifetime)
-        self.canned: list[tuple[Callable[[Request], bool], Response]] = []
         self.token = token
         self.max_characters = max_characters
         self.url_length = url_length
@@ -96,18 +95,6 @@ class FakeMastodon(FakeServer):
         if kind == "bad_request":
             return self._error(422, "Validation failed: Text can't be blank")
         return Response(503, "<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
-
-    def reply_next(self, response: Response, when: Callable[[Request], bool] | None = None) -> None:
-        """Answer the next matching request (default: the next publish) with ``response``, acting on nothing."""
-        with self.lock:
-            self.canned.append((when or self.is_publish, response))
-
-    def _canned(self, request: Request) -> Response | None:
-        for i, (when, response) in enumerate(self.canned):
-            if when(request):
-                del self.canned[i]
-                return response
-        return None
 
     def route(self, request: Request) -> Response:
         path, method = request.path, request.method

@@ -82,13 +82,7 @@ class SlackFake(FakeServer):
         problem = self._check_blocks(blocks or [])
         if problem:
             return _text(400, problem)
-        shown: list[str] = []
-        mentions: list[str] = []
-        for block in blocks or []:
-            for piece in _mrkdwn_of(block):
-                words, fired = render_mrkdwn(piece)
-                shown.append(words)
-                mentions.extend(fired)
+        shown, mentions = _shown(blocks or [])
         self.messages.append({"payload": data, "shown": shown, "mentions": mentions})
         return _text(200, "ok")
 
@@ -122,14 +116,7 @@ class SlackFake(FakeServer):
         problem = self._check_blocks(blocks or [])
         if problem:
             return _api_error(problem)
-        shown: list[str] = []
-        mentions: list[str] = []
-        for block in blocks or []:
-            for piece in _mrkdwn_of(block):
-                words, fired = render_mrkdwn(piece)
-                shown.append(words)
-                mentions.extend(fired)
-        return shown, mentions
+        return _shown(blocks or [])
 
     def _post_message(self, data: dict[str, Any]) -> Response:
         rendered = self._render(data)
@@ -193,6 +180,18 @@ class SlackFake(FakeServer):
 
 def _api_error(error: str) -> Response:
     return Response.json_body(200, {"ok": False, "error": error})
+
+
+def _shown(blocks: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(what Slack shows of each mrkdwn piece, the mentions they fire) for a message's blocks."""
+    shown: list[str] = []
+    mentions: list[str] = []
+    for block in blocks:
+        for piece in _mrkdwn_of(block):
+            words, fired = render_mrkdwn(piece)
+            shown.append(words)
+            mentions.extend(fired)
+    return shown, mentions
 
 
 def _mrkdwn_of(block: dict[str, Any]) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,25 +14,11 @@ import regex
 import requests
 from pydantic import ValidationError
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.bluesky import (
-    BlueskyOptions,
-    BlueskyPublisher,
-    build_rich_text,
-    count_post,
-    record_key,
-    short_url,
-)
+from autopublish.platforms.bluesky import BlueskyOptions, BlueskyPublisher, build_rich_text, count_post, record_key, short_url
 from tests.conftest import make_publisher
-from tests.contract import CANARY, sample_post
+from tests.contract import CANARY, errors_under_faults, publish_under_fault, sample_post
 from tests.fakes.base import Response
 from tests.fakes.bluesky import TID, FakeBluesky
 
@@ -49,9 +34,8 @@ PREFIXES = {
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeBluesky]:
-    with FakeBluesky(lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def fake(platform_fake) -> FakeBluesky:
+    return platform_fake(FakeBluesky(lifetime=60))
 
 
 def make(fake: FakeBluesky, tmp_path: Path, *, now=None, **options: object) -> BlueskyPublisher:
@@ -259,9 +243,7 @@ def test_duplicate_rkey_is_refused_by_the_fake_like_the_pds(fake, tmp_path):
 
 def test_server_error_without_a_record_is_transient(fake, tmp_path):
     publisher = make(fake, tmp_path)
-    fake.script("server_error")
-    with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "server_error", TransientError)
     assert not isinstance(info.value, UncertainError)
     publisher.publish(sample_post())
     assert fake.posts == 1
@@ -400,11 +382,8 @@ def test_the_app_password_never_reaches_logs_or_errors(fake, tmp_path, caplog):
     publisher.publish(sample_post(image=fake.image_url()))
     fake.expire_access_tokens()
     fake.revoke_refresh_tokens()
-    for kind in ("auth", "rate_limit", "bad_request", "server_error", "hang"):
-        fake.script(kind)
-        with pytest.raises(PublishError) as info:
-            publisher.publish(sample_post(key=f"k-{kind}"))
-        assert CANARY not in f"{info.value} {info.value!r} {vars(info.value)}"
+    for error in errors_under_faults(fake, lambda kind: publisher.publish(sample_post(key=f"k-{kind}"))):
+        assert CANARY not in f"{error} {error!r} {vars(error)}"
     publisher.find_existing(sample_post())
     publisher.check()
     assert CANARY not in caplog.text

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -20,15 +19,16 @@ import requests
 from autopublish.errors import NotReadyError, PermanentError, UncertainError
 from autopublish.models import Post, Receipt
 from autopublish.platforms import publisher_class
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.meta.containers import MAX_RENEWALS, ContainerPublisher, Progress
+from tests.conftest import make_publisher
 from tests.contract import CANARY, sample_post
 from tests.fakes.instagram import InstagramFake
 from tests.fakes.threads import MetaGraphFake, ThreadsFake, graph_error
+from tests.platforms.meta_setup import INSTAGRAM, THREADS, requests_to
 
 PLATFORMS = {
-    "threads": (ThreadsFake, "threads", "threads_publish", "THREADS_TOKEN"),
-    "instagram": (InstagramFake, "media", "media_publish", "INSTAGRAM_TOKEN"),
+    "threads": (ThreadsFake, THREADS, "THREADS_TOKEN"),
+    "instagram": (InstagramFake, INSTAGRAM, "INSTAGRAM_TOKEN"),
 }
 
 
@@ -48,11 +48,8 @@ def platform(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def fake(platform: str) -> Iterator[MetaGraphFake]:
-    server = PLATFORMS[platform][0](lifetime=60)
-    server.start()
-    yield server
-    server.stop()
+def fake(platform: str, platform_fake) -> MetaGraphFake:
+    return platform_fake(PLATFORMS[platform][0](lifetime=60))
 
 
 @pytest.fixture
@@ -61,11 +58,9 @@ def clock() -> Clock:
 
 
 def make(platform: str, fake: MetaGraphFake, clock: Clock, tmp_path, **options: object) -> ContainerPublisher:
-    env_name = PLATFORMS[platform][3]
-    cls = publisher_class(platform)
+    env_name = PLATFORMS[platform][2]
     values = {"api_base": fake.url, "user_id": fake.user_id, "access_token": "${" + env_name + "}", **options}
-    parsed = cls.Options.model_validate(values, context={"env": {env_name: CANARY}})
-    built = cls("test", parsed, PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=clock))
+    built = make_publisher(publisher_class(platform), values, tmp_path, env={env_name: CANARY}, channel="test", now=clock)
     assert isinstance(built, ContainerPublisher)
     return built
 
@@ -81,13 +76,11 @@ def wait(fake: MetaGraphFake, clock: Clock, seconds: float) -> None:
 
 
 def creates(platform: str, fake: MetaGraphFake) -> list:
-    edge = PLATFORMS[platform][1]
-    return [r for r in fake.requests if r.method == "POST" and r.path.endswith(f"/{edge}")]
+    return requests_to(fake, PLATFORMS[platform][1].creates)
 
 
 def publishes(platform: str, fake: MetaGraphFake) -> list:
-    edge = PLATFORMS[platform][2]
-    return [r for r in fake.requests if r.method == "POST" and r.path.endswith(f"/{edge}")]
+    return requests_to(fake, PLATFORMS[platform][1].publishes)
 
 
 def first_step(publisher: ContainerPublisher, post: Post) -> NotReadyError:
@@ -98,6 +91,17 @@ def first_step(publisher: ContainerPublisher, post: Post) -> NotReadyError:
 
 def again(publisher: ContainerPublisher, post: Post, error: NotReadyError) -> Receipt:
     return publisher.publish(replace(post, progress=error.progress))
+
+
+def publish_answer_lost(publisher: ContainerPublisher, post: Post, fake: MetaGraphFake, clock: Clock) -> NotReadyError:
+    """Prepare ``post``, wait until it is ready, then publish with the answer dropped (the fake acts first):
+    the publish is uncertain. Returns the first step's answer, whose progress the core keeps."""
+    error = first_step(publisher, post)
+    wait(fake, clock, error.retry_after)
+    fake.script("drop")
+    with pytest.raises(UncertainError):
+        again(publisher, post, error)
+    return error
 
 
 def the_post(fake: MetaGraphFake) -> Post:
@@ -150,7 +154,7 @@ def test_publishing_too_early_is_not_yet_and_keeps_the_container(platform, fake,
     post = the_post(fake)
     error = first_step(publisher, post)
     wait(fake, clock, error.retry_after)
-    edge = PLATFORMS[platform][2]
+    edge = PLATFORMS[platform][1].publish
     fake.inject(graph_error(400, "The media with id 1 cannot be found", 24, subcode=4279009, kind="THApiException"),
                 lambda r: r.path.endswith(f"/{edge}"))
     with pytest.raises(NotReadyError) as second:
@@ -165,7 +169,7 @@ def test_publishing_too_early_is_not_yet_and_keeps_the_container(platform, fake,
 def test_the_fake_refuses_an_early_publish_as_meta_does(platform, fake, publisher):
     error = first_step(publisher, the_post(fake))
     container = Progress.load(error.progress).container
-    edge = PLATFORMS[platform][2]
+    edge = PLATFORMS[platform][1].publish
     answer = requests.post(f"{fake.url}/{fake.api_version}/{fake.user_id}/{edge}", data={"creation_id": container, "access_token": CANARY},
                            timeout=5).json()["error"]
     expected = (24, 4279009) if platform == "threads" else (9007, 2207027)
@@ -205,7 +209,7 @@ def test_a_container_that_expired_at_publish_time_is_replaced(platform, fake, pu
     post = the_post(fake)
     error = first_step(publisher, post)
     wait(fake, clock, error.retry_after)
-    edge = PLATFORMS[platform][2]
+    edge = PLATFORMS[platform][1].publish
     fake.inject(graph_error(400, "The media has expired", -2, subcode=2207020), lambda r: r.path.endswith(f"/{edge}"))
     with pytest.raises(NotReadyError) as renewed:
         again(publisher, post, error)
@@ -217,11 +221,7 @@ def test_a_container_that_expired_at_publish_time_is_replaced(platform, fake, pu
 
 def test_a_lost_publish_answer_is_settled_from_the_same_container_never_reposted(platform, fake, publisher, clock):
     post = the_post(fake)
-    error = first_step(publisher, post)
-    wait(fake, clock, error.retry_after)
-    fake.script("drop")
-    with pytest.raises(UncertainError):
-        again(publisher, post, error)
+    error = publish_answer_lost(publisher, post, fake, clock)
     receipt = again(publisher, post, error)  # the core kept the progress: the container says PUBLISHED
     assert receipt.remote_id == fake.media[0]["id"]
     assert len(fake.media) == 1 and len(publishes(platform, fake)) == 1
@@ -324,11 +324,7 @@ def test_a_database_from_before_progress_gains_the_column_and_keeps_its_rows(tmp
 
 def test_a_published_container_settles_the_delivery_even_when_the_read_back_misses_it(platform, fake, publisher, clock):
     post = the_post(fake)
-    error = first_step(publisher, post)
-    wait(fake, clock, error.retry_after)
-    fake.script("drop")
-    with pytest.raises(UncertainError):
-        again(publisher, post, error)
+    error = publish_answer_lost(publisher, post, fake, clock)
     fake.media[0][fake.text_field] = "edited by hand"  # the read-back can no longer recognise it
     fake.media[0].pop("link_attachment_url", None)
     receipt = again(publisher, post, error)

@@ -15,7 +15,7 @@ from autopublish.errors import AuthError, PermanentError, RateLimitedError, Unce
 from autopublish.models import HealthLevel
 from autopublish.platforms.discord import DiscordOptions, DiscordPublisher
 from tests.conftest import make_publisher
-from tests.contract import CANARY, error_texts_under_every_fault, sample_post
+from tests.contract import CANARY, error_texts_under_every_fault, publish_under_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.discord import CHANNEL_ID, GUILD_ID, DiscordFake
 
@@ -128,9 +128,7 @@ def test_wrong_token_is_auth_error(fake, tmp_path):
 
 
 def test_rate_limit_uses_float_retry_after(fake, tmp_path):
-    fake.script("rate_limit")
-    with pytest.raises(RateLimitedError) as info:
-        make(fake, tmp_path).publish(sample_post())
+    info = publish_under_fault(make(fake, tmp_path), fake, "rate_limit", RateLimitedError)
     assert info.value.retry_after == 1.5
 
 
@@ -141,27 +139,21 @@ class _HeaderOnly(DiscordFake):
         return super().error_response(kind, request)
 
 
-def test_rate_limit_from_header_when_the_body_is_not_json(tmp_path):
-    with _HeaderOnly() as fake:
-        publisher = make(fake, tmp_path)  # type: ignore[arg-type]
-        fake.script("rate_limit")
-        with pytest.raises(RateLimitedError) as info:
-            publisher.publish(sample_post())
-        assert info.value.retry_after == 9
+def test_rate_limit_from_header_when_the_body_is_not_json(platform_fake, tmp_path):
+    fake = platform_fake(_HeaderOnly())
+    publisher = make(fake, tmp_path)  # type: ignore[arg-type]
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
+    assert info.value.retry_after == 9
 
 
 def test_invalid_form_body_names_the_field(fake, tmp_path):
-    fake.script("bad_request")
-    with pytest.raises(PermanentError) as info:
-        make(fake, tmp_path).publish(sample_post())
+    info = publish_under_fault(make(fake, tmp_path), fake, "bad_request", PermanentError)
     assert not isinstance(info.value, AuthError)
     assert "embeds.0.description" in info.value.message and info.value.code == 50035
 
 
 def test_server_error_is_uncertain(fake, tmp_path):
-    fake.script("server_error")
-    with pytest.raises(UncertainError):
-        make(fake, tmp_path).publish(sample_post())
+    publish_under_fault(make(fake, tmp_path), fake, "server_error", UncertainError)
 
 
 def test_failed_guild_lookup_does_not_stop_the_post(fake, tmp_path):

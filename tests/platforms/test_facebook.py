@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from click.testing import CliRunner
 from pydantic import ValidationError
 
@@ -27,12 +26,11 @@ from autopublish.errors import (
 )
 from autopublish.models import HealthLevel
 from autopublish.platforms import publisher_class
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.meta.connect import facebook_command
 from autopublish.platforms.meta.facebook import MAX_MESSAGE, FacebookOptions, FacebookPublisher
 from autopublish.platforms.meta.graph import expiry_from_message, link_key, usage_wait
 from tests.conftest import make_publisher
-from tests.contract import CANARY, sample_post
+from tests.contract import CANARY, publish_under_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.facebook import EXPIRED_MESSAGE, FakeGraph
 
@@ -271,9 +269,7 @@ def test_text_at_the_limit_goes_and_over_it_never_leaves(fake, tmp_path):
 # --- errors ---------------------------------------------------------------------------------------
 def test_rate_limited_then_fine_makes_one_post(fake, tmp_path):
     publisher = make(fake, tmp_path)
-    fake.script("rate_limit")
-    with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
     assert info.value.retry_after == 19 * 60  # X-Business-Use-Case-Usage: 19 minutes
     assert fake.posts == []
     publisher.publish(sample_post())
@@ -282,9 +278,7 @@ def test_rate_limited_then_fine_makes_one_post(fake, tmp_path):
 
 def test_app_rate_limit_without_a_time_waits_the_default(fake, tmp_path):
     fake.rate_limit_style = "app"
-    fake.script("rate_limit")
-    with pytest.raises(RateLimitedError) as info:
-        make(fake, tmp_path).publish(sample_post())
+    info = publish_under_fault(make(fake, tmp_path), fake, "rate_limit", RateLimitedError)
     assert info.value.retry_after == 15 * 60
 
 
@@ -406,9 +400,7 @@ def test_act_then_drop_is_settled_by_reading_back(mode, fake, tmp_path):
 
 
 def test_act_then_hang_is_uncertain(fake, tmp_path):
-    fake.script("hang")
-    with pytest.raises(UncertainError):
-        make(fake, tmp_path).publish(sample_post())
+    publish_under_fault(make(fake, tmp_path), fake, "hang", UncertainError)
     assert len(fake.posts) == 1
 
 
@@ -685,11 +677,8 @@ def test_publisher_post_from_a_fresh_connect_works(fake, tmp_path):
     env_file = tmp_path / ".env"
     CliRunner().invoke(facebook_command, connect_args(fake, env_file, "--page", fake.page_id))
     name, _, value = env_file.read_text().splitlines()[0].partition("=")
-    options = FacebookOptions.model_validate(
-        {"page_id": fake.page_id, "access_token": "${" + name + "}", "api_base": fake.url}, context={"env": {name: value}}
-    )
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5))
-    FacebookPublisher("site-page", options, env).publish(sample_post())
+    keys = {"page_id": fake.page_id, "access_token": "${" + name + "}", "api_base": fake.url}
+    make_publisher(FacebookPublisher, keys, tmp_path, env={name: value}, channel="site-page").publish(sample_post())
     assert len(fake.posts) == 1
 
 

@@ -3,58 +3,35 @@
 from __future__ import annotations
 
 import logging
-import tomllib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from autopublish.errors import (
-    AuthError,
-    CannotCheckError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.base import count_utf16 as utf16_length
-from autopublish.platforms.meta.instagram import (
-    NO_IMAGE,
-    InstagramOptions,
-    InstagramPublisher,
-    limit_hashtags,
-)
-from tests.contract import CANARY, build_publisher, publish_when_ready, sample_post
-from tests.fakes.base import Request, Response
+from autopublish.platforms.meta.instagram import NO_IMAGE, InstagramOptions, InstagramPublisher, limit_hashtags
+from tests.conftest import make_publisher
+from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post
+from tests.fakes.base import Response
 from tests.fakes.instagram import CONTRACT, InstagramFake
 from tests.fakes.threads import TIMESTAMP_FORMAT, graph_error
+from tests.platforms.meta_setup import (
+    INSTAGRAM,
+    KINDS_IN_ORDER,
+    assert_canary_kept_out,
+    assert_check_names_account_and_quota,
+    error_from_graph,
+    issue_channel_keys,
+    meta_fixtures,
+    requests_to,
+)
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
 
-@pytest.fixture
-def fake(platform_fake) -> InstagramFake:
-    return platform_fake(InstagramFake(lifetime=60))
-
-
-@pytest.fixture
-def publisher(fake: InstagramFake, tmp_path) -> InstagramPublisher:
-    built = build_publisher(CONTRACT, fake, tmp_path)
-    assert isinstance(built, InstagramPublisher)
-    return built
-
-
-def creates(r: Request) -> bool:
-    return r.method == "POST" and r.path.endswith("/media")
-
-
-def publishes(r: Request) -> bool:
-    return r.method == "POST" and r.path.endswith("/media_publish")
-
-
-def requests_to(fake: InstagramFake, predicate) -> list[Request]:
-    return [r for r in fake.requests if predicate(r)]
+fake, publisher = meta_fixtures(InstagramFake, CONTRACT, InstagramPublisher)
+creates, publishes = INSTAGRAM.creates, INSTAGRAM.publishes
 
 
 # --- posting -----------------------------------------------------------------------------
@@ -234,10 +211,8 @@ def test_quota_error_on_media_publish_is_rate_limited(fake, publisher):
     ],
 )
 def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, status, code, subcode, expected):
-    fake.inject(graph_error(status, f"(#{code}) something", code, subcode=subcode, transient=code in (1, 2, -1, -2)), step)
-    with pytest.raises(PublishError) as info:
-        publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
-    assert type(info.value) is expected
+    error = error_from_graph(publisher, fake, sample_post(image=fake.image_url()), step, status, code, subcode, transient=code in (1, 2, -1, -2))
+    assert type(error) is expected
     assert fake.media == []
 
 
@@ -250,15 +225,8 @@ def test_permission_error_names_instagram_content_publish(fake, publisher):
 
 
 def test_instagram_login_host_names_its_own_permission(tmp_path):
-    import requests
-
-    from autopublish.platforms.base import PublisherEnv
-
-    options = InstagramOptions.model_validate(
-        {"api_base": "https://graph.instagram.com", "user_id": "17841400000000000", "access_token": "${IG}"},
-        context={"env": {"IG": CANARY}},
-    )
-    publisher = InstagramPublisher("ig", options, PublisherEnv(session=requests.Session(), state_dir=tmp_path))
+    keys = {"api_base": "https://graph.instagram.com", "user_id": "17841400000000000", "access_token": "${IG}"}
+    publisher = make_publisher(InstagramPublisher, keys, tmp_path, env={"IG": CANARY}, channel="ig")
     assert publisher.publish_permission == "instagram_business_content_publish"
 
 
@@ -291,11 +259,7 @@ def test_read_back_matches_the_caption_when_the_template_has_no_link(fake, publi
 
 # --- check and options ----------------------------------------------------------------------------------
 def test_check_names_the_account_and_the_quota(fake, publisher):
-    fake.quota_used = 7
-    health = publisher.check()
-    assert health.level is HealthLevel.OK
-    assert health.summary == "Posting as @jakartaberketahanan (Jakarta Berketahanan)"
-    assert "7 of 100 posts used in the last 24 hours" in " ".join(health.details)
+    assert_check_names_account_and_quota(publisher, fake, used=7, summary="Posting as @jakartaberketahanan (Jakarta Berketahanan)", limit=100)
 
 
 def test_check_warns_when_the_quota_is_used_up(fake, publisher):
@@ -311,8 +275,7 @@ api_base = "https://graph.facebook.com"
 user_id = "1784..."
 access_token = "${INSTAGRAM_TOKEN}"
 """
-    keys = dict(tomllib.loads(text.replace("1784...", "17841400000000000"))["channels"]["instagram"])
-    keys.pop("platform")
+    keys = issue_channel_keys(text, "instagram", elided="1784...", user_id="17841400000000000")
     options = InstagramOptions.model_validate(keys, context={"env": {"INSTAGRAM_TOKEN": CANARY}})
     assert options.api_version == "v23.0"
     with pytest.raises(ValueError, match="API version"):
@@ -322,23 +285,15 @@ access_token = "${INSTAGRAM_TOKEN}"
 # --- secrets ----------------------------------------------------------------------------------------------
 def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     caplog.set_level(logging.DEBUG)
-    errors: list[PublishError] = []
-    for kind in ("auth", "bad_request", "server_error", "rate_limit", "hang"):
-        fake.script(kind)
-        with pytest.raises(PublishError) as info:
-            publish_when_ready(publisher, sample_post(image=fake.image_url(), key=kind), fake)
-        errors.append(info.value)
+    errors = errors_under_faults(fake, lambda kind: publish_when_ready(publisher, sample_post(image=fake.image_url(), key=kind), fake),
+                                 KINDS_IN_ORDER)
     fake.inject(graph_error(400, f"Malformed access token {CANARY}", 190), creates)
     with pytest.raises(AuthError) as info:
         publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
     errors.append(info.value)
     fake.permalink_fails = True
     publish_when_ready(publisher, sample_post(image=fake.image_url(), text="#a " * 31 + LINK), fake)
-    for error in errors:
-        assert CANARY not in f"{error} {error!r} {vars(error)!r}"
-    ours = [r for r in caplog.records if r.name.startswith("autopublish")]
-    assert ours
-    assert all(CANARY not in r.getMessage() for r in ours)
+    assert_canary_kept_out(errors, caplog)
 
 
 def test_check_says_whether_doubts_can_be_settled(fake, publisher):

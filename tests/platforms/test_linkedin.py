@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 from autopublish.errors import AuthError, CannotCheckError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.linkedin import LinkedInOptions, LinkedInPublisher, default_version, escape_little_text
-from tests.contract import CANARY, build_publisher, sample_post
+from tests.conftest import make_publisher
+from tests.contract import CANARY, contract_publisher, publish_under_fault, sample_post
 from tests.fakes.linkedin import CONTRACT, ORGANIZATION, TOKEN, LinkedInFake, channel_options, render_little
 
 RESERVED = "\\|{}@[]()<>#*_~"
@@ -30,14 +30,11 @@ def fake(platform_fake) -> LinkedInFake:
 
 @pytest.fixture
 def publisher(fake: LinkedInFake, tmp_path) -> LinkedInPublisher:
-    built = build_publisher(CONTRACT, fake, tmp_path)
-    assert isinstance(built, LinkedInPublisher)
-    return built
+    return contract_publisher(CONTRACT, fake, tmp_path, LinkedInPublisher)
 
 
 def _with_version(fake: LinkedInFake, tmp_path, version: str) -> LinkedInPublisher:
-    options = LinkedInOptions.model_validate({**channel_options(fake), "version": version}, context={"env": CONTRACT.env})
-    return LinkedInPublisher("news", options, PublisherEnv(requests.Session(), tmp_path, (1.0, 0.5)))
+    return make_publisher(LinkedInPublisher, {**channel_options(fake), "version": version}, tmp_path, env=CONTRACT.env, channel="news")
 
 
 # --- the little text format ------------------------------------------------------------------
@@ -167,9 +164,7 @@ def test_read_back_finds_the_post_after_a_lost_answer(fake: LinkedInFake, publis
 
 
 def test_expired_token_names_the_variable(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
-    fake.script("auth")
-    with pytest.raises(AuthError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "auth", AuthError)
     assert "LINKEDIN_TOKEN" in info.value.message and "60 days" in info.value.message
     assert "autopublish resume test" in info.value.message
 
@@ -182,9 +177,7 @@ def test_missing_permission_names_it(fake: LinkedInFake, publisher: LinkedInPubl
 
 
 def test_rate_limit_without_reset_waits_an_hour(fake: LinkedInFake, publisher: LinkedInPublisher) -> None:
-    fake.script("rate_limit")
-    with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
     assert info.value.retry_after == 3600
 
 
@@ -290,8 +283,7 @@ def test_default_version_is_two_months_back(today, expected) -> None:
 def test_default_version_never_ages_into_426(fake: LinkedInFake, tmp_path) -> None:
     later = datetime(2029, 7, 3, tzinfo=UTC)
     fake.clock = later.timestamp
-    options = LinkedInOptions.model_validate(channel_options(fake), context={"env": CONTRACT.env})
-    publisher = LinkedInPublisher("news", options, PublisherEnv(requests.Session(), tmp_path, (1.0, 0.5), now=lambda: later))
+    publisher = make_publisher(LinkedInPublisher, channel_options(fake), tmp_path, env=CONTRACT.env, channel="news", now=lambda: later)
     publisher.publish(sample_post())
     assert len(fake.posts) == 1
     assert fake.requests[-1].header("linkedin-version") == "202905"

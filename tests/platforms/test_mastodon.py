@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,18 +12,11 @@ import pytest
 import requests
 from pydantic import ValidationError
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.mastodon import MastodonOptions, MastodonPublisher, count_status
-from tests.contract import CANARY, sample_post
+from tests.conftest import make_publisher
+from tests.contract import CANARY, errors_under_faults, publish_under_fault, sample_post
 from tests.fakes.base import Response
 from tests.fakes.mastodon import FakeMastodon
 
@@ -33,16 +25,13 @@ FAMILY = "👨‍👩‍👧‍👦"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeMastodon]:
-    with FakeMastodon(lifetime=60) as server:
-        yield server  # type: ignore[misc]
+def fake(platform_fake) -> FakeMastodon:
+    return platform_fake(FakeMastodon(lifetime=60))
 
 
 def make(fake_url: str, tmp_path: Path, **options: object) -> MastodonPublisher:
     raw = {"instance": fake_url, "access_token": "${MASTODON_TOKEN}", "visibility": "public", **options}
-    opts = MastodonOptions.model_validate(raw, context={"env": {"MASTODON_TOKEN": CANARY}})
-    env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=lambda: NOW)
-    return MastodonPublisher("mastodon", opts, env)
+    return make_publisher(MastodonPublisher, raw, tmp_path, env={"MASTODON_TOKEN": CANARY}, channel="mastodon", now=lambda: NOW)
 
 
 def statuses_posts(fake: FakeMastodon) -> list:
@@ -113,21 +102,21 @@ def test_count_works_without_network_and_uses_the_default_rule(tmp_path):
     assert publisher.count("Lihat https://example.go.id/" + "a" * 300) == 6 + 23
 
 
-def test_instance_limits_are_fetched_cached_and_honoured(tmp_path):
-    with FakeMastodon(max_characters=100, url_length=30, lifetime=60) as fake:
-        publisher = make(fake.url, tmp_path)
-        long_post = sample_post(text="x" * 150)
-        with pytest.raises(TransientError) as info:
-            publisher.publish(long_post)  # fitted to 500 before the instance's 100 was known
-        assert "100" in info.value.message
-        assert fake.posts == 0 and not statuses_posts(fake)
-        limits = publisher.current_limits()
-        assert (limits.max_length, limits.url_length) == (100, 30)
-        assert publisher.count("https://example.go.id/x") == 30
-        publisher.publish(sample_post(text="y" * 69 + " https://example.go.id/berita/myanmar-cordaid/"))
-        assert fake.posts == 1
-        instance_reads = [r for r in fake.requests if r.path == "/api/v2/instance"]
-        assert len(instance_reads) == 1  # cached on the publisher
+def test_instance_limits_are_fetched_cached_and_honoured(platform_fake, tmp_path):
+    fake = platform_fake(FakeMastodon(max_characters=100, url_length=30, lifetime=60))
+    publisher = make(fake.url, tmp_path)
+    long_post = sample_post(text="x" * 150)
+    with pytest.raises(TransientError) as info:
+        publisher.publish(long_post)  # fitted to 500 before the instance's 100 was known
+    assert "100" in info.value.message
+    assert fake.posts == 0 and not statuses_posts(fake)
+    limits = publisher.current_limits()
+    assert (limits.max_length, limits.url_length) == (100, 30)
+    assert publisher.count("https://example.go.id/x") == 30
+    publisher.publish(sample_post(text="y" * 69 + " https://example.go.id/berita/myanmar-cordaid/"))
+    assert fake.posts == 1
+    instance_reads = [r for r in fake.requests if r.path == "/api/v2/instance"]
+    assert len(instance_reads) == 1  # cached on the publisher
 
 
 def test_check_reports_account_instance_and_limit(fake, tmp_path):
@@ -206,9 +195,7 @@ def test_a_retry_after_an_unanswered_post_makes_one_status(fake, tmp_path, fault
 
 def test_server_error_is_transient_because_the_key_makes_retry_safe(fake, tmp_path):
     publisher = make(fake.url, tmp_path)
-    fake.script("server_error")
-    with pytest.raises(TransientError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "server_error", TransientError)
     assert not isinstance(info.value, UncertainError)
     publisher.publish(sample_post())
     assert fake.posts == 1
@@ -299,11 +286,8 @@ def test_the_token_never_reaches_logs_or_errors(fake, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     publisher = make(fake.url, tmp_path)
     publisher.publish(sample_post(image=fake.image_url()))
-    for kind in ("auth", "rate_limit", "bad_request", "server_error", "hang"):
-        fake.script(kind)
-        with pytest.raises(PublishError) as info:
-            publisher.publish(sample_post(key=f"k-{kind}"))
-        assert CANARY not in f"{info.value} {info.value!r} {vars(info.value)}"
+    for error in errors_under_faults(fake, lambda kind: publisher.publish(sample_post(key=f"k-{kind}"))):
+        assert CANARY not in f"{error} {error!r} {vars(error)}"
     publisher.find_existing(sample_post())
     publisher.check()
     assert CANARY not in caplog.text

@@ -6,7 +6,6 @@ on token subcodes without code 190, and on link matching across http -> https.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -76,11 +75,8 @@ def platform(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def fake(platform: str) -> Iterator[FakeServer]:
-    server = CASES[platform].make_fake()
-    server.start()
-    yield server
-    server.stop()
+def fake(platform: str, platform_fake) -> FakeServer:
+    return platform_fake(CASES[platform].make_fake())
 
 
 def publisher_for(platform: str, fake: FakeServer, tmp_path) -> Publisher:
@@ -146,29 +142,18 @@ def test_not_ready_is_never_a_failure(platform, fake, tmp_path):
 
 
 # --- the core: a policy block holds the post for an editor, with one alert, and never pauses ---
-class Recorder:
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append((key, message))
-
-    def resolved(self, key: str, message: str) -> None:
-        return None
-
-
 def test_a_policy_block_holds_each_post_for_an_editor_with_one_alert_key_and_keeps_the_channel(tmp_path):
     from autopublish.app import open_app
     from autopublish.config import load_config
     from tests.contract import CANARY
     from tests.fakes.feed_server import FeedServer, older_items, seed_item
-    from tests.helpers import write_config
+    from tests.helpers import AlertRecorder, write_config
 
     with FeedServer(older_items(2)) as site, facebook.FakeGraph() as graph:
         table = (f'[channels.page]\nplatform = "facebook"\npage_id = "{graph.page_id}"\naccess_token = "${{FACEBOOK_PAGE_TOKEN}}"\n'
                  f'api_base = "{graph.url}"\nrescrape = false\n')
         path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels="page", extra=table)
-        recorder = Recorder()
+        recorder = AlertRecorder()
         app = open_app(load_config(path, {"FACEBOOK_PAGE_TOKEN": CANARY}, cwd=tmp_path), notifier=recorder)
         try:
             app.pipeline.poll_all()

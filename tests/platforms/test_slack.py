@@ -14,7 +14,7 @@ from autopublish.errors import AuthError, PermanentError, RateLimitedError, Unce
 from autopublish.models import HealthLevel
 from autopublish.platforms.slack import SlackOptions, SlackPublisher, escape_mrkdwn
 from tests.conftest import make_publisher
-from tests.contract import CANARY, error_texts_under_every_fault, sample_post
+from tests.contract import CANARY, error_texts_under_every_fault, publish_under_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.slack import SlackFake, render_mrkdwn
 
@@ -126,16 +126,10 @@ def test_wrong_token(fake, tmp_path):
 
 def test_rate_limit_and_server_error(fake, tmp_path):
     publisher = make(fake, tmp_path)
-    fake.script("rate_limit")
-    with pytest.raises(RateLimitedError) as info:
-        publisher.publish(sample_post())
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
     assert info.value.retry_after == 30
-    fake.script("server_error")
-    with pytest.raises(UncertainError):
-        publisher.publish(sample_post())
-    fake.script("bad_request")
-    with pytest.raises(PermanentError) as perm:
-        publisher.publish(sample_post())
+    publish_under_fault(publisher, fake, "server_error", UncertainError)
+    perm = publish_under_fault(publisher, fake, "bad_request", PermanentError)
     assert perm.value.code == "invalid_payload" and not isinstance(perm.value, AuthError)
 
 
@@ -146,11 +140,11 @@ class _OddSuccess(SlackFake):
         return super().error_response(kind, request)
 
 
-def test_a_2xx_that_is_not_ok_is_uncertain(tmp_path):
-    with _OddSuccess() as fake:
-        fake.script("server_error")
-        with pytest.raises(UncertainError):
-            make(fake, tmp_path).publish(sample_post())  # type: ignore[arg-type]
+def test_a_2xx_that_is_not_ok_is_uncertain(platform_fake, tmp_path):
+    fake = platform_fake(_OddSuccess())
+    fake.script("server_error")
+    with pytest.raises(UncertainError):
+        make(fake, tmp_path).publish(sample_post())  # type: ignore[arg-type]
 
 
 def test_no_read_back(fake, tmp_path):

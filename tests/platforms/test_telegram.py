@@ -14,7 +14,7 @@ from autopublish.errors import AuthError, PermanentError, PublishError, RateLimi
 from autopublish.models import HealthLevel
 from autopublish.platforms.telegram import TelegramOptions, TelegramPublisher
 from tests.conftest import make_publisher
-from tests.contract import CANARY, error_texts_under_every_fault, sample_post
+from tests.contract import CANARY, error_texts_under_every_fault, publish_under_fault, sample_post
 from tests.fakes.base import Request, Response
 from tests.fakes.telegram import OLD_GROUP_ID, SUPERGROUP, TelegramFake, parse_html
 
@@ -184,9 +184,7 @@ def test_unknown_chat_pauses_the_channel(fake, tmp_path):
 
 
 def test_rate_limit_uses_retry_after_parameter(fake, tmp_path):
-    fake.script("rate_limit")
-    with pytest.raises(RateLimitedError) as info:
-        make(fake, tmp_path).publish(sample_post())
+    info = publish_under_fault(make(fake, tmp_path), fake, "rate_limit", RateLimitedError)
     assert info.value.retry_after == 35
 
 
@@ -201,26 +199,18 @@ class _BareErrors(TelegramFake):
         return super().error_response(kind, request)
 
 
-def test_rate_limit_header_and_proxy_errors(tmp_path):
-    with _BareErrors() as fake:
-        publisher = make(fake, tmp_path)  # type: ignore[arg-type]
-        fake.script("rate_limit")
-        with pytest.raises(RateLimitedError) as info:
-            publisher.publish(sample_post())
-        assert info.value.retry_after == 7
-        fake.script("server_error")
-        with pytest.raises(UncertainError):
-            publisher.publish(sample_post())
+def test_rate_limit_header_and_proxy_errors(platform_fake, tmp_path):
+    fake = platform_fake(_BareErrors())
+    publisher = make(fake, tmp_path)  # type: ignore[arg-type]
+    info = publish_under_fault(publisher, fake, "rate_limit", RateLimitedError)
+    assert info.value.retry_after == 7
+    publish_under_fault(publisher, fake, "server_error", UncertainError)
 
 
 def test_server_error_is_uncertain_and_bad_request_permanent(fake, tmp_path):
     publisher = make(fake, tmp_path)
-    fake.script("server_error")
-    with pytest.raises(UncertainError):
-        publisher.publish(sample_post())
-    fake.script("bad_request")
-    with pytest.raises(PermanentError) as info:
-        publisher.publish(sample_post())
+    publish_under_fault(publisher, fake, "server_error", UncertainError)
+    info = publish_under_fault(publisher, fake, "bad_request", PermanentError)
     assert not isinstance(info.value, AuthError) and "too long" in info.value.message
 
 

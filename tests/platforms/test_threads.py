@@ -3,57 +3,37 @@
 from __future__ import annotations
 
 import logging
-import tomllib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
-from autopublish.models import HealthLevel
+from autopublish.errors import AuthError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.platforms.meta.threads import ThreadsOptions, ThreadsPublisher, threads_length
-from tests.contract import CANARY, build_publisher, publish_when_ready, sample_post
-from tests.fakes.base import Request
+from tests.contract import CANARY, errors_under_faults, publish_when_ready, sample_post
 from tests.fakes.threads import CONTRACT, TIMESTAMP_FORMAT, ThreadsFake, graph_error
+from tests.platforms.meta_setup import (
+    KINDS_IN_ORDER,
+    THREADS,
+    assert_canary_kept_out,
+    assert_check_names_account_and_quota,
+    error_from_graph,
+    issue_channel_keys,
+    meta_fixtures,
+    requests_to,
+)
 
 LINK = "https://example.go.id/berita/myanmar-cordaid/"
 
 
-@pytest.fixture
-def fake(platform_fake) -> ThreadsFake:
-    return platform_fake(ThreadsFake(lifetime=60))
-
-
-@pytest.fixture
-def publisher(fake: ThreadsFake, tmp_path) -> ThreadsPublisher:
-    built = build_publisher(CONTRACT, fake, tmp_path)
-    assert isinstance(built, ThreadsPublisher)
-    return built
-
-
-def creates(r: Request) -> bool:
-    return r.method == "POST" and r.path.endswith("/threads")
-
-
-def publishes(r: Request) -> bool:
-    return r.method == "POST" and r.path.endswith("/threads_publish")
-
-
-def posted(fake: ThreadsFake, predicate) -> list[Request]:
-    return [r for r in fake.requests if predicate(r)]
+fake, publisher = meta_fixtures(ThreadsFake, CONTRACT, ThreadsPublisher)
+creates, publishes = THREADS.creates, THREADS.publishes
 
 
 # --- posting ---------------------------------------------------------------------------
 def test_text_post_attaches_the_article_link(fake, publisher):
     receipt = publish_when_ready(publisher, sample_post(), fake)
-    [create] = posted(fake, creates)
+    [create] = requests_to(fake, creates)
     assert create.form["media_type"] == ["TEXT"]
     assert create.form["link_attachment"] == [LINK]
     assert "image_url" not in create.form
@@ -74,7 +54,7 @@ def test_token_travels_in_the_form_body_never_in_a_post_url(fake, publisher):
 
 def test_image_post_is_published_once_its_container_is_ready(fake, publisher):
     receipt = publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
-    [create] = posted(fake, creates)
+    [create] = requests_to(fake, creates)
     assert create.form["media_type"] == ["IMAGE"]
     assert create.form["image_url"] == [fake.image_url()]
     assert create.form["alt_text"] == ["Delegasi Myanmar di Balai Kota"]
@@ -85,14 +65,14 @@ def test_image_post_is_published_once_its_container_is_ready(fake, publisher):
 
 def test_image_post_without_the_link_in_its_text_goes_out_as_text_with_a_card(fake, publisher):
     publish_when_ready(publisher, sample_post(image=fake.image_url(), text="Kunjungan delegasi Myanmar"), fake)
-    [create] = posted(fake, creates)
+    [create] = requests_to(fake, creates)
     assert create.form["media_type"] == ["TEXT"] and create.form["link_attachment"] == [LINK]
 
 
 def test_image_that_threads_cannot_fetch_falls_back_to_a_text_post(fake, publisher):
     fake.image_fails = True
     publish_when_ready(publisher, sample_post(image=fake.image_url()), fake)
-    assert [r.form["media_type"][0] for r in posted(fake, creates)] == ["IMAGE", "TEXT"]
+    assert [r.form["media_type"][0] for r in requests_to(fake, creates)] == ["IMAGE", "TEXT"]
     assert len(fake.media) == 1 and fake.media[0]["media_type"] == "TEXT"
 
 
@@ -115,7 +95,7 @@ def test_used_up_quota_is_respected_until_the_window_frees(fake, publisher):
         publish_when_ready(publisher, sample_post(), fake)
     assert 3000 < info.value.retry_after <= 3700  # the 23-hour-old post leaves the window in ~1 h
     assert "250" not in info.value.message and "2 posts per 24 hours" in info.value.message
-    assert posted(fake, creates) == []
+    assert requests_to(fake, creates) == []
 
 
 def test_quota_error_from_publish_without_readable_history_waits_an_hour(fake, publisher):
@@ -147,13 +127,11 @@ def test_quota_error_from_publish_without_readable_history_waits_an_hour(fake, p
     ],
 )
 def test_graph_error_codes_map_to_the_core_vocabulary(fake, publisher, step, status, code, subcode, expected):
-    fake.inject(graph_error(status, f"(#{code}) something", code, subcode=subcode, transient=code in (1, 2)), step)
-    with pytest.raises(PublishError) as info:
-        publish_when_ready(publisher, sample_post(), fake)
-    assert type(info.value) is expected
-    assert info.value.code == code
-    if expected is RateLimitedError:
-        assert info.value.retry_after and info.value.retry_after > 0
+    error = error_from_graph(publisher, fake, sample_post(), step, status, code, subcode, transient=code in (1, 2))
+    assert type(error) is expected
+    assert error.code == code
+    if isinstance(error, RateLimitedError):
+        assert error.retry_after and error.retry_after > 0
     assert fake.media == []
 
 
@@ -269,11 +247,7 @@ def test_more_than_five_links_is_refused(fake, publisher):
 
 # --- check and options -------------------------------------------------------------------------
 def test_check_names_the_account_and_the_quota(fake, publisher):
-    fake.quota_used = 3
-    health = publisher.check()
-    assert health.level is HealthLevel.OK
-    assert health.summary == "Posting as @jakartaberketahanan"
-    assert "3 of 250 posts used in the last 24 hours" in " ".join(health.details)
+    assert_check_names_account_and_quota(publisher, fake, used=3, summary="Posting as @jakartaberketahanan", limit=250)
 
 
 def test_check_says_whether_doubts_can_be_settled(fake, publisher):
@@ -297,8 +271,7 @@ api_base = "https://graph.threads.net"
 user_id = "1789..."
 access_token = "${THREADS_TOKEN}"
 """
-    keys = dict(tomllib.loads(text.replace("1789...", "17890000000000000"))["channels"]["threads"])
-    keys.pop("platform")
+    keys = issue_channel_keys(text, "threads", elided="1789...", user_id="17890000000000000")
     options = ThreadsOptions.model_validate(keys, context={"env": {"THREADS_TOKEN": CANARY}})
     assert options.api_version == "v1.0" and options.user_id == "17890000000000000"
     assert CANARY not in repr(options)
@@ -310,22 +283,13 @@ access_token = "${THREADS_TOKEN}"
 # --- secrets -----------------------------------------------------------------------------------
 def test_canary_token_never_in_logs_or_errors(fake, publisher, caplog):
     caplog.set_level(logging.DEBUG)
-    errors: list[PublishError] = []
-    for kind in ("auth", "bad_request", "server_error", "rate_limit", "hang"):
-        fake.script(kind)
-        with pytest.raises(PublishError) as info:
-            publish_when_ready(publisher, sample_post(key=kind), fake)
-        errors.append(info.value)
+    errors = errors_under_faults(fake, lambda kind: publish_when_ready(publisher, sample_post(key=kind), fake), KINDS_IN_ORDER)
     fake.image_fails = True
     fake.permalink_fails = True
     publish_when_ready(publisher, sample_post(image=fake.image_url(), key="last"), fake)
     fake.add_media("filler", timestamp=(datetime.now(UTC) - timedelta(hours=1)).strftime(TIMESTAMP_FORMAT))
     publisher.find_existing(sample_post())
-    for error in errors:
-        assert CANARY not in f"{error} {error!r} {vars(error)!r}"
-    ours = [r for r in caplog.records if r.name.startswith("autopublish")]
-    assert ours  # the fallbacks above were logged
-    assert all(CANARY not in r.getMessage() for r in ours)
+    assert_canary_kept_out(errors, caplog)  # and the fallbacks above were logged
 
 
 def test_unreadable_success_body_is_uncertain_on_publish_and_transient_on_create(fake, publisher):

@@ -13,14 +13,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from autopublish.errors import (
-    AuthError,
-    PermanentError,
-    PublishError,
-    RateLimitedError,
-    TransientError,
-    UncertainError,
-)
+from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
 from autopublish.platforms.webhook import WebhookOptions, WebhookPublisher
 from tests.conftest import make_publisher
@@ -82,14 +75,14 @@ def test_a_receiver_can_verify_the_signature_with_the_secret(fake, tmp_path):
     assert headers["content-type"].startswith("application/json")
 
 
-def test_standard_webhooks_secret_uses_its_decoded_key(tmp_path):
-    with WebhookFake(secret=WHSEC) as fake:
-        make(fake, tmp_path, secret=WHSEC).publish(sample_post())  # type: ignore[arg-type]
-        (delivery,) = fake.deliveries
-        headers = delivery["headers"]
-        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + delivery["raw"]
-        key = base64.b64decode(WHSEC.removeprefix("whsec_"))
-        assert headers["webhook-signature"] == "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+def test_standard_webhooks_secret_uses_its_decoded_key(platform_fake, tmp_path):
+    fake = platform_fake(WebhookFake(secret=WHSEC))
+    make(fake, tmp_path, secret=WHSEC).publish(sample_post())  # type: ignore[arg-type]
+    (delivery,) = fake.deliveries
+    headers = delivery["headers"]
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + delivery["raw"]
+    key = base64.b64decode(WHSEC.removeprefix("whsec_"))
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 def test_wrong_secret_is_refused_and_pauses_the_channel(fake, tmp_path):
@@ -100,14 +93,14 @@ def test_wrong_secret_is_refused_and_pauses_the_channel(fake, tmp_path):
     assert "127.0.0.1" in info.value.message and "/hooks/" not in info.value.message
 
 
-def test_without_a_secret_nothing_is_signed(tmp_path):
-    with WebhookFake(secret=None) as fake:
-        publisher = make(fake, tmp_path, secret=None)  # type: ignore[arg-type]
-        publisher.publish(sample_post())
-        headers = fake.deliveries[0]["headers"]
-        assert "x-autopublish-signature" not in headers and "webhook-signature" not in headers
-        assert headers["x-autopublish-delivery"] == "ap-1"
-        assert "NOT signed" in publisher.check().summary
+def test_without_a_secret_nothing_is_signed(platform_fake, tmp_path):
+    fake = platform_fake(WebhookFake(secret=None))
+    publisher = make(fake, tmp_path, secret=None)  # type: ignore[arg-type]
+    publisher.publish(sample_post())
+    headers = fake.deliveries[0]["headers"]
+    assert "x-autopublish-signature" not in headers and "webhook-signature" not in headers
+    assert headers["x-autopublish-delivery"] == "ap-1"
+    assert "NOT signed" in publisher.check().summary
 
 
 def test_receiver_answer_names_the_receipt(fake, tmp_path):

@@ -7,15 +7,14 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-import requests
 from pydantic import ValidationError
 
 from autopublish.errors import AuthError, CannotCheckError, PermanentError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import HealthLevel
-from autopublish.platforms.base import PublisherEnv
 from autopublish.platforms.twitter_text import is_valid, url_spans, weighted_length
 from autopublish.platforms.x import XOptions, XPublisher, oauth1_signature
-from tests.contract import CANARY, build_publisher, sample_post
+from tests.conftest import make_publisher
+from tests.contract import CANARY, build_publisher, contract_publisher, sample_post
 from tests.fakes.x import CONTRACT, SECRETS, XFake, channel_options, make_fake
 
 FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # man, woman, girl, boy joined by ZWJ
@@ -28,9 +27,7 @@ def fake(platform_fake) -> XFake:
 
 @pytest.fixture
 def publisher(fake: XFake, tmp_path) -> XPublisher:
-    built = build_publisher(CONTRACT, fake, tmp_path)
-    assert isinstance(built, XPublisher)
-    return built
+    return contract_publisher(CONTRACT, fake, tmp_path, XPublisher)
 
 
 # --- twitter-text v3 weighting ------------------------------------------------------------
@@ -156,8 +153,7 @@ def test_fake_verifies_signatures_on_every_call(fake: XFake, publisher: XPublish
 
 def test_wrong_secret_is_refused_by_the_fake(fake: XFake, tmp_path) -> None:
     env = {**SECRETS, "X_ACCESS_TOKEN_SECRET": f"{CANARY}-wrong"}
-    options = XOptions.model_validate(channel_options(fake), context={"env": env})
-    publisher = XPublisher("news", options, PublisherEnv(requests.Session(), tmp_path, (1.0, 0.5)))
+    publisher = make_publisher(XPublisher, channel_options(fake), tmp_path, env=env, channel="news")
     with pytest.raises(AuthError) as info:
         publisher.publish(sample_post())
     assert fake.rejected_signatures == 1 and fake.posts == []
@@ -335,10 +331,9 @@ def test_no_secret_in_logs_or_errors(fake: XFake, tmp_path, caplog: pytest.LogCa
 
 def test_env_now_drives_the_oauth_timestamp(fake: XFake, tmp_path) -> None:
     """A clock far off makes X (and the fake) refuse the signature: time comes from env.now."""
-    options = XOptions.model_validate(channel_options(fake), context={"env": SECRETS})
-    skewed = PublisherEnv(requests.Session(), tmp_path, (1.0, 0.5), now=lambda: datetime(2001, 1, 1, tzinfo=UTC))
+    skewed = make_publisher(XPublisher, channel_options(fake), tmp_path, env=SECRETS, channel="test", now=lambda: datetime(2001, 1, 1, tzinfo=UTC))
     with pytest.raises(AuthError):
-        XPublisher("test", options, skewed).check()
+        skewed.check()
 
 
 def test_read_back_does_not_match_the_same_words_with_another_link(fake: XFake, publisher: XPublisher) -> None:
