@@ -87,7 +87,8 @@ class Database:
         self._batch = threading.local()  # the connection of this thread's open batch(), if any
 
     def close(self) -> None:
-        self.engine.dispose()
+        with self._guard():  # SQLite: one connection for every thread; never closed under another thread's statement (SIGSEGV)
+            self.engine.dispose()
 
     def _guard(self) -> AbstractContextManager[Any]:
         return self._lock if self._lock is not None else nullcontext()
