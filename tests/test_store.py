@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -606,3 +608,15 @@ def test_a_repost_only_from_a_finished_delivery_and_never_twice_at_once(store: S
     again = store.repost(delivery_id, "ed")
     assert again is not None
     assert store.repost(delivery_id, "ed") is None  # a stale page: the first re-post is still on its way
+
+
+def test_the_head_constant_is_the_newest_script_and_an_up_to_date_store_opens_without_alembic(tmp_path: Path) -> None:
+    from autopublish.store.migrations import HEAD
+
+    assert head_revision() == HEAD  # a new migration script must move HEAD too
+    Store(tmp_path / "queue").close()  # created (and migrated) here
+    probe = ("import sys\nfrom pathlib import Path\nfrom autopublish.store import Store\n"
+             f"Store(Path({str(tmp_path / 'queue')!r})).close()\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'psycopg'}))")
+    opened = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert opened.stdout.strip() == "[]"  # neither Alembic nor the PostgreSQL driver for a daemon on SQLite

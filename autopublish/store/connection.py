@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -156,7 +156,11 @@ class Database:
     # --- dialect differences, in one place ------------------------------------------------
     def insert(self, table: Table) -> Any:
         """An INSERT that knows ON CONFLICT (both dialects spell it the same in SQLAlchemy)."""
-        return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
+        if self.is_sqlite:
+            return sqlite.insert(table)
+        from sqlalchemy.dialects import postgresql  # loaded only by a node that uses PostgreSQL
+
+        return postgresql.insert(table)
 
     def insert_ignore(self, table: Table) -> Any:
         return self.insert(table).on_conflict_do_nothing()

@@ -12,15 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Connection, inspect, text
 
 from autopublish.errors import StateError
 from autopublish.store.connection import Database
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 SCRIPTS = Path(__file__).parent / "migrations"
+# The newest script in migrations/versions (a test keeps them equal). Opening an up-to-date
+# database compares with it and never imports Alembic, about 8 MB a daemon does not carry.
+HEAD = "0008"
 LEGACY_REVISIONS = {1: "0001"}  # meta.schema_version of the pre-Alembic store -> its revision
 
 
@@ -37,6 +42,8 @@ class SchemaState:
 
 
 def _config(conn: Connection) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(SCRIPTS))
     config.attributes["connection"] = conn
@@ -44,19 +51,29 @@ def _config(conn: Connection) -> AlembicConfig:
 
 
 def head_revision() -> str:
+    """The newest revision, as Alembic reads it from the scripts (HEAD must equal it)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory(str(SCRIPTS)).get_current_head()
     assert head is not None
     return head
 
 
+def _known(revision: str | None) -> bool:
+    if revision is None or revision == HEAD:
+        return True
+    from alembic.script import ScriptDirectory
+
+    return revision in {script.revision for script in ScriptDirectory(str(SCRIPTS)).walk_revisions()}
+
+
 def schema_state(conn: Connection) -> SchemaState:
-    head = head_revision()
-    known = {script.revision for script in ScriptDirectory(str(SCRIPTS)).walk_revisions()}
+    head = HEAD
     tables = set(inspect(conn).get_table_names())
     if "alembic_version" in tables:
         row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         current = row[0] if row else None
-        return SchemaState(current, head, False, current is None or current in known)
+        return SchemaState(current, head, False, _known(current))
     if "meta" in tables:
         row = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).first()
         version = int(row[0]) if row else 1
@@ -90,6 +107,8 @@ def upgrade(db: Database) -> SchemaState:
         state = schema_state(conn)
         if not state.known:
             raise StateError(f"The database {db.shown} was written by a newer autopublish (schema {state.current}); upgrade autopublish")
+        from alembic import command
+
         config = _config(conn)
         if state.legacy and state.current is not None:
             command.stamp(config, state.current)
