@@ -62,12 +62,15 @@ def parse_fast(body: bytes, content_type: str = "") -> tuple[str, str, list[Entr
         return None
     try:
         root = etree.fromstring(body, _PARSER)
-        if root.getroottree().docinfo.doctype or _has_xml_base(root):
+        # Without a DTD (refused here) and in UTF-8, an xml: attribute is spelled out in the bytes:
+        # where they lack it, the tree cannot have it, and the walk over every node is skipped.
+        if root.getroottree().docinfo.doctype or (b"xml:base" in body and _has_xml_base(root)):
             return None
+        maybe_lang = b"xml:lang" in body
         if root.tag == "rss" and root.get("version") in ("2.0", "2.0.1", "2.01"):
-            return _rss(root)
+            return _rss(root, maybe_lang)
         if root.tag == f"{{{_ATOM}}}feed":
-            return _atom(root)
+            return _atom(root, maybe_lang)
     except (etree.XMLSyntaxError, _Unsure, ValueError, TypeError):
         return None
     return None
@@ -182,12 +185,12 @@ def _media(found: dict[str, list[Any]], entry: Entry) -> None:
 
 # --- RSS 2.0 -------------------------------------------------------------------------------
 
-def _rss(root: Any) -> tuple[str, str, list[Entry], Links]:
+def _rss(root: Any, maybe_lang: bool = True) -> tuple[str, str, list[Entry], Links]:
     channels = [el for el in root if isinstance(el.tag, str)]
     if len(channels) != 1 or channels[0].tag != "channel" or len(root.attrib) > 1 or (root.text and root.text.strip()):
         raise _Unsure("not one plain channel")
     channel = channels[0]
-    if _ANY_XML_LANG(root):
+    if maybe_lang and _ANY_XML_LANG(root):
         raise _Unsure("xml:lang")
     title, language = "", ""
     entries = []
@@ -285,9 +288,9 @@ def _updated_fallback(entry: Entry) -> None:
 
 # --- Atom 1.0 -------------------------------------------------------------------------------
 
-def _atom(root: Any) -> tuple[str, str, list[Entry], Links]:
+def _atom(root: Any, maybe_lang: bool = True) -> tuple[str, str, list[Entry], Links]:
     language = root.get(_XML_LANG) or ""
-    if _XML_LANG_BELOW_ROOT(root):
+    if maybe_lang and _XML_LANG_BELOW_ROOT(root):
         raise _Unsure("xml:lang below the feed")
     title = ""
     entries = []
