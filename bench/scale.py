@@ -46,13 +46,16 @@ class _Feed:
     def render(self) -> None:
         from tests.fakes.feed_server import Item, render_rss
 
-        base = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=self.extra)
+        # As WordPress does: post n keeps its date when newer posts arrive; the feed shows the newest
+        # ``count`` posts, and Last-Modified is the newest post's date.
+        start = datetime(2026, 10, 1, tzinfo=UTC)
+        newest = self.extra + self.count - 1
         items = [Item(f"Artikel {self.index}-{n} tentang ketahanan kota", f"https://site{self.index}.example.org/{n}/", f"g-{self.index}-{n}",
-                      base - timedelta(hours=i), ["Berita", "Jakarta Berketahanan"], "Ringkasan " * 30,
+                      start + timedelta(hours=n), ["Berita", "Jakarta Berketahanan"], "Ringkasan " * 30,
                       "<p>" + "Isi artikel panjang. " * 200 + "</p>")
-                 for i, n in enumerate(range(self.extra + self.count - 1, self.extra - 1, -1))]
+                 for n in range(newest, self.extra - 1, -1)]
         self.body = render_rss(items)
-        self.last_modified = email.utils.format_datetime(base, usegmt=True)
+        self.last_modified = email.utils.format_datetime(start + timedelta(hours=newest), usegmt=True)
         self.etag = '"' + hashlib.md5(self.last_modified.encode()).hexdigest() + '"'
 
 
