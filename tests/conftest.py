@@ -16,6 +16,8 @@ import pytest
 import requests
 
 from autopublish.platforms.base import Publisher, PublisherEnv
+from autopublish.store import Store
+from tests.helpers import Clock
 
 # The editors' page fixtures (a site with its config and store, and the Flask app over it) for every
 # module that tests the page: defined in test_web.py, shared here so no test module re-imports them.
@@ -153,3 +155,24 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(NO_PG)
     with fresh_postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The store contract's clock, at a fixed moment."""
+    return Clock(1_800_000_000.0)
+
+
+@pytest.fixture
+def open_store(database: Path | str, clock: Clock) -> Iterator[Callable[[], Store]]:
+    """Open another node (another process's store) on the test database; the first one creates the schema."""
+    opened: list[Store] = []
+
+    def make() -> Store:
+        store = Store(database, clock=clock, migrate=True)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -135,3 +136,13 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free loopback port between 20000 and 32000")
+
+
+class Clock:
+    """A clock a test moves by hand (assign ``now``); it starts at ``now``, else at the real time."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now

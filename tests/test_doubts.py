@@ -24,7 +24,7 @@ from tests.contract import CANARY
 from tests.fakes.base import Response
 from tests.fakes.feed_server import FeedServer, older_items, seed_item
 from tests.fakes.mastodon import MINIMAL_SCOPES, FakeMastodon
-from tests.helpers import AlertRecorder, write_config
+from tests.helpers import AlertRecorder, Clock, write_config
 
 POLICY = RetryPolicy(reconcile_after=60.0, cap=6 * 3600.0, jitter=0.25, max_checks=10, check_give_up_after=86400.0)
 
@@ -71,16 +71,6 @@ def test_resending_is_safe_only_well_inside_the_idempotency_window():
 
 
 # --- the pipeline, against the Mastodon fake ------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,34 +22,7 @@ from autopublish.errors import StateError
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import Store
 from autopublish.store.migrations import head_revision
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def open_store(database: Path | str, clock: Clock) -> Iterator[Callable[[], Store]]:
-    """Open another node on the test database (the first one creates the schema)."""
-    opened: list[Store] = []
-
-    def make() -> Store:
-        store = Store(database, clock=clock, migrate=True, dead_after=30.0)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
+from tests.helpers import Clock
 
 
 @pytest.fixture

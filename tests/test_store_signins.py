@@ -11,7 +11,7 @@ import random
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,28 +21,7 @@ from autopublish.store import Store
 from autopublish.store.migrations import head_revision
 from autopublish.web import throttle as throttle_module
 from autopublish.web.throttle import ADDRESS_BACKOFF, FORGET_AFTER, LoginThrottle, Reservation
-from tests.test_store import Clock
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def open_store(database: Path | str, clock: Clock) -> Iterator[Callable[[], Store]]:
-    """Open another process's store on the test database (the first one creates the schema), as tests/test_store.py does."""
-    opened: list[Store] = []
-
-    def make() -> Store:
-        store = Store(database, clock=clock, migrate=True)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
-
+from tests.helpers import Clock
 
 FREE = ADDRESS_BACKOFF.free  # failures each count allows before the first wait
 

@@ -29,7 +29,7 @@ from autopublish.secrets import Redactor
 from autopublish.store import Store
 from autopublish.web.app import create_app
 from tests.fakes.feed_server import SEED_TITLE, FeedServer, Item, seed_item
-from tests.helpers import run_cli, sqlite_of, write_config
+from tests.helpers import Clock, run_cli, sqlite_of, write_config
 
 CANARY = "canary-web-secret-7f3a9c1e5b"
 SCRIPT_TITLE = 'Banjir &lt;script&gt;alert("x")&lt;/script&gt; & rob'  # the feed escapes it: a title that shows <script>
@@ -487,16 +487,6 @@ def test_log_pages_with_100000_rows(app: Flask, site: Site) -> None:
 # --- security: sessions ------------------------------------------------------------------------------------
 
 COOKIE = "autopublish_session"
-
-
-class Clock:
-    """A clock the test moves by hand (the app, its store and its throttle all read it)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def web_app(site: Site, *, clock: Callable[[], float] = time.time, live: bool = False, **web: Any) -> Flask:
