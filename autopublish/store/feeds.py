@@ -102,21 +102,19 @@ class FeedStore(StoreBase):
                        body_hash: str | None, title: str | None, warning: str = "") -> None:
         params = {"p_name": name, "p_etag": etag, "p_last_modified": last_modified, "p_fetched_at": fetched_at, "p_body_hash": body_hash,
                   "p_now": self.now(), "p_warning": warning or None, "p_title": title, "p_node": self.node_id}
-        with self.db.tx() as conn:
-            if conn.execute(_POLL_OK_HEALTHY, params).rowcount == 1:
-                return
-            previous = self._was_failing(conn, name)
-            conn.execute(_POLL_OK, params)
-            if previous is not None and previous[0] is not None:
-                self._event(conn, "feed_ok", msg("feed_ok"), feed=name, status="ok")
+        self._record_polled(name, params, healthy=_POLL_OK_HEALTHY, recovering=_POLL_OK)
 
     def record_poll_unchanged(self, name: str, *, fetched_at: float | None) -> None:
         params = {"p_name": name, "p_fetched_at": fetched_at, "p_now": self.now(), "p_node": self.node_id}
+        self._record_polled(name, params, healthy=_POLL_UNCHANGED_HEALTHY, recovering=_POLL_UNCHANGED)
+
+    def _record_polled(self, name: str, params: dict[str, Any], *, healthy: Any, recovering: Any) -> None:
+        """A good poll: one update for a feed that was healthy; else the full one, and "feed_ok" if it was failing."""
         with self.db.tx() as conn:
-            if conn.execute(_POLL_UNCHANGED_HEALTHY, params).rowcount == 1:
+            if conn.execute(healthy, params).rowcount == 1:
                 return
             previous = self._was_failing(conn, name)
-            conn.execute(_POLL_UNCHANGED, params)
+            conn.execute(recovering, params)
             if previous is not None and previous[0] is not None:
                 self._event(conn, "feed_ok", msg("feed_ok"), feed=name, status="ok")
 
