@@ -13,8 +13,9 @@ from autopublish.config import load_config
 from autopublish.errors import ConfigError
 from autopublish.store import Store
 from autopublish.web.app import create_app
+from tests.fakes.base import wait_until
 from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
-from tests.helpers import free_port, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, write_config
 
 PASSWORD = "db-canary-pw-5e1d"
 
@@ -191,3 +192,22 @@ def test_a_single_autopublishs_sqlite_state_moves_to_postgresql_and_nothing_is_p
         again = run_cli(nodes, "db", "import-sqlite", env=env)
         assert again.exit_code != 0 and "already holds autopublish data" in again.output
         assert len(outbox_lines(nodes)) == 3
+
+
+def test_the_sqlite_state_is_not_copied_while_autopublish_runs_on_it(tmp_path: Path, postgres_url: str) -> None:
+    if not postgres_url.startswith("postgresql://autopublish@"):
+        pytest.skip("needs the trust-auth test server that .ci/run starts (user autopublish)")
+    env = {"DB_PASSWORD": PASSWORD}
+    with FeedServer(older_items(2)) as site:
+        single = write_config(tmp_path / "single.toml", f"{site.url}/feed/")
+        nodes = _config(tmp_path, f"{site.url}/feed/", postgres_url)
+        assert run_cli(nodes, "db", "upgrade", env=env).exit_code == 0
+        daemon = autopublish_process(single, "run", output=tmp_path / "daemon.log")
+        try:
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20)
+            refused = run_cli(nodes, "db", "import-sqlite", env=env)
+            assert refused.exit_code != 0 and "already running" in refused.output and "Traceback" not in refused.output
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+        assert "feeds: 1 rows" in run_cli(nodes, "db", "import-sqlite", env=env).output  # stopped: it copies
