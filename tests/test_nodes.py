@@ -211,3 +211,11 @@ def test_the_sqlite_state_is_not_copied_while_autopublish_runs_on_it(tmp_path: P
             daemon.terminate()
             daemon.wait(timeout=60)
         assert "feeds: 1 rows" in run_cli(nodes, "db", "import-sqlite", env=env).output  # stopped: it copies
+
+
+def test_copying_from_a_directory_without_a_state_database_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "autopublish.toml", "https://example.org/feed/",
+                          settings='database = "postgresql://autopublish:${DB_PASSWORD}@127.0.0.1:5432/autopublish"')
+    result = run_cli(config, "db", "import-sqlite", str(tmp_path / "nowhere"), env={"DB_PASSWORD": PASSWORD})
+    assert result.exit_code != 0 and "no SQLite state database" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "nowhere").exists()

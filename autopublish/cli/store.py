@@ -61,6 +61,9 @@ def db_import_sqlite(ctx: Context, state_dir: str | None) -> None:
         raise StateError(f"{config.path}: [settings] database names no PostgreSQL to copy into; set it "
                          "(database = \"postgresql://user:${DB_PASSWORD}@host:5432/autopublish\"), run autopublish db upgrade, then copy")
     source_dir = Path(state_dir) if state_dir else config.state_dir
+    if not (source_dir / Store.FILENAME).is_file():
+        raise StateError(f"There is no SQLite state database at {source_dir / Store.FILENAME}; name the state directory "
+                         "of the autopublish to move: autopublish db import-sqlite STATE_DIR")
     with instance_lock(source_dir), Store(source_dir, create=False) as source, Store.for_config(config) as target:
         settled = source.recover_interrupted()  # as at any start: a post in flight becomes uncertain, to be checked
         report = copy_database(source.db, target.db)
