@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,27 +26,10 @@ from tests.fakes.base import wait_until
 from tests.fakes.facebook import FakeGraph
 from tests.fakes.feed_server import Item, older_items
 from tests.fakes.wordpress import FakeWordPress
+from tests.helpers import baseline_done, free_port
 
 TOKEN = "bench-push-token-0123456789abcdef"
 COALESCE = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def baseline_done(state: Path) -> bool:
-    try:
-        db = sqlite3.connect(state / "state.db")
-        try:
-            row = db.execute("SELECT baseline_at FROM feeds").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0])
 
 
 def main() -> None:

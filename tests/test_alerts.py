@@ -47,11 +47,6 @@ SMTP_CANARY = "SMTP-CANARY-pw-5b4a3c2d"
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    return free_port()
-
-
 def _config(tmp_path: Path, site: FeedServer, *, channels: str, extra: str, settings: str = "") -> Path:
     config = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", channels=channels, extra=extra, settings=settings)
     config.write_text(config.read_text().replace('poll_interval = "5m"', 'poll_interval = "1s"'))
@@ -191,7 +186,7 @@ def _metric_posts(port: int) -> Counter[tuple[str, str]]:
 
 def test_an_alert_that_cannot_be_sent_is_logged_and_publishing_goes_on(tmp_path):
     with FeedServer(older_items(3)) as site, FakeGraph() as fake:
-        hook = f'\n[channels.hook]\nplatform = "webhook"\nurl = "http://127.0.0.1:{_closed_port()}/alerts"\nsecret = "${{WEBHOOK_SECRET}}"\n'
+        hook = f'\n[channels.hook]\nplatform = "webhook"\nurl = "http://127.0.0.1:{free_port()}/alerts"\nsecret = "${{WEBHOOK_SECRET}}"\n'
         config = _config(tmp_path, site, channels="facebook,outbox",
                          extra=FACEBOOK.format(page_id=fake.page_id, url=fake.url) + OPS + hook
                          + '\n[alerts]\nchannels = ["hook", "ops"]\n')

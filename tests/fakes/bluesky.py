@@ -219,6 +219,8 @@ class FakeBluesky(CannedReplies):
 
     def _write_to_own_repo(self, request: Request) -> tuple[dict[str, Any], Response | None]:
         """A record write's JSON body, or the refusal: it needs the account's access token and names its own repo."""
+        # lexicons com.atproto.repo.createRecord / deleteRecord: "repo: The handle or DID of the repo (aka, current account)";
+        # a PDS refuses a repo it does not host ("Could not find repo").
         refused = self._check_access(request)
         if refused:
             return {}, refused
