@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,13 @@ _UNDATED = datetime.min.replace(tzinfo=UTC)
 PER_HOST = 2  # feed fetches at once to one host (scheme://host:port), to be polite to shared hosting
 BATCH_SIZE = 50  # polls recorded per transaction
 BATCH_SECONDS = 1.0  # ... or whatever has arrived after this long
+# One feed parsed at a time: parsing is CPU work under the GIL, so pool threads parsing together only
+# contend for it (measured: the first 1,000-feed cycle about 8% faster than 16 parsing at once).
+_PARSING = threading.Lock()
+
+
+class _FeedBug(Exception):
+    """Recording one feed failed unexpectedly in a batch without savepoints: record the batch again with them."""
 
 
 @dataclass
@@ -195,7 +203,8 @@ class Intake(FeedHealth):
             fetched: FetchResult = fetch_feed(self.fetcher, feed.url, state, self.fetch_limits, clock=self.clock)
             outcome.state, outcome.link_header = fetched.state, fetched.link_header
             if fetched.body is not None:
-                outcome.parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
+                with _PARSING:
+                    outcome.parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
         except FeedError as exc:
             outcome.error = self.redact(exc.message)
         except Exception as exc:  # a bug or hostile input: fail this feed, never the cycle, the tick or the run
@@ -204,17 +213,36 @@ class Intake(FeedHealth):
         return outcome
 
     def _record_all(self, outcomes: list[_Fetched]) -> list[PollResult]:
-        """Record polls in one transaction; alerts go out after it commits."""
-        self._later = []
+        """Record polls in one transaction; alerts go out after it commits.
+
+        The batch first runs without a savepoint per feed (two statements each, about a fifth of a
+        new feed's store time). If one feed's recording fails unexpectedly, the whole batch is undone
+        and recorded again with a savepoint per feed, so that only that feed fails.
+        """
+        try:
+            return self._record_batch(outcomes, isolated=False)
+        except _FeedBug:
+            return self._record_batch(outcomes, isolated=True)
+
+    def _record_batch(self, outcomes: list[_Fetched], *, isolated: bool) -> list[PollResult]:
+        later: list[Callable[[], None]] = []
+        self._held.alerts = later
         try:
             with self.store.batch():
-                results = [self._record_one(outcome) for outcome in outcomes]
-            later = self._later
+                results = [self._record_one(outcome) if isolated else self._record_unisolated(outcome) for outcome in outcomes]
         finally:
-            self._later = None
+            self._held.alerts = None
         for notify in later:
             notify()
         return results
+
+    def _record_unisolated(self, outcome: _Fetched) -> PollResult:
+        try:
+            return self._record(outcome)
+        except StateError:
+            raise
+        except Exception as exc:  # undo the batch (see _record_all)
+            raise _FeedBug from exc
 
     def _record_one(self, outcome: _Fetched) -> PollResult:
         """Record one poll inside the batch; an unexpected error undoes only this feed's writes and fails only it."""
@@ -270,7 +298,7 @@ class Intake(FeedHealth):
                 continue
             seen_keys.update({article.key, marker})
             candidates.append((article, canonical))
-        known_keys, known_links = self.store.known_keys(feed.name, [a.key for a, _ in candidates], [c for _, c in candidates])
+        known = known_keys, known_links = self.store.known_keys(feed.name, [a.key for a, _ in candidates], [c for _, c in candidates])
         # the known ones are checked for edits; their stored versions are read in one query
         stored = {} if baseline else self.store.stored_articles(feed.name, [a.key for a, _ in candidates if a.key in known_keys])
         for article, canonical in candidates:
@@ -283,12 +311,12 @@ class Intake(FeedHealth):
         new.reverse()
         new.sort(key=lambda item: item[0].published or _UNDATED)
         if baseline:
-            return self._baseline(feed, new, now)
+            return self._baseline(feed, new, now, known)
         flood = len(new) > self.config.settings.flood_threshold
         items = [(article, canonical, self._deliveries_for(feed, article, now, flood=flood, count=len(new))) for article, canonical in new]
         queued = _count_queued(items)
         summary = msg("poll_new", count=len(new), queued=queued) if new else ""
-        self.store.record_articles(feed.name, items, summary=summary)
+        self.store.record_articles(feed.name, items, summary=summary, known=known)
         if flood:
             count, threshold = len(new), self.config.settings.flood_threshold
             self._notify(lambda: self.notifier.problem(f"flood:{feed.name}", msg("alert_flood", feed=feed.name, count=count, threshold=threshold)))
@@ -313,7 +341,7 @@ class Intake(FeedHealth):
         return first_status(article, channel, self.publishers.get(channel.name), now, feed=feed, old=too_old, flood=flood, count=count,
                             flood_threshold=self.config.settings.flood_threshold)
 
-    def _baseline(self, feed: FeedConfig, new: list[tuple[Article, str]], now: float) -> PollResult:
+    def _baseline(self, feed: FeedConfig, new: list[tuple[Article, str]], now: float, known: tuple[set[str], set[str]]) -> PollResult:
         mode = feed.first_run
         chosen: set[int] = set()
         if mode == "all":
@@ -328,7 +356,7 @@ class Intake(FeedHealth):
         ]
         queued = _count_queued(items)
         # one transaction: the articles and the baseline mark (written once, even when nodes start together)
-        self.store.record_articles(feed.name, items, baseline=msg("baseline", count=len(new), queued=queued, mode=mode))
+        self.store.record_articles(feed.name, items, baseline=msg("baseline", count=len(new), queued=queued, mode=mode), known=known)
         return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
 
 

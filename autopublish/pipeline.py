@@ -68,7 +68,7 @@ class Pipeline(Intake, Delivery, ChannelHealth, SiteHealth):
         self.poll_seconds: dict[str, float] = {}  # the last poll's duration per feed, for /metrics
         self.lanes = Lanes()  # one delivery lane per channel; a reload hands it to the new pipeline
         self.lane_errors: list[StateError] = []
-        self._later: list[Callable[[], None]] | None = None  # notifications held until a batch commits
+        self._held = threading.local()  # per thread: notifications held until its batch commits
 
     # --- start-up -----------------------------------------------------------------------
     def recover(self) -> list[int]:

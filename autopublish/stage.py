@@ -55,11 +55,12 @@ class Stage:
     poll_seconds: dict[str, float]
     lanes: Lanes
     lane_errors: list[StateError]
-    _later: list[Callable[[], None]] | None
+    _held: threading.local  # .alerts: this thread's notifications held until its batch commits
 
     def _notify(self, notify: Callable[[], None]) -> None:
-        if self._later is not None:
-            self._later.append(notify)
+        held: list[Callable[[], None]] | None = getattr(self._held, "alerts", None)
+        if held is not None:
+            held.append(notify)
         else:
             notify()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +14,7 @@ from autopublish.feeds import parse_feed
 from autopublish.feedtext import clean_line, clean_text
 from autopublish.metrics import health
 from tests.fakes.base import Response
-from tests.fakes.feed_server import FeedServer, older_items, seed_item
+from tests.fakes.feed_server import FeedServer, Item, older_items, seed_item
 from tests.helpers import run_cli, write_config
 
 GOOD = {"id": "good-1", "url": "https://example.go.id/good-1/", "title": "Berita baik", "content_text": "Isi.",
@@ -135,6 +136,40 @@ def test_an_unexpected_error_is_recorded_on_that_feed_and_never_stops_the_others
             monkeypatch.setattr("autopublish.metrics.time.time", lambda: clock[0])
             status, body = health(daemon)  # type: ignore[arg-type]
             assert status == 503 and "site" in body["reason"]
+        finally:
+            app.close()
+
+
+def test_a_bug_while_recording_one_feed_undoes_only_that_feeds_writes(tmp_path, monkeypatch):
+    """Polls are recorded in batches without a savepoint per feed; a feed whose recording fails is undone
+    (its articles were already written) and the batch recorded again, so the feeds beside it keep theirs."""
+    def items(site: str, count: int) -> list[Item]:  # each site its own links: a canonical link is known across feeds
+        return [replace(item, link=item.link.replace("jakberketahanan.", f"{site}."), guid=f"{site}-{n}") for n, item in enumerate(older_items(count))]
+
+    with FeedServer(items("site", 2)) as site, FeedServer(items("other", 2)) as other, FeedServer(items("third", 3)) as third:
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/",
+                                   extra=f'\n[feeds.other]\nurl = "{other.url}/feed/"\nchannels = ["outbox"]\n'
+                                         f'\n[feeds.third]\nurl = "{third.url}/feed/"\nchannels = ["outbox"]\n')
+        app = open_app(load_config(config_path, {}, cwd=tmp_path))
+        real_record_poll_ok = app.store.record_poll_ok
+        calls: list[str] = []
+
+        def fail_for_site(name: str, **kwargs: object) -> None:
+            calls.append(name)
+            if name == "site":
+                raise ZeroDivisionError("a bug")  # after its articles and baseline were written in this batch
+            real_record_poll_ok(name, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(app.store, "record_poll_ok", fail_for_site)
+        try:
+            results = {r.feed: r for r in app.pipeline.poll_all()}
+            assert not results["site"].ok and "unexpected error (ZeroDivisionError)" in results["site"].message
+            assert (results["other"].ok, results["other"].new, results["third"].ok, results["third"].new) == (True, 2, True, 3)
+            assert calls.count("site") == 2  # the batch without savepoints, then again with them
+            assert app.store.known_keys("site", ["site-0", "site-1"], []) == (set(), set())  # undone: no article, no baseline
+            assert app.store.feed("site").baseline_at is None  # type: ignore[union-attr]
+            assert "unexpected error (ZeroDivisionError)" in (app.store.feed("site").last_error or "")  # type: ignore[union-attr]
+            assert app.store.known_keys("third", ["third-0", "third-1", "third-2"], [])[0] == {"third-0", "third-1", "third-2"}
         finally:
             app.close()
 

@@ -96,6 +96,10 @@ class Database:
     def _joined(self) -> Connection | None:
         return getattr(self._batch, "conn", None)
 
+    def in_batch(self) -> bool:
+        """This thread has a batch() open: its reads and writes are one transaction."""
+        return self._joined() is not None
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Many writes in ONE transaction (one commit; on SQLite one fsync): every tx() and read() of

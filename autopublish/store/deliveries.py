@@ -94,13 +94,16 @@ class DeliveryStore(FeedStore):
         return article_from_json(data)
 
     def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]],
-                        summary: str | Message = "", *, baseline: str | Message | None = None) -> list[int]:
+                        summary: str | Message = "", *, baseline: str | Message | None = None,
+                        known: tuple[set[str], set[str]] | None = None) -> list[int]:
         """Store new articles and their deliveries in ONE transaction.
 
         ``items``: (article, canonical link, [(channel, status, reason), ...]). An article
         already stored (by feed+key or canonical link) is skipped, so a crash between polls,
         or two nodes, can never queue an article twice. ``baseline``: this is the feed's
-        first poll; if another node recorded it already, nothing is written.
+        first poll; if another node recorded it already, nothing is written. ``known``: what
+        known_keys returned earlier in the same batch(); on SQLite the batch has held the write
+        lock since then, so nothing can have been added and the lookup is not made twice.
         """
         created: list[int] = []
         with self.db.tx() as conn:
@@ -109,7 +112,10 @@ class DeliveryStore(FeedStore):
             if baseline is not None and not self._mark_baseline(conn, feed, baseline):
                 return []
             # one lookup for the whole list, then the ones added by this call
-            known_keys, known_links = self._known_keys(conn, feed, [item[0].key for item in items], [item[1] for item in items])
+            if known is not None and self.db.is_sqlite and self.db.in_batch():
+                known_keys, known_links = set(known[0]), set(known[1])
+            else:
+                known_keys, known_links = self._known_keys(conn, feed, [item[0].key for item in items], [item[1] for item in items])
             quiet: list[tuple[Article, str]] = []  # new articles without deliveries: inserted together, in order
             for article, canonical, deliveries in items:
                 if article.key in known_keys or (canonical and canonical in known_links):

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
+import orjson
+
 from autopublish.models import Article, DeliveryStatus
 
 PENDING = ("queued", "waiting", "held")
@@ -153,14 +155,17 @@ def article_to_json(article: Article) -> str:
     for key in ("published", "updated"):
         if data[key] is not None:
             data[key] = data[key].isoformat()
-    return _ARTICLE_ENCODER.encode(data)
-
-
-_ARTICLE_ENCODER = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(data, ensure_ascii=False) builds on every call
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate (a JSON Feed can escape one): written as an escape, as UTF-8 cannot hold it
+        return json.dumps(data)
 
 
 def article_from_json(text: str) -> Article:
-    data = json.loads(text)
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:  # an escaped lone surrogate, which orjson refuses
+        data = json.loads(text)
     for key in ("published", "updated"):
         if data.get(key):
             data[key] = datetime.fromisoformat(data[key])
