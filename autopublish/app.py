@@ -16,6 +16,7 @@ from autopublish.config import Config
 from autopublish.errors import AutopublishError, ConfigError, ConfigProblem
 from autopublish.feeds import USER_AGENT
 from autopublish.heartbeat import Heartbeat
+from autopublish.malloc import cap_arenas
 from autopublish.netguard import GuardedFetcher
 from autopublish.pipeline import Notifier, Pipeline
 from autopublish.platforms import publisher_class
@@ -89,6 +90,7 @@ def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] =
 
 
 def open_app(config: Config, *, clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> App:
+    cap_arenas()  # before the fetch pool's threads exist (see malloc.py)
     store = Store.for_config(config, clock=clock)
     pipeline, publishers = build_pipeline(config, store, clock=clock, notifier=notifier)
     return App(config, store, pipeline, publishers)

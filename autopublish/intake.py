@@ -29,6 +29,7 @@ log = logging.getLogger("autopublish.pipeline")
 _UNDATED = datetime.min.replace(tzinfo=UTC)
 PER_HOST = 2  # feed fetches at once to one host (scheme://host:port), to be polite to shared hosting
 BATCH_SIZE = 50  # polls recorded per transaction
+BATCH_BYTES = 1024 * 1024  # ... or fewer, once the parsed feeds waiting hold this much feed (their articles are in memory)
 BATCH_SECONDS = 1.0  # ... or whatever has arrived after this long
 # One feed parsed at a time: parsing is CPU work under the GIL, so pool threads parsing together only
 # contend for it (measured: the first 1,000-feed cycle about 8% faster than 16 parsing at once).
@@ -61,6 +62,7 @@ class _Fetched:
     link_header: str = ""
     error: str = ""
     seconds: float = 0.0
+    size: int = 0  # bytes of feed parsed
 
 
 def channel_filter_reason(article: Article, channel: ChannelConfig, now: float) -> Message | None:
@@ -165,6 +167,7 @@ class Intake(FeedHealth):
         in_flight: dict[Future[_Fetched], str] = {}
         results: list[PollResult] = []
         ready: list[_Fetched] = []
+        ready_bytes = 0
         first_ready = 0.0
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="fetch") as pool:
             while pending or in_flight:
@@ -187,9 +190,11 @@ class Intake(FeedHealth):
                     if not ready:
                         first_ready = time.monotonic()
                     ready.append(future.result())
-                if ready and (len(ready) >= BATCH_SIZE or not in_flight or time.monotonic() - first_ready >= BATCH_SECONDS):
+                    ready_bytes += ready[-1].size
+                full = len(ready) >= BATCH_SIZE or ready_bytes >= BATCH_BYTES
+                if ready and (full or not in_flight or time.monotonic() - first_ready >= BATCH_SECONDS):
                     results.extend(self._record_all(ready))
-                    ready = []
+                    ready, ready_bytes = [], 0
         if ready:
             results.extend(self._record_all(ready))
         return results
@@ -203,6 +208,7 @@ class Intake(FeedHealth):
             fetched: FetchResult = fetch_feed(self.fetcher, feed.url, state, self.fetch_limits, clock=self.clock)
             outcome.state, outcome.link_header = fetched.state, fetched.link_header
             if fetched.body is not None:
+                outcome.size = len(fetched.body)
                 with _PARSING:
                     outcome.parsed = parse_feed(fetched.body, feed=feed.name, content_type=fetched.content_type, url=fetched.url)
         except FeedError as exc:

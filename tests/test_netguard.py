@@ -444,6 +444,21 @@ def test_several_fetches_reuse_one_kept_alive_connection():
     assert server.connections == 1
 
 
+def test_an_idle_pooled_connection_lets_go_of_its_last_response():
+    """http.client keeps a connection's last response (its headers) until the next request: with 1,000 feed
+    hosts that is 1,000 responses held between polls. A connection back in its pool holds none, and is reused."""
+    with CountingServer() as server:
+        fetcher = GuardedFetcher()
+        url = f"http://127.0.0.1:{server.port}/feed/"
+        assert _get(fetcher, url, url) == (200, b"<rss>ok</rss>")
+        [pool] = fetcher.pools._pools.values()
+        idle = [conn for conn in pool.pool._items if conn is not None]  # type: ignore[union-attr]
+        assert len(idle) == 1 and getattr(idle[0], "_HTTPConnection__response", "missing") is None
+        assert _get(fetcher, url, url) == (200, b"<rss>ok</rss>")
+        fetcher.close()
+    assert server.connections == 1
+
+
 def test_a_half_read_body_closes_its_connection_instead_of_pooling_it():
     with CountingServer(body=b"x" * 200_000) as server:
         fetcher = GuardedFetcher()
