@@ -77,6 +77,7 @@ class DiscordPublisher(Publisher[DiscordOptions]):
     idempotent: ClassVar[bool] = False  # Execute Webhook has no idempotency key or nonce
     can_read_back: ClassVar[bool] = False  # webhooks cannot list messages; an uncertain delivery has no id
     default_template = "{title}\n{link}"  # the embed carries the summary and the image
+    rate_limit_wait: ClassVar[float] = DEFAULT_RETRY_AFTER  # a 429 with no retry_after, Retry-After or Reset-After
 
     def __init__(self, channel: str, options: DiscordOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
@@ -229,21 +230,16 @@ class DiscordPublisher(Publisher[DiscordOptions]):
         )
 
     def _rate_limited(self, response: requests.Response, body: dict[str, Any]) -> RateLimitedError:
+        """Discord's wait: the body's float ``retry_after``, else Retry-After, else X-RateLimit-Reset-After."""
         value = body.get("retry_after")
         seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         if seconds is None:
             seconds = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
         if seconds is None:
             seconds = parse_retry_after(response.headers.get("X-RateLimit-Reset-After"), self.env.now())
-        if seconds is None or seconds <= 0:
-            seconds = DEFAULT_RETRY_AFTER
-        scope = "all of Discord" if body.get("global") else "this webhook"
-        return self.error(
-            RateLimitedError,
-            f"Discord asked us to slow down on {scope}; will try again in {seconds:.0f} seconds",
-            retry_after=seconds,
-            code=429,
-        )
+        scope = "a global rate limit" if body.get("global") else "this webhook's rate limit"
+        return self.rate_limited(response, what="Discord", wait=seconds, code=429,
+                                 detail=f"{scope}: {body.get('message') or 'HTTP 429'}")
 
     def _url_name(self) -> str:
         return self.options.webhook_url.env_name or "DISCORD_WEBHOOK_URL"

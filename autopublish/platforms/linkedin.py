@@ -30,7 +30,7 @@ from pydantic import field_validator
 
 from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, json_object, link_key, parse_retry_after
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, json_object, link_key
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
     idempotent: ClassVar[bool] = False
     can_read_back: ClassVar[bool] = True
     default_template = "{title}\n\n{summary}\n\n{hashtags}"
-
+    rate_limit_wait: ClassVar[float] = DEFAULT_RATE_LIMIT_WAIT  # a 429 without Retry-After (daily throttles)
 
     @property
     def version(self) -> str:
@@ -302,15 +302,8 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
         }
         token = self.options.access_token.env_name or "the channel's LinkedIn token"
         resume = f"autopublish resume {self.channel}"
-        if status == 429:
-            wait = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
-            return self.error(
-                RateLimitedError,
-                "LinkedIn says the app or member reached its daily limit of calls; will try again later",
-                retry_after=wait if wait and wait > 0 else DEFAULT_RATE_LIMIT_WAIT,
-                code=status,
-                detail=message,
-            )
+        if status == 429:  # a daily app or member throttle: Retry-After if sent, else an hour
+            return self.rate_limited(response, what=what, code=status, detail=message or "daily limit of calls reached")
         if status == 401:
             return self.error(
                 AuthError,
@@ -347,7 +340,7 @@ class LinkedInPublisher(Publisher[LinkedInOptions]):
                 code="DUPLICATE_POST",
                 detail=existing.group(0) if existing else message,
             )
-        if status >= 500:
+        if status >= 500 or status == 408:
             return None
         if status == 404:
             return self.error(PermanentError, f"{what} answered HTTP 404; check api_base and organization in the channel's config", code=status, detail=message)

@@ -55,7 +55,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import AliasChoices, Field, field_validator
 
-from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import AuthError, CannotCheckError, PermanentError, PublishError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import (
     URL_PATTERN,
@@ -64,7 +64,6 @@ from autopublish.platforms.base import (
     Publisher,
     count_graphemes,
     link_key,
-    parse_retry_after,
     seconds_until_iso,
 )
 from autopublish.secrets import SecretRef
@@ -141,6 +140,7 @@ class MastodonPublisher(Publisher[MastodonOptions]):
     can_read_back: ClassVar[bool] = True
     idempotency_window: ClassVar[float | None] = 3600.0  # methods/statuses.md: keys are kept for 1 hour
     default_template = "{title}\n\n{summary}\n\n{link}\n\n{hashtags}"
+    rate_limit_wait: ClassVar[float] = DEFAULT_RATE_LIMIT_WAIT  # a 429 without X-RateLimit-Reset or Retry-After
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -446,40 +446,20 @@ class MastodonPublisher(Publisher[MastodonOptions]):
         """
         return self.classify(response, writes=creating, what=f"Mastodon ({self.host})", detail=_error_text(response))
 
-    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
-        """Mastodon's own answers: token and scope problems, its rate-limit reset, validation (422)."""
-        status, text, creating = response.status_code, detail, writes
+    def auth_fix(self) -> str:
+        """After a 401 (a revoked or mistyped token) or 403 (a missing scope, a disabled account)."""
         token_name = self.options.access_token.env_name or "MASTODON_TOKEN"
-        fix = f"put it in .env as {token_name} and run: autopublish resume {self.channel}"
-        if status == 401:
-            return self.error(
-                AuthError,
-                f"Mastodon ({self.host}) says the access token is invalid or was revoked; create a new token "
-                f"(Preferences > Development) with write:statuses, write:media and read:statuses, {fix}",
-                code=status,
-                detail=text,
-            )
-        if status == 403:
-            return self.error(
-                AuthError,
-                f"Mastodon ({self.host}) refused the request: the token lacks a permission or the account is disabled; "
-                f"create a token with write:statuses, write:media and read:statuses, {fix}",
-                code=status,
-                detail=text,
-            )
-        if status == 429:
-            now = self.env.now()
-            wait = seconds_until_iso(response.headers.get("X-RateLimit-Reset"), now)
-            if not wait:
-                wait = parse_retry_after(response.headers.get("Retry-After"), now)
-            return self.error(
-                RateLimitedError,
-                f"Mastodon ({self.host}) asked us to slow down; will try again later",
-                retry_after=wait if wait and wait > 0 else DEFAULT_RATE_LIMIT_WAIT,
-                code=status,
-                detail=text,
-            )
-        if status >= 500 or status == 408:
+        return (f"the token may be invalid, revoked or lack a permission, or the account be disabled; create a new token "
+                f"(Preferences > Development) with write:statuses, write:media and read:statuses, put it in .env as "
+                f"{token_name} and run: autopublish resume {self.channel}")
+
+    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
+        """Mastodon's own answers: its rate-limit reset, validation (422), an unknown account; 401/403 take ``auth_fix``."""
+        status, text, creating = response.status_code, detail, writes
+        if status == 429:  # api/rate-limits.md: X-RateLimit-Reset is an ISO 8601 time
+            wait = seconds_until_iso(response.headers.get("X-RateLimit-Reset"), self.env.now())
+            return self.rate_limited(response, what=what, wait=wait or None, code=status, detail=text)  # else Retry-After, else 5 minutes
+        if status in (401, 403) or status >= 500 or status == 408:
             return None
         if status == 422:
             return self.error(PermanentError, f"Mastodon ({self.host}) refused the post: {text or 'validation failed'}", code=status, detail=text)

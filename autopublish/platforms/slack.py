@@ -27,9 +27,9 @@ from typing import Any, ClassVar, NoReturn
 import requests
 from pydantic import ConfigDict, field_validator, model_validator
 
-from autopublish.errors import AuthError, PermanentError, PublishError, RateLimitedError, UncertainError
+from autopublish.errors import AuthError, PermanentError, PublishError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16, parse_retry_after
+from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, count_utf16
 from autopublish.secrets import Secret, SecretRef
 
 log = logging.getLogger(__name__)
@@ -207,23 +207,16 @@ class SlackPublisher(Publisher[SlackOptions]):
         self._raise_for(response, body, writes=False)
 
     # --- errors -------------------------------------------------------------------
+    rate_limit_wait: ClassVar[float] = DEFAULT_RETRY_AFTER  # a 429 without Retry-After
+
     def _raise_for(self, response: requests.Response, body: str, *, writes: bool) -> NoReturn:
         raise self.classify(response, writes=writes, what="Slack", detail=body, code=body or response.status_code)
 
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
         """Slack's own answers: its plain-text error words, a removed webhook (404/410)."""
         status, body = response.status_code, detail
-        if status == 429:
-            seconds = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
-            if seconds is None or seconds <= 0:
-                seconds = DEFAULT_RETRY_AFTER
-            return self.error(
-                RateLimitedError,
-                f"Slack asked us to slow down; will try again in {seconds:.0f} seconds",
-                retry_after=seconds,
-                code=429,
-                detail=body[:100],
-            )
+        if status == 429 or body == "ratelimited":  # the Web API's ok:false "ratelimited" too
+            return self.rate_limited(response, what=what, code=429, detail=body[:100])  # Retry-After, else 30 s
         problem = _AUTH_PROBLEMS.get(body)
         if problem or status in (401, 403, 404, 410):
             problem = problem or f"the webhook was refused (HTTP {status})"

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import ConfigDict, Field, field_validator
 
-from autopublish.errors import PermanentError, PublishError, RateLimitedError
+from autopublish.errors import PermanentError, PublishError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
 from autopublish.platforms.base import PlatformOptions, Publisher, PublisherEnv, parse_retry_after
 from autopublish.secrets import Secret, SecretRef
@@ -104,6 +104,7 @@ class WebhookPublisher(Publisher[WebhookOptions]):
     idempotent: ClassVar[bool] = False  # only the receiver can drop repeats; we cannot know it does
     can_read_back: ClassVar[bool] = False
     default_template = "{title}\n\n{summary}\n\n{link}"
+    rate_limit_wait: ClassVar[float] = DEFAULT_RETRY_AFTER  # a 429 without Retry-After
 
     def __init__(self, channel: str, options: WebhookOptions, env: PublisherEnv) -> None:
         super().__init__(channel, options, env)
@@ -208,16 +209,8 @@ class WebhookPublisher(Publisher[WebhookOptions]):
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
         """A 503 with Retry-After is a rate limit (RFC 9110 section 10.2.3); a redirect is a config mistake."""
         status = response.status_code
-        retry = parse_retry_after(response.headers.get("Retry-After"), self.env.now())
-        if status == 429 or (status == 503 and retry is not None):
-            seconds = retry if retry else DEFAULT_RETRY_AFTER
-            return self.error(
-                RateLimitedError,
-                f"{what} asked us to wait (HTTP {status}); will try again in {seconds:.0f} seconds",
-                retry_after=seconds,
-                code=status,
-                detail=detail,
-            )
+        if status == 429 or (status == 503 and parse_retry_after(response.headers.get("Retry-After"), self.env.now()) is not None):
+            return self.rate_limited(response, what=what, code=status, detail=detail)  # Retry-After, else a minute
         if 300 <= status < 400:
             return self.error(
                 PermanentError,

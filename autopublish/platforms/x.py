@@ -90,6 +90,7 @@ class XPublisher(Publisher[XOptions]):
     idempotent: ClassVar[bool] = False
     can_read_back: ClassVar[bool] = True
     default_template = "{title}\n\n{link}\n\n{hashtags}"
+    rate_limit_wait: ClassVar[float] = DEFAULT_RATE_LIMIT_WAIT  # a 429 without a usable x-rate-limit-reset
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -253,8 +254,13 @@ class XPublisher(Publisher[XOptions]):
         problem = json_object(response)
         return self.classify(response, writes=writes, what=what, detail=str(problem.get("detail") or problem.get("title") or ""))
 
+    def auth_fix(self) -> str:
+        """After a 401: the keys or access token were revoked or regenerated."""
+        return ("the keys or access token were revoked or regenerated; create new ones in the X developer portal, put them in .env as "
+                f"{self._env_names()} and run: autopublish resume {self.channel}")
+
     def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
-        """X's own codes: rate windows and day caps, credits, duplicates, app permissions."""
+        """X's own codes: rate windows and day caps, credits, duplicates, app permissions (401 takes ``auth_fix``)."""
         status = response.status_code
         problem = json_object(response)
         kind = str(problem.get("type") or "")
@@ -265,20 +271,9 @@ class XPublisher(Publisher[XOptions]):
             if day_reset is not None:  # a 24-hour cap, not the 15-minute window
                 wait = max(wait or 0.0, day_reset - self.env.now().timestamp())
                 self._post_blocked_until = max(self._post_blocked_until, day_reset) if writes else self._post_blocked_until
-            if kind.endswith("/usage-capped"):
-                message = "X says the app's monthly usage cap is reached; posts wait until the cap resets"
-            else:
-                message = "X says too many requests; will try again after the rate-limit window resets"
-            return self.error(RateLimitedError, message, retry_after=wait if wait and wait > 0 else DEFAULT_RATE_LIMIT_WAIT, code=status, detail=detail)
-        if status == 401:
-            return self.error(
-                AuthError,
-                "X rejected the app's credentials (the keys or access token were revoked or regenerated); "
-                "create new ones in the X developer portal, put them in .env as "
-                f"{self._env_names()} and run: {resume}",
-                code=status,
-                detail=detail,
-            )
+            capped = kind.endswith("/usage-capped")  # the monthly usage cap, not a short window
+            return self.rate_limited(response, what=f"{what} (monthly usage cap reached)" if capped else what,
+                                     wait=wait or 0.0, code=status, detail=detail)  # 0: X's 15-minute window
         if status == 402 or kind.endswith("/credits") or problem.get("title") == "CreditsDepleted":
             return self.error(
                 AuthError,
