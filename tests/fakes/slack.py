@@ -168,9 +168,14 @@ class SlackFake(FakeServer):
                 return "invalid_blocks"
         return ""
 
+    retry_after = "30"  # seconds in a 429's Retry-After
+
     def error_response(self, kind: str, request: Request) -> Response:
+        if kind == "rate_limit" and request.path.startswith("/api/"):
+            # docs.slack.dev/apis/web-api/rate-limits: HTTP 429 with Retry-After, error "ratelimited"
+            return Response.json_body(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": self.retry_after})
         if kind == "rate_limit":
-            return _text(429, "rate_limited", {"Retry-After": "30"})
+            return _text(429, "rate_limited", {"Retry-After": self.retry_after})
         if kind == "auth":
             return _text(404, "no_service")
         if kind == "bad_request":

@@ -146,6 +146,37 @@ def test_rate_limit_from_header_when_the_body_is_not_json(platform_fake, tmp_pat
     assert info.value.retry_after == 9
 
 
+class _ResetAfterOnly(DiscordFake):
+    """A 429 whose wait is only in X-RateLimit-Reset-After (docs: topics/rate-limits, "Header Format")."""
+
+    def error_response(self, kind: str, request: Request) -> Response:
+        if kind == "rate_limit":
+            return Response(429, b"<html>slow down</html>", {"X-RateLimit-Reset-After": "4.25", "X-RateLimit-Global": "true"})
+        return super().error_response(kind, request)
+
+
+def test_rate_limit_from_reset_after_when_nothing_else_says(platform_fake, tmp_path):
+    fake = platform_fake(_ResetAfterOnly())
+    info = publish_under_fault(make(fake, tmp_path), fake, "rate_limit", RateLimitedError)  # type: ignore[arg-type]
+    assert info.value.retry_after == 4.25 and info.value.code == 429
+    assert info.value.message == "Discord asked us to slow down; will try again in 4 seconds"
+
+
+class _GlobalLimit(DiscordFake):
+    def error_response(self, kind: str, request: Request) -> Response:
+        if kind == "rate_limit":  # docs: topics/rate-limits, "Global Rate Limit" (body global: true)
+            body = {"message": "You are being rate limited.", "retry_after": 64.57, "global": True}
+            return Response.json_body(429, body, {"Retry-After": "65", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"})
+        return super().error_response(kind, request)
+
+
+def test_global_rate_limit_waits_the_body_float_and_says_global(platform_fake, tmp_path):
+    fake = platform_fake(_GlobalLimit())
+    info = publish_under_fault(make(fake, tmp_path), fake, "rate_limit", RateLimitedError)  # type: ignore[arg-type]
+    assert info.value.retry_after == 64.57  # the body's float, not the rounded Retry-After
+    assert "global" in info.value.detail and "65 seconds" in info.value.message
+
+
 def test_invalid_form_body_names_the_field(fake, tmp_path):
     info = publish_under_fault(make(fake, tmp_path), fake, "bad_request", PermanentError)
     assert not isinstance(info.value, AuthError)

@@ -239,6 +239,22 @@ def test_rate_limit_without_headers_still_says_when(fake, tmp_path):
     assert info.value.retry_after == 300
 
 
+def test_rate_limit_waits_for_the_iso_reset_before_retry_after(fake, tmp_path):
+    # api/rate-limits.md: X-RateLimit-Reset is an ISO 8601 time; it is Mastodon's own wait
+    fake.reply_next(Response.json_body(429, {"error": "Too many requests"}, {"X-RateLimit-Reset": _iso_in(240), "Retry-After": "30"}))
+    with pytest.raises(RateLimitedError) as info:
+        make(fake.url, tmp_path).publish(sample_post())
+    assert info.value.retry_after == pytest.approx(240, abs=1) and info.value.code == 429
+    assert "asked us to slow down; will try again in about 4 minutes" in info.value.message
+
+
+def test_rate_limit_with_a_passed_reset_falls_back_to_retry_after(fake, tmp_path):
+    fake.reply_next(Response.json_body(429, {"error": "Too many requests"}, {"X-RateLimit-Reset": _iso_in(-10), "Retry-After": "30"}))
+    with pytest.raises(RateLimitedError) as info:
+        make(fake.url, tmp_path).publish(sample_post())
+    assert info.value.retry_after == 30
+
+
 def test_media_rate_limit_stops_before_posting(fake, tmp_path):
     fake.reply_next(Response.json_body(429, {"error": "Too many requests"}, {"X-RateLimit-Reset": _iso_in(60)}), when=lambda r: r.path == "/api/v2/media")
     with pytest.raises(RateLimitedError):

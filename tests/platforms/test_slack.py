@@ -133,6 +133,37 @@ def test_rate_limit_and_server_error(fake, tmp_path):
     assert perm.value.code == "invalid_payload" and not isinstance(perm.value, AuthError)
 
 
+def test_rate_limit_waits_for_retry_after(fake, tmp_path):
+    fake.retry_after = "12"
+    info = publish_under_fault(make(fake, tmp_path), fake, "rate_limit", RateLimitedError)
+    assert info.value.retry_after == 12 and info.value.code == 429
+    assert info.value.message == "Slack asked us to slow down; will try again in 12 seconds"
+    assert fake.messages == []
+
+
+class _NoRetryAfter(SlackFake):
+    def error_response(self, kind: str, request: Request) -> Response:
+        if kind == "rate_limit":
+            return Response(429, b"rate_limited", {"Content-Type": "text/plain"})
+        return super().error_response(kind, request)
+
+
+def test_rate_limit_without_retry_after_waits_30_seconds(platform_fake, tmp_path):
+    fake = platform_fake(_NoRetryAfter())
+    info = publish_under_fault(make(fake, tmp_path), fake, "rate_limit", RateLimitedError)  # type: ignore[arg-type]
+    assert info.value.retry_after == 30
+
+
+def test_bot_token_rate_limit_waits_for_retry_after(fake, tmp_path):
+    fake.retry_after = "45"
+    keys = {"bot_token": "${SLACK_BOT_TOKEN}", "channel_id": fake.channel_id, "api_base": fake.url}
+    publisher = make_publisher(SlackPublisher, keys, tmp_path, env={"SLACK_BOT_TOKEN": fake.bot_token}, channel="team")
+    fake.script("rate_limit", when=lambda r: r.path == "/api/chat.postMessage")
+    with pytest.raises(RateLimitedError) as info:
+        publisher.publish(sample_post())
+    assert info.value.retry_after == 45 and info.value.code == 429 and fake.messages == []
+
+
 class _OddSuccess(SlackFake):
     def error_response(self, kind: str, request: Request) -> Response:
         if kind == "server_error":
