@@ -25,7 +25,7 @@ from autopublish.push import xmlrpc
 from autopublish.push.service import PushService
 from autopublish.push.status import push_status
 from autopublish.push.trigger import PollTrigger
-from autopublish.push.websub import UPKEEP_TASK, callback_url
+from autopublish.push.websub import UPKEEP_LEASE, UPKEEP_TASK, WebSub, callback_url
 from autopublish.scheduler import Daemon
 from autopublish.store import Store
 from tests.fakes.base import FakeServer, Request, Response, wait_until
@@ -300,6 +300,47 @@ def test_one_node_at_a_time_keeps_the_websub_subscriptions(tmp_path):
                 assert len(hub.accepted) == 1  # kept, not asked again
             finally:
                 other.close()
+
+
+def _upkeep_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_seconds: float) -> list[tuple[str, bool]]:
+    """One upkeep pass over four feeds whose hubs each take ``hub_seconds``: (feed, could another node
+    take the upkeep lease right after its hub answered) per hub asked."""
+    feeds = "".join(f'\n[feeds.f{n}]\nurl = "https://site{n}.example.org/feed/"\nchannels = ["outbox"]\n' for n in range(3))
+    config_path = _push_config(tmp_path, "https://site.example.org/feed/", free_port(), public=True)
+    config_path.write_text(config_path.read_text() + feeds)
+    config = load_config(config_path, {"AUTOPUBLISH_PUSH_TOKEN": TOKEN}, cwd=tmp_path)
+    now = [1_800_000_000.0]
+    store, other = Store(config.state_dir, clock=lambda: now[0]), Store(config.state_dir, clock=lambda: now[0])
+    try:
+        for name in config.feeds:
+            store.record_feed_links(name, home="", hub=f"https://hub.example.org/{name}", self_url="")
+        websub = WebSub(lambda: store, lambda: config, clock=lambda: now[0])
+        asked: list[tuple[str, bool]] = []
+
+        def slow_hub(row, mode, *, lease=None):  # type: ignore[no-untyped-def]
+            now[0] += hub_seconds
+            taken = other.lease_task(UPKEEP_TASK, UPKEEP_LEASE)
+            asked.append((row.feed, taken))
+            return None
+
+        monkeypatch.setattr(websub, "_send", slow_hub)
+        websub.maintain()
+        return asked
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_long_upkeep_pass_renews_its_lease_so_no_other_node_starts_one(tmp_path, monkeypatch):
+    """Each hub request renews the upkeep lease: a pass longer than the lease (many slow hubs) never
+    lets another node start its own pass halfway, which would ask the same hubs at once."""
+    asked = _upkeep_pass(tmp_path, monkeypatch, hub_seconds=0.4 * UPKEEP_LEASE)  # four hubs: 1.6 leases
+    assert asked == [("site", False), ("f0", False), ("f1", False), ("f2", False)]
+
+
+def test_an_upkeep_pass_whose_lease_was_taken_over_stops(tmp_path, monkeypatch):
+    asked = _upkeep_pass(tmp_path, monkeypatch, hub_seconds=UPKEEP_LEASE + 1)  # one hub outlasts the lease: the other node takes it
+    assert asked == [("site", True)]  # and this pass asks no further hub
 
 
 def test_websub_hub_failing_or_denying_falls_back_to_polling(tmp_path):
