@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from autopublish.app import build_pipeline, open_app
-from autopublish.config import load_config
+from autopublish.config import Config, load_config
 from autopublish.errors import ConfigError
 from autopublish.push import xmlrpc
 from autopublish.push.service import PushService
@@ -300,6 +300,74 @@ def test_one_node_at_a_time_keeps_the_websub_subscriptions(tmp_path):
                 assert len(hub.accepted) == 1  # kept, not asked again
             finally:
                 other.close()
+
+
+def _poll_hook(port: int) -> int | None:
+    """POST /poll/site with the token: 202 while a listener answers on ``port``, None when nothing listens."""
+    try:
+        return requests.post(f"http://127.0.0.1:{port}/poll/site", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2).status_code
+    except requests.ConnectionError:
+        return None
+
+
+def test_a_reload_moves_the_push_listener_and_applies_the_new_coalescing(tmp_path, caplog):
+    first, second = free_port(), free_port()
+    with FakeWordPress(older_items(2)) as site:
+        config = _push_config(tmp_path, site.feed_url, first)
+        text = config.read_text()
+
+        def edited(listen: str | None, coalesce: str = "1s") -> Config:
+            changed = text.replace(f'listen = "127.0.0.1:{first}"', f'listen = "{listen}"' if listen else "").replace('coalesce = "1s"',
+                                                                                                                     f'coalesce = "{coalesce}"')
+            config.write_text(changed)
+            return load_config(config, {"AUTOPUBLISH_PUSH_TOKEN": TOKEN})
+
+        with _Running(config) as running:
+            assert _poll_hook(first) == 202
+            running.service.apply(edited(f"127.0.0.1:{second}", coalesce="7s"))
+            assert _poll_hook(second) == 202 and _poll_hook(first) is None
+            assert running.service.trigger.gap == 7.0
+
+            # An address that cannot be bound keeps the listener where it was, and says why.
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                running.service.apply(edited(f"127.0.0.1:{taken.getsockname()[1]}"))
+                assert _poll_hook(second) == 202
+                assert f"push stays on 127.0.0.1:{second}" in caplog.text
+
+            running.service.apply(edited(None))
+            assert _poll_hook(second) is None
+
+
+def test_the_daemon_starts_moves_and_stops_its_push_listener_on_reload(tmp_path):
+    """The real daemon: [push] listen added, changed and removed in the config while it runs."""
+    first, second = free_port(), free_port()
+    with FakeWordPress(older_items(2)) as site:
+        config = _push_config(tmp_path, site.feed_url, first)
+        with_push = config.read_text()
+        without = with_push[:with_push.index("[push]")]
+        config.write_text(without)
+        log = tmp_path / "daemon.log"
+        daemon = autopublish_process(config, "run", output=log)
+        try:
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20)
+            assert _poll_hook(first) is None
+            config.write_text(with_push)
+            assert wait_until(lambda: _poll_hook(first) == 202, timeout=20)
+            config.write_text(with_push.replace(f"127.0.0.1:{first}", f"127.0.0.1:{second}"))
+            assert wait_until(lambda: _poll_hook(second) == 202 and _poll_hook(first) is None, timeout=20)
+            config.write_text(without)
+            assert wait_until(lambda: _poll_hook(second) is None, timeout=20)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=60)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                print(log.read_text(errors="replace")[-3000:])
+        assert daemon.returncode == 0
 
 
 def _upkeep_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_seconds: float) -> list[tuple[str, bool]]:
