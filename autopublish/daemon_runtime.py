@@ -17,6 +17,7 @@ from autopublish.secrets import Redactor
 if TYPE_CHECKING:
     from autopublish.app import App
     from autopublish.pipeline import Pipeline
+    from autopublish.push.service import PushService
 
 ConfigLoader = Callable[[], Config]  # reads the config file again (with the environment read again); ConfigError if invalid
 
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 class Reloader:
     """Re-reads the config on SIGHUP or when the file changes; keeps the old one if the new one is invalid."""
 
-    def __init__(self, app: App, load_config: ConfigLoader, redactor: Redactor) -> None:
+    def __init__(self, app: App, load_config: ConfigLoader, redactor: Redactor,
+                 on_reload: Callable[[Config], None] | None = None) -> None:
         self.load_config = load_config
         self.redactor = redactor
+        self.on_reload = on_reload  # what else follows the config (the push listener)
         self.app = app
         self.path: Path = app.config.path
         self.mtime = self._mtime()
@@ -65,11 +68,11 @@ class Reloader:
             if config.database != self.app.config.database:
                 log.error("The database setting cannot change while running; restart autopublish to use the new one")
                 return None
-            if (config.push.listen, config.push.coalesce) != (self.app.config.push.listen, self.app.config.push.coalesce):
-                log.warning("[push] listen and coalesce apply at the next restart; the other [push] keys apply now")
             self.redactor.add(config.secret_values())
             pipeline, publishers = build_pipeline(config, self.app.store)
             self.app.config, self.app.pipeline, self.app.publishers = config, pipeline, publishers
+            if self.on_reload is not None:
+                self.on_reload(config)
             self.app.store.log_event("config_reloaded", msg("config_reloaded"))
             pipeline.notifier.resolved("config", "The config is valid again and was applied")
             log.info("Config reloaded: %d feed(s), %d channel(s)", len(config.feeds), len(config.channels))
@@ -78,17 +81,23 @@ class Reloader:
 
 def run_daemon(app: App, load_config: ConfigLoader, redactor: Redactor) -> None:
     """Run until stopped; ``load_config`` is used on reloads, ``redactor`` learns the secrets of each new config."""
-    daemon = Daemon(app.pipeline, reloader=Reloader(app, load_config, redactor))
+    push: PushService | None = None
+
+    def follow(config: Config) -> None:  # a reload: the push listener moves, starts or stops with [push] listen
+        nonlocal push
+        if push is None and config.push.listen:
+            push = _push_service(daemon)
+        if push is not None:
+            push.apply(config)  # the new config itself: the daemon switches to it only after this
+
+    daemon = Daemon(app.pipeline, reloader=Reloader(app, load_config, redactor, on_reload=follow))
     metrics_server = None
     if app.config.daemon.metrics:
         from autopublish.metrics import start_metrics_server
 
         metrics_server = start_metrics_server(app.config.daemon.metrics, lambda: daemon)
-    push = None
     if app.config.push.listen:
-        from autopublish.push.service import PushService
-
-        push = PushService(lambda: daemon.pipeline.config, lambda: daemon.pipeline.store, daemon.poll_now)
+        push = _push_service(daemon)
         push.start()
     try:
         daemon.run()
@@ -97,3 +106,9 @@ def run_daemon(app: App, load_config: ConfigLoader, redactor: Redactor) -> None:
             push.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
+
+
+def _push_service(daemon: Daemon) -> PushService:
+    from autopublish.push.service import PushService  # loaded only when push is on
+
+    return PushService(lambda: daemon.pipeline.config, lambda: daemon.pipeline.store, daemon.poll_now)

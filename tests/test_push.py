@@ -19,13 +19,13 @@ import pytest
 import requests
 
 from autopublish.app import build_pipeline, open_app
-from autopublish.config import load_config
+from autopublish.config import Config, load_config
 from autopublish.errors import ConfigError
 from autopublish.push import xmlrpc
 from autopublish.push.service import PushService
 from autopublish.push.status import push_status
 from autopublish.push.trigger import PollTrigger
-from autopublish.push.websub import UPKEEP_TASK, callback_url
+from autopublish.push.websub import UPKEEP_LEASE, UPKEEP_TASK, WebSub, callback_url
 from autopublish.scheduler import Daemon
 from autopublish.store import Store
 from tests.fakes.base import FakeServer, Request, Response, wait_until
@@ -300,6 +300,115 @@ def test_one_node_at_a_time_keeps_the_websub_subscriptions(tmp_path):
                 assert len(hub.accepted) == 1  # kept, not asked again
             finally:
                 other.close()
+
+
+def _poll_hook(port: int) -> int | None:
+    """POST /poll/site with the token: 202 while a listener answers on ``port``, None when nothing listens."""
+    try:
+        return requests.post(f"http://127.0.0.1:{port}/poll/site", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2).status_code
+    except requests.ConnectionError:
+        return None
+
+
+def test_a_reload_moves_the_push_listener_and_applies_the_new_coalescing(tmp_path, caplog):
+    first, second = free_port(), free_port()
+    with FakeWordPress(older_items(2)) as site:
+        config = _push_config(tmp_path, site.feed_url, first)
+        text = config.read_text()
+
+        def edited(listen: str | None, coalesce: str = "1s") -> Config:
+            changed = text.replace(f'listen = "127.0.0.1:{first}"', f'listen = "{listen}"' if listen else "").replace('coalesce = "1s"',
+                                                                                                                     f'coalesce = "{coalesce}"')
+            config.write_text(changed)
+            return load_config(config, {"AUTOPUBLISH_PUSH_TOKEN": TOKEN})
+
+        with _Running(config) as running:
+            assert _poll_hook(first) == 202
+            running.service.apply(edited(f"127.0.0.1:{second}", coalesce="7s"))
+            assert _poll_hook(second) == 202 and _poll_hook(first) is None
+            assert running.service.trigger.gap == 7.0
+
+            # An address that cannot be bound keeps the listener where it was, and says why.
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                running.service.apply(edited(f"127.0.0.1:{taken.getsockname()[1]}"))
+                assert _poll_hook(second) == 202
+                assert f"push stays on 127.0.0.1:{second}" in caplog.text
+
+            running.service.apply(edited(None))
+            assert _poll_hook(second) is None
+
+
+def test_the_daemon_starts_moves_and_stops_its_push_listener_on_reload(tmp_path):
+    """The real daemon: [push] listen added, changed and removed in the config while it runs."""
+    first, second = free_port(), free_port()
+    with FakeWordPress(older_items(2)) as site:
+        config = _push_config(tmp_path, site.feed_url, first)
+        with_push = config.read_text()
+        without = with_push[:with_push.index("[push]")]
+        config.write_text(without)
+        log = tmp_path / "daemon.log"
+        daemon = autopublish_process(config, "run", output=log)
+        try:
+            assert wait_until(lambda: baseline_done(tmp_path / "queue"), timeout=20)
+            assert _poll_hook(first) is None
+            config.write_text(with_push)
+            assert wait_until(lambda: _poll_hook(first) == 202, timeout=20)
+            config.write_text(with_push.replace(f"127.0.0.1:{first}", f"127.0.0.1:{second}"))
+            assert wait_until(lambda: _poll_hook(second) == 202 and _poll_hook(first) is None, timeout=20)
+            config.write_text(without)
+            assert wait_until(lambda: _poll_hook(second) is None, timeout=20)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=60)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                print(log.read_text(errors="replace")[-3000:])
+        assert daemon.returncode == 0
+
+
+def _upkeep_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_seconds: float) -> list[tuple[str, bool]]:
+    """One upkeep pass over four feeds whose hubs each take ``hub_seconds``: (feed, could another node
+    take the upkeep lease right after its hub answered) per hub asked."""
+    feeds = "".join(f'\n[feeds.f{n}]\nurl = "https://site{n}.example.org/feed/"\nchannels = ["outbox"]\n' for n in range(3))
+    config_path = _push_config(tmp_path, "https://site.example.org/feed/", free_port(), public=True)
+    config_path.write_text(config_path.read_text() + feeds)
+    config = load_config(config_path, {"AUTOPUBLISH_PUSH_TOKEN": TOKEN}, cwd=tmp_path)
+    now = [1_800_000_000.0]
+    store, other = Store(config.state_dir, clock=lambda: now[0]), Store(config.state_dir, clock=lambda: now[0])
+    try:
+        for name in config.feeds:
+            store.record_feed_links(name, home="", hub=f"https://hub.example.org/{name}", self_url="")
+        websub = WebSub(lambda: store, lambda: config, clock=lambda: now[0])
+        asked: list[tuple[str, bool]] = []
+
+        def slow_hub(row, mode, *, lease=None):  # type: ignore[no-untyped-def]
+            now[0] += hub_seconds
+            taken = other.lease_task(UPKEEP_TASK, UPKEEP_LEASE)
+            asked.append((row.feed, taken))
+            return None
+
+        monkeypatch.setattr(websub, "_send", slow_hub)
+        websub.maintain()
+        return asked
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_long_upkeep_pass_renews_its_lease_so_no_other_node_starts_one(tmp_path, monkeypatch):
+    """Each hub request renews the upkeep lease: a pass longer than the lease (many slow hubs) never
+    lets another node start its own pass halfway, which would ask the same hubs at once."""
+    asked = _upkeep_pass(tmp_path, monkeypatch, hub_seconds=0.4 * UPKEEP_LEASE)  # four hubs: 1.6 leases
+    assert asked == [("site", False), ("f0", False), ("f1", False), ("f2", False)]
+
+
+def test_an_upkeep_pass_whose_lease_was_taken_over_stops(tmp_path, monkeypatch):
+    asked = _upkeep_pass(tmp_path, monkeypatch, hub_seconds=UPKEEP_LEASE + 1)  # one hub outlasts the lease: the other node takes it
+    assert asked == [("site", True)]  # and this pass asks no further hub
 
 
 def test_websub_hub_failing_or_denying_falls_back_to_polling(tmp_path):

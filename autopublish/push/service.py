@@ -52,6 +52,7 @@ class PushService:
         self.maintain_every = maintain_every
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self._listening = ""  # the [push] listen address the server is bound to
         self._upkeep: threading.Thread | None = None
 
     # --- life cycle ------------------------------------------------------------------------
@@ -59,10 +60,46 @@ class PushService:
         address = self.config().push.listen
         if not address:
             return
-        self.trigger.start()
-        self._server = start_listener(address, self)
-        self._upkeep = threading.Thread(target=self._maintain_loop, name="websub-upkeep", daemon=True)
-        self._upkeep.start()
+        self._server, self._listening = start_listener(address, self), address
+        self._start_threads()
+
+    def _start_threads(self) -> None:
+        if self._upkeep is None:
+            self.trigger.start()
+            self._upkeep = threading.Thread(target=self._maintain_loop, name="websub-upkeep", daemon=True)
+            self._upkeep.start()
+
+    def apply(self, config: Config) -> None:
+        """A reloaded config: a new ``coalesce`` gap applies to the next pushes, a new ``listen`` moves the listener.
+
+        The old address is let go first (the new one may be the same port on another interface); if the
+        new one cannot be bound, the old one is taken back and the error says why.
+        """
+        self.trigger.gap = config.push.coalesce
+        address = config.push.listen or ""
+        if address == self._listening:
+            return
+        old, self._server = self._server, None
+        if old is not None:
+            old.shutdown()
+            old.server_close()
+        try:
+            if address:
+                self._server = start_listener(address, self)
+        except OSError as exc:
+            log.error("[push] listen = \"%s\" cannot be used (%s); %s", address, exc.strerror or type(exc).__name__,
+                      f"push stays on {self._listening}" if self._listening else "push stays off")
+            address = self._listening
+            try:
+                self._server = start_listener(address, self) if address else None
+            except OSError:  # someone took the old address meanwhile
+                log.error("[push] listen = \"%s\" cannot be taken back either; push is off until the config is fixed", address)
+                address = ""
+        if address != self._listening:
+            log.info("Push listener %s", f"now on {address}" if address else "stopped ([push] listen was removed)")
+        self._listening = address
+        if address:
+            self._start_threads()
 
     @property
     def address(self) -> tuple[str, int]:

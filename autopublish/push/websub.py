@@ -45,7 +45,7 @@ VERIFY_WAIT = 120.0  # a hub that accepted a request but never verified it is re
 DENIED_RETRY = 86400.0
 MAX_BACKOFF = 6 * 3600.0
 UPKEEP_TASK = "websub-upkeep"
-UPKEEP_LEASE = 600.0  # seconds: longer than one upkeep pass (each hub request has its own timeout)
+UPKEEP_LEASE = 600.0  # seconds; renewed before each hub request, which has its own 20 s deadline
 UNSUBSCRIBE_TRIES = 5  # then the row is dropped; the hub's lease ends the subscription anyway
 SIGNATURES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}  # W3C WebSub §7.1
 
@@ -95,7 +95,9 @@ class WebSub:
         """One pass: unsubscribe what left the config, subscribe what is new, renew what is near its lease's end.
 
         One node at a time keeps the subscriptions (a task lease): two nodes asking the same hub at
-        once would overwrite each other's pending request and fail its verification.
+        once would overwrite each other's pending request and fail its verification. The lease is
+        renewed before each hub request, so a pass longer than UPKEEP_LEASE (hundreds of slow hubs)
+        never overlaps another node's; a pass whose lease was taken over stops.
         """
         store = self._store()
         if not store.lease_task(UPKEEP_TASK, UPKEEP_LEASE):
@@ -111,13 +113,24 @@ class WebSub:
         for row in store.websub_subscriptions():
             moved = bool(row.callback) and row.callback != callback_url(public_url, row.feed)  # public_url was changed
             if row.feed not in wanted or (row.hub, row.topic) != wanted[row.feed] or moved:
+                if not self._still_ours():
+                    return
                 self._leave(row, now, replaced=row.feed in wanted)
         for feed, (hub, topic) in wanted.items():
             existing = store.websub_subscription(feed)
             if existing is not None and not self._due(existing, now):
                 continue
+            if not self._still_ours():
+                return
             row = existing or WebSubRow(feed=feed, hub=hub, topic=topic, callback="", nonce=secrets.token_hex(16), state="subscribing")
             self._request(row, "subscribe")
+
+    def _still_ours(self) -> bool:
+        """Renew the upkeep lease; False if another node holds it (ours ran out), which ends this pass."""
+        if self._store().lease_task(UPKEEP_TASK, UPKEEP_LEASE):
+            return True
+        log.warning("WebSub: another node took over the subscriptions' upkeep; this pass stops")
+        return False
 
     def _due(self, row: WebSubRow, now: float) -> bool:
         if row.next_attempt_at is not None and now < row.next_attempt_at:
