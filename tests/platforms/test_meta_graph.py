@@ -127,6 +127,14 @@ def test_a_token_subcode_without_code_190_pauses_everywhere(platform, fake, tmp_
     assert type(error) is AuthError and "password" in error.message
 
 
+def test_an_unknown_refusal_names_the_code_and_metas_own_words_everywhere(platform, fake, tmp_path):
+    """An editor reads Meta's sentence: the code alone does not say what to fix."""
+    fail_publish(platform, fake, 99999, None, "(#99999) The post cannot be shared to this destination")
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is PermanentError and error.code == 99999
+    assert "refused the request (error 99999)" in error.message and "cannot be shared to this destination" in error.message
+
+
 TOKEN_NAMES = {"facebook": "Page token", "threads": "access token", "instagram": "access token"}
 ENV_NAMES = {"facebook": "FACEBOOK_PAGE_TOKEN", "threads": "THREADS_TOKEN", "instagram": "INSTAGRAM_TOKEN"}
 

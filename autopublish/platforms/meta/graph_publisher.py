@@ -114,7 +114,8 @@ class GraphPublisher(Publisher[OptionsT]):
             return self.server_error(fault.status, writes=writes, what=what, **fields)
         if kind is Kind.BAD_IMAGE:
             return self.error(PermanentError, f"{self.label} could not use the article's image", **fields)
-        return self.error(PermanentError, f"{self.label} refused the request (error {fields['code']})", **fields)
+        said = f": \"{self.redact(fault.reason)}\"" if fault.reason else ""  # Meta's own words tell an editor what to fix
+        return self.error(PermanentError, f"{self.label} refused the request (error {fields['code']}){said}", **fields)
 
     def token_error(self, fault: GraphError) -> AuthError:
         """A dead token (190/102 or a token subcode such as 463 or 467): pause the channel with the fix."""
