@@ -6,17 +6,19 @@ on token subcodes without code 190, and on link matching across http -> https.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
-from autopublish.errors import AuthError, HeldError, NotReadyError, PublishError, RateLimitedError, UncertainError
+from autopublish.errors import AuthError, HeldError, NotReadyError, PermanentError, PublishError, RateLimitedError, UncertainError
 from autopublish.models import Post
 from autopublish.platforms.base import Publisher
 from autopublish.platforms.meta.graph import GraphError, Kind, classify, link_key, mentions_link
 from tests.contract import build_publisher, publish_when_ready, sample_post
 from tests.fakes import facebook, instagram, threads
-from tests.fakes.base import FakeServer
+from tests.fakes.base import FakeServer, Response
 
 CASES = {"facebook": facebook.CONTRACT, "threads": threads.CONTRACT, "instagram": instagram.CONTRACT}
 
@@ -83,12 +85,21 @@ def publisher_for(platform: str, fake: FakeServer, tmp_path) -> Publisher:
     return build_publisher(CASES[platform], fake, tmp_path)
 
 
-def fail_publish(platform: str, fake: FakeServer, code: int, subcode: int | None, message: str = "") -> None:
+def fail_publish(platform: str, fake: FakeServer, code: int, subcode: int | None, message: str = "",
+                 headers: dict[str, str] | None = None) -> None:
     text = message or f"(#{code}) refused"
     if platform == "facebook":
-        fake.fail_next(code=code, subcode=subcode, message=text)  # type: ignore[attr-defined]
+        fake.fail_next(code=code, subcode=subcode, message=text, headers=headers)  # type: ignore[attr-defined]
     else:
-        fake.inject(threads.graph_error(400, text, code, subcode=subcode), fake.is_publish)  # type: ignore[attr-defined]
+        fake.inject(threads.graph_error(400, text, code, subcode=subcode, headers=headers), fake.is_publish)  # type: ignore[attr-defined]
+
+
+def answer_publish(platform: str, fake: FakeServer, response: Response) -> None:
+    """The publishing call gets exactly ``response`` (a proxy's page, no Graph envelope)."""
+    if platform == "facebook":
+        fake.answer_next(response)  # type: ignore[attr-defined]
+    else:
+        fake.inject(response, fake.is_publish)  # type: ignore[attr-defined]
 
 
 def attempt(publisher: Publisher, post: Post, fake: FakeServer) -> PublishError:
@@ -100,7 +111,7 @@ def attempt(publisher: Publisher, post: Post, fake: FakeServer) -> PublishError:
 def test_368_posting_too_fast_is_a_long_rate_limit_everywhere(platform, fake, tmp_path):
     fail_publish(platform, fake, 368, 1390008)
     error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
-    assert type(error) is RateLimitedError and error.retry_after and error.retry_after > 0
+    assert type(error) is RateLimitedError and error.code == 368 and error.retry_after == 6 * 3600
 
 
 def test_other_368s_are_policy_blocks_held_for_an_editor_everywhere(platform, fake, tmp_path):
@@ -114,6 +125,67 @@ def test_a_token_subcode_without_code_190_pauses_everywhere(platform, fake, tmp_
     fail_publish(platform, fake, 100, 460)
     error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
     assert type(error) is AuthError and "password" in error.message
+
+
+def test_an_unknown_refusal_names_the_code_and_metas_own_words_everywhere(platform, fake, tmp_path):
+    """An editor reads Meta's sentence: the code alone does not say what to fix."""
+    fail_publish(platform, fake, 99999, None, "(#99999) The post cannot be shared to this destination")
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is PermanentError and error.code == 99999
+    assert "refused the request (error 99999)" in error.message and "cannot be shared to this destination" in error.message
+
+
+TOKEN_NAMES = {"facebook": "Page token", "threads": "access token", "instagram": "access token"}
+ENV_NAMES = {"facebook": "FACEBOOK_PAGE_TOKEN", "threads": "THREADS_TOKEN", "instagram": "INSTAGRAM_TOKEN"}
+
+
+@pytest.mark.parametrize(
+    "subcode, message, said, expires_at",
+    [
+        (463, "Error validating access token: Session has expired on Friday, 27-Nov-26 08:00:00 PST.", "expired on 27 November 2026",
+         datetime(2026, 11, 27, 16, 0, tzinfo=UTC)),
+        (463, "Error validating access token: Session has expired", "has expired", None),
+        (467, "Error validating access token: The session is invalid because the user logged out.", "is invalid or was revoked", None),
+        (460, "Error validating access token: The session has been invalidated", "is no longer valid because the password", None),
+    ],
+)
+def test_a_dead_token_pauses_the_channel_in_the_same_words_everywhere(platform, fake, tmp_path, subcode, message, said, expires_at):
+    fail_publish(platform, fake, 190, subcode, message)
+    publisher = publisher_for(platform, fake, tmp_path)
+    error = attempt(publisher, sample_post(image=fake.image_url()), fake)
+    assert type(error) is AuthError and error.code == 190 and f"190/{subcode}" in (error.detail or "")
+    assert error.message.startswith(f"{publisher.label} says the {TOKEN_NAMES[platform]} {said}")
+    assert f"put it in .env as {ENV_NAMES[platform]} and run: autopublish resume test" in error.message
+    assert error.expires_at == expires_at
+    assert CASES[platform].posts(fake) == 0
+
+
+def test_a_call_rate_limit_waits_as_long_as_the_usage_header_says_everywhere(platform, fake, tmp_path):
+    usage = {"1234": [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 42}]}
+    fail_publish(platform, fake, 32, None, "(#32) Page request limit reached", headers={"X-Business-Use-Case-Usage": json.dumps(usage)})
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is RateLimitedError and error.code == 32 and error.retry_after == 42 * 60
+
+
+@pytest.mark.parametrize(
+    "status, headers, expected, retry_after",
+    [
+        (401, {}, AuthError, None),
+        (429, {"Retry-After": "120"}, RateLimitedError, 120),
+        (502, {}, UncertainError, None),  # the publishing call may have gone through
+        (404, {}, PermanentError, None),
+    ],
+)
+def test_an_answer_without_graph_envelope_takes_the_shared_http_rules_everywhere(platform, fake, tmp_path, status, headers, expected,
+                                                                                 retry_after):
+    answer_publish(platform, fake, Response(status, b"<html>proxy page</html>", {"Content-Type": "text/html", **headers}))
+    error = attempt(publisher_for(platform, fake, tmp_path), sample_post(image=fake.image_url()), fake)
+    assert type(error) is expected and error.code == status
+    if retry_after is not None:
+        assert error.retry_after == retry_after
+    if expected is AuthError:
+        assert f"put it in .env as {ENV_NAMES[platform]} and run: autopublish resume test" in error.message
+    assert "<html>" not in error.message
 
 
 def test_code_2_on_the_publishing_call_is_uncertain_everywhere(platform, fake, tmp_path):

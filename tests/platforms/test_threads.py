@@ -140,7 +140,8 @@ def test_expired_token_tells_the_admin_what_to_do(fake, publisher):
     with pytest.raises(AuthError) as info:
         publish_when_ready(publisher, sample_post(), fake)
     message = info.value.message
-    assert message.startswith("Threads says the access token is no longer valid because it expired;")
+    assert type(info.value) is AuthError and info.value.code == 190
+    assert message.startswith("Threads says the access token has expired;")
     assert "THREADS_TOKEN" in message and "autopublish resume test" in message
 
 

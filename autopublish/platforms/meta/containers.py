@@ -34,17 +34,16 @@ from typing import Annotated, Any, ClassVar
 import requests
 from pydantic import BeforeValidator, field_validator
 
-from autopublish import errors
 from autopublish.durations import format_duration, parse_duration
 from autopublish.errors import AuthError, NotReadyError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
 from autopublish.models import Post, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher
-from autopublish.platforms.meta.graph import GraphError, Kind, as_int, classify, parse_timestamp, token_problem, usage_wait
+from autopublish.platforms.base import BaseUrl, PlatformOptions
+from autopublish.platforms.meta.graph import GraphError, Kind, as_int, parse_timestamp
+from autopublish.platforms.meta.graph_publisher import GraphPublisher
 from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CALL_LIMIT_WAIT = 600.0  # seconds; Meta's call-rate errors come without a time
 DEFAULT_QUOTA_WAIT = 3600.0  # seconds; when the end of the 24 h window cannot be read
 MIN_QUOTA_WAIT = 60.0
 QUOTA_WINDOW = 86400  # seconds; both platforms count posts over a moving 24 h
@@ -157,7 +156,7 @@ def log_usage(headers: Mapping[str, str], label: str) -> None:
     log.log(level, "%s call budget is %.0f%% used", label, highest)
 
 
-class ContainerPublisher(Publisher[ContainerOptions]):
+class ContainerPublisher(GraphPublisher[ContainerOptions]):
     """Base of the Threads and Instagram adapters: Graph requests, errors and the two steps."""
 
     token_env_default: ClassVar[str]  # the .env name shown to admins when the config hides it
@@ -168,6 +167,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
     container_edge: ClassVar[str]  # where containers are created
     publish_edge: ClassVar[str]  # where a container is published
     status_field: ClassVar[str]  # "status" (Threads) or "status_code" (Instagram)
+    rate_limit_wait: ClassVar[float] = 600.0  # seconds; Meta's call-rate errors come without a time
 
     # --- for subclasses -----------------------------------------------------------
     def prepare(self, post: Post) -> None:
@@ -304,73 +304,53 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         return self.graph_answer(response, publishes=publishes, what=what)
 
     def graph_answer(self, response: requests.Response, *, publishes: bool, what: str) -> dict[str, Any]:
-        """The JSON object of a Graph answer, or the error the envelope or status means."""
+        """The JSON object of a Graph answer, or the error the envelope or status means (through ``classify``)."""
         log_usage(response.headers, self.label)
         try:
             body = response.json()
         except ValueError:
             body = None
-        if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-            error = GraphError.from_body(response.status_code, body, [self.token()])
-            raise self.graph_error(error, response.headers, publishes=publishes, what=what)
         status = response.status_code
-        if status < 300 and not isinstance(body, dict):
+        if status >= 300 or (isinstance(body, Mapping) and isinstance(body.get("error"), Mapping)):
+            raise self.classify(response, writes=publishes, what=what)
+        if not isinstance(body, dict):
             if publishes:
                 raise self.error(UncertainError, f"{what} answered with a body that could not be read; the post may have been published", code=status)
             raise self.error(TransientError, f"{what} answered with a body that could not be read; will try again later", code=status)
-        if status >= 300 or not isinstance(body, dict):
-            raise self.graph_error(GraphError(status=status), response.headers, publishes=publishes, what=what)
         return body
 
     # --- errors ---------------------------------------------------------------------
-    def graph_error(self, error: GraphError, headers: Mapping[str, str], *, publishes: bool, what: str) -> PublishError:
-        """Translate one Graph error (through the shared code table) into the core's vocabulary."""
-        kind = classify(error)
-        kwargs: dict[str, Any] = {"code": error.code if error.code is not None else error.status, "detail": error.detail}
-        resume = f"autopublish resume {self.channel}"
-        if kind is Kind.TOKEN:
-            return self.error(
-                AuthError,
-                f"{self.label} says the access token is no longer valid because {token_problem(error.subcode)}; "
-                f"{self.token_help}, put it in .env as {self.token_env_name()} and run: {resume}",
-                **kwargs,
-            )
-        if kind is Kind.PERMISSION:
-            return self.error(
-                AuthError,
-                f"{self.label} says the access token lacks the {self.publish_permission} permission; "
-                f"grant it to the app, {self.token_help} with it, put it in .env as {self.token_env_name()} "
-                f"and run: {resume}",
-                **kwargs,
-            )
-        if kind is Kind.SPAM:
-            return self.error(PermanentError, f"{self.label} blocked the post as possible spam; an admin should check the account in the {self.label} "
-                                              f"app", **kwargs)
-        if kind is Kind.POLICY_BLOCK:
-            said = f": \"{error.reason}\"" if error.reason else ""
-            return self.error(errors.HeldError, f"{self.label} blocked this post{said}. An editor should check the account, then retry or skip it", **kwargs)
+    def secrets(self) -> list[str]:
+        return [self.token()]
+
+    def new_token(self, granting: str = "") -> str:
+        if not granting:
+            return self.token_help
+        pronoun = "them" if granting.endswith("s") else "it"
+        return f"grant {pronoun} to the app, {self.token_help} with {pronoun}"
+
+    def needed_permissions(self, *, writes: bool) -> list[str]:
+        # Container creation does not write (no public effect) and still needs the publishing permission.
+        return [self.publish_permission]
+
+    def refine_graph(self, fault: GraphError, kind: Kind, response: requests.Response, *, writes: bool, what: str) -> PublishError | None:
+        """The container's own errors (not ready, expired, a passing failure) and the 24 h publishing quota."""
+        fields = self.fault_fields(fault)
         if kind is Kind.QUOTA:
             return self.error(
                 RateLimitedError,
                 f"{self.label} says this account has reached its limit of posts for the last 24 hours; will try again when the window frees",
-                retry_after=self.quota_wait(), **kwargs,
+                retry_after=self.quota_wait(), **fields,
             )
-        if kind in (Kind.RATE_LIMIT, Kind.POSTING_TOO_FAST):
-            return self.error(RateLimitedError, f"{self.label} says too many requests were made; will try again later",
-                              retry_after=usage_wait(headers) or DEFAULT_CALL_LIMIT_WAIT, **kwargs)
         if kind is Kind.NOT_READY:
             return NotReadyError(f"{what}: the post is not ready to publish yet", retry_after=self.options.container_poll, progress="",
-                                 platform=self.name, channel=self.channel, **kwargs)
+                                 platform=self.name, channel=self.channel, **fields)
         if kind is Kind.CONTAINER_GONE:
-            return self.error(TransientError, f"{what}: the prepared post expired; nothing was published", code=CONTAINER_GONE, detail=error.detail)
+            return self.error(TransientError, f"{what}: the prepared post expired; nothing was published", code=CONTAINER_GONE,
+                              detail=fields["detail"])
         if kind is Kind.RETRY_FRESH:
-            return self.error(TransientError, f"{what} failed for a passing reason; nothing was published; will try again later", **kwargs)
-        if kind in (Kind.SERVER, Kind.DUPLICATE) and publishes:
-            return self.error(UncertainError, f"{what} failed with a server error after receiving the post; it may have been published", **kwargs)
-        if kind is Kind.SERVER:
-            return self.error(TransientError, f"{what} failed with a server error; nothing was published; will try again later", **kwargs)
-        reason = f": {error.message}" if error.message else f" (HTTP {error.status})"
-        return self.error(PermanentError, f"{self.label} refused the post{reason}", **kwargs)
+            return self.error(TransientError, f"{what} failed for a passing reason; nothing was published; will try again later", **fields)
+        return None
 
     # --- publishing quota -----------------------------------------------------------
     def quota_details(self) -> tuple[Quota | None, list[str]]:
@@ -468,12 +448,7 @@ class ContainerPublisher(Publisher[ContainerOptions]):
         try:
             items = self.recent_media(self.read_back_fields())
         except AuthError as exc:
-            if classify(GraphError(status=0, code=as_int(exc.code))) is not Kind.PERMISSION:
-                raise
-            raise errors.CannotCheckError(
-                f"{self.label} refused to list the account's posts: the token lacks {self.read_permission}",
-                missing_permission=self.read_permission, platform=self.name, channel=self.channel, code=exc.code, detail=exc.detail,
-            ) from None
+            raise self.cannot_check(exc, self.read_permission) from None
         for item in items:
             if self.matches(item, post):
                 permalink = item.get("permalink")

@@ -2,8 +2,9 @@
 
 Not idempotent (Graph has no idempotency key; 506 only catches identical consecutive
 text), but reads back: ``find_existing`` looks for the article's link in the Page's newest
-published posts. Graph's errors are classified by the shared table in ``graph.py`` and
-turned into plain sentences here, in ``refine``; the rest (proxies' pages) by ``Publisher.classify``.
+published posts. Graph's error answers go through ``Publisher.classify`` and the Meta adapters'
+one ``refine`` (graph_publisher.py, reading the shared table in graph.py); only a missing Page
+and an unreadable link have Facebook's own words here.
 """
 
 from __future__ import annotations
@@ -17,25 +18,22 @@ from typing import Any, ClassVar, Literal, TypeVar
 import requests
 from pydantic import field_validator
 
-from autopublish.errors import AuthError, CannotCheckError, HeldError, PermanentError, PublishError, RateLimitedError, TransientError, UncertainError
+from autopublish.errors import AuthError, PermanentError, PublishError, TransientError, UncertainError
 from autopublish.models import Health, HealthLevel, Post, PostLimits, Receipt
-from autopublish.platforms.base import BaseUrl, PlatformOptions, Publisher, PublisherEnv, json_object
+from autopublish.platforms.base import BaseUrl, PlatformOptions, PublisherEnv
 from autopublish.platforms.meta.graph import (
-    PERMISSION_CODES,
     GraphError,
     Kind,
     any_link_matches,
     as_int,
-    expiry_from_message,
     format_day,
     links_in,
-    token_problem,
     unshim,
-    usage_wait,
 )
 from autopublish.platforms.meta.graph import (
     classify as kind_of,
 )
+from autopublish.platforms.meta.graph_publisher import GraphPublisher
 from autopublish.platforms.meta.sdk import (
     DEFAULT_API_BASE,
     DEFAULT_API_VERSION,
@@ -46,7 +44,7 @@ from autopublish.platforms.meta.sdk import (
     GraphTransportError,
     validate_api_version,
 )
-from autopublish.secrets import Redactor, SecretRef
+from autopublish.secrets import SecretRef
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +53,8 @@ PHOTO_LINK_RESERVE = 2050  # room kept in photo mode for "\n\n" + the article li
 EXPIRY_WARNING = timedelta(days=7)
 REQUIRED_SCOPES = ("pages_manage_posts", "pages_read_engagement")
 DEFAULT_RATE_WAIT = 15 * 60.0  # seconds, when throttled and the usage headers say nothing
-LONG_BLOCK_WAIT = 6 * 3600.0  # seconds, for 368/1390008 "posting too fast"
 PAGE_ID_PATTERN = re.compile(r"^\d{1,32}$")
 APP_ID_PATTERN = re.compile(r"^\d{1,32}$")
-PERMISSION_PATTERN = re.compile(r"\b(pages_[a-z_]+|publish_[a-z_]+|business_management|read_insights)\b")
 # debug_token answers #100 to a Page token: it needs the app's token (debug_token reference).
 APP_TOKEN_NEEDED = 100
 IMAGE_REFUSED = "image_refused"  # the code of the error that makes a photo post fall back to a link
@@ -126,7 +122,7 @@ class FacebookOptions(PlatformOptions):
 
 
 # --- the publisher -------------------------------------------------------------------
-class FacebookPublisher(Publisher[FacebookOptions]):
+class FacebookPublisher(GraphPublisher[FacebookOptions]):
     """A Facebook Page, posting as the Page with a Page access token.
 
     Not idempotent (Graph has no idempotency key; 506 only catches identical consecutive
@@ -136,6 +132,10 @@ class FacebookPublisher(Publisher[FacebookOptions]):
 
     name = "facebook"
     label = "Facebook"
+    token_name = "Page token"
+    account = "this Page"
+    policy_check = "the Page's notifications at facebook.com"
+    posts_of = "the Page's posts"
     Options = FacebookOptions
     limits = PostLimits(max_length=MAX_MESSAGE, images=True, link_card=True)
     idempotent: ClassVar[bool] = False
@@ -147,7 +147,6 @@ class FacebookPublisher(Publisher[FacebookOptions]):
         super().__init__(channel, options, env)
         token = options.access_token.reveal()
         secret = options.app_secret.reveal() if options.app_secret else None
-        self._redact = Redactor([v for v in (token, secret) if v])
         self.client = GraphClient(
             env.session,
             api_base=options.api_base,
@@ -265,13 +264,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
                 writes=False,
             )
         except AuthError as exc:
-            if exc.code not in PERMISSION_CODES:
-                raise
-            # Only settling doubts is affected: the channel keeps posting, an editor settles this one.
-            raise CannotCheckError(
-                "Facebook refused to list the Page's posts: the Page token lacks pages_read_engagement",
-                missing_permission="pages_read_engagement", platform=self.name, channel=self.channel, code=exc.code, detail=exc.detail,
-            ) from None
+            raise self.cannot_check(exc, "pages_read_engagement") from None
         items = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(items, list):
             raise self.error(TransientError, "Facebook's list of the Page's posts could not be read; will try again later")
@@ -327,7 +320,7 @@ class FacebookPublisher(Publisher[FacebookOptions]):
         status, body = self._call(lambda g: self.client.batch_get(f"debug_token?input_token={token}", token=app_token), writes=False)
         data = body.get("data") if isinstance(body, dict) else None
         if status != 200 or not isinstance(data, dict):
-            fault = GraphError.from_body(status, body, self._secrets())
+            fault = GraphError.from_body(status, body, self.secrets())
             kind = kind_of(fault)
             if fault.code == APP_TOKEN_NEEDED or kind in (Kind.TOKEN, Kind.PERMISSION):
                 details.append(
@@ -345,11 +338,6 @@ class FacebookPublisher(Publisher[FacebookOptions]):
             if secret:
                 return f"{self.options.app_id}|{secret}"
         return None
-
-    def _secrets(self) -> list[str]:
-        token = self.options.access_token.reveal()
-        secret = self.options.app_secret.reveal() if self.options.app_secret else ""
-        return [v for v in (token, secret) if v]
 
     def _token_health(self, data: dict[str, Any], where: str, level: HealthLevel, details: list[str]) -> Health:
         env_name = self.options.access_token.env_name or "the Page token"
@@ -424,104 +412,40 @@ class FacebookPublisher(Publisher[FacebookOptions]):
         response = self.client.transport.last_response
         if response is None:
             return self._not_understood(writes=writes, detail=reason)
-        fault = self._fault(response)
+        fault = self.graph_fault(response)
         if fault is None and response.status_code < 300:  # a success status whose body could not be read
             return self._not_understood(writes=writes, detail=reason, code=response.status_code)
         if image and fault is not None and (kind_of(fault) is Kind.BAD_IMAGE or (fault.code == 100 and fault.subcode != 33)):
             # The Page could not fetch or use the image (#324, or #100 on the url): nothing was posted.
-            return self.error(PermanentError, "Facebook could not use the article's image", code=IMAGE_REFUSED, detail=self._redact(fault.detail))
+            return self.error(PermanentError, "Facebook could not use the article's image", code=IMAGE_REFUSED, detail=self.redact(fault.detail))
         return self.classify(response, writes=writes, what="Facebook", detail=reason)
 
-    def _fault(self, response: requests.Response) -> GraphError | None:
-        """Graph's error envelope in ``response`` (secrets masked); None when it has none."""
-        body = json_object(response)
-        if not isinstance(body.get("error"), dict):
-            return None
-        return GraphError.from_body(response.status_code, body, self._secrets())
+    def secrets(self) -> list[str]:
+        token = self.options.access_token.reveal()
+        secret = self.options.app_secret.reveal() if self.options.app_secret else ""
+        return [v for v in (token, secret) if v]
 
-    def refusal(self, response: requests.Response, *, what: str, status: int, detail: str) -> str:
-        return f"Facebook refused the request with HTTP {status} ({detail or 'no reason given'})"
+    def token_env_name(self) -> str:
+        return self.options.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
 
-    def refine(self, response: requests.Response, *, writes: bool, what: str, detail: str) -> PublishError | None:
-        """Graph's error envelope, read through the one code table in graph.py (code and subcode before the
-        HTTP status: Graph answers 400 even for rate limits); None without an envelope (a proxy's page)."""
-        fault = self._fault(response)
-        if fault is None:
-            return None
-        kind = kind_of(fault)
-        code = fault.code
-        detail = self._redact(fault.detail)
-        if kind is Kind.TOKEN:
-            return self._token_error(fault)
-        if kind is Kind.PERMISSION:
-            return self._permission_error(fault, writes=writes)
-        if kind is Kind.POSTING_TOO_FAST:
-            wait = max(usage_wait(response.headers) or 0.0, LONG_BLOCK_WAIT)
-            return self.error(
-                RateLimitedError,
-                f"Facebook has temporarily blocked posting to this Page (posting too fast); will try again in about {round(wait / 3600)} hours",
-                retry_after=wait, code=code, detail=detail,
-            )
-        if kind is Kind.POLICY_BLOCK:
-            said = f": \"{self._redact(fault.reason)}\"" if fault.reason else ""
-            return self.error(
-                HeldError,
-                f"Facebook blocked this post{said}. An editor should check the Page's notifications at facebook.com, "
-                "then retry or skip it",
-                code=code, detail=detail,
-            )
-        if kind in (Kind.RATE_LIMIT, Kind.QUOTA):  # the app's or Page's call budget; the usage headers say how long
-            return self.rate_limited(response, what=what, wait=usage_wait(response.headers), code=code, detail=detail)
-        if kind is Kind.DUPLICATE:
-            return self.error(
-                UncertainError,
-                "Facebook refused the post as a duplicate of a recent one; it may already have been published",
-                code=code, detail=detail,
-            )
-        if kind is Kind.SERVER:  # codes 1/2 and is_transient after a write may have been applied (platform-apis §1)
-            return self.server_error(fault.status, writes=writes, what=what, detail=detail, code=code)
-        if kind is Kind.BAD_IMAGE:
-            return self.error(PermanentError, "Facebook could not use the article's image", code=code, detail=detail)
-        if code == 100 and fault.subcode == 33:
+    def new_token(self, granting: str = "") -> str:
+        with_it = f" with {granting} granted" if granting else ""
+        return f"create a new Page token{with_it} (autopublish connect facebook)"
+
+    def needed_permissions(self, *, writes: bool) -> list[str]:
+        return ["pages_manage_posts"] if writes else ["pages_read_engagement"]
+
+    def refine_graph(self, fault: GraphError, kind: Kind, response: requests.Response, *, writes: bool, what: str) -> PublishError | None:
+        """A Page that is not there (#100/33), a link Facebook could not read (#1609005)."""
+        if fault.code == 100 and fault.subcode == 33:
             return self.error(
                 PermanentError,
                 f"Facebook says the Page {self.options.page_id} does not exist or the token cannot reach it; check page_id in the channel's config",
-                code=code, detail=detail,
+                **self.fault_fields(fault),
             )
-        if code == 1609005:
-            return self.error(PermanentError, "Facebook could not read the article's link to build its preview", code=code, detail=detail)
-        return self.error(PermanentError, f"Facebook refused the request (error {code})", code=code, detail=detail)
-
-    def _token_error(self, fault: GraphError) -> AuthError:
-        env_name = self.options.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
-        fix = (
-            f"create a new Page token (autopublish connect facebook), put it in .env as {env_name} "
-            f"and run: autopublish resume {self.channel}"
-        )
-        expires_at = expiry_from_message(fault.message)
-        if expires_at is not None:
-            message = f"Facebook says the Page token expired on {format_day(expires_at)}; {fix}"
-        elif fault.subcode == 463 or "expired" in fault.message.lower():
-            message = f"Facebook says the Page token has expired; {fix}"
-        elif fault.subcode in (458, 459, 460, 464, 492):
-            message = f"Facebook says the Page token is no longer valid because {token_problem(fault.subcode)}; {fix}"
-        else:
-            message = f"Facebook says the Page token is invalid or was revoked; {fix}"
-        return self.error(AuthError, message, code=fault.code, detail=self._redact(fault.detail), expires_at=expires_at)
-
-    def _permission_error(self, fault: GraphError, *, writes: bool) -> AuthError:
-        named = list(dict.fromkeys(PERMISSION_PATTERN.findall(fault.message)))
-        if not named:
-            named = ["pages_manage_posts"] if writes else ["pages_read_engagement"]
-        perms = " and ".join(named)
-        env_name = self.options.access_token.env_name or "FACEBOOK_PAGE_TOKEN"
-        noun = "permission" if len(named) == 1 else "permissions"
-        message = (
-            f"Facebook says this needs the {perms} {noun}, which the Page token lacks; create a new Page token "
-            f"with {noun} granted (autopublish connect facebook), put it in .env as {env_name} "
-            f"and run: autopublish resume {self.channel}"
-        )
-        return self.error(AuthError, message, code=fault.code, detail=self._redact(fault.detail))
+        if fault.code == 1609005:
+            return self.error(PermanentError, "Facebook could not read the article's link to build its preview", **self.fault_fields(fault))
+        return None
 
     # --- corrections and takedowns ----------------------------------------------------------
     can_edit: ClassVar[bool] = True

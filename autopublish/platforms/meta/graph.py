@@ -4,8 +4,8 @@ Graph answers errors as ``{"error": {"message", "type", "code", "error_subcode",
 "is_transient", "error_user_msg", "fbtrace_id"}}``, usually with HTTP 400 even for rate
 limits, so errors are classified on ``code``/``error_subcode`` first and the HTTP status
 second (developers.facebook.com/docs/graph-api/guides/error-handling). ``classify`` is the
-only place that knows what a code means; each adapter turns the resulting ``Kind`` into
-its own plain sentence.
+only place that knows what a code means; ``graph_publisher.GraphPublisher.refine`` turns the
+resulting ``Kind`` into plain sentences for all three adapters (each names its own token).
 
 Decisions taken here on purpose (each pinned by a test in tests/platforms/test_meta_graph.py):
 
@@ -14,6 +14,7 @@ Decisions taken here on purpose (each pinned by a test in tests/platforms/test_m
 - A token subcode (458, 459, 460, 463, 464, 467, 492) means a dead token whatever the code
   beside it: pausing a channel keeps its queue, failing a post would lose it.
 - Codes 1 and 2 (and ``is_transient``) after a write may have been applied: uncertain.
+- 368/1390008 waits at least 6 hours on all three platforms (or longer if the usage headers say so).
 - Links are compared with ``feeds.canonical_link`` (scheme, ``www.``, trailing slash,
   fragment and tracking parameters ignored), so a site that moved from http to https
   still finds its earlier post.

@@ -152,9 +152,7 @@ class ThreadsPublisher(ContainerPublisher):
             self.graph_answer(response, publishes=True, what=what)
         except AuthError as exc:
             if exc.code in (10, 200) or "permission" in exc.message:
-                raise self.error(AuthError, f"Threads says the access token lacks the threads_delete permission; grant it to the app, "
-                                 f"{self.token_help} with it, put it in .env as {self.token_env_name()} and run: "
-                                 f"autopublish resume {self.channel}", code=exc.code, detail=exc.detail) from None
+                raise self.missing_permission(["threads_delete"], code=exc.code, detail=exc.detail) from None
             raise
         except PermanentError as exc:
             if response.status_code == 404 or (exc.code == 100 and "100/33" in (exc.detail or "")):
