@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -69,6 +70,21 @@ def outbox_lines(config: Path, channel: str = "outbox") -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def stop_daemon(daemon: subprocess.Popen, log: Path, *, timeout: float = 60.0) -> None:
+    """SIGTERM a daemon started by autopublish_process(output=log), killing it if it has not stopped within
+    ``timeout``; its log's tail is printed (pytest shows it when the test fails). The caller checks returncode."""
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=10)
+        print(log.read_text(errors="replace")[-4000:])
 
 
 def autopublish_process(config: Path, *args: str, env: dict[str, str] | None = None, output: Path | None = None,

@@ -9,7 +9,7 @@ import requests
 
 from tests.fakes.base import wait_until
 from tests.fakes.feed_server import FeedServer, older_items, seed_item
-from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, stop_daemon, write_config
 
 
 def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
@@ -44,13 +44,7 @@ def test_daemon_posts_serves_metrics_reloads_and_stops_cleanly(tmp_path):
             site.stop()
             assert wait_until(lambda: _get(port, "/healthz") == 503, timeout=30)
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=90)
-            finally:
-                if daemon.poll() is None:
-                    daemon.kill()
-                print(log.read_text(errors="replace")[-4000:])  # shown by pytest when the test fails
+            stop_daemon(daemon, log, timeout=90)
         assert daemon.returncode == 0
         assert len(outbox_lines(config)) == 1
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import signal
 import socket
 import time
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from tests.fakes.base import FakeServer, Request, Response, wait_until
 from tests.fakes.feed_server import Item, older_items
 from tests.fakes.websub_hub import FakeHub
 from tests.fakes.wordpress import FakeWordPress, ixr_request, weblog_ping
-from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, write_config
+from tests.helpers import autopublish_process, baseline_done, free_port, outbox_lines, run_cli, stop_daemon, write_config
 
 TOKEN = "push-token-0123456789abcdef"
 
@@ -176,13 +175,7 @@ def test_wordpress_ping_posts_at_once_with_an_hourly_poll_and_fetches_nothing_el
             assert "pushed by update pings" in checked.output and "a hook" in checked.output
             assert TOKEN not in checked.output
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            finally:
-                if daemon.poll() is None:
-                    daemon.kill()
-                print(log.read_text(errors="replace")[-4000:])
+            stop_daemon(daemon, log)
         assert daemon.returncode == 0
         assert TOKEN not in log.read_text(errors="replace")
         assert canary.requests == []
@@ -360,13 +353,7 @@ def test_the_daemon_starts_moves_and_stops_its_push_listener_on_reload(tmp_path)
             config.write_text(without)
             assert wait_until(lambda: _poll_hook(second) is None, timeout=20)
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            finally:
-                if daemon.poll() is None:
-                    daemon.kill()
-                print(log.read_text(errors="replace")[-3000:])
+            stop_daemon(daemon, log)
         assert daemon.returncode == 0
 
 
