@@ -88,7 +88,11 @@ def run_daemon(app: App, load_config: ConfigLoader, redactor: Redactor) -> None:
         if push is None and config.push.listen:
             push = _push_service(daemon)
         if push is not None:
-            push.apply(config)  # the new config itself: the daemon switches to it only after this
+            try:
+                push.apply(config)  # the new config itself: the daemon switches to it only after this
+            except Exception as exc:  # the rest of the reload stands; push keeps what it had
+                log.error("The push listener could not follow the edited config (%s); restart autopublish to apply [push]",
+                          type(exc).__name__)
 
     daemon = Daemon(app.pipeline, reloader=Reloader(app, load_config, redactor, on_reload=follow))
     metrics_server = None
