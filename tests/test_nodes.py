@@ -20,18 +20,24 @@ from tests.helpers import autopublish_process, baseline_done, free_port, outbox_
 PASSWORD = "db-canary-pw-5e1d"
 
 
+@pytest.fixture
+def trusted_url(postgres_url: str) -> str:
+    """postgres_url on the trust-auth server that .ci/run starts (user autopublish): the config adds a password it ignores."""
+    if not postgres_url.startswith("postgresql://autopublish@"):
+        pytest.skip("needs the trust-auth test server that .ci/run starts (user autopublish)")
+    return postgres_url
+
+
 def _config(tmp_path: Path, feed_url: str, url: str) -> Path:
     with_password = url.replace("postgresql://autopublish@", "postgresql://autopublish:${DB_PASSWORD}@")
     users = f'[[web.users]]\nname = "ed"\npassword_hash = "{generate_password_hash("ed-password", method="scrypt:16384:8:1")}"\n'
     return write_config(tmp_path / "autopublish.toml", feed_url, settings=f'database = "{with_password}"', extra=users)
 
 
-def test_cli_and_web_page_work_against_postgresql_and_never_show_the_password(tmp_path: Path, postgres_url: str) -> None:
-    if "@" not in postgres_url or not postgres_url.startswith("postgresql://autopublish@"):
-        pytest.skip("needs the trust-auth test server that .ci/run starts (user autopublish)")
+def test_cli_and_web_page_work_against_postgresql_and_never_show_the_password(tmp_path: Path, trusted_url: str) -> None:
     env = {"DB_PASSWORD": PASSWORD}
     with FeedServer(older_items(3)) as site:
-        config = _config(tmp_path, f"{site.url}/feed/", postgres_url)
+        config = _config(tmp_path, f"{site.url}/feed/", trusted_url)
         refused = run_cli(config, "run", "--once", env=env)
         assert refused.exit_code == 1 and "autopublish db upgrade" in refused.output and "Traceback" not in refused.output
         upgraded = run_cli(config, "db", "upgrade", env=env)
@@ -155,10 +161,8 @@ def _article(title: str, minutes_ago: int) -> Item:
                 published=datetime.now(UTC) - timedelta(minutes=minutes_ago), summary=f"{title}.")
 
 
-def test_a_single_autopublishs_sqlite_state_moves_to_postgresql_and_nothing_is_posted_twice(tmp_path: Path, postgres_url: str) -> None:
+def test_a_single_autopublishs_sqlite_state_moves_to_postgresql_and_nothing_is_posted_twice(tmp_path: Path, trusted_url: str) -> None:
     """db import-sqlite: the nodes go on where the single process stopped (its log, its queue, every baseline)."""
-    if not postgres_url.startswith("postgresql://autopublish@"):
-        pytest.skip("needs the trust-auth test server that .ci/run starts (user autopublish)")
     env = {"DB_PASSWORD": PASSWORD}
     with FeedServer(older_items(3)) as site:
         single = write_config(tmp_path / "single.toml", f"{site.url}/feed/")
@@ -170,7 +174,7 @@ def test_a_single_autopublishs_sqlite_state_moves_to_postgresql_and_nothing_is_p
         assert run_cli(single, "run", "--once").exit_code == 0  # queued, held by the pause
         before = run_cli(single, "log", "--format", "json").output
 
-        nodes = _config(tmp_path, f"{site.url}/feed/", postgres_url)  # same state_dir: the copy's default source
+        nodes = _config(tmp_path, f"{site.url}/feed/", trusted_url)  # same state_dir: the copy's default source
         refused = run_cli(single, "db", "import-sqlite")
         assert refused.exit_code != 0 and "names no PostgreSQL" in refused.output and "Traceback" not in refused.output
         assert run_cli(nodes, "db", "upgrade", env=env).exit_code == 0
@@ -194,13 +198,11 @@ def test_a_single_autopublishs_sqlite_state_moves_to_postgresql_and_nothing_is_p
         assert len(outbox_lines(nodes)) == 3
 
 
-def test_the_sqlite_state_is_not_copied_while_autopublish_runs_on_it(tmp_path: Path, postgres_url: str) -> None:
-    if not postgres_url.startswith("postgresql://autopublish@"):
-        pytest.skip("needs the trust-auth test server that .ci/run starts (user autopublish)")
+def test_the_sqlite_state_is_not_copied_while_autopublish_runs_on_it(tmp_path: Path, trusted_url: str) -> None:
     env = {"DB_PASSWORD": PASSWORD}
     with FeedServer(older_items(2)) as site:
         single = write_config(tmp_path / "single.toml", f"{site.url}/feed/")
-        nodes = _config(tmp_path, f"{site.url}/feed/", postgres_url)
+        nodes = _config(tmp_path, f"{site.url}/feed/", trusted_url)
         assert run_cli(nodes, "db", "upgrade", env=env).exit_code == 0
         daemon = autopublish_process(single, "run", output=tmp_path / "daemon.log")
         try:
