@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -271,14 +272,21 @@ def _why(exc: BaseException) -> str:
     return f"it could not be read ({type(exc).__name__})"
 
 
-def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "") -> ParsedFeed:
-    """Articles of a feed body (RSS 0.9x/1.0/2.0, Atom, JSON Feed). FeedError if it is not a feed."""
-    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if head in (b"{", b"[") or "json" in content_type.lower():
-        return _parse_json_feed(body, feed=feed, url=url)
-    fast = parse_fast(body, content_type)
-    if fast is not None:
-        return _from_entries(fast, feed=feed)
+def parse_feed(body: bytes, *, feed: str, content_type: str = "", url: str = "",
+               serial: AbstractContextManager[object] | None = None) -> ParsedFeed:
+    """Articles of a feed body (RSS 0.9x/1.0/2.0, Atom, JSON Feed). FeedError if it is not a feed.
+
+    ``serial`` is held while the quick paths (JSON Feed, the lxml fast path) run. The feedparser
+    fallback runs outside it, because on a big, odd feed it can take seconds, and it should not hold
+    up the other feeds' parsing for that long.
+    """
+    with serial or nullcontext():
+        head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+        if head in (b"{", b"[") or "json" in content_type.lower():
+            return _parse_json_feed(body, feed=feed, url=url)
+        fast = parse_fast(body, content_type)
+        if fast is not None:
+            return _from_entries(fast, feed=feed)
     return parse_feed_slow(body, feed=feed, content_type=content_type, url=url)
 
 

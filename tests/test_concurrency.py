@@ -59,8 +59,9 @@ def test_a_hanging_platform_does_not_hold_up_another_channel(tmp_path):
 class _SlowFeeds:
     """One loopback host serving /feed/N slowly, counting requests in flight at once."""
 
-    def __init__(self, delay: float, body: bytes) -> None:
-        self.delay, self.body = delay, body
+    def __init__(self, delay: float, body: bytes, *, gate: threading.Event | None = None) -> None:
+        """``gate``: instead of ``delay``, answer once it is set (at most 10 s later)."""
+        self.delay, self.body, self.gate = delay, body, gate
         self.active = 0
         self.peak = 0
         self.lock = threading.Lock()
@@ -71,7 +72,10 @@ class _SlowFeeds:
                 with outer.lock:
                     outer.active += 1
                     outer.peak = max(outer.peak, outer.active)
-                time.sleep(outer.delay)
+                if outer.gate is not None:
+                    outer.gate.wait(10.0)
+                else:
+                    time.sleep(outer.delay)
                 with outer.lock:
                     outer.active -= 1
                 self.send_response(200)
@@ -133,6 +137,39 @@ def test_a_body_that_has_not_changed_is_never_parsed_again(tmp_path, monkeypatch
         first, second = app.pipeline.poll_feed("site"), app.pipeline.poll_feed("site")
         assert first.changed and not second.changed and second.message == "unchanged"
         assert parsed == ["site"]
+        app.close()
+
+
+def test_a_feed_on_the_slow_parser_does_not_hold_up_the_other_feeds_parsing(tmp_path, monkeypatch):
+    """Feed "site" needs feedparser (text/xml); while that parse runs, "quick" is fetched and parsed on the fast path."""
+    import autopublish.feeds as feeds_module
+
+    slow_started, quick_parsed = threading.Event(), threading.Event()
+    seen: list[bool] = []
+    real_slow, real_fast = feeds_module.parse_feed_slow, feeds_module.parse_fast
+
+    def slow(body, **kw):
+        slow_started.set()
+        seen.append(quick_parsed.wait(10.0))  # bounded: with the parse lock held here, it would time out
+        return real_slow(body, **kw)
+
+    def fast(body, content_type=""):
+        found = real_fast(body, content_type)
+        if found is not None:
+            quick_parsed.set()
+        return found
+
+    monkeypatch.setattr(feeds_module, "parse_feed_slow", slow)
+    monkeypatch.setattr(feeds_module, "parse_fast", fast)
+    with FeedServer(older_items(3)) as site, _SlowFeeds(0.0, render_rss(older_items(2)), gate=slow_started) as quick:
+        # text/xml: RFC 3023's us-ascii default is feedparser's to apply, so the fast path declines it
+        site.override = Response(200, render_rss(older_items(3)), {"Content-Type": "text/xml"})
+        path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", extra=f'\n[feeds.quick]\nurl = "{quick.url}/feed/0"\nchannels = ["outbox"]\n')
+        app = open_app(load_config(path, {}, cwd=tmp_path))
+        results = {r.feed: r for r in app.pipeline.poll_all()}
+        assert results["site"].ok and results["quick"].ok
+        assert results["site"].new + results["quick"].new == 3  # the same posts in both feeds count once
+        assert seen == [True]  # the quick feed was parsed while the slow parse was under way
         app.close()
 
 
