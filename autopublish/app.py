@@ -89,8 +89,9 @@ def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] =
     return Pipeline(config, store, publishers, feed_fetcher(config), clock=clock, notifier=notifier), publishers
 
 
-def open_app(config: Config, *, clock: Callable[[], float] = time.time, notifier: Notifier | None = None) -> App:
+def open_app(config: Config, *, clock: Callable[[], float] | None = None, notifier: Notifier | None = None) -> App:
+    """The store, pipeline and publishers for ``config``; ``clock`` defaults to the store's (see clock.py)."""
     cap_arenas()  # before the fetch pool's threads exist (see malloc.py)
     store = Store.for_config(config, clock=clock)
-    pipeline, publishers = build_pipeline(config, store, clock=clock, notifier=notifier)
+    pipeline, publishers = build_pipeline(config, store, clock=store.clock, notifier=notifier)
     return App(config, store, pipeline, publishers)

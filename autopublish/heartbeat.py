@@ -28,6 +28,7 @@ class Heartbeat:
     def _run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
+                self.store.align_clock()  # the machine's clock may have been stepped or drifted since
                 self.store.heartbeat()
             except AutopublishError as exc:
                 log.error("The node heartbeat could not be written: %s", exc.message)

@@ -10,7 +10,6 @@ editors' page sign-ins), ``push`` (feed links, WebSub) and ``nodes`` (heartbeats
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Self
 
 from sqlalchemy import text
 
+from autopublish.clock import NodeClock
 from autopublish.errors import StateError
 from autopublish.filemodes import private_dir, private_file
 from autopublish.store import migrations
@@ -64,20 +64,22 @@ class Store(NodeStore, LogStore, CorrectionStore, AlertStore, SessionStore, Sign
 
     FILENAME = "state.db"
 
-    def __init__(self, location: Path | str, *, clock: Callable[[], float] = time.time, create: bool = True,
+    def __init__(self, location: Path | str, *, clock: Callable[[], float] | None = None, create: bool = True,
                  migrate: bool | None = None, dead_after: float = 30.0) -> None:
+        """``clock``: the time source; by default a NodeClock, set to the database's clock on PostgreSQL."""
         db = Database(location, create=create)
-        super().__init__(db, clock=clock, dead_after=dead_after)
+        super().__init__(db, clock=NodeClock() if clock is None else clock, dead_after=dead_after)
         try:
             if db.is_sqlite:
                 self._check_integrity()
             migrations.check(db, migrate=db.is_sqlite if migrate is None else migrate)
+            self.align_clock()
         except BaseException:
             db.close()
             raise
 
     @classmethod
-    def for_config(cls, config: object, *, clock: Callable[[], float] = time.time, migrate: bool | None = None,
+    def for_config(cls, config: object, *, clock: Callable[[], float] | None = None, migrate: bool | None = None,
                    create: bool = True) -> Store:
         """The store a config names: [settings] database, else SQLite in state_dir."""
         from autopublish.config import Config

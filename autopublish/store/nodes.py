@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, and_, delete, not_, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, not_, or_, select, update
 
+from autopublish.clock import NodeClock
 from autopublish.messages import msg
 from autopublish.models import DeliveryStatus
 from autopublish.store import schema as t
@@ -29,6 +30,18 @@ class NodeStore(ChannelStore):
         """Announce this node (or say it is alive again)."""
         with self.db.tx() as conn:
             self._alive(conn)
+
+    def database_time(self) -> float | None:
+        """The database's clock now (PostgreSQL); None on SQLite, whose one node keeps its own."""
+        if self.single_node:
+            return None
+        with self.db.read() as conn:
+            return float(conn.execute(select(func.extract("epoch", func.clock_timestamp()))).scalar_one())
+
+    def align_clock(self) -> None:
+        """Set this node's clock to the database's (see clock.py); a clock that is not a NodeClock (a test's) is left alone."""
+        if isinstance(self.clock, NodeClock):
+            self.clock.align(self.database_time)
 
     def heartbeat(self) -> None:
         with self.db.tx() as conn:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -68,7 +67,7 @@ def load_secret_key(config: Config) -> bytes:
 
 
 def create_app(config: Config, *, redactor: Redactor | None = None, store: Store | None = None,
-               clock: Callable[[], float] = time.time, publishers: dict[str, Any] | None = None,
+               clock: Callable[[], float] | None = None, publishers: dict[str, Any] | None = None,
                config_loader: Callable[[], Config] | None = None) -> Flask:
     """The WSGI app. ``store`` defaults to the Store the config names (SQLite in state_dir, or PostgreSQL), shared by all requests.
 
@@ -76,6 +75,7 @@ def create_app(config: Config, *, redactor: Redactor | None = None, store: Store
     """
     app = Flask(__name__)
     store = store or Store.for_config(config, clock=clock)
+    clock = clock or store.clock
     refresh = max(5, int(config.web.refresh))
     secret_key = load_secret_key(config)
     sessions = SessionBook(store, secret_key, clock, idle_timeout=config.web.session_idle_timeout, lifetime=config.web.session_lifetime)
