@@ -160,6 +160,9 @@ class PacingModel(_Strict):
     max_per_hour: int | None = Field(None, ge=1)
     max_per_day: int | None = Field(None, ge=1)
     min_gap: Duration = 0.0
+    # A new article waits this long before it goes out: time to fix a typo on the site (the post goes out
+    # corrected) or to retract it, and for the site's cache and the platforms' link previews to catch up.
+    delay: Duration = 0.0
     quiet_hours: str | None = None  # "22:00-06:00" in the channel's timezone
     timezone: str = "UTC"
 

@@ -108,6 +108,8 @@ def first_status(article: Article, channel: ChannelConfig, publisher: Publisher[
         return DeliveryStatus.SKIPPED, msg("skipped_needs_image", platform=publisher.label)
     if flood:
         return DeliveryStatus.HELD, msg("held_flood", count=count, threshold=flood_threshold)
+    if channel.pacing.delay:
+        return DeliveryStatus.QUEUED, msg("queued_delayed", delay_seconds=channel.pacing.delay)
     return DeliveryStatus.QUEUED, msg("queued")
 
 
@@ -323,11 +325,15 @@ class Intake(FeedHealth):
         items = [(article, canonical, self._deliveries_for(feed, article, now, flood=flood, count=len(new))) for article, canonical in new]
         queued = _count_queued(items)
         summary = msg("poll_new", count=len(new), queued=queued) if new else ""
-        self.store.record_articles(feed.name, items, summary=summary, known=known)
+        self.store.record_articles(feed.name, items, summary=summary, known=known, delays=self._delays())
         if flood:
             count, threshold = len(new), self.config.settings.flood_threshold
             self._notify(lambda: self.notifier.problem(f"flood:{feed.name}", msg("alert_flood", feed=feed.name, count=count, threshold=threshold)))
         return PollResult(feed.name, True, new=len(new), queued=queued)
+
+    def _delays(self) -> dict[str, float]:
+        """Each channel's [pacing] delay, where it has one: its new posts are due that long after they are queued."""
+        return {name: channel.pacing.delay for name, channel in self.config.channels.items() if channel.pacing.delay}
 
     def _too_old(self, feed: FeedConfig, article: Article, now: float) -> bool:
         return too_old(feed, article, now)
@@ -363,7 +369,8 @@ class Intake(FeedHealth):
         ]
         queued = _count_queued(items)
         # one transaction: the articles and the baseline mark (written once, even when nodes start together)
-        self.store.record_articles(feed.name, items, baseline=msg("baseline", count=len(new), queued=queued, mode=mode), known=known)
+        self.store.record_articles(feed.name, items, baseline=msg("baseline", count=len(new), queued=queued, mode=mode), known=known,
+                                   delays=self._delays())
         return PollResult(feed.name, True, new=len(new), queued=queued, message="baseline")
 
 

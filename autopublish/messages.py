@@ -26,6 +26,7 @@ Param = str | int | float
 ENGLISH: dict[str, str] = {
     # a delivery's first status
     "queued": "New article queued",
+    "queued_delayed": "New article queued; it waits {delay_seconds} (the channel's delay) before it goes out",
     "skipped_too_old": "Skipped: published more than {max_age_seconds} before it was first seen",
     "skipped_categories": "Skipped: not in the categories this channel takes ({categories})",
     "skipped_excluded_category": "Skipped: in an excluded category ({categories})",

@@ -63,3 +63,42 @@ def test_a_backlog_drains_oldest_first_within_the_limits_and_nothing_is_dropped(
         assert len(in_hour) <= 2
         if i:
             assert moment - sent_at[i - 1] >= 300
+
+
+def test_a_channel_delay_holds_a_new_post_back_and_an_edit_meanwhile_goes_out_corrected(tmp_path):
+    """[pacing] delay: time to fix a typo before the post leaves; the web page shows when it goes out."""
+    clock = [datetime(2026, 11, 28, 3, 0, tzinfo=UTC).timestamp()]
+    item = Item("Rapat koordinasi banjir", "https://example.go.id/banjir/", "banjir-1", datetime.now(UTC) - timedelta(minutes=2), ["Berita"])
+    with FeedServer(older_items(2)) as site:
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/", extra='\n[channels.outbox.pacing]\ndelay = "15m"\n')
+        app = open_app(load_config(config_path, {}, cwd=tmp_path), clock=lambda: clock[0])
+        app.pipeline.poll_all()  # baseline
+        site.add(item)
+        app.pipeline.poll_all()
+        [row] = app.store.deliveries_with_status("queued")
+        assert row.next_attempt_at == clock[0] + 900
+        assert row.reason == "New article queued; it waits 15m (the channel's delay) before it goes out"
+        clock[0] += 600
+        app.pipeline.deliver_due()
+        assert outbox_lines(config_path) == []  # 10 minutes in: still waiting
+        site.edit("banjir-1", title="Rapat koordinasi penanganan banjir")  # the editor fixes the title meanwhile
+        app.pipeline.poll_all()
+        clock[0] += 300
+        app.pipeline.deliver_due()
+        app.close()
+    assert [line["title"] for line in outbox_lines(config_path)] == ["Rapat koordinasi penanganan banjir"]
+
+
+def test_without_a_delay_a_new_post_is_due_at_once(tmp_path):
+    clock = [datetime(2026, 11, 28, 3, 0, tzinfo=UTC).timestamp()]
+    with FeedServer(older_items(2)) as site:
+        config_path = write_config(tmp_path / "autopublish.toml", f"{site.url}/feed/")
+        app = open_app(load_config(config_path, {}, cwd=tmp_path), clock=lambda: clock[0])
+        app.pipeline.poll_all()
+        site.add(Item("Sekarang", "https://example.go.id/now/", "now-1", datetime.now(UTC) - timedelta(minutes=1), ["Berita"]))
+        app.pipeline.poll_all()
+        [row] = app.store.deliveries_with_status("queued")
+        assert row.next_attempt_at == clock[0] and row.reason == "New article queued"
+        app.pipeline.deliver_due()
+        app.close()
+    assert [line["title"] for line in outbox_lines(config_path)] == ["Sekarang"]

@@ -9,6 +9,7 @@ a second delivery of an article to a channel (an editor's re-post is a new gener
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -95,7 +96,7 @@ class DeliveryStore(FeedStore):
 
     def record_articles(self, feed: str, items: list[tuple[Article, str, list[tuple[str, str, str | Message]]]],
                         summary: str | Message = "", *, baseline: str | Message | None = None,
-                        known: tuple[set[str], set[str]] | None = None) -> list[int]:
+                        known: tuple[set[str], set[str]] | None = None, delays: Mapping[str, float] | None = None) -> list[int]:
         """Store new articles and their deliveries in ONE transaction.
 
         ``items``: (article, canonical link, [(channel, status, reason), ...]). An article
@@ -104,6 +105,7 @@ class DeliveryStore(FeedStore):
         first poll; if another node recorded it already, nothing is written. ``known``: what
         known_keys returned earlier in the same batch(); on SQLite the batch has held the write
         lock since then, so nothing can have been added and the lookup is not made twice.
+        ``delays``: a channel named there gets its queued deliveries due that many seconds from now.
         """
         created: list[int] = []
         with self.db.tx() as conn:
@@ -130,7 +132,7 @@ class DeliveryStore(FeedStore):
                 quiet = []
                 article_id = self._add_article(conn, article, canonical)
                 for channel, status, reason in deliveries:
-                    delivery_id = self._insert_delivery(conn, article_id, channel, status, reason)
+                    delivery_id = self._insert_delivery(conn, article_id, channel, status, reason, delay=(delays or {}).get(channel, 0.0))
                     if delivery_id:
                         created.append(delivery_id)
                         self._event(conn, "queued" if status == DeliveryStatus.QUEUED else status, reason or msg("queued"),
@@ -157,7 +159,7 @@ class DeliveryStore(FeedStore):
             first_seen_at=self.now(), data=article_to_json(article)).returning(a.id)).scalar_one())
 
     def _insert_delivery(self, conn: Connection, article_id: int, channel: str, status: str, reason: str | Message,
-                         generation: int = 0, repost_of: int | None = None) -> int | None:
+                         generation: int = 0, repost_of: int | None = None, delay: float = 0.0) -> int | None:
         now = self.now()
         # Rows held by the flood guard wait for an editor, not for a channel to resume.
         needs_editor = int(status == DeliveryStatus.HELD)
@@ -165,7 +167,7 @@ class DeliveryStore(FeedStore):
         inserted = conn.execute(self.db.insert_ignore(t.deliveries).values(
             article_id=article_id, channel=channel, generation=generation, repost_of=repost_of, status=status, reason=str(reason),
             reason_code=code, reason_params=params,
-            next_attempt_at=now if status == DeliveryStatus.QUEUED else None, created_at=now, updated_at=now,
+            next_attempt_at=now + delay if status == DeliveryStatus.QUEUED else None, created_at=now, updated_at=now,
             needs_editor=needs_editor).returning(d.id)).scalar()
         return int(inserted) if inserted else None
 

@@ -417,6 +417,7 @@ def translate(language: str, key: str, **values: object) -> str:
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "queued": "New article queued.",
+        "queued_delayed": "New article queued; it waits {delay_seconds} (the channel's delay) before it goes out.",
         "skipped_too_old": "Skipped: published more than {max_age_seconds} before it was first seen.",
         "skipped_categories": "Skipped: not in the categories this channel takes ({categories}).",
         "skipped_excluded_category": "Skipped: in an excluded category ({categories}).",
@@ -500,6 +501,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "id": {
         "queued": "Artikel baru masuk antrean.",
+        "queued_delayed": "Artikel baru masuk antrean; menunggu {delay_seconds} (jeda kanal ini) sebelum dikirim.",
         "skipped_too_old": "Dilewati: terbit lebih dari {max_age_seconds} sebelum pertama kali terlihat.",
         "skipped_categories": "Dilewati: tidak termasuk kategori yang diterima kanal ini ({categories}).",
         "skipped_excluded_category": "Dilewati: termasuk kategori yang dikecualikan ({categories}).",
