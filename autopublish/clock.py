@@ -34,18 +34,24 @@ class NodeClock:
     def __call__(self) -> float:
         return self.wall() + self.offset
 
-    def align(self, read_database: Callable[[], float | None]) -> bool:
-        """Take the offset from one reading of the database's clock.
+    def align(self, read_database: Callable[[], float | None], *, tries: int = 1) -> bool:
+        """Take the offset from a reading of the database's clock, up to ``tries`` readings until one is quick.
 
-        False, keeping the offset, when there is no database clock (SQLite) or the reading was too
-        slow to trust. The reading is taken to be from the middle of the round trip.
+        False, keeping the offset, when there is no database clock (SQLite) or every reading was
+        too slow to trust. A reading is taken to be from the middle of its round trip.
         """
-        sent = self.wall()
-        database_now = read_database()
-        received = self.wall()
-        if database_now is None or received - sent > MAX_ROUND_TRIP:
-            return False
-        offset = database_now - (sent + received) / 2
+        for _ in range(tries):
+            sent = self.wall()
+            database_now = read_database()
+            received = self.wall()
+            if database_now is None:
+                return False
+            if received - sent <= MAX_ROUND_TRIP:
+                self._set(database_now - (sent + received) / 2)
+                return True
+        return False
+
+    def _set(self, offset: float) -> None:
         if abs(offset) >= SKEW_WARNING and abs(offset - self._told) >= SKEW_WARNING:
             self._told = offset
             way = "behind" if offset > 0 else "ahead of"
@@ -53,4 +59,3 @@ class NodeClock:
                         "leases and the log, so the nodes still agree; set up NTP (systemd-timesyncd or chrony) so that "
                         "the machine's other programs are right too", format_duration(abs(offset)), way)
         self.offset, self.aligned = offset, True
-        return True

@@ -46,6 +46,12 @@ def test_a_slow_reading_keeps_the_offset_it_had() -> None:
     assert clock.offset == pytest.approx(10.0)
 
 
+def test_at_start_a_slow_first_reading_is_taken_again() -> None:
+    clock = NodeClock(wall=_readings(0.0, 2.0, 2.0, 2.1))  # the first reading waited for a connection
+    assert clock.align(lambda: 32.05, tries=3)
+    assert clock.offset == pytest.approx(30.0)
+
+
 def test_without_a_database_clock_the_machines_clock_stands() -> None:
     clock = NodeClock(wall=lambda: 5.0)
     assert not clock.align(lambda: None)

@@ -73,7 +73,7 @@ class Store(NodeStore, LogStore, CorrectionStore, AlertStore, SessionStore, Sign
             if db.is_sqlite:
                 self._check_integrity()
             migrations.check(db, migrate=db.is_sqlite if migrate is None else migrate)
-            self.align_clock()
+            self.align_clock(tries=3)  # before this node writes a time; the first reading may wait for a connection
         except BaseException:
             db.close()
             raise

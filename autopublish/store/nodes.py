@@ -38,10 +38,10 @@ class NodeStore(ChannelStore):
         with self.db.read() as conn:
             return float(conn.execute(select(func.extract("epoch", func.clock_timestamp()))).scalar_one())
 
-    def align_clock(self) -> None:
+    def align_clock(self, *, tries: int = 1) -> None:
         """Set this node's clock to the database's (see clock.py); a clock that is not a NodeClock (a test's) is left alone."""
         if isinstance(self.clock, NodeClock):
-            self.clock.align(self.database_time)
+            self.clock.align(self.database_time, tries=tries)
 
     def heartbeat(self) -> None:
         with self.db.tx() as conn:
