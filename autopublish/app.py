@@ -81,9 +81,10 @@ class App:
             self.store.close()
 
 
-def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] = time.time,
+def build_pipeline(config: Config, store: Store, *, clock: Callable[[], float] | None = None,
                    notifier: Notifier | None = None) -> tuple[Pipeline, dict[str, Publisher[Any]]]:
-    """The pipeline for ``config`` over an open store (at start-up and on every reload)."""
+    """The pipeline for ``config`` over an open store (at start-up and on every reload); ``clock`` defaults to the store's."""
+    clock = clock or store.clock
     publishers = build_publishers(config, platform_session(), clock=clock)
     notifier = notifier or Alerter(config, store, publishers)
     return Pipeline(config, store, publishers, feed_fetcher(config), clock=clock, notifier=notifier), publishers
@@ -93,5 +94,5 @@ def open_app(config: Config, *, clock: Callable[[], float] | None = None, notifi
     """The store, pipeline and publishers for ``config``; ``clock`` defaults to the store's (see clock.py)."""
     cap_arenas()  # before the fetch pool's threads exist (see malloc.py)
     store = Store.for_config(config, clock=clock)
-    pipeline, publishers = build_pipeline(config, store, clock=store.clock, notifier=notifier)
+    pipeline, publishers = build_pipeline(config, store, notifier=notifier)
     return App(config, store, pipeline, publishers)

@@ -125,3 +125,19 @@ def test_the_heartbeat_follows_a_clock_that_is_stepped_while_running(postgres_ur
     finally:
         beat.stop()
         store.close()
+
+
+def test_a_pipeline_rebuilt_on_a_config_reload_keeps_the_stores_clock(tmp_path: Path) -> None:
+    from autopublish.app import build_pipeline, open_app
+    from autopublish.config import load_config
+    from tests.helpers import write_config
+
+    config = load_config(write_config(tmp_path / "autopublish.toml", "sample:"), {}, cwd=tmp_path)
+    fixed = Wall(-45.0)
+    app = open_app(config, clock=fixed)
+    try:
+        assert app.store.clock is fixed and app.pipeline.clock is fixed
+        pipeline, _publishers = build_pipeline(config, app.store)  # what the daemon does when the config file changes
+        assert pipeline.clock is fixed  # one time for the store and the pipeline, or a due post could look early or late
+    finally:
+        app.close()
