@@ -17,7 +17,7 @@ import requests
 
 from autopublish.platforms.base import Publisher, PublisherEnv
 from autopublish.store import Store
-from tests.helpers import Clock
+from tests.helpers import PUBLISH_TIMEOUT, Clock
 
 # The editors' page fixtures (a site with its config and store, and the Flask app over it) for every
 # module that tests the page: defined in test_web.py, shared here so no test module re-imports them.
@@ -106,7 +106,7 @@ def make_publisher(
 ) -> PublisherT:
     """A publisher built as the composition root builds it: options validated with ``env`` as the environment."""
     options = publisher_class.Options.model_validate(dict(keys), context={"env": dict(env or {})})
-    publisher_env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=(1.0, 0.5), now=now or (lambda: datetime.now(UTC)))
+    publisher_env = PublisherEnv(session=requests.Session(), state_dir=tmp_path, timeout=PUBLISH_TIMEOUT, now=now or (lambda: datetime.now(UTC)))
     return publisher_class(channel, options, publisher_env)  # type: ignore[arg-type]
 
 

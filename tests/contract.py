@@ -21,6 +21,7 @@ from autopublish.netguard import Origin
 from autopublish.platforms import publisher_class
 from autopublish.platforms.base import Publisher, PublisherEnv
 from tests.fakes.base import FakeServer
+from tests.helpers import PUBLISH_TIMEOUT
 
 CANARY = "CANARY-s3cr3t-7f1e2d9a"
 
@@ -128,7 +129,7 @@ def error_texts_under_every_fault(publisher: Publisher, fake: FakeServer, *, fir
     return texts
 
 
-def build_publisher(case: ContractCase, fake: FakeServer, state_dir: Path, *, timeout: tuple[float, float] = (1.0, 0.5)) -> Publisher:
+def build_publisher(case: ContractCase, fake: FakeServer, state_dir: Path, *, timeout: tuple[float, float] = PUBLISH_TIMEOUT) -> Publisher:
     cls = publisher_class(case.platform)
     options = cls.Options.model_validate(case.options(fake), context={"env": case.env})
     env = PublisherEnv(session=requests.Session(), state_dir=state_dir, timeout=timeout, now=lambda: datetime.now(UTC))

@@ -21,6 +21,9 @@ from autopublish.cli import cli
 from autopublish.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+# A publisher's (connect, read) timeouts against a loopback fake: a scripted "hang" ends after one
+# second, and a loaded machine (0.5 s read timeout: one timeout seen under two suites at once) still answers in time.
+PUBLISH_TIMEOUT = (1.0, 1.0)
 
 
 def sqlite_of(store: Store) -> sqlite3.Connection:

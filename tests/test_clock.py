@@ -108,7 +108,11 @@ def test_nodes_two_minutes_apart_agree_on_who_is_alive_and_who_holds_a_lease(pos
         assert fast.recover_dead_nodes() == []
         assert fast.delivery(delivery_id).status == DeliveryStatus.SENDING  # type: ignore[union-attr]
         assert not fast.lease_channel("chat", ttl=60)
-        assert [node.alive for node in fast.nodes()] == [True, True]
+        shown = {node.id: node for node in fast.nodes()}
+        assert [node.alive for node in shown.values()] == [True, True]
+        # each node's offset is kept with its heartbeat, for `autopublish nodes` and the web page
+        assert shown[slow.node_id].clock_offset == pytest.approx(120.0, abs=1.0) and shown[slow.node_id].clock_is_off
+        assert shown[fast.node_id].clock_offset == pytest.approx(-120.0, abs=1.0)
     finally:
         slow.close()
         fast.close()
@@ -141,3 +145,22 @@ def test_a_pipeline_rebuilt_on_a_config_reload_keeps_the_stores_clock(tmp_path: 
         assert pipeline.clock is fixed  # one time for the store and the pipeline, or a due post could look early or late
     finally:
         app.close()
+
+
+def test_a_store_from_before_clock_offsets_keeps_its_nodes(database: Path | str) -> None:
+    """Revision 0009 adds nodes.clock_offset; SQLite migrates itself, PostgreSQL on `autopublish db upgrade`."""
+    from alembic import command
+
+    from autopublish.store.connection import Database
+    from autopublish.store.migrations import _config, head_revision
+
+    db = Database(database)
+    with db.tx() as conn:
+        command.upgrade(_config(conn), "0008")
+        conn.exec_driver_sql("INSERT INTO nodes (id, host, pid, started_at, heartbeat_at) VALUES ('old-node', 'vm', 7, 1.0, 2.0)")
+    db.close()
+    with Store(database, migrate=True) as store:
+        [old] = [node for node in store.nodes(keep=1e12) if node.id == "old-node"]
+        assert old.clock_offset == 0.0 and not old.clock_is_off
+        with store.db.read() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == head_revision() == "0009"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from werkzeug.security import generate_password_hash
 
+from autopublish.clock import NodeClock
 from autopublish.config import load_config
 from autopublish.errors import ConfigError
 from autopublish.store import Store
@@ -53,12 +55,13 @@ def test_cli_and_web_page_work_against_postgresql_and_never_show_the_password(tm
         assert not (tmp_path / "queue" / "state.db").exists()  # nothing went to SQLite
 
         loaded = load_config(config, env, cwd=tmp_path)
-        holder = Store.for_config(loaded)
+        holder = Store.for_config(loaded, clock=NodeClock(wall=lambda: time.time() - 90))  # a machine 90 s slow
         try:
             holder.register_node()
             assert holder.lease_channel("outbox", ttl=600)
             listed = run_cli(config, "nodes", env=env).output
             assert f"{holder.node_id}  alive" in listed and "channels: outbox" in listed
+            assert "clock: 1m behind the database's; autopublish corrects it" in listed
             app = create_app(loaded)
             client = app.test_client()
             login = client.get("/login").get_data(as_text=True)
@@ -69,6 +72,7 @@ def test_cli_and_web_page_work_against_postgresql_and_never_show_the_password(tm
             assert all(page.status_code == 200 for page in pages.values())
             channels_page = pages["/channels"].get_data(as_text=True)
             assert f'data-node="{holder.node_id}"' in channels_page and "channels: outbox" in channels_page
+            assert "its clock is 1m behind the database&#39;s" in channels_page
             outputs.update({path: page.get_data(as_text=True) for path, page in pages.items()})
             app.extensions["autopublish_store"].close()
         finally:

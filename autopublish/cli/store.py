@@ -90,6 +90,10 @@ def nodes_command(ctx: Context) -> None:
         state = "alive" if node.alive else ("stopped" if node.stopped_at else "dead (no heartbeat)")
         click.echo(f"{node.id}  {state}, last heartbeat {format_duration(max(0.0, now - node.heartbeat_at))} ago, "
                    f"up since {fmt_time(node.started_at)}")
+        if node.clock_is_off:
+            way = "behind" if node.clock_offset > 0 else "ahead of"
+            click.echo(f"    clock: {format_duration(abs(node.clock_offset))} {way} the database's; autopublish corrects it, "
+                       f"but set up NTP on {node.host} for its other programs")
         if node.alive:
             held = [f"posting {', '.join('#' + str(i) for i in node.posting)}" if node.posting else "",
                     f"channels: {', '.join(node.channels)}" if node.channels else "",

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from autopublish.clock import NodeClock
 from autopublish.messages import Message, code_of
 from autopublish.store import schema as t
 from autopublish.store.connection import Database
@@ -62,10 +63,15 @@ class StoreBase:
 
     def _alive(self, conn: Connection) -> None:
         """This node is alive (it is claiming now): its row exists and its heartbeat is fresh."""
-        now = self.now()
+        now, offset = self.now(), self.clock_offset()
         statement = self.db.insert(t.nodes).values(id=self.node_id, host=socket.gethostname()[:100], pid=os.getpid(), started_at=now,
-                                                   heartbeat_at=now, stopped_at=None)
-        conn.execute(statement.on_conflict_do_update(index_elements=[t.nodes.c.id], set_={"heartbeat_at": now, "stopped_at": None}))
+                                                   heartbeat_at=now, stopped_at=None, clock_offset=offset)
+        conn.execute(statement.on_conflict_do_update(index_elements=[t.nodes.c.id],
+                                                     set_={"heartbeat_at": now, "stopped_at": None, "clock_offset": offset}))
+
+    def clock_offset(self) -> float:
+        """How far this node's machine clock is behind the database's (see clock.py); 0 for a clock that is not a NodeClock."""
+        return self.clock.offset if isinstance(self.clock, NodeClock) else 0.0
 
     def log_event(self, kind: str, message: str | Message, **fields: Any) -> None:
         with self.db.tx() as conn:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 SCRIPTS = Path(__file__).parent / "migrations"
 # The newest script in migrations/versions (a test keeps them equal). Opening an up-to-date
 # database compares with it and never imports Alembic, about 8 MB a daemon does not carry.
-HEAD = "0008"
+HEAD = "0009"
 LEGACY_REVISIONS = {1: "0001"}  # meta.schema_version of the pre-Alembic store -> its revision
 
 

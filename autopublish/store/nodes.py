@@ -45,7 +45,8 @@ class NodeStore(ChannelStore):
 
     def heartbeat(self) -> None:
         with self.db.tx() as conn:
-            beat = conn.execute(update(t.nodes).where(n.id == self.node_id).values(heartbeat_at=self.now(), stopped_at=None))
+            beat = conn.execute(update(t.nodes).where(n.id == self.node_id).values(heartbeat_at=self.now(), stopped_at=None,
+                                                                                  clock_offset=self.clock_offset()))
         if beat.rowcount == 0:
             self.register_node()
 
@@ -128,7 +129,7 @@ class NodeStore(ChannelStore):
         """Nodes seen within ``keep`` seconds, live ones first, with what each holds now."""
         now = self.now()
         with self.db.read() as conn:
-            rows = conn.execute(select(n.id, n.host, n.pid, n.started_at, n.heartbeat_at, n.stopped_at)
+            rows = conn.execute(select(n.id, n.host, n.pid, n.started_at, n.heartbeat_at, n.stopped_at, n.clock_offset)
                                 .where(n.heartbeat_at >= now - keep).order_by(n.started_at)).all()
             posting: dict[str, list[int]] = {}
             for delivery_id, node in conn.execute(select(d.id, d.claimed_by).where(d.status == DeliveryStatus.SENDING).order_by(d.id)):
@@ -143,6 +144,6 @@ class NodeStore(ChannelStore):
                 feeds.setdefault(node, []).append(feed)
         out = [NodeRow(r.id, r.host, int(r.pid), r.started_at, r.heartbeat_at, r.stopped_at,
                        r.stopped_at is None and r.heartbeat_at >= now - self.dead_after,
-                       tuple(posting.get(r.id, ())), tuple(channels.get(r.id, ())), tuple(feeds.get(r.id, ())))
+                       tuple(posting.get(r.id, ())), tuple(channels.get(r.id, ())), tuple(feeds.get(r.id, ())), float(r.clock_offset))
                for r in rows]
         return sorted(out, key=lambda node: (not node.alive, -node.heartbeat_at))

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import orjson
 
+from autopublish.clock import SKEW_WARNING
 from autopublish.models import Article, DeliveryStatus
 
 PENDING = ("queued", "waiting", "held")
@@ -131,6 +132,12 @@ class NodeRow:
     posting: tuple[int, ...] = ()
     channels: tuple[str, ...] = ()
     feeds: tuple[str, ...] = ()
+    clock_offset: float = 0.0  # seconds the node's machine clock is behind the database's (negative: ahead); corrected
+
+    @property
+    def clock_is_off(self) -> bool:
+        """Off by enough to tell the admins: the node corrects it, the machine's other programs do not."""
+        return abs(self.clock_offset) >= SKEW_WARNING
 
 
 @dataclass(slots=True)

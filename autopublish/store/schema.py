@@ -135,6 +135,7 @@ nodes = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
     Column("stopped_at", Float),
+    Column("clock_offset", Float, nullable=False, server_default="0"),  # seconds its clock is behind the database's (clock.py)
 )
 
 web_sessions = Table(
