@@ -21,6 +21,23 @@ from autopublish.cli import cli
 from autopublish.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+def database_at(database: Path | str, revision: str, *statements: str) -> None:
+    """Bring a new store database only to the Alembic ``revision`` (an older autopublish's), then run ``statements`` on it."""
+    from alembic import command
+
+    from autopublish.store.connection import Database
+    from autopublish.store.migrations import _config
+
+    db = Database(database)
+    try:
+        with db.tx() as conn:
+            command.upgrade(_config(conn), revision)
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        db.close()
+
+
 # A publisher's (connect, read) timeouts against a loopback fake: a scripted "hang" ends after one
 # second, and a loaded machine (0.5 s read timeout: one timeout seen under two suites at once) still answers in time.
 PUBLISH_TIMEOUT = (1.0, 1.0)

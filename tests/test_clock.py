@@ -15,6 +15,7 @@ from autopublish.heartbeat import Heartbeat
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import Store
 from tests.fakes.base import wait_until
+from tests.helpers import database_at
 
 
 class Wall:
@@ -149,16 +150,9 @@ def test_a_pipeline_rebuilt_on_a_config_reload_keeps_the_stores_clock(tmp_path: 
 
 def test_a_store_from_before_clock_offsets_keeps_its_nodes(database: Path | str) -> None:
     """Revision 0009 adds nodes.clock_offset; SQLite migrates itself, PostgreSQL on `autopublish db upgrade`."""
-    from alembic import command
+    from autopublish.store.migrations import head_revision
 
-    from autopublish.store.connection import Database
-    from autopublish.store.migrations import _config, head_revision
-
-    db = Database(database)
-    with db.tx() as conn:
-        command.upgrade(_config(conn), "0008")
-        conn.exec_driver_sql("INSERT INTO nodes (id, host, pid, started_at, heartbeat_at) VALUES ('old-node', 'vm', 7, 1.0, 2.0)")
-    db.close()
+    database_at(database, "0008", "INSERT INTO nodes (id, host, pid, started_at, heartbeat_at) VALUES ('old-node', 'vm', 7, 1.0, 2.0)")
     with Store(database, migrate=True) as store:
         [old] = [node for node in store.nodes(keep=1e12) if node.id == "old-node"]
         assert old.clock_offset == 0.0 and not old.clock_is_off

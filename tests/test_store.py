@@ -22,7 +22,7 @@ from autopublish.errors import StateError
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import Store
 from autopublish.store.migrations import head_revision
-from tests.helpers import Clock
+from tests.helpers import Clock, database_at
 
 
 @pytest.fixture
@@ -373,15 +373,7 @@ def test_a_sqlite_database_of_schema_version_1_upgrades_without_loss(tmp_path: P
 
 
 def test_an_old_schema_is_refused_until_db_upgrade(database: Path | str) -> None:
-    from alembic import command
-
-    from autopublish.store.connection import Database
-    from autopublish.store.migrations import _config
-
-    db = Database(database)
-    with db.tx() as conn:
-        command.upgrade(_config(conn), "0001")
-    db.close()
+    database_at(database, "0001")
     if isinstance(database, Path):
         with Store(database) as store:  # SQLite migrates itself
             assert store.counts_by_status() == {}

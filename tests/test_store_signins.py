@@ -21,7 +21,7 @@ from autopublish.store import Store
 from autopublish.store.migrations import head_revision
 from autopublish.web import throttle as throttle_module
 from autopublish.web.throttle import ADDRESS_BACKOFF, FORGET_AFTER, LoginThrottle, Reservation
-from tests.helpers import Clock
+from tests.helpers import Clock, database_at
 
 FREE = ADDRESS_BACKOFF.free  # failures each count allows before the first wait
 
@@ -233,18 +233,9 @@ def test_no_password_is_stored(open_store: Callable[[], Store], clock: Clock) ->
 
 def test_a_0007_database_upgrades_to_the_shared_throttle_keeping_its_rows(database: Path | str, clock: Clock) -> None:
     """SQLite migrates itself; PostgreSQL waits for ``autopublish db upgrade``, then keeps every row too."""
-    from alembic import command
-
-    from autopublish.store.connection import Database
-    from autopublish.store.migrations import _config
-
-    db = Database(database)
-    with db.tx() as conn:
-        command.upgrade(_config(conn), "0007")
-        conn.exec_driver_sql("INSERT INTO web_sessions (id_hash, \"user\", created_at, last_seen_at, fingerprint) "
-                             "VALUES ('h', 'ed', 1.0, 2.0, 'fp')")
-        conn.exec_driver_sql("INSERT INTO feeds (name, url, polls) VALUES ('site', 'https://example.org/feed/', 7)")
-    db.close()
+    database_at(database, "0007",
+                "INSERT INTO web_sessions (id_hash, \"user\", created_at, last_seen_at, fingerprint) VALUES ('h', 'ed', 1.0, 2.0, 'fp')",
+                "INSERT INTO feeds (name, url, polls) VALUES ('site', 'https://example.org/feed/', 7)")
     if not isinstance(database, Path):
         with pytest.raises(StateError, match=r"older schema \(0007\).*autopublish db upgrade"):
             Store(database)
