@@ -52,7 +52,9 @@ class NodeClock:
         return False
 
     def _set(self, offset: float) -> None:
-        if abs(offset) >= SKEW_WARNING and abs(offset - self._told) >= SKEW_WARNING:
+        if abs(offset) < SKEW_WARNING:
+            self._told = 0.0  # right again: a later skew is news
+        elif abs(offset - self._told) >= SKEW_WARNING:
             self._told = offset
             way = "behind" if offset > 0 else "ahead of"
             log.warning("This machine's clock is %s %s the database's. autopublish uses the database's time for heartbeats, "

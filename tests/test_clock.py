@@ -65,12 +65,18 @@ def test_a_clock_that_is_off_is_told_to_the_admins_once_and_again_when_it_moves(
     with caplog.at_level(logging.WARNING, logger="autopublish.clock"):
         clock.align(time.time)
         clock.align(time.time)
-        wall.skew = 0.0  # NTP stepped it right
+        wall.skew = 0.0  # NTP stepped it right: nothing to tell
+        clock.align(time.time)
+        assert abs(clock.offset) < 1.0
+        wall.skew = 300.0  # then someone set it five minutes ahead
+        clock.align(time.time)
+        wall.skew = -90.0  # and back to where it was first
         clock.align(time.time)
     told = [r.getMessage() for r in caplog.records]
-    assert len(told) == 1, told
+    assert len(told) == 3, told
     assert told[0].startswith("This machine's clock is 1m behind the database's.") and "NTP" in told[0]
-    assert abs(clock.offset) < 1.0
+    assert told[1].startswith("This machine's clock is 5m ahead of the database's.")
+    assert told[2].startswith("This machine's clock is 1m behind the database's.")
 
 
 def test_sqlite_keeps_the_machines_clock(tmp_path: Path) -> None:
