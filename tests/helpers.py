@@ -11,7 +11,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -36,6 +38,27 @@ def database_at(database: Path | str, revision: str, *statements: str) -> None:
                 conn.exec_driver_sql(statement)
     finally:
         db.close()
+
+
+def run_together(work: list[Callable[[], None]]) -> list[BaseException]:
+    """Run each callable in its own thread, all released at once; the exceptions they raised."""
+    start = threading.Barrier(len(work))
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], None]) -> None:
+        start.wait(timeout=30)
+        try:
+            job()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a job never finished"
+    return errors
 
 
 # A publisher's (connect, read) timeouts against a loopback fake: a scripted "hang" ends after one

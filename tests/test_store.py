@@ -10,7 +10,6 @@ import dataclasses
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from autopublish.errors import StateError
 from autopublish.models import Article, DeliveryStatus
 from autopublish.store import Store
 from autopublish.store.migrations import head_revision
-from tests.helpers import Clock, database_at
+from tests.helpers import Clock, database_at, run_together
 
 
 @pytest.fixture
@@ -136,18 +135,8 @@ def test_feed_polls_are_recorded(store: Store) -> None:
 def test_two_nodes_claiming_one_delivery_one_wins(open_store: Callable[[], Store]) -> None:
     nodes = [open_store() for _ in range(4)]
     [delivery_id] = queue_one(nodes[0])
-    start = threading.Barrier(len(nodes))
     won: list[bool] = []
-
-    def claim(node: Store) -> None:
-        start.wait()
-        won.append(node.claim(delivery_id))
-
-    threads = [threading.Thread(target=claim, args=(node,)) for node in nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    assert run_together([lambda node=node: won.append(node.claim(delivery_id)) for node in nodes]) == []
     assert sorted(won) == [False, False, False, True]
     assert sum(1 for e in nodes[0].events() if e["kind"] == "sending") == 1
 
@@ -224,22 +213,8 @@ def test_the_baseline_happens_once_when_nodes_start_together(open_store: Callabl
     nodes = [open_store() for _ in range(3)]
     for node in nodes:
         node.ensure_feed("site", "https://example.org/feed/")
-    start = threading.Barrier(len(nodes))
-    errors: list[StateError] = []
-
-    def baseline(node: Store) -> None:
-        start.wait()
-        try:
-            node.record_articles("site", [(article(n), f"https://example.org/{n}/", []) for n in range(5)], baseline="First poll")
-        except StateError as exc:  # shown by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=baseline, args=(node,)) for node in nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
+    items = [(article(n), f"https://example.org/{n}/", []) for n in range(5)]
+    assert run_together([lambda node=node: node.record_articles("site", items, baseline="First poll") for node in nodes]) == []
     assert [e["kind"] for e in nodes[0].events()].count("baseline") == 1
     assert all(nodes[0].known_article("site", f"k{n}", "") for n in range(5))
     feed = nodes[0].feed("site")
@@ -276,19 +251,10 @@ def test_a_dead_nodes_claims_become_uncertain_and_a_live_nodes_are_never_touched
 
 def test_an_alert_is_raised_once_across_nodes(open_store: Callable[[], Store], clock: Clock) -> None:
     nodes = [open_store() for _ in range(3)]
-    start = threading.Barrier(len(nodes))
     sent: list[bool] = []
-
-    def raise_it(node: Store) -> None:
-        start.wait()
-        sent.append(node.open_alert("paused:social", "Channel social is paused", 3600))
-
     for round_no in range(2):
-        threads = [threading.Thread(target=raise_it, args=(node,)) for node in nodes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        assert run_together([lambda node=node: sent.append(node.open_alert("paused:social", "Channel social is paused", 3600))
+                             for node in nodes]) == []
         assert sent.count(True) == 1, f"round {round_no}"
         sent.clear()
         clock.now += 3600  # the repeat period has passed: once more, by one node

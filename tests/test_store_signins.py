@@ -21,30 +21,9 @@ from autopublish.store import Store
 from autopublish.store.migrations import head_revision
 from autopublish.web import throttle as throttle_module
 from autopublish.web.throttle import ADDRESS_BACKOFF, FORGET_AFTER, LoginThrottle, Reservation
-from tests.helpers import Clock, database_at
+from tests.helpers import Clock, database_at, run_together
 
 FREE = ADDRESS_BACKOFF.free  # failures each count allows before the first wait
-
-
-def run_together(work: list[Callable[[], None]]) -> list[BaseException]:
-    """Run each callable in its own thread, all released at once; the exceptions they raised."""
-    start = threading.Barrier(len(work))
-    errors: list[BaseException] = []
-
-    def run(job: Callable[[], None]) -> None:
-        start.wait(timeout=30)
-        try:
-            job()
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a reservation never finished"
-    return errors
 
 
 def test_two_processes_throttles_share_the_counts(open_store: Callable[[], Store], clock: Clock) -> None:
